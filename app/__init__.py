@@ -1,0 +1,72 @@
+"""Pozytywka Group Playlists: the Flask application factory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from config import CONFIGS, INSTANCE_DIR
+
+
+def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app; ``overrides`` wins over the config class (tests use it)."""
+    name = config_name or os.environ.get("POZYTYWKA_CONFIG", "development")
+    if name not in CONFIGS:
+        raise RuntimeError(f"unknown POZYTYWKA_CONFIG {name!r}; use one of {sorted(CONFIGS)}")
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(root / "templates"),
+        static_folder=str(root / "static"),
+    )
+    app.config.from_object(CONFIGS[name])
+    if overrides:
+        app.config.update(overrides)
+    if name == "production":
+        if not app.config.get("SECRET_KEY"):
+            raise RuntimeError("production configuration needs SECRET_KEY in the environment")
+        app.config["DEBUG"] = False
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from app.extensions import db, migrate
+    from app import db as _tables  # noqa: F401  (registers every table on the metadata)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"),
+                     render_as_batch=True)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _configure_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """WAL lets readers run beside one writer; the busy timeout makes writers queue, not fail."""
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.data_cli import data_cli
+    from app.status import bp as status_bp
+
+    app.register_blueprint(status_bp)
+    app.cli.add_command(data_cli)

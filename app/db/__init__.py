@@ -1,0 +1,13 @@
+"""SQLAlchemy models, one module per area. Importing this package registers all tables."""
+from app.db.catalog import (  # noqa: F401
+    Artist,
+    EVENT_TYPES,
+    Genre,
+    ListeningEvent,
+    STORAGE_CLASSES,
+    Track,
+    TrackStorage,
+    User,
+    artist_genres,
+    user_genres,
+)

@@ -1,0 +1,80 @@
+"""Application settings: defaults, testing and production, with environment overrides.
+
+Every value a deployment may want to change can be set through an environment variable of the
+same name; `create_app` picks the class from ``POZYTYWKA_CONFIG`` (development, testing,
+production).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+class Config:
+    """Development defaults: a SQLite file in ``instance/`` and a throwaway secret key."""
+
+    DEBUG = False
+    TESTING = False
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'pozytywka.db'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # SQLite waits this long for a competing writer before giving up ("database is locked").
+    SQLITE_BUSY_TIMEOUT_MS = _env_int("SQLITE_BUSY_TIMEOUT_MS", 5000)
+
+    MODEL_DIR = os.environ.get("MODEL_DIR", str(BASE_DIR / "models"))
+    PREDICTIONS_LOG = os.environ.get("PREDICTIONS_LOG", str(INSTANCE_DIR / "predictions.jsonl"))
+
+    # Request limits of the JSON API.
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 64 * 1024)
+    MAX_PLAYLIST_LENGTH = _env_int("MAX_PLAYLIST_LENGTH", 100)
+    MAX_GROUP_SIZE = _env_int("MAX_GROUP_SIZE", 50)
+
+    # Playlist rules.
+    MAX_TRACKS_PER_ARTIST = _env_int("MAX_TRACKS_PER_ARTIST", 3)
+    DEFAULT_STRATEGY = os.environ.get("DEFAULT_STRATEGY", "")  # empty: the recommender's default
+
+    # Admin login: a werkzeug password hash (``flask admin hash-password``) or database users.
+    ADMIN_PASSWORD_HASH = os.environ.get("ADMIN_PASSWORD_HASH", "")
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+
+    # Terminal progress bars; off in CI and when output is not a terminal.
+    PROGRESS = os.environ.get("CI", "").lower() not in ("1", "true")
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    PROGRESS = False
+    RATELIMIT_ENABLED = True
+
+
+class ProductionConfig(Config):
+    """No default secret and never debug: `create_app` refuses to start without SECRET_KEY."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
+    DEBUG = False
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
