@@ -11,3 +11,11 @@ from app.db.catalog import (  # noqa: F401
     artist_genres,
     user_genres,
 )
+from app.db.experiments import (  # noqa: F401
+    Assignment,
+    Experiment,
+    ExperimentArm,
+    Feedback,
+    Prediction,
+)
+from app.db.model_versions import ModelVersion  # noqa: F401

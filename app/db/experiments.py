@@ -1,0 +1,106 @@
+"""A/B experiments, sticky user assignments, served predictions and their feedback."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+
+class Experiment(db.Model):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    salt: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    arms: Mapped[list["ExperimentArm"]] = relationship(
+        back_populates="experiment", lazy="selectin", order_by="ExperimentArm.id",
+        cascade="all, delete-orphan",
+    )
+
+
+class ExperimentArm(db.Model):
+    __tablename__ = "experiment_arms"
+    __table_args__ = (UniqueConstraint("experiment_id", "name", name="uq_arm_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))  # the model the arm serves: base / advanced
+    weight: Mapped[float] = mapped_column(Float)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="arms")
+
+
+class Assignment(db.Model):
+    """A user's arm, written on their first request; the unique key keeps it single and sticky."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("experiment_id", "user_id", name="uq_assignment_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    arm: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Prediction(db.Model):
+    """One served playlist, with enough detail to show it again (permalink) and to evaluate it."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        Index("ix_predictions_created", "created_at"),
+        Index("ix_predictions_user", "user_id"),
+        Index("ix_predictions_experiment_arm", "experiment_id", "arm"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), nullable=True)
+    arm: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    is_ab: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int] = mapped_column(Integer)
+    other_users: Mapped[list] = mapped_column(JSON, default=list)
+    playlist_length: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    exclude_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    track_ids: Mapped[list] = mapped_column(JSON, default=list)
+    # Per track, each member's expected liking (0-1); per member, the playlist's fit.
+    member_scores: Mapped[list] = mapped_column(JSON, default=list)
+    member_fit: Mapped[list] = mapped_column(JSON, default=list)
+    elapsed_ms: Mapped[float] = mapped_column(Float)
+
+
+class Feedback(db.Model):
+    """What happened to a served track, reported by a client through `POST /feedback`."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_prediction", "prediction_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(Integer)
+    track_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(16))
+    ms_played: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

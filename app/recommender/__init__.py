@@ -1,0 +1,1 @@
+"""Group-playlist recommendation: training, artifacts, scoring, strategies, base model."""
