@@ -65,8 +65,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.ab_cli import ab_cli
+    from app.api import bp as api_bp
     from app.data_cli import data_cli
+    from app.model_cli import model_cli
     from app.status import bp as status_bp
 
     app.register_blueprint(status_bp)
-    app.cli.add_command(data_cli)
+    app.register_blueprint(api_bp)
+    for group in (data_cli, model_cli, ab_cli):
+        app.cli.add_command(group)

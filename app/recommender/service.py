@@ -59,3 +59,8 @@ def build_playlist(members: list[int], length: int, *, model: str = "advanced",
                    strategy: str | None = None, exclude_explicit: bool = False,
                    seed: int | None = None) -> Playlist:
     raise NotImplementedError("implemented by the recommender work (issue 3)")
+
+
+def model_status() -> dict:
+    """For /health and the admin page: {"version": str|None, "loaded": bool, "error": str|None}."""
+    raise NotImplementedError("implemented by the recommender work (issue 3)")
