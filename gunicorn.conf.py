@@ -1,13 +1,43 @@
-"""gunicorn settings; every value can be overridden from the environment."""
+"""gunicorn settings; every value can be overridden from the environment.
+
+HOST and PORT (default 127.0.0.1:8081, the port the original service's clients call),
+WEB_CONCURRENCY workers (default 2, one per core here), GUNICORN_THREADS, GUNICORN_TIMEOUT.
+"""
+import logging
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8081')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Heartbeat files on tmpfs: a container's overlay filesystem can stall them under I/O load.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Behind a proxy on the same host (e.g. in a container), trust its X-Forwarded-* headers.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One BLAS thread per worker: group scoring is a small matrix product where thread start-up
 # costs more than it saves (measured in ../shared/field-notes.md).
 raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"]
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def post_worker_init(worker):
+    """Load the catalogue and the active model before the worker takes its first request.
+
+    Without this the first request of every worker pays for the load. A failure is logged and
+    not fatal: the worker serves the base model and /health reports what is wrong.
+    """
+    app = worker.wsgi
+    try:
+        from app.recommender.service import model_status
+
+        with app.app_context():
+            status = model_status()
+        worker.log.info("worker %s: model %s loaded=%s error=%s", worker.pid,
+                        status.get("version"), status.get("loaded"), status.get("error"))
+    except Exception:  # noqa: BLE001 - a broken model must not stop the worker from serving
+        logging.getLogger("gunicorn.error").exception("model warm-up failed")

@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app.security import init_security
 from config import CONFIGS, INSTANCE_DIR
 
 
@@ -35,14 +36,17 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     _init_extensions(app)
     _register_blueprints(app)
+    init_security(app, production=name == "production")
     return app
 
 
 def _init_extensions(app: Flask) -> None:
-    from app.extensions import db, migrate
+    from app.extensions import csrf, db, limiter, migrate
     from app import db as _tables  # noqa: F401  (registers every table on the metadata)
 
     db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"),
                      render_as_batch=True)
     with app.app_context():
@@ -69,9 +73,14 @@ def _register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
     from app.data_cli import data_cli
     from app.model_cli import model_cli
-    from app.status import bp as status_bp
+    from app.admin import bp as admin_bp
+    from app.admin.cli import admin_cli
+    from app.extensions import csrf
+    from app.web import bp as web_bp
 
-    app.register_blueprint(status_bp)
+    csrf.exempt(api_bp)  # JSON clients post without a form token; the API holds no session
+    app.register_blueprint(web_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
-    for group in (data_cli, model_cli, ab_cli):
+    for group in (data_cli, model_cli, ab_cli, admin_cli):
         app.cli.add_command(group)

@@ -1,6 +1,75 @@
-"""`flask ab ...`: manage A/B experiments."""
+"""`flask ab ...`: manage A/B experiments (the logic lives in app/ab.py, shared with the admin)."""
 from __future__ import annotations
 
+import click
 from flask.cli import AppGroup
 
-ab_cli = AppGroup("ab", help="List, create, re-weight and stop A/B experiments.")
+from app import ab
+from app.db.experiments import ARM_MODELS
+
+ab_cli = AppGroup("ab", help="List, create, re-weight, activate and stop A/B experiments.")
+
+
+def _run(action, *args, **kwargs):
+    try:
+        return action(*args, **kwargs)
+    except ab.ExperimentError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _describe(experiment) -> str:
+    total = sum(arm.weight for arm in experiment.arms) or 1.0
+    weights = ", ".join(f"{arm.name}={arm.weight:g} ({arm.weight / total:.0%})"
+                        for arm in experiment.arms)
+    counts = ab.arm_counts(experiment)
+    assigned = ", ".join(f"{name}={count}" for name, count in counts.items())
+    state = "ACTIVE" if experiment.active else (
+        f"stopped {experiment.stopped_at:%Y-%m-%d %H:%M}" if experiment.stopped_at else "inactive")
+    return (f"{experiment.name:<20} {state:<24} salt={experiment.salt}\n"
+            f"{'':<20} weights: {weights}\n{'':<20} assigned users: {assigned}")
+
+
+@ab_cli.command("list")
+def list_command() -> None:
+    """Show every experiment, its weights and how many users each arm holds."""
+    experiments = ab.list_experiments()
+    if not experiments:
+        click.echo("no experiments; /predict serves the advanced model to everyone")
+    for experiment in experiments:
+        click.echo(_describe(experiment))
+
+
+@ab_cli.command("create")
+@click.argument("name")
+@click.option("--arm", "arms", multiple=True, required=True, metavar="MODEL=WEIGHT",
+              help=f"An arm and its weight; MODEL is one of {', '.join(ARM_MODELS)}. Repeat.")
+@click.option("--salt", default=None, help="Hash salt; defaults to the experiment name.")
+@click.option("--activate", is_flag=True, help="Make it the active experiment now.")
+def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate: bool) -> None:
+    """Create experiment NAME, e.g. `ab create exp2 --arm base=0.2 --arm advanced=0.8`."""
+    weights = _run(ab.parse_weights, arms)
+    experiment = _run(ab.create_experiment, name, weights, salt=salt, activate=activate)
+    click.echo(_describe(experiment))
+
+
+@ab_cli.command("set-weights")
+@click.argument("name")
+@click.argument("weights", nargs=-1, required=True, metavar="MODEL=WEIGHT...")
+def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
+    """Re-weight NAME for users not yet assigned; assigned users keep their arm."""
+    experiment = _run(ab.set_weights, name, _run(ab.parse_weights, weights))
+    click.echo(_describe(experiment))
+
+
+@ab_cli.command("stop")
+@click.argument("name")
+def stop_command(name: str) -> None:
+    """Stop NAME; with no active experiment /predict serves the advanced model."""
+    click.echo(_describe(_run(ab.stop_experiment, name)))
+
+
+@ab_cli.command("activate")
+@click.argument("name")
+def activate_command(name: str) -> None:
+    """Make NAME the one active experiment (the previous one is stopped)."""
+    click.echo(_describe(_run(ab.activate_experiment, name)))

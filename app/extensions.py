@@ -1,8 +1,11 @@
 """Flask extension objects, created unbound so that every module can import them."""
 from __future__ import annotations
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -12,3 +15,8 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+# Every HTML form carries a token; the JSON API blueprint is exempted where it is registered.
+csrf = CSRFProtect()
+# No default limits: only the routes that ask (admin login) are limited. Storage from
+# RATELIMIT_STORAGE_URI (memory per process by default; redis:// to share across workers).
+limiter = Limiter(key_func=get_remote_address)

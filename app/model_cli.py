@@ -1,6 +1,237 @@
 """`flask model ...`: train, evaluate, list and activate model versions."""
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
 from flask.cli import AppGroup
 
 model_cli = AppGroup("model", help="Train, evaluate and manage LightFM model versions.")
+
+
+def _param_options(f):
+    """Training options shared by `train`, `ensure` and `evaluate` (unset = the default)."""
+    options = [
+        click.option("--epochs", type=click.IntRange(min=1), help="Training epochs."),
+        click.option("--components", type=click.IntRange(min=1), help="Embedding size."),
+        click.option("--loss", type=click.Choice(["warp", "bpr", "logistic", "warp-kos"])),
+        click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True)),
+        click.option("--half-life-days", type=click.FloatRange(min=0),
+                     help="Time decay of interaction weights (0: no decay)."),
+        click.option("--like-weight", type=float),
+        click.option("--skip-weight", type=float,
+                     help="Weight of a skip (negative: cancels plays of that track)."),
+        click.option("--weight-cap", type=click.FloatRange(min=0, min_open=True)),
+        click.option("--min-weight", type=click.FloatRange(min=0),
+                     help="Drop (user, track) pairs lighter than this (scaled 0-1)."),
+        click.option("--item-features", help="Comma-separated item feature blocks "
+                     "(identity,artist,genre,audio,decade,explicit)."),
+        click.option("--audio-bins", type=click.IntRange(min=2)),
+        click.option("--max-sampled", type=click.IntRange(min=1)),
+        click.option("--seed", type=int, help="Random seed of LightFM."),
+        click.option("--threads", type=click.IntRange(min=0), help="0: every core."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _params(base=None, **opts):
+    from dataclasses import replace
+
+    from app.recommender.training import TrainParams
+
+    params = base or TrainParams()
+    direct = {k: opts[k] for k in ("epochs", "components", "loss", "learning_rate", "seed",
+                                    "threads", "audio_bins", "max_sampled")
+              if opts.get(k) is not None}
+    if opts.get("item_features"):
+        blocks = tuple(b.strip() for b in opts["item_features"].split(",") if b.strip())
+        if "identity" not in blocks:
+            raise click.BadParameter("item features must include identity (known tracks would "
+                                     "lose their own embedding)", param_hint="--item-features")
+        direct["item_blocks"] = blocks
+    weights = {k: opts[v] for k, v in (("half_life_days", "half_life_days"),
+                                       ("like", "like_weight"), ("skip", "skip_weight"),
+                                       ("cap", "weight_cap"), ("min_weight", "min_weight"))
+               if opts.get(v) is not None}
+    if weights:
+        direct["weights"] = replace(params.weights, **weights)
+    return replace(params, **direct)
+
+
+def _load_data():
+    from app.recommender.dataset import load_from_database
+
+    t0 = time.perf_counter()
+    data = load_from_database()
+    click.echo(f"loaded {data.n_users:,} users, {data.n_items:,} tracks, {len(data.events):,} "
+               f"events from the database in {time.perf_counter() - t0:.1f}s", err=True)
+    return data
+
+
+def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | None = None):
+    from app.recommender import artifact, registry
+    from app.recommender.training import train
+
+    data = _load_data()
+    if len(data.events) == 0:
+        click.echo("error: no listening events in the database; import an export first "
+                   "(`flask --app wsgi data import DIR`)", err=True)
+        sys.exit(1)
+    progress = bool(current_app.config.get("PROGRESS"))
+    started = time.perf_counter()
+    trained = train(data, params, progress=progress, echo=lambda m: click.echo(m, err=True))
+    metrics: dict = {"training_seconds": round(trained.seconds, 2),
+                     "trained_on": trained.counts}
+    art = artifact.save(trained, current_app.config["MODEL_DIR"], metrics=metrics)
+    if evaluate:
+        metrics["evaluation"] = _run_evaluation(data, params, ground_truth)
+    registry.register(art, activate=True, metrics=metrics)
+    click.echo(f"model version {art.version} trained in {time.perf_counter() - started:.1f}s "
+               f"and activated ({art.path})")
+    return art
+
+
+def _run_evaluation(data, params, ground_truth: str | None, cfg=None, progress=None):
+    from app.recommender.evaluation import evaluate, find_ground_truth
+
+    gt = find_ground_truth(ground_truth, _export_folders())
+    if ground_truth is None and gt is not None:
+        click.echo(f"hidden taste found at {gt}", err=True)
+    progress = bool(current_app.config.get("PROGRESS")) if progress is None else progress
+    return evaluate(data, params, cfg, ground_truth=gt, progress=progress,
+                    echo=lambda m: click.echo(m, err=True))
+
+
+def _export_folders() -> list[Path]:
+    """Where `model evaluate` looks for ground_truth.npz: DEMO_DIR and the demo default."""
+    import os
+
+    root = Path(current_app.root_path).parent
+    folders = [Path(os.environ["DEMO_DIR"])] if os.environ.get("DEMO_DIR") else []
+    folders += [Path(current_app.instance_path) / "demo_data", root / "instance" / "demo_data"]
+    return folders
+
+
+@model_cli.command("train")
+@_param_options
+@click.option("--evaluate/--no-evaluate", "with_eval", default=False,
+              help="Also run the time-split evaluation and store its metrics.")
+@click.option("--ground-truth", type=click.Path(dir_okay=False),
+              help="Hidden taste (ground_truth.npz) for --evaluate.")
+def train_command(with_eval: bool, ground_truth: str | None, **opts) -> None:
+    """Train on every listening event, write a new version and activate it."""
+    _train_and_activate(_params(**opts), evaluate=with_eval, ground_truth=ground_truth)
+
+
+@model_cli.command("ensure")
+def ensure_command() -> None:
+    """Train and activate only when no active version loads (fast when one does)."""
+    from app.recommender import artifact, registry
+
+    row = registry.active()
+    if row is not None:
+        folder = registry.artifact_folder(row.version, row.path, current_app.config["MODEL_DIR"])
+        try:
+            artifact.load(folder, expected_checksum=row.checksum)
+            click.echo(f"model version {row.version} is active and loads")
+            return
+        except artifact.ArtifactError as exc:
+            click.echo(f"active version {row.version} does not load ({exc}); training a new "
+                       f"one", err=True)
+    _train_and_activate(_params())
+
+
+@model_cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_command(as_json: bool) -> None:
+    """Versions with their creation time, data counts and headline metrics."""
+    from app.recommender import registry
+
+    rows = registry.versions()
+    if as_json:
+        click.echo(json.dumps([{
+            "version": r.version, "created": r.created_at.isoformat(), "active": r.active,
+            "path": r.path, "checksum": r.checksum, "params": r.params, "metrics": r.metrics,
+            "data_counts": r.data_counts} for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no model versions yet: run `flask --app wsgi model train`")
+        return
+    click.echo(f"{'':2}{'version':<26}{'created (UTC)':<21}{'events':>11}{'pairs':>10}"
+               f"{'train s':>9}{'prec@10':>9}{'ndcg@10':>9}")
+    for r in rows:
+        ev = (r.metrics or {}).get("evaluation", {}).get("per_user", {}).get("lightfm", {})
+        click.echo(f"{'*' if r.active else ' ':2}{r.version:<26}"
+                   f"{r.created_at:%Y-%m-%d %H:%M:%S}  "
+                   f"{(r.data_counts or {}).get('events', 0):>11,}"
+                   f"{(r.data_counts or {}).get('pairs', 0):>10,}"
+                   f"{(r.metrics or {}).get('training_seconds', 0):>9.1f}"
+                   f"{ev.get('precision@10', float('nan')):>9.4f}"
+                   f"{ev.get('ndcg@10', float('nan')):>9.4f}")
+
+
+@model_cli.command("activate")
+@click.argument("version")
+def activate_command(version: str) -> None:
+    """Make VERSION the serving version (running workers follow within seconds)."""
+    from app.recommender import artifact, registry
+
+    row = next((r for r in registry.versions() if r.version == version), None)
+    if row is None:
+        click.echo(f"error: no model version {version!r}; see `flask --app wsgi model list`",
+                   err=True)
+        sys.exit(1)
+    folder = registry.artifact_folder(row.version, row.path, current_app.config["MODEL_DIR"])
+    try:
+        artifact.load(folder, expected_checksum=row.checksum)
+    except artifact.ArtifactError as exc:
+        click.echo(f"error: version {version} cannot be activated: {exc}", err=True)
+        sys.exit(1)
+    registry.activate(version)
+    click.echo(f"model version {version} is now active")
+
+
+@model_cli.command("evaluate")
+@_param_options
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--ground-truth", type=click.Path(dir_okay=False),
+              help="Hidden taste (ground_truth.npz); default: looked up in the demo folder.")
+@click.option("--groups", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.2, show_default=True)
+@click.option("--eval-seed", type=int, default=0, show_default=True)
+@click.option("--store/--no-store", default=True, show_default=True,
+              help="Write the metrics into the active version's record.")
+def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
+                     test_fraction: float, eval_seed: int, store: bool, **opts) -> None:
+    """Time-split evaluation with the active version's parameters (or the options given)."""
+    from app.recommender import registry
+    from app.recommender.evaluation import EvalConfig, format_report
+    from app.recommender.training import TrainParams
+
+    row = registry.active()
+    base = TrainParams.from_dict(row.params) if row is not None and row.params else None
+    params = _params(base, **opts)
+    cfg = EvalConfig(test_fraction=test_fraction, groups=groups, seed=eval_seed,
+                     max_per_artist=int(current_app.config.get("MAX_TRACKS_PER_ARTIST", 3)))
+    data = _load_data()
+    if len(data.events) == 0:
+        click.echo("error: no listening events in the database", err=True)
+        sys.exit(1)
+    result = _run_evaluation(data, params, ground_truth, cfg)
+    overridden = any(v is not None for v in opts.values())
+    if store and row is not None and overridden:
+        click.echo("metrics not stored: the options differ from the active version's "
+                   "parameters", err=True)
+    elif store and row is not None:
+        metrics = dict(row.metrics or {})
+        metrics["evaluation"] = result
+        registry.set_metrics(row.version, metrics)
+        click.echo(f"metrics stored with model version {row.version}", err=True)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -13,19 +14,30 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 
+# An arm's name is the model it serves, so that /predict can route on it without a lookup table.
+ARM_MODELS = ("base", "advanced")
+FEEDBACK_EVENTS = ("play", "skip", "like")
+
 
 class Experiment(db.Model):
+    """At most one row is active: a partial unique index enforces it in the database itself."""
+
     __tablename__ = "experiments"
+    __table_args__ = (
+        Index("uq_experiments_one_active", "active", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     salt: Mapped[str] = mapped_column(String(64))
-    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
@@ -37,7 +49,10 @@ class Experiment(db.Model):
 
 class ExperimentArm(db.Model):
     __tablename__ = "experiment_arms"
-    __table_args__ = (UniqueConstraint("experiment_id", "name", name="uq_arm_name"),)
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", name="uq_arm_name"),
+        CheckConstraint("weight >= 0", name="ck_arm_weight"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
@@ -57,11 +72,16 @@ class Assignment(db.Model):
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(Integer, index=True)
     arm: Mapped[str] = mapped_column(String(32))
+    bucket: Mapped[float] = mapped_column(Float)  # kept so a re-weighting can be audited
     assigned_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Prediction(db.Model):
-    """One served playlist, with enough detail to show it again (permalink) and to evaluate it."""
+    """One served playlist, with enough detail to show it again (permalink) and to evaluate it.
+
+    ``arm`` is the user's arm; ``model`` is what actually served, which differs from the arm
+    only when ``fallback`` is set (advanced arm, no loadable model, base served instead).
+    """
 
     __tablename__ = "predictions"
     __table_args__ = (
@@ -85,17 +105,25 @@ class Prediction(db.Model):
     strategy: Mapped[str | None] = mapped_column(String(32), nullable=True)
     exclude_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
     track_ids: Mapped[list] = mapped_column(JSON, default=list)
-    # Per track, each member's expected liking (0-1); per member, the playlist's fit.
-    member_scores: Mapped[list] = mapped_column(JSON, default=list)
-    member_fit: Mapped[list] = mapped_column(JSON, default=list)
+    # The members in scoring order (requesting user first, duplicates removed); member_scores
+    # holds, per track, each member's expected liking (0-1); member_fit, per member, the fit.
+    members: Mapped[list] = mapped_column(JSON, default=list)
+    member_scores: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    member_fit: Mapped[list | None] = mapped_column(JSON, nullable=True)
     elapsed_ms: Mapped[float] = mapped_column(Float)
+
+    experiment: Mapped[Experiment | None] = relationship(lazy="joined")
 
 
 class Feedback(db.Model):
     """What happened to a served track, reported by a client through `POST /feedback`."""
 
     __tablename__ = "feedback"
-    __table_args__ = (Index("ix_feedback_prediction", "prediction_id"),)
+    __table_args__ = (
+        Index("ix_feedback_prediction", "prediction_id"),
+        CheckConstraint("event_type IN ('play', 'skip', 'like')", name="ck_feedback_event"),
+        CheckConstraint("ms_played >= 0", name="ck_feedback_ms"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     prediction_id: Mapped[str] = mapped_column(ForeignKey("predictions.id", ondelete="CASCADE"))

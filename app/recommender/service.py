@@ -15,10 +15,21 @@ CONTRACT (kept stable for app/api and app/web; the implementation behind it may 
   ``Playlist.member_fit`` is how well the whole playlist fits each member (0-1);
   ``Playlist.taste_match`` is a members x members matrix of taste similarity (0-1).
   For the base model the scores come from the advanced model when one is loaded, else are None.
+
+Serving state lives in one ``ModelHolder`` per application (``app.extensions``): the catalogue
+and the active model version, loaded lazily. At most every ``MODEL_RELOAD_SECONDS`` (default 5)
+one request re-reads the active version and the track count from the database; a newly
+activated version or newly imported tracks are then loaded in the background of that request
+while the others keep using the previous state, so gunicorn workers follow `model activate`
+without a restart. A version that fails to load leaves the previous one serving and is reported
+by ``model_status()``.
 """
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
+import numpy as np
 
 
 class UnknownUsersError(LookupError):
@@ -58,9 +69,308 @@ class Playlist:
 def build_playlist(members: list[int], length: int, *, model: str = "advanced",
                    strategy: str | None = None, exclude_explicit: bool = False,
                    seed: int | None = None) -> Playlist:
-    raise NotImplementedError("implemented by the recommender work (issue 3)")
+    from flask import current_app
+
+    from app.recommender.strategies import STRATEGIES, Rules
+
+    members = list(dict.fromkeys(int(m) for m in members))
+    if not members:
+        raise ValueError("a playlist needs at least one member")
+    if length < 1:
+        raise ValueError("playlist length must be at least 1")
+    if model not in ("advanced", "base"):
+        raise ValueError(f"unknown model {model!r}; use 'advanced' or 'base'")
+    strategy = strategy or current_app.config.get("DEFAULT_STRATEGY") or None
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    rules = Rules(length=int(length),
+                  max_per_artist=int(current_app.config.get("MAX_TRACKS_PER_ARTIST", 3)),
+                  exclude_explicit=bool(exclude_explicit))
+    holder = get_holder()
+    state = holder.current()
+    if model == "base":
+        return _base(holder, state, members, rules, seed)
+    return _advanced(state, members, rules, strategy)
 
 
 def model_status() -> dict:
-    """For /health and the admin page: {"version": str|None, "loaded": bool, "error": str|None}."""
-    raise NotImplementedError("implemented by the recommender work (issue 3)")
+    """For /health and the admin page: {"version": str|None, "loaded": bool, "error": str|None}.
+
+    Also: ``active_version`` (what the database says should serve), ``loaded_at``,
+    ``tracks``/``new_tracks`` (catalogue size, tracks scored from features only),
+    ``memory_bytes`` of the loaded model.
+    """
+    state = get_holder().current()
+    rec = state.recommender
+    return {
+        "version": rec.version if rec else None,
+        "loaded": rec is not None,
+        "error": state.error,
+        "active_version": state.active_version,
+        "loaded_at": state.loaded_at,
+        "tracks": len(state.catalogue) if state.catalogue is not None else 0,
+        "new_tracks": rec.n_new_items if rec else 0,
+        "memory_bytes": rec.memory_bytes() if rec else 0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-process holder
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """Immutable snapshot; requests read one and never see a half-updated one."""
+
+    catalogue: object | None = None       # Catalogue
+    catalogue_signature: tuple | None = None
+    recommender: object | None = None     # Recommender
+    checksum: str | None = None
+    active_version: str | None = None
+    error: str | None = None
+    loaded_at: float | None = None
+
+
+class ModelHolder:
+    def __init__(self, app) -> None:
+        self.app = app
+        self.state = ServingState()
+        self.lock = threading.Lock()
+        self.checked_at = float("-inf")
+        self.interval = float(app.config.get("MODEL_RELOAD_SECONDS", 5))
+
+    def current(self) -> ServingState:
+        """The state to serve with; refreshes it first when the interval has passed."""
+        if time.monotonic() - self.checked_at >= self.interval:
+            # the first load blocks everyone (nothing to serve yet); later ones only one thread
+            blocking = self.state.catalogue is None
+            if self.lock.acquire(blocking=blocking):
+                try:
+                    if time.monotonic() - self.checked_at >= self.interval:
+                        self.refresh()
+                finally:
+                    self.lock.release()
+        return self.state
+
+    def refresh(self) -> None:
+        """Reload what changed in the database: the catalogue, the active version, or both."""
+        from sqlalchemy import func, select
+
+        from app.db import ModelVersion, Track
+        from app.extensions import db
+        from app.recommender.catalogue import Catalogue
+
+        old = self.state
+        try:  # own short connection: never touch the request's session or transaction
+            with db.engine.connect() as conn:
+                signature = tuple(conn.execute(
+                    select(func.count(Track.id), func.max(Track.id))).one())
+                row = conn.execute(
+                    select(ModelVersion.version, ModelVersion.path, ModelVersion.checksum)
+                    .where(ModelVersion.active.is_(True))
+                    .order_by(ModelVersion.id.desc()).limit(1)).first()
+            pointer = (row[0], row[1], row[2]) if row else None
+        except Exception as exc:  # database unreachable: keep serving what we have
+            self.state = _replace(old, error=f"database unavailable: {exc}")
+            self.checked_at = time.monotonic()
+            return
+        catalogue = old.catalogue
+        if catalogue is None or signature != old.catalogue_signature:
+            catalogue = Catalogue.from_database()
+        recommender, checksum, error = old.recommender, old.checksum, None
+        active_version = pointer[0] if pointer else None
+        rebuild = catalogue is not old.catalogue
+        if pointer is None:
+            if recommender is None:
+                error = "no trained model version is active: run `flask --app wsgi model train`"
+        elif pointer[2] != old.checksum or recommender is None:
+            try:
+                recommender, checksum = self._load(pointer, catalogue), pointer[2]
+                rebuild = False
+            except Exception as exc:
+                error = f"model version {pointer[0]} cannot be loaded: {exc}"
+        elif old.error and old.checksum == pointer[2]:
+            error = None
+        if rebuild and recommender is not None:
+            try:  # new tracks: same model, representations for the new ones from features
+                from app.recommender.scoring import Recommender
+
+                recommender = Recommender(recommender.model, catalogue,
+                                          version=recommender.version)
+            except Exception as exc:
+                error = f"catalogue refresh failed: {exc}"
+        if error is None and recommender is not None and pointer and \
+                recommender.version != pointer[0]:
+            error = f"active version {pointer[0]} is not loaded"
+        self.state = ServingState(
+            catalogue=catalogue, catalogue_signature=signature, recommender=recommender,
+            checksum=checksum, active_version=active_version, error=error,
+            loaded_at=time.time() if recommender is not old.recommender else old.loaded_at)
+        self.checked_at = time.monotonic()
+
+    def _load(self, pointer: tuple[str, str, str], catalogue):
+        from app.recommender import artifact
+        from app.recommender.registry import artifact_folder
+        from app.recommender.scoring import Recommender
+
+        version, path, checksum = pointer
+        folder = artifact_folder(version, path, self.app.config["MODEL_DIR"])
+        art = artifact.load(folder, expected_checksum=checksum)
+        return Recommender(art.model, catalogue, version=version)
+
+
+def _replace(state: ServingState, **changes) -> ServingState:
+    from dataclasses import replace
+
+    return replace(state, **changes)
+
+
+_holders_lock = threading.Lock()
+
+
+def get_holder() -> ModelHolder:
+    from flask import current_app
+
+    app = current_app._get_current_object()
+    holder = app.extensions.get("model_holder")
+    if holder is None:
+        with _holders_lock:
+            holder = app.extensions.get("model_holder")
+            if holder is None:
+                holder = app.extensions["model_holder"] = ModelHolder(app)
+    return holder
+
+
+def reset_holder() -> None:
+    """Forget the loaded state (tests; after `model activate` in the same process)."""
+    from flask import current_app
+
+    current_app.extensions.pop("model_holder", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# playlists
+
+
+def _user_genres(user_ids: list[int]) -> dict[int, list[str]]:
+    """Existing users among ``user_ids`` with their favourite genres (one query)."""
+    from sqlalchemy import select
+
+    from app.db import Genre, User, user_genres
+    from app.extensions import db
+
+    rows = db.session.execute(
+        select(User.user_id, Genre.name)
+        .outerjoin(user_genres, user_genres.c.user_id == User.user_id)
+        .outerjoin(Genre, Genre.id == user_genres.c.genre_id)
+        .where(User.user_id.in_(user_ids))).all()
+    found: dict[int, list[str]] = {}
+    for uid, genre in rows:
+        found.setdefault(int(uid), [])
+        if genre is not None:
+            found[int(uid)].append(genre)
+    return found
+
+
+def _members(rec, members: list[int]) -> tuple[list, list[str]]:
+    """Model rows for every member; only members the model has not trained cost a query."""
+    cold = [u for u in members if not rec.is_warm(u)]
+    genres = _user_genres(cold) if cold else {}
+    unknown = [u for u in cold if u not in genres]
+    if unknown:
+        raise UnknownUsersError(unknown)
+    out, notes = [], []
+    for u in members:
+        m = rec.member(u, genres.get(u))
+        if m.kind == "genres":
+            notes.append(f"user {u} has no listening history in the model: represented by "
+                         f"favourite genres")
+        elif m.kind == "popular":
+            notes.append(f"user {u} has neither listening history nor favourite genres: "
+                         f"popularity profile")
+        out.append(m)
+    return out, notes
+
+
+def _items(catalogue, indices: list[int], scores: np.ndarray | None) -> list[PlaylistItem]:
+    meta = catalogue.meta
+    items = []
+    for pos, i in enumerate(indices):
+        items.append(PlaylistItem(
+            track_id=str(catalogue.item_ids[i]),
+            name=str(catalogue.names[i]) if catalogue.names is not None else "",
+            artist=catalogue.artist_name(i),
+            artist_id=catalogue.artist_id(i),
+            genres=catalogue.genres_of(i),
+            duration_ms=int(catalogue.durations[i]) if catalogue.durations is not None else 0,
+            explicit=bool(meta.explicit[i]),
+            member_scores=[round(float(x), 4) for x in scores[pos]] if scores is not None
+            else None,
+        ))
+    return items
+
+
+def _advanced(state: ServingState, members: list[int], rules, strategy: str | None) -> Playlist:
+    from app.recommender.strategies import NotEnoughSongs
+
+    rec = state.recommender
+    if rec is None:
+        raise ModelUnavailableError(state.error or "no trained model version is loaded")
+    rows, notes = _members(rec, members)
+    try:
+        result = rec.recommend(rows, rules, strategy)
+    except NotEnoughSongs as exc:
+        raise ValueError(str(exc)) from exc
+    return Playlist(
+        items=_items(rec.catalogue, result.indices, result.member_scores),
+        members=members, model="advanced", model_version=rec.version, strategy=result.strategy,
+        member_fit=[round(float(x), 4) for x in result.member_fit],
+        taste_match=[[round(float(x), 4) for x in row] for row in result.taste_match],
+        notes=notes + result.notes)
+
+
+def _histories(catalogue, members: list[int]) -> list[np.ndarray]:
+    from sqlalchemy import select
+
+    from app.db import ListeningEvent
+    from app.extensions import db
+
+    ev = ListeningEvent.__table__.c
+    rows = db.session.execute(
+        select(ev.user_id, ev.track_id).distinct()
+        .where(ev.user_id.in_(members), ev.track_id.is_not(None),
+               ev.event_type.in_(("play", "like")))).all()
+    by_user: dict[int, list[str]] = {u: [] for u in members}
+    for uid, tid in rows:
+        by_user[int(uid)].append(tid)
+    out = []
+    for u in members:
+        idx = catalogue.index.get_indexer(by_user[u]) if by_user[u] else np.zeros(0, np.int64)
+        out.append(idx[idx >= 0])
+    return out
+
+
+def _base(holder: ModelHolder, state: ServingState, members: list[int], rules,
+          seed: int | None) -> Playlist:
+    from app.recommender.base import base_playlist
+
+    found = _user_genres(members)
+    unknown = [u for u in members if u not in found]
+    if unknown:
+        raise UnknownUsersError(unknown)
+    catalogue = state.catalogue
+    if catalogue is None or len(catalogue) == 0:
+        raise ValueError("the catalogue is empty: import an export first")
+    indices, notes = base_playlist(_histories(catalogue, members), catalogue, rules, seed)
+    rec = state.recommender
+    scores = fit = match = None
+    if rec is not None and rec.catalogue is catalogue:
+        rows = [rec.member(u, found.get(u)) for u in members]
+        scores, fit, match = rec.describe(rows, indices)
+    return Playlist(
+        items=_items(catalogue, indices, scores), members=members, model="base",
+        model_version=rec.version if rec is not None else None, strategy=None,
+        member_fit=[round(float(x), 4) for x in fit] if fit is not None else None,
+        taste_match=[[round(float(x), 4) for x in r] for r in match] if match is not None
+        else None,
+        notes=notes)

@@ -1,0 +1,248 @@
+"""A/B experiments: deterministic assignment and experiment management.
+
+Shared by `/predict`, `flask ab ...` and the admin pages, so that there is one definition of how
+a user lands in an arm. As in GrowthBook and Statsig, ``sha256(f"{salt}:{user_id}")`` gives a
+bucket in [0, 1) and the arms, in creation order, take consecutive slices of [0, 1) in proportion
+to their weights (weights need not sum to 1; they are normalised). The arm is stored on the
+user's first served request and read back afterwards, so re-weighting never moves anyone.
+
+Statistics live elsewhere (the admin pages); this module only decides and records.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.db.experiments import ARM_MODELS, Assignment, Experiment, ExperimentArm
+from app.extensions import db
+
+
+# Names travel in the X-Experiment response header, so they stay plain ASCII.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+class ExperimentError(ValueError):
+    """A management request that cannot be honoured (unknown name, bad weights, ...)."""
+
+
+@dataclass(frozen=True)
+class ArmChoice:
+    """The arm a user gets in an experiment; ``stored`` says whether it is already recorded."""
+
+    experiment_id: int
+    experiment: str
+    user_id: int
+    arm: str
+    bucket: float
+    stored: bool
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the convention of every timestamp column in this project."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def bucket(salt: str, user_id: int) -> float:
+    """Uniform in [0, 1); 53 bits so that the float is exact and never rounds up to 1.0."""
+    digest = hashlib.sha256(f"{salt}:{user_id}".encode()).digest()
+    return (int.from_bytes(digest[:8], "big") >> 11) / float(1 << 53)
+
+
+def choose_arm(bucket_value: float, weights: Sequence[tuple[str, float]]) -> str:
+    """Map a bucket to the arm whose cumulative-weight slice contains it."""
+    total = sum(w for _, w in weights)
+    if not weights or total <= 0:
+        raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    edge = 0.0
+    for name, weight in weights:
+        edge += weight / total
+        if bucket_value < edge:
+            return name
+    # Rounding can leave the last edge a hair below 1.0: the bucket belongs to the last real arm.
+    return next(name for name, weight in reversed(weights) if weight > 0)
+
+
+def arm_weights(experiment: Experiment) -> list[tuple[str, float]]:
+    return [(arm.name, arm.weight) for arm in experiment.arms]
+
+
+def active_experiment() -> Experiment | None:
+    return db.session.scalar(select(Experiment).where(Experiment.active.is_(True)))
+
+
+def get_experiment(name: str) -> Experiment:
+    experiment = db.session.scalar(select(Experiment).where(Experiment.name == name))
+    if experiment is None:
+        raise ExperimentError(f"no experiment named {name!r}")
+    return experiment
+
+
+def list_experiments() -> list[Experiment]:
+    return list(db.session.scalars(select(Experiment).order_by(Experiment.created_at,
+                                                               Experiment.id)))
+
+
+def arm_for(experiment: Experiment, user_id: int) -> ArmChoice:
+    """The stored arm if there is one, else the arm the hash gives under the current weights."""
+    stored = db.session.scalar(
+        select(Assignment.arm).where(Assignment.experiment_id == experiment.id,
+                                     Assignment.user_id == user_id)
+    )
+    value = bucket(experiment.salt, user_id)
+    if stored is not None:
+        return ArmChoice(experiment.id, experiment.name, user_id, stored, value, True)
+    arm = choose_arm(value, arm_weights(experiment))
+    return ArmChoice(experiment.id, experiment.name, user_id, arm, value, False)
+
+
+def store_assignment(choice: ArmChoice) -> str:
+    """Record ``choice`` unless the user already has an arm; return the arm that is recorded.
+
+    Runs inside the caller's transaction (no commit), so the assignment and the prediction it
+    served are committed together. Concurrent first requests race on the unique key
+    (experiment, user): INSERT ... ON CONFLICT DO NOTHING lets exactly one win on SQLite and
+    PostgreSQL, and the re-read tells every loser which arm won.
+    """
+    if not choice.stored:
+        values = {
+            "experiment_id": choice.experiment_id, "user_id": choice.user_id,
+            "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
+        }
+        dialect = db.session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            db.session.execute(
+                insert(Assignment).values(**values)
+                .on_conflict_do_nothing(index_elements=["experiment_id", "user_id"])
+            )
+        else:  # other databases: a savepoint absorbs the duplicate
+            try:
+                with db.session.begin_nested():
+                    db.session.add(Assignment(**values))
+            except IntegrityError:
+                pass
+    return db.session.scalar(
+        select(Assignment.arm).where(Assignment.experiment_id == choice.experiment_id,
+                                     Assignment.user_id == choice.user_id)
+    )
+
+
+def assign(experiment: Experiment, user_id: int) -> str:
+    """Look up or create a user's assignment and commit it (admin tools and tests)."""
+    arm = store_assignment(arm_for(experiment, user_id))
+    db.session.commit()
+    return arm
+
+
+def arm_counts(experiment: Experiment) -> dict[str, int]:
+    """Assigned users per arm, every arm listed (for the sample-ratio check and `ab list`)."""
+    counts = {arm.name: 0 for arm in experiment.arms}
+    rows = db.session.execute(
+        select(Assignment.arm, func.count()).where(Assignment.experiment_id == experiment.id)
+        .group_by(Assignment.arm)
+    )
+    for arm, count in rows:
+        counts[arm] = count
+    return counts
+
+
+def parse_weights(pairs: Iterable[str]) -> dict[str, float]:
+    """``["base=0.3", "advanced=0.7"]`` -> ``{"base": 0.3, "advanced": 0.7}``, validated."""
+    weights: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ExperimentError(f"expected ARM=WEIGHT, got {pair!r}")
+        try:
+            weights[name] = float(raw)
+        except ValueError:
+            raise ExperimentError(f"weight of {name!r} is not a number: {raw!r}") from None
+    return weights
+
+
+def _validate_weights(weights: Mapping[str, float]) -> None:
+    for name, weight in weights.items():
+        if name not in ARM_MODELS:
+            raise ExperimentError(f"arm {name!r} is not a model; arms are {', '.join(ARM_MODELS)}")
+        if not math.isfinite(weight) or weight < 0:
+            raise ExperimentError(f"weight of {name!r} must be a finite number >= 0")
+
+
+def create_experiment(name: str, weights: Mapping[str, float], *, salt: str | None = None,
+                      activate: bool = False) -> Experiment:
+    """A new experiment; its salt defaults to its name, so that experiments split independently."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ExperimentError("the name must be 1-100 letters, digits, '_', '.' or '-'")
+    _validate_weights(weights)
+    if sum(weights.values()) <= 0:
+        raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    if db.session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
+        raise ExperimentError(f"an experiment named {name!r} already exists")
+    salt = salt or name
+    if len(salt) > 64:
+        raise ExperimentError("the salt must be at most 64 characters")
+    experiment = Experiment(name=name, salt=salt, active=False, created_at=utcnow(),
+                            arms=[ExperimentArm(name=arm, weight=w) for arm, w in weights.items()])
+    db.session.add(experiment)
+    db.session.flush()
+    if activate:
+        _activate(experiment)
+    db.session.commit()
+    return experiment
+
+
+def set_weights(name: str, weights: Mapping[str, float]) -> Experiment:
+    """Change the split for users not yet assigned; stored assignments stay as they are."""
+    experiment = get_experiment(name)
+    _validate_weights(weights)
+    arms = {arm.name: arm for arm in experiment.arms}
+    unknown = sorted(set(weights) - set(arms))
+    if unknown:
+        raise ExperimentError(f"experiment {name!r} has no arm {', '.join(unknown)}")
+    if sum(weights.get(arm, current.weight) for arm, current in arms.items()) <= 0:
+        raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    for arm, weight in weights.items():
+        arms[arm].weight = weight
+    db.session.commit()
+    return experiment
+
+
+def stop_experiment(name: str) -> Experiment:
+    experiment = get_experiment(name)
+    if experiment.active:
+        experiment.active = False
+        experiment.stopped_at = utcnow()
+    db.session.commit()
+    return experiment
+
+
+def activate_experiment(name: str) -> Experiment:
+    """Make ``name`` the one active experiment, stopping whichever was active before."""
+    experiment = get_experiment(name)
+    _activate(experiment)
+    db.session.commit()
+    return experiment
+
+
+def _activate(experiment: Experiment) -> None:
+    now = utcnow()
+    # Deactivate first: the partial unique index allows only one active row at any moment.
+    db.session.execute(
+        update(Experiment).where(Experiment.active.is_(True), Experiment.id != experiment.id)
+        .values(active=False, stopped_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    db.session.flush()
+    experiment.active = True
+    experiment.stopped_at = None

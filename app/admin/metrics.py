@@ -1,0 +1,200 @@
+"""Business outcome of served playlists, computed in the database in one statement.
+
+Success (the business definition in ../shared/pozytywka-data.md): a playlist succeeds when, for
+at least one participant (the requesting user or one of the other users), the playlist's tracks
+were heard for at least 35% of the playlist's total duration within that participant's next 20
+sessions after the prediction. Exactly:
+
+* **Playlist duration** — the sum of ``duration_ms`` over the playlist's distinct tracks.
+* **Next 20 sessions of a participant** — the participant's listening sessions (events grouped
+  by ``session_id``) with at least one event at or after the prediction time, ordered by their
+  last event, first 20. A session that is running when the playlist is made counts, from the
+  prediction time on. Only events at or after the prediction time count.
+* **Heard time of a playlist track for a participant** — the larger of
+  (a) its full ``duration_ms`` when, in one of those sessions, the participant has a ``play`` or
+      ``like`` of it and no ``skip`` of it (the export records a skip after the play but not how
+      long was heard, so a skipped play counts 0 ms — a conservative choice), and
+  (b) the largest ``ms_played`` the participant reported for it through ``POST /feedback`` on
+      this prediction, capped at the track's duration.
+  Taking the larger of the two, not the sum, means a play that is both reported as feedback and
+  later imported as a listening event is not counted twice; a track heard twice counts once.
+* **Success** — max over participants of (sum of heard time over the playlist's tracks) is at
+  least ``SUCCESS_SHARE`` (35%) of the playlist duration.
+
+Like and skip rates use the same window and feedback, per (participant, playlist track) pair
+that was *started* (any play, like or skip event, or any feedback row): like rate = pairs with a
+like / started pairs; skip rate = pairs with a skip that were never heard in full / started
+pairs.
+
+Everything above is one SQL statement (common table expressions and a window function) that
+SQLite 3.25+ and PostgreSQL both run; only the expansion of the JSON id lists differs. It
+touches each participant's events after the earliest prediction once, through the
+(user_id, timestamp) index, so thousands of predictions cost one pass, not thousands of queries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from app.extensions import db
+
+SUCCESS_SHARE = 0.35
+NEXT_SESSIONS = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    prediction_id: str
+    total_ms: int
+    best_ms: int          # heard time of the participant who heard the most
+    started: int          # (participant, track) pairs started
+    liked: int
+    skipped: int
+
+    @property
+    def best_share(self) -> float:
+        return self.best_ms / self.total_ms if self.total_ms else 0.0
+
+    @property
+    def success(self) -> bool:
+        return self.total_ms > 0 and self.best_ms >= SUCCESS_SHARE * self.total_ms
+
+
+@dataclass(frozen=True)
+class MemberOutcome:
+    user_id: int
+    heard_ms: int
+    started: int
+    liked: int
+    skipped: int
+
+
+def _json_ids(dialect: str, column: str, alias: str) -> str:
+    """A FROM item yielding one row per element of a JSON array column (as ``alias.value``)."""
+    if dialect == "sqlite":
+        return f"json_each({column}) AS {alias}"
+    if dialect == "postgresql":
+        return f"json_array_elements_text(CAST({column} AS json)) AS {alias}(value)"
+    raise NotImplementedError(f"success metrics support SQLite and PostgreSQL, not {dialect}")
+
+
+def _outcome_ctes(dialect: str, where: str) -> str:
+    others = _json_ids(dialect, "p.other_users", "j")
+    tracks = _json_ids(dialect, "p.track_ids", "j")
+    return f"""
+WITH preds AS (
+    SELECT p.id, p.created_at, p.user_id, p.other_users, p.track_ids
+    FROM predictions p WHERE {where}
+),
+participants AS (
+    SELECT id AS pid, created_at AS t, user_id AS uid FROM preds
+    UNION
+    SELECT p.id, p.created_at, CAST(j.value AS INTEGER) FROM preds p, {others}
+),
+ptracks AS (
+    SELECT DISTINCT p.id AS pid, CAST(j.value AS VARCHAR(64)) AS track_id FROM preds p, {tracks}
+),
+totals AS (
+    SELECT pt.pid, SUM(tr.duration_ms) AS total_ms
+    FROM ptracks pt JOIN tracks tr ON tr.id = pt.track_id GROUP BY pt.pid
+),
+user_sessions AS (
+    SELECT e.user_id, e.session_id, MAX(e.timestamp) AS ended
+    FROM listening_events e
+    WHERE e.user_id IN (SELECT uid FROM participants)
+      AND e.timestamp >= (SELECT MIN(created_at) FROM preds)
+    GROUP BY e.user_id, e.session_id
+),
+ranked AS (
+    SELECT pa.pid, pa.uid, pa.t, us.session_id,
+           ROW_NUMBER() OVER (PARTITION BY pa.pid, pa.uid
+                              ORDER BY us.ended, us.session_id) AS rn
+    FROM participants pa JOIN user_sessions us ON us.user_id = pa.uid AND us.ended >= pa.t
+),
+per_session AS (
+    SELECT r.pid, r.uid, e.track_id, e.session_id,
+           MAX(CASE WHEN e.event_type IN ('play', 'like') THEN 1 ELSE 0 END) AS played,
+           MAX(CASE WHEN e.event_type = 'like' THEN 1 ELSE 0 END) AS liked,
+           MAX(CASE WHEN e.event_type = 'skip' THEN 1 ELSE 0 END) AS skipped
+    FROM ranked r
+    JOIN listening_events e
+      ON e.user_id = r.uid AND e.session_id = r.session_id AND e.timestamp >= r.t
+    JOIN ptracks pt ON pt.pid = r.pid AND pt.track_id = e.track_id
+    WHERE r.rn <= {NEXT_SESSIONS}
+    GROUP BY r.pid, r.uid, e.track_id, e.session_id
+),
+signals AS (
+    SELECT ps.pid, ps.uid, ps.track_id,
+           CASE WHEN ps.played = 1 AND ps.skipped = 0 THEN tr.duration_ms ELSE 0 END AS ms,
+           ps.liked, ps.skipped
+    FROM per_session ps JOIN tracks tr ON tr.id = ps.track_id
+    UNION ALL
+    SELECT f.prediction_id, f.user_id, f.track_id,
+           CASE WHEN f.ms_played > tr.duration_ms THEN tr.duration_ms ELSE f.ms_played END,
+           CASE WHEN f.event_type = 'like' THEN 1 ELSE 0 END,
+           CASE WHEN f.event_type = 'skip' THEN 1 ELSE 0 END
+    FROM feedback f
+    JOIN participants pa ON pa.pid = f.prediction_id AND pa.uid = f.user_id
+    JOIN ptracks pt ON pt.pid = f.prediction_id AND pt.track_id = f.track_id
+    JOIN tracks tr ON tr.id = f.track_id
+),
+pairs AS (
+    SELECT s.pid, s.uid, s.track_id, MAX(s.ms) AS ms, MAX(s.liked) AS liked,
+           CASE WHEN MAX(s.skipped) = 1 AND MAX(s.ms) < MAX(tr.duration_ms) THEN 1 ELSE 0 END
+               AS skipped
+    FROM signals s JOIN tracks tr ON tr.id = s.track_id
+    GROUP BY s.pid, s.uid, s.track_id
+),
+members AS (
+    SELECT pid, uid, SUM(ms) AS ms, COUNT(*) AS started, SUM(liked) AS liked,
+           SUM(skipped) AS skipped
+    FROM pairs GROUP BY pid, uid
+)"""
+
+
+def outcomes(where: str = "1 = 1", params: dict[str, Any] | None = None) -> dict[str, Outcome]:
+    """Outcome of every prediction matching ``where`` (SQL on ``predictions p``; internal use)."""
+    dialect = db.session.get_bind().dialect.name
+    sql = _outcome_ctes(dialect, where) + """
+SELECT p.id, COALESCE(tt.total_ms, 0), COALESCE(m.best_ms, 0), COALESCE(m.started, 0),
+       COALESCE(m.liked, 0), COALESCE(m.skipped, 0)
+FROM preds p
+LEFT JOIN totals tt ON tt.pid = p.id
+LEFT JOIN (SELECT pid, MAX(ms) AS best_ms, SUM(started) AS started, SUM(liked) AS liked,
+                  SUM(skipped) AS skipped
+           FROM members GROUP BY pid) m ON m.pid = p.id
+"""
+    rows = db.session.execute(text(sql), params or {}).all()
+    return {r[0]: Outcome(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+            for r in rows}
+
+
+def experiment_outcomes(experiment_id: int, since: datetime | None = None,
+                        until: datetime | None = None) -> dict[str, Outcome]:
+    """Outcomes of the experiment's A/B-served playlists (the API's ``/predict`` traffic)."""
+    where = "p.experiment_id = :experiment_id AND p.is_ab = :is_ab"
+    params: dict[str, Any] = {"experiment_id": experiment_id, "is_ab": True}
+    if since is not None:
+        where += " AND p.created_at >= :since"
+        params["since"] = since
+    if until is not None:
+        where += " AND p.created_at < :until"
+        params["until"] = until
+    return outcomes(where, params)
+
+
+def prediction_outcome(prediction_id: str) -> tuple[Outcome | None, list[MemberOutcome]]:
+    """One prediction's outcome with the per-participant breakdown (the detail page)."""
+    dialect = db.session.get_bind().dialect.name
+    params = {"pid": prediction_id}
+    ctes = _outcome_ctes(dialect, "p.id = :pid")
+    rows = db.session.execute(text(ctes + """
+SELECT pa.uid, COALESCE(m.ms, 0), COALESCE(m.started, 0), COALESCE(m.liked, 0),
+       COALESCE(m.skipped, 0)
+FROM participants pa LEFT JOIN members m ON m.pid = pa.pid AND m.uid = pa.uid
+"""), params).all()
+    members = [MemberOutcome(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+    return outcomes("p.id = :pid", params).get(prediction_id), members

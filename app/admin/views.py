@@ -1,0 +1,301 @@
+"""Admin routes: login/logout, A/B dashboard, predictions, model versions, experiment weights."""
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from sqlalchemy import func, or_, select, text
+
+from app import ab
+from app.admin import auth, bp
+from app.admin.charts import time_chart
+from app.admin.forms import ActionForm, LoginForm, WeightsForm
+from app.admin.metrics import SUCCESS_SHARE, prediction_outcome
+from app.admin.report import build_report
+from app.db import Experiment, Feedback, ModelVersion, Prediction
+from app.extensions import db, limiter
+from app.web.present import members_of, playlist_view
+
+PAGE_SIZE = 50
+
+
+def _login_limit() -> str:
+    return str(current_app.config.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute"))
+
+
+@bp.before_request
+def _who() -> None:
+    g.admin_user = auth.current_admin()
+
+
+@bp.after_request
+def _no_store(response):
+    """Admin pages show live, private numbers: never cached by browsers or proxies."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.app_context_processor
+def _admin_context() -> dict[str, Any]:
+    return {"admin_user": g.get("admin_user"), "action_form": ActionForm}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    if g.admin_user and request.method == "GET":
+        return redirect(auth.safe_next(request.args.get("next")))
+    form = LoginForm()
+    error = None
+    status = 200
+    if form.validate_on_submit():
+        username = auth.check_credentials(form.username.data or "", form.password.data or "")
+        if username:
+            auth.log_in(username)
+            current_app.logger.info("admin login: %s from %s", username, request.remote_addr)
+            return redirect(auth.safe_next(request.args.get("next")), code=303)
+        current_app.logger.warning("failed admin login for %r from %s",
+                                   (form.username.data or "")[:100], request.remote_addr)
+        error, status = "Wrong user name or password.", 401
+    elif request.method == "POST":
+        error, status = "Enter a user name and a password.", 400
+    return render_template("admin/login.html", form=form, error=error,
+                           configured=auth.login_configured()), status
+
+
+@bp.post("/logout")
+def logout():
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    auth.log_out()
+    flash("You are logged out.", "ok")
+    return redirect(url_for("admin.login"), code=303)
+
+
+def _experiment_from_args() -> tuple[Experiment | None, list[Experiment]]:
+    experiments = ab.list_experiments()
+    wanted = request.args.get("experiment", type=int)
+    chosen = next((e for e in experiments if e.id == wanted), None)
+    if chosen is None:
+        chosen = next((e for e in experiments if e.active), experiments[-1] if experiments else None)
+    return chosen, experiments
+
+
+def _pct_label(v: float) -> str:
+    return f"{v * 100:.0f}%"
+
+
+def _count_label(v: float) -> str:
+    return f"{v:.0f}" if v >= 10 or float(v).is_integer() else f"{v:.1f}"
+
+
+@bp.get("/")
+@auth.login_required
+def dashboard():
+    experiment, experiments = _experiment_from_args()
+    report = build_report(experiment) if experiment else None
+    charts = []
+    if report and report.days:
+        charts.append(time_chart(
+            "Playlists served per day", report.days,
+            {a.name: [p.served for p in report.daily[a.name]] for a in report.arms},
+            y_format=_count_label,
+            tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v:.0f} playlists"))
+        charts.append(time_chart(
+            "Success rate per day", report.days,
+            {a.name: [p.rate for p in report.daily[a.name]] for a in report.arms},
+            y_max=1.0, y_format=_pct_label,
+            tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v * 100:.1f}% successful"))
+    from app.recommender.service import model_status
+
+    try:
+        status = model_status()
+    except Exception as exc:  # the dashboard must open even when the recommender cannot
+        status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    return render_template("admin/dashboard.html", report=report, experiments=experiments,
+                           experiment=experiment, charts=charts, model=status,
+                           success_share=SUCCESS_SHARE)
+
+
+def _parse_day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _member_condition(user_id: int):
+    """Requesting user or any other member; the JSON list is searched in SQL."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "sqlite":
+        inside = text("EXISTS (SELECT 1 FROM json_each(predictions.other_users) AS j "
+                      "WHERE CAST(j.value AS INTEGER) = :member_id)")
+    else:
+        inside = text("EXISTS (SELECT 1 FROM json_array_elements_text("
+                      "CAST(predictions.other_users AS json)) AS j(value) "
+                      "WHERE CAST(j.value AS INTEGER) = :member_id)")
+    return or_(Prediction.user_id == user_id, inside.bindparams(member_id=user_id))
+
+
+@bp.get("/predictions")
+@auth.login_required
+def predictions():
+    args = request.args
+    filters = {
+        "arm": args.get("arm", "").strip()[:32],
+        "model": args.get("model", "").strip()[:32],
+        "user": args.get("user", "").strip()[:12],
+        "date_from": args.get("date_from", "").strip()[:10],
+        "date_to": args.get("date_to", "").strip()[:10],
+        "endpoint": args.get("endpoint", "").strip()[:64],
+    }
+    query = select(Prediction)
+    problems: list[str] = []
+    if filters["arm"]:
+        query = query.where(Prediction.arm == filters["arm"])
+    if filters["model"]:
+        query = query.where(Prediction.model == filters["model"])
+    if filters["endpoint"]:
+        query = query.where(Prediction.endpoint == filters["endpoint"])
+    if filters["user"]:
+        if filters["user"].isdigit():
+            query = query.where(_member_condition(int(filters["user"])))
+        else:
+            problems.append("The user filter takes a numeric user id.")
+    start, end = _parse_day(filters["date_from"]), _parse_day(filters["date_to"])
+    if filters["date_from"] and start is None or filters["date_to"] and end is None:
+        problems.append("Dates are written YYYY-MM-DD.")
+    if start:
+        query = query.where(Prediction.created_at >= datetime.combine(start, datetime.min.time()))
+    if end:
+        query = query.where(Prediction.created_at
+                            < datetime.combine(end + timedelta(days=1), datetime.min.time()))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    page = min(max(1, args.get("page", 1, type=int) or 1), pages)
+    rows = db.session.scalars(query.order_by(Prediction.created_at.desc(), Prediction.id)
+                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    options = {
+        "arm": sorted(x for x in db.session.scalars(select(Prediction.arm).distinct()) if x),
+        "model": sorted(x for x in db.session.scalars(select(Prediction.model).distinct()) if x),
+        "endpoint": sorted(x for x in db.session.scalars(select(Prediction.endpoint).distinct())
+                           if x),
+    }
+    active = {k: v for k, v in filters.items() if v}
+    return render_template("admin/predictions.html", rows=rows, filters=filters,
+                           options=options, total=total, page=page, pages=pages,
+                           active_filters=active, problems=problems, members_of=members_of)
+
+
+@bp.get("/predictions/<prediction_id>")
+@auth.login_required
+def prediction_detail(prediction_id: str):
+    prediction = db.session.get(Prediction, prediction_id[:64])
+    if prediction is None:
+        abort(404)
+    view = playlist_view(prediction)
+    outcome, member_outcomes = prediction_outcome(prediction.id)
+    order = {uid: i for i, uid in enumerate(members_of(prediction))}
+    member_outcomes.sort(key=lambda m: order.get(m.user_id, len(order)))
+    names = {m.user_id: m.name for m in view.members}
+    feedback = db.session.scalars(select(Feedback).where(Feedback.prediction_id == prediction.id)
+                                  .order_by(Feedback.created_at, Feedback.id).limit(500)).all()
+    return render_template("admin/prediction.html", view=view, p=prediction, outcome=outcome,
+                           member_outcomes=member_outcomes, names=names, feedback=feedback,
+                           success_share=SUCCESS_SHARE)
+
+
+def _flatten(metrics: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested metric dicts as ``a / b / c`` rows, so any evaluation layout can be shown."""
+    if isinstance(metrics, dict):
+        out: list[tuple[str, Any]] = []
+        for key, value in metrics.items():
+            out.extend(_flatten(value, f"{prefix} / {key}" if prefix else str(key)))
+        return out
+    return [(prefix, metrics)]
+
+
+@bp.get("/models")
+@auth.login_required
+def models():
+    from app.recommender import registry
+    from app.recommender.service import model_status
+
+    versions = list(reversed(registry.versions()))
+    try:
+        status = model_status()
+    except Exception as exc:
+        status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    active_id = next((v.id for v in versions if v.active), None)
+    return render_template("admin/models.html", versions=versions, status=status,
+                           active_id=active_id, flatten=_flatten)
+
+
+@bp.post("/models/<version>/activate")
+@auth.login_required
+def activate_model(version: str):
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    from app.recommender import registry
+
+    try:
+        registry.activate(version[:64])
+    except LookupError:
+        abort(404)
+    current_app.logger.info("admin %s activated model version %s", g.admin_user, version)
+    flash(f"Model version {version} is now active; servers pick it up within seconds.", "ok")
+    return redirect(url_for("admin.models"), code=303)
+
+
+@bp.get("/experiments")
+@auth.login_required
+def experiments():
+    items = [(e, ab.arm_counts(e)) for e in ab.list_experiments()]
+    return render_template("admin/experiments.html", items=items, form=WeightsForm())
+
+
+@bp.post("/experiments/<int:experiment_id>/weights")
+@auth.login_required
+def set_weights(experiment_id: int):
+    form = WeightsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    experiment = db.session.get(Experiment, experiment_id)
+    if experiment is None:
+        abort(404)
+    weights: dict[str, float] = {}
+    try:
+        for arm in experiment.arms:
+            raw = request.form.get(f"weight-{arm.name}", "").strip()
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            weights[arm.name] = value
+    except ValueError:
+        flash("Weights must be numbers (for example 0.5).", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    try:
+        ab.set_weights(experiment.name, weights)
+    except ab.ExperimentError as exc:
+        db.session.rollback()
+        flash(f"Not changed: {exc}.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    current_app.logger.info("admin %s set weights of %s to %s", g.admin_user, experiment.name,
+                            weights)
+    flash(f"New weights for “{experiment.name}” apply to users not yet assigned; "
+          "everyone already assigned keeps their arm.", "ok")
+    return redirect(url_for("admin.experiments"), code=303)
+

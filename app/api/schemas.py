@@ -1,0 +1,153 @@
+"""Request and response schemas of the JSON API: validation and /openapi.json from one source.
+
+Validation is strict on purpose: JSON has one integer type, and a client that sends ``123.0``,
+``"123"`` or ``true`` as a user id has a bug we should report (422), not paper over.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Any, Literal, TypeVar
+
+from flask import current_app, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.db.experiments import ARM_MODELS, FEEDBACK_EVENTS
+from app.errors import ApiError
+from app.recommender.strategies import STRATEGIES
+
+# Ids are stored in 32-bit integer columns (PostgreSQL ``integer``); anything larger cannot exist.
+MAX_ID = 2**31 - 1
+UserId = Annotated[int, Field(ge=0, le=MAX_ID)]
+Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
+Model = Literal[ARM_MODELS]  # type: ignore[valid-type]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+@lru_cache(maxsize=8)
+def predict_request_model(max_length: int, max_group: int) -> type[_Strict]:
+    """The request schema with the deployment's limits baked in, so the docs show them too."""
+
+    class PredictRequest(_Strict):
+        """A group playlist request; the original service's three fields plus two options."""
+
+        user_id: UserId = Field(description="The user asking; their A/B arm decides /predict.")
+        other_users: list[UserId] = Field(
+            default_factory=list, max_length=max_group - 1,
+            description=f"The rest of the group; at most {max_group} users in all.",
+        )
+        playlist_length: int = Field(ge=1, le=max_length, description="Number of tracks.")
+        strategy: Strategy | None = Field(
+            default=None, description="How members' tastes are combined; default: the "
+            "recommender's best strategy.",
+        )
+        exclude_explicit: bool = Field(default=False, description="Leave out explicit tracks.")
+
+    return PredictRequest
+
+
+def current_predict_request_model() -> type[_Strict]:
+    config = current_app.config
+    return predict_request_model(int(config["MAX_PLAYLIST_LENGTH"]),
+                                 int(config["MAX_GROUP_SIZE"]))
+
+
+class Track(BaseModel):
+    """One playlist entry, exactly as the original service returned it."""
+
+    id: str
+    name: str
+    artist: str
+
+
+class FeedbackRequest(_Strict):
+    """What a member did with a track of a served playlist."""
+
+    prediction_id: str = Field(pattern=r"^[0-9a-f]{32}$",
+                               description="The X-Prediction-Id header of the playlist.")
+    user_id: UserId = Field(description="A member of the group the playlist was built for.")
+    track_id: str = Field(min_length=1, max_length=64, description="A track of that playlist.")
+    event_type: Literal[FEEDBACK_EVENTS]  # type: ignore[valid-type]
+    ms_played: int = Field(default=0, ge=0, le=86_400_000,
+                           description="Milliseconds listened (at most a day).")
+
+
+class FeedbackResponse(BaseModel):
+    id: int
+    prediction_id: str
+    user_id: int
+    track_id: str
+    event_type: str
+    ms_played: int
+    created_at: datetime
+
+
+class DatabaseCheck(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class ModelCheck(BaseModel):
+    ok: bool
+    version: str | None = None
+    loaded: bool
+    error: str | None = None
+
+
+class ExperimentSummary(BaseModel):
+    name: str
+    weights: dict[str, float]
+
+
+class Health(BaseModel):
+    """``degraded`` (with HTTP 503) when the database or the advanced model is not usable."""
+
+    status: Literal["ok", "degraded"]
+    database: DatabaseCheck
+    model: ModelCheck
+    experiment: ExperimentSummary | None = None
+    counts: dict[str, int] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error answer."""
+
+    error: str = Field(description="Stable machine-readable code, e.g. validation_error.")
+    message: str = Field(description="What went wrong, for a human.")
+    details: Any = Field(default=None, description="Structured context: invalid fields, "
+                         "unknown ids, ... or null.")
+
+
+class FieldProblem(BaseModel):
+    """One entry of ``details`` in a 422 answer."""
+
+    field: str
+    reason: str
+
+
+def parse_body(model: type[M]) -> M:
+    """The JSON body validated against ``model``; 415, 413, 400 or 422 as ApiError otherwise."""
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "the body must be application/json",
+                       {"content_type": request.content_type})
+    raw = request.get_data(cache=False)  # raises 413 beyond MAX_CONTENT_LENGTH
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "bad_request", "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, integers with too many digits
+        raise ApiError(400, "bad_request", f"malformed JSON: {exc}") from None
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(part) for part in err["loc"]) or "body", "reason": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ApiError(422, "validation_error", "the request body is invalid", problems) from None

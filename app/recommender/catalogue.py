@@ -1,0 +1,68 @@
+"""The servable catalogue: every track in the database with what playlists and pages need.
+
+Loaded once per process (and again when the track count changes), independent of any model, so
+that the base model works before the first training and new tracks are noticed without restart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from app.recommender.dataset import InteractionData, ItemMeta, _genre_matrix, build_items
+
+
+@dataclass
+class Catalogue:
+    item_ids: np.ndarray
+    meta: ItemMeta
+    item_genres: sp.csr_matrix
+    genre_names: np.ndarray
+    names: np.ndarray | None = None
+    durations: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.index = pd.Index(np.asarray(self.item_ids, dtype=str))
+        # most popular first: the padding of the base model and the "popular" baseline
+        self.popular_order = np.argsort(-self.meta.popularity, kind="stable")
+
+    @classmethod
+    def from_data(cls, data: InteractionData) -> "Catalogue":
+        return cls(item_ids=data.item_ids, meta=data.items, item_genres=data.item_genres,
+                   genre_names=data.genre_names)
+
+    @classmethod
+    def from_database(cls, engine=None) -> "Catalogue":
+        from sqlalchemy import select
+
+        from app.db import Artist, Genre, Track, artist_genres
+        from app.extensions import db
+
+        engine = engine or db.engine
+        with engine.connect() as conn:
+            artists = pd.read_sql(select(Artist.id, Artist.name), conn)
+            agen = pd.read_sql(select(artist_genres.c.artist_id, Genre.name.label("genre"))
+                               .join(Genre, Genre.id == artist_genres.c.genre_id), conn)
+            tracks = pd.read_sql(select(Track.__table__).order_by(Track.id), conn)
+        item_ids, meta = build_items(tracks, artists)
+        genre_index = pd.Index(sorted(set(agen["genre"])))
+        by_artist = _genre_matrix(agen, pd.Index(meta.artist_ids), "artist_id", genre_index)
+        return cls(item_ids=item_ids, meta=meta, item_genres=by_artist[meta.artist].tocsr(),
+                   genre_names=genre_index.to_numpy(dtype=str),
+                   names=tracks["name"].fillna("").to_numpy(dtype=object),
+                   durations=tracks["duration_ms"].fillna(0).to_numpy(dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def genres_of(self, index: int) -> list[str]:
+        g = self.item_genres
+        return [str(self.genre_names[c]) for c in g.indices[g.indptr[index]:g.indptr[index + 1]]]
+
+    def artist_name(self, index: int) -> str:
+        return str(self.meta.artist_names[self.meta.artist[index]])
+
+    def artist_id(self, index: int) -> str:
+        return str(self.meta.artist_ids[self.meta.artist[index]])

@@ -1,0 +1,243 @@
+"""An in-memory interaction data set that every loader produces and every model consumes.
+
+The recommender never reads the database while it trains or evaluates: a loader turns a source
+(the database here; a Pozytywka export folder or the Last.fm HetRec set later) into one
+``InteractionData``, and features, training and evaluation work on its plain numpy arrays. A
+Last.fm loader maps artists to items (``item_artist`` = the item itself), tags to ``item_genres``,
+listen counts to events of kind ``COUNT`` and friendships to ``groups``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+# Event kinds. COUNT carries a repeat count in ``EventLog.value`` (Last.fm listen counts).
+PLAY, SKIP, LIKE, COUNT = 0, 1, 2, 3
+KIND_CODES = {"play": PLAY, "skip": SKIP, "like": LIKE, "count": COUNT}
+
+AUDIO_COLUMNS = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
+                 "liveness", "valence", "loudness", "tempo")
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """One row per event, in no particular order; indices point into the data set's users/items."""
+
+    user: np.ndarray   # int32
+    item: np.ndarray   # int32
+    time: np.ndarray   # float64, seconds since the epoch
+    kind: np.ndarray   # int8, PLAY / SKIP / LIKE / COUNT
+    value: np.ndarray  # float32, 1 for single events, the count for COUNT
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, mask_or_index: np.ndarray) -> "EventLog":
+        return EventLog(self.user[mask_or_index], self.item[mask_or_index],
+                        self.time[mask_or_index], self.kind[mask_or_index],
+                        self.value[mask_or_index])
+
+
+@dataclass(frozen=True)
+class ItemMeta:
+    """What is known about each item besides who listened to it (arrays aligned with items)."""
+
+    artist: np.ndarray       # int32 index into artist_ids
+    artist_ids: np.ndarray   # str
+    artist_names: np.ndarray  # str
+    song: np.ndarray         # int32: equal for the same song under several ids (name + artist)
+    explicit: np.ndarray     # bool
+    popularity: np.ndarray   # float32 in [0, 1] (the catalogue's own popularity field)
+    year: np.ndarray         # int16, 0 when unknown
+    audio: np.ndarray        # float32 (items x len(audio_names)); may have zero columns
+    audio_names: tuple[str, ...] = AUDIO_COLUMNS
+
+
+@dataclass(frozen=True)
+class InteractionData:
+    user_ids: np.ndarray      # int64 external ids, position = internal index
+    item_ids: np.ndarray      # str external ids
+    events: EventLog
+    items: ItemMeta
+    genre_names: np.ndarray   # str; vocabulary of item_genres and user_genres columns
+    item_genres: sp.csr_matrix  # items x genres, 0/1
+    user_genres: sp.csr_matrix  # users x genres, 0/1 (declared favourite genres)
+    groups: list[np.ndarray] = field(default_factory=list)  # real groups (user indices), if any
+    source: str = ""
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def with_events(self, events: EventLog) -> "InteractionData":
+        return replace(self, events=events)
+
+    def split_by_time(self, cutoff: float) -> tuple["InteractionData", EventLog]:
+        """Train on what happened before ``cutoff``; the later events are the test log."""
+        before = self.events.time < cutoff
+        return self.with_events(self.events.take(before)), self.events.take(~before)
+
+    def time_quantile(self, q: float) -> float:
+        return float(np.quantile(self.events.time, q)) if len(self.events) else 0.0
+
+    def user_index(self) -> dict[int, int]:
+        return {int(u): i for i, u in enumerate(self.user_ids)}
+
+    def item_index(self) -> pd.Index:
+        return pd.Index(self.item_ids)
+
+    def history_counts(self) -> np.ndarray:
+        """Positive events (plays, likes, counts) per user: 0 means a cold-start user."""
+        positive = self.events.kind != SKIP
+        return np.bincount(self.events.user[positive], minlength=self.n_users)
+
+
+def song_keys(names: pd.Series, artist_ids: pd.Series) -> np.ndarray:
+    """The same song re-released under another id shares name and artist: one key for both."""
+    key = names.fillna("").str.strip().str.casefold() + "\x1f" + artist_ids.fillna("")
+    codes, _ = pd.factorize(key, sort=False)
+    return codes.astype(np.int32)
+
+
+def release_years(dates: pd.Series) -> np.ndarray:
+    head = dates.fillna("").astype(str).str.slice(0, 4)
+    years = pd.to_numeric(head, errors="coerce").fillna(0).astype(np.int16)
+    return years.to_numpy()
+
+
+def _genre_matrix(pairs: pd.DataFrame, row_index: pd.Index, key: str,
+                  genre_index: pd.Index) -> sp.csr_matrix:
+    rows = row_index.get_indexer(pairs[key])
+    cols = genre_index.get_indexer(pairs["genre"])
+    ok = (rows >= 0) & (cols >= 0)
+    data = np.ones(int(ok.sum()), dtype=np.float32)
+    m = sp.csr_matrix((data, (rows[ok], cols[ok])), shape=(len(row_index), len(genre_index)))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def build_items(tracks: pd.DataFrame, artists: pd.DataFrame) -> tuple[np.ndarray, ItemMeta]:
+    """Item metadata from a tracks frame (export/DB columns) and an artists frame (id, name)."""
+    tracks = tracks.reset_index(drop=True)
+    artist_ids = pd.Index(pd.unique(pd.concat([artists["id"], tracks["artist_id"]])))
+    names = artists.set_index("id")["name"].reindex(artist_ids).fillna("").to_numpy(dtype=str)
+    audio_cols = [c for c in AUDIO_COLUMNS if c in tracks.columns]
+    audio = tracks[audio_cols].to_numpy(dtype=np.float32) if audio_cols else np.zeros(
+        (len(tracks), 0), np.float32)
+    meta = ItemMeta(
+        artist=artist_ids.get_indexer(tracks["artist_id"]).astype(np.int32),
+        artist_ids=artist_ids.to_numpy(dtype=str),
+        artist_names=names,
+        song=song_keys(tracks["name"], tracks["artist_id"]),
+        explicit=tracks["explicit"].astype(bool).to_numpy(),
+        popularity=(tracks["popularity"].fillna(0).to_numpy(dtype=np.float32) / 100.0),
+        year=release_years(tracks["release_date"]),
+        audio=np.nan_to_num(audio),
+        audio_names=tuple(audio_cols),
+    )
+    return tracks["id"].to_numpy(dtype=str), meta
+
+
+def build_events(frame: pd.DataFrame, user_index: pd.Index, item_index: pd.Index) -> EventLog:
+    """Events from a frame with user_id, track_id, timestamp, event_type (adverts dropped)."""
+    kind = frame["event_type"].map(KIND_CODES)
+    users = user_index.get_indexer(frame["user_id"])
+    items = item_index.get_indexer(frame["track_id"])
+    keep = kind.notna().to_numpy() & (users >= 0) & (items >= 0)
+    ts = pd.to_datetime(frame["timestamp"], format="ISO8601") if frame["timestamp"].dtype == object \
+        else pd.to_datetime(frame["timestamp"])
+    seconds = (ts.astype("datetime64[us]").astype("int64").to_numpy() / 1e6)
+    return EventLog(
+        user=users[keep].astype(np.int32),
+        item=items[keep].astype(np.int32),
+        time=seconds[keep].astype(np.float64),
+        kind=kind.to_numpy()[keep].astype(np.int8),
+        value=np.ones(int(keep.sum()), dtype=np.float32),
+    )
+
+
+def assemble(users: pd.DataFrame, user_genre_pairs: pd.DataFrame, tracks: pd.DataFrame,
+             artists: pd.DataFrame, artist_genre_pairs: pd.DataFrame, events: pd.DataFrame,
+             source: str) -> InteractionData:
+    """Shared by the database and export-folder loaders: frames in, one data set out.
+
+    ``user_genre_pairs``: user_id, genre; ``artist_genre_pairs``: artist_id, genre.
+    """
+    user_ids = users["user_id"].to_numpy(dtype=np.int64)
+    user_index = pd.Index(user_ids)
+    item_ids, meta = build_items(tracks, artists)
+    item_index = pd.Index(item_ids)
+    genre_index = pd.Index(sorted(set(user_genre_pairs["genre"]) | set(artist_genre_pairs["genre"])))
+    artist_genres = _genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
+                                  genre_index)
+    item_genres = artist_genres[meta.artist].tocsr()
+    user_genres = _genre_matrix(user_genre_pairs, user_index, "user_id", genre_index)
+    return InteractionData(
+        user_ids=user_ids, item_ids=item_ids,
+        events=build_events(events, user_index, item_index), items=meta,
+        genre_names=genre_index.to_numpy(dtype=str), item_genres=item_genres,
+        user_genres=user_genres, source=source,
+    )
+
+
+def load_from_database(engine=None, *, since: float | None = None) -> InteractionData:
+    """Read users, catalogue and listening events with SQLAlchemy Core into one data set."""
+    from sqlalchemy import select
+
+    from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres, user_genres
+    from app.extensions import db
+
+    engine = engine or db.engine
+    with engine.connect() as conn:
+        users = pd.read_sql(select(User.user_id).order_by(User.user_id), conn)
+        ugen = pd.read_sql(select(user_genres.c.user_id, Genre.name.label("genre"))
+                           .join(Genre, Genre.id == user_genres.c.genre_id), conn)
+        artists = pd.read_sql(select(Artist.id, Artist.name), conn)
+        agen = pd.read_sql(select(artist_genres.c.artist_id, Genre.name.label("genre"))
+                           .join(Genre, Genre.id == artist_genres.c.genre_id), conn)
+        tracks = pd.read_sql(select(Track.__table__).order_by(Track.id), conn)
+        ev = ListeningEvent.__table__.c
+        query = (select(ev.user_id, ev.track_id, ev.timestamp, ev.event_type)
+                 .where(ev.track_id.is_not(None), ev.event_type != "advertisement"))
+        events = pd.read_sql(query, conn)
+    return assemble(users, ugen, tracks, artists, agen, events, source="database")
+
+
+def load_from_export(directory) -> InteractionData:
+    """Read a Pozytywka export folder directly (no import): handy for evaluation on raw exports.
+
+    Bad rows (the faults of real exports) are dropped here without a report; the importer is the
+    place that reports them.
+    """
+    from pathlib import Path
+
+    folder = Path(directory)
+
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_json(folder / f"{name}.jsonl", lines=True, dtype=False)
+
+    users = read("users")
+    users = users[pd.to_numeric(users["user_id"], errors="coerce").notna()]
+    users = users.drop_duplicates("user_id")
+    ugen = users[["user_id", "favourite_genres"]].explode("favourite_genres").dropna()
+    ugen = ugen.rename(columns={"favourite_genres": "genre"})
+    artists = read("artists")
+    artists = artists[artists["id"].notna() & (artists["id"].astype(str) != "-1")]
+    artists = artists.drop_duplicates("id")
+    agen = artists[["id", "genres"]].explode("genres").dropna()
+    agen = agen.rename(columns={"id": "artist_id", "genres": "genre"})
+    tracks = read("tracks").rename(columns={"id_artist": "artist_id"})
+    tracks = tracks[tracks["id"].notna() & tracks["artist_id"].isin(artists["id"])]
+    tracks = tracks.drop_duplicates("id")
+    events = read("sessions").dropna(subset=["user_id", "track_id", "event_type", "timestamp"])
+    events = events.drop_duplicates()
+    return assemble(users[["user_id"]].astype({"user_id": np.int64}), ugen, tracks,
+                    artists[["id", "name"]], agen, events, source=f"export:{folder}")

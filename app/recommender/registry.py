@@ -1,0 +1,84 @@
+"""The ``model_versions`` table: which versions exist and which one serves.
+
+Activation is one transaction that clears every other active flag, so readers (every gunicorn
+worker polls ``active_version``) never see two active versions, and a training run that dies
+before its final commit leaves the previous version active.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, update
+
+from app.db import ModelVersion
+from app.extensions import db
+from app.recommender.artifact import Artifact
+
+
+def register(art: Artifact, *, activate: bool, metrics: dict | None = None) -> ModelVersion:
+    row = ModelVersion(
+        version=art.version,
+        created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        params=art.meta.get("params", {}),
+        metrics=metrics if metrics is not None else art.meta.get("metrics", {}),
+        data_counts=art.meta.get("counts", {}),
+        path=str(art.path),
+        checksum=art.checksum,
+        active=False,
+    )
+    db.session.add(row)
+    db.session.flush()
+    if activate:
+        _activate(row.version)
+    db.session.commit()
+    return row
+
+
+def _activate(version: str) -> None:
+    db.session.execute(update(ModelVersion).where(ModelVersion.version != version)
+                       .values(active=False))
+    db.session.execute(update(ModelVersion).where(ModelVersion.version == version)
+                       .values(active=True))
+
+
+def activate(version: str) -> ModelVersion:
+    row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    if row is None:
+        raise LookupError(f"no model version {version!r}; see `flask model list`")
+    _activate(version)
+    db.session.commit()
+    return row
+
+
+def active() -> ModelVersion | None:
+    return db.session.scalar(select(ModelVersion).where(ModelVersion.active.is_(True))
+                             .order_by(ModelVersion.id.desc()).limit(1))
+
+
+def active_pointer() -> tuple[str, str, str] | None:
+    """(version, path, checksum) of the active version: the cheap query workers poll."""
+    row = db.session.execute(
+        select(ModelVersion.version, ModelVersion.path, ModelVersion.checksum)
+        .where(ModelVersion.active.is_(True)).order_by(ModelVersion.id.desc()).limit(1)).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def versions() -> list[ModelVersion]:
+    return list(db.session.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+
+
+def set_metrics(version: str, metrics: dict) -> None:
+    row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    if row is None:
+        raise LookupError(f"no model version {version!r}")
+    row.metrics = metrics
+    db.session.commit()
+
+
+def artifact_folder(version: str, recorded_path: str, model_dir: str) -> "Path":
+    """Where a version's files are: under the configured MODEL_DIR when present there (the
+    directory may be mounted elsewhere than at training time), else the recorded path."""
+    from pathlib import Path
+
+    configured = Path(model_dir) / version
+    return configured if configured.exists() else Path(recorded_path)

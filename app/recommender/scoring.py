@@ -1,0 +1,227 @@
+"""The in-memory recommender: one matrix product per group, everything else precomputed.
+
+At load, every track of the catalogue gets one float32 row ``[v, b_item, 1]`` and every member a
+row ``[u, 1, b_user]``, so ``members @ items.T`` is exactly LightFM's score (u·v + b_u + b_i)
+with no per-request bias handling. Tracks that are in the database but not in the model (added
+after training) get ``v`` from the stored feature embeddings of their artist, genres, audio bins,
+decade and explicit flag; users likewise from their favourite genres.
+
+Per member the scores are standardised (z) with the member's mean and variance over the whole
+catalogue, taken from the items' mean vector and covariance matrix (precomputed): ``mean = u·m``,
+``var = uᵀ C u``; no pass over the catalogue is needed for that.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.special import ndtr
+
+from app.recommender.catalogue import Catalogue
+from app.recommender.dataset import ItemMeta
+from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules, select
+from app.recommender.training import TrainedModel
+
+SKIP_PENALTY = 2.0  # standard deviations a "keeps skipping" track loses for that member
+
+
+@dataclass
+class Member:
+    """How one member is represented: ``kind`` is trained / genres / popular."""
+
+    user_id: int
+    row: np.ndarray
+    kind: str
+    skip_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+@dataclass
+class GroupResult:
+    indices: list[int]
+    member_scores: np.ndarray  # playlist x members, 0-1
+    member_fit: np.ndarray     # members, 0-1
+    taste_match: np.ndarray    # members x members, 0-1
+    strategy: str
+    notes: list[str]
+
+
+class Recommender:
+    """Immutable once built; share one instance between threads."""
+
+    def __init__(self, model: TrainedModel, catalogue: Catalogue, *, version: str | None = None):
+        self.version = version
+        self.model = model
+        self.catalogue = catalogue
+        space = model.space
+        k = model.item_vectors.shape[1]
+        self.k = k
+        n = len(catalogue)
+        model_pos = pd.Index(space.item_ids).get_indexer(np.asarray(catalogue.item_ids, str))
+        known = model_pos >= 0
+        self.n_new_items = int((~known).sum())
+        vectors = np.zeros((n, k), np.float32)
+        bias = np.zeros(n, np.float32)
+        vectors[known] = model.item_vectors[model_pos[known]]
+        bias[known] = model.item_bias[model_pos[known]]
+        if self.n_new_items:
+            new = np.flatnonzero(~known)
+            v, b = self.item_vectors_from_features(new)
+            vectors[new], bias[new] = v, b
+        self.items = np.ascontiguousarray(
+            np.hstack([vectors, bias[:, None], np.ones((n, 1), np.float32)]), dtype=np.float32)
+        self.mean_item = self.items.mean(axis=0, dtype=np.float64)
+        centred = self.items - self.mean_item.astype(np.float32)
+        self.cov_item = (centred.T.astype(np.float64) @ centred.astype(np.float64)) / max(n, 1)
+        self.song = catalogue.meta.song
+        self.artist = catalogue.meta.artist
+        self.not_explicit = ~catalogue.meta.explicit.astype(bool)
+        pop = np.zeros(n, np.float32)
+        pop[known] = model.popularity[model_pos[known]]
+        self.popularity = pop
+        self.item_index = pd.Index(np.asarray(catalogue.item_ids, str))
+
+        # users: trained rows; users cold in training are re-expressed from their genres
+        self.user_pos = {int(u): i for i, u in enumerate(space.user_ids)}
+        users = np.hstack([model.user_vectors, np.ones((len(space.user_ids), 1), np.float32),
+                           model.user_bias[:, None]]).astype(np.float32)
+        warm = model.user_history > 0
+        self.popular_row = (users[warm].mean(axis=0) if warm.any()
+                            else np.zeros(k + 2, np.float32)).astype(np.float32)
+        self.popular_row[k] = 1.0
+        self.users = users
+        self.user_warm = warm
+        # skips in catalogue columns
+        sk = model.skips.tocoo()
+        cols = np.full(len(space.item_ids), -1, np.int64)
+        cols[model_pos[known]] = np.flatnonzero(known)
+        mapped = cols[sk.col] if sk.nnz else np.zeros(0, np.int64)
+        ok = mapped >= 0
+        self.skips = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (sk.row[ok], mapped[ok])),
+                                   shape=(len(space.user_ids), n))
+        self._genre_index = pd.Index(space.genres)
+
+    # ----- representations -----
+    def item_vectors_from_features(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Representations of catalogue tracks from their features only (no identity)."""
+        cat = self.catalogue
+        meta = _take_meta(cat.meta, positions)
+        feats = self.model.space.item_features(cat.item_ids[positions], meta,
+                                               cat.item_genres[positions], cat.genre_names,
+                                               identity=False)
+        v = feats @ self.model.item_feature_embeddings
+        b = feats @ self.model.item_feature_biases
+        return np.asarray(v, np.float32), np.asarray(b, np.float32)
+
+    def row_from_genres(self, genres: list[str]) -> np.ndarray | None:
+        """A member row from declared favourite genres; None when none of them is known."""
+        space = self.model.space
+        if "genre" not in space.user_blocks:
+            return None
+        cols = self._genre_index.get_indexer(list(genres))
+        cols = cols[cols >= 0]
+        if not len(cols):
+            return None
+        ug = sp.csr_matrix((np.ones(len(cols), np.float32), (np.zeros(len(cols), int), cols)),
+                           shape=(1, len(space.genres)))
+        feats = space.user_features(np.array([-1], np.int64), ug, np.asarray(space.genres),
+                                    identity=False)
+        v = np.asarray(feats @ self.model.user_feature_embeddings, np.float32)[0]
+        b = float(np.asarray(feats @ self.model.user_feature_biases).ravel()[0])
+        return np.concatenate([v, [1.0, b]]).astype(np.float32)
+
+    def is_warm(self, user_id: int) -> bool:
+        pos = self.user_pos.get(int(user_id))
+        return pos is not None and bool(self.user_warm[pos])
+
+    def member(self, user_id: int, genres: list[str] | None = None) -> Member:
+        """Users with history in training use their learned row; the rest are represented by
+        their favourite genres (the caller reads them from the database), else by the popular
+        profile (the mean trained user: "what people here like")."""
+        pos = self.user_pos.get(int(user_id))
+        if pos is not None and self.user_warm[pos]:
+            s = self.skips
+            return Member(int(user_id), self.users[pos], "trained",
+                          s.indices[s.indptr[pos]:s.indptr[pos + 1]])
+        row = self.row_from_genres(genres or [])
+        if row is not None:
+            return Member(int(user_id), row, "genres")
+        return Member(int(user_id), self.popular_row, "popular")
+
+    # ----- scoring -----
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        """members x tracks raw scores: one float32 matrix product."""
+        return rows @ self.items.T
+
+    def standardise(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        mu = rows.astype(np.float64) @ self.mean_item
+        var = np.einsum("ij,jk,ik->i", rows.astype(np.float64), self.cov_item,
+                        rows.astype(np.float64))
+        sd = np.sqrt(np.maximum(var, 1e-12))
+        return ((raw - mu[:, None].astype(np.float32)) * (1.0 / sd)[:, None].astype(np.float32))
+
+    def taste_match(self, rows: np.ndarray) -> np.ndarray:
+        """Pearson correlation of two members' scores over the catalogue, mapped to 0-1."""
+        r = rows.astype(np.float64)
+        cov = r @ self.cov_item @ r.T
+        d = np.sqrt(np.maximum(np.diag(cov), 1e-12))
+        corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
+        return ((corr + 1.0) / 2.0).astype(np.float32)
+
+    def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None
+                  ) -> GroupResult:
+        strategy = strategy or DEFAULT_STRATEGY
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        rows = np.vstack([m.row for m in members]).astype(np.float32)
+        raw = self.scores(rows)
+        z = self.standardise(rows, raw)
+        for j, m in enumerate(members):
+            if len(m.skip_items):
+                z[j, m.skip_items] -= SKIP_PENALTY
+                raw[j, m.skip_items] -= SKIP_PENALTY * 1e3  # mean_rank ranks raw scores
+        allowed = self.not_explicit if rules.exclude_explicit else None
+        chosen, notes = select(strategy, z, raw, self.song, self.artist, rules, allowed)
+        idx = np.asarray(chosen, dtype=np.int64)
+        liking = ndtr(z[:, idx]).T.astype(np.float32)  # playlist x members
+        return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),
+                           taste_match=self.taste_match(rows), strategy=strategy, notes=notes)
+
+    def describe(self, members: list[Member], indices: list[int]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Member liking, fit and taste match for a playlist chosen elsewhere (base model)."""
+        rows = np.vstack([m.row for m in members]).astype(np.float32)
+        idx = np.asarray(indices, dtype=np.int64)
+        z = self.standardise(rows, rows @ self.items[idx].T)
+        for j, m in enumerate(members):
+            if len(m.skip_items):
+                z[j, np.isin(idx, m.skip_items)] -= SKIP_PENALTY
+        liking = ndtr(z).T.astype(np.float32)
+        return liking, liking.mean(axis=0), self.taste_match(rows)
+
+    def top_for_user_rows(self, rows: np.ndarray, k: int) -> np.ndarray:
+        """Top-k track indices per row (evaluation helper)."""
+        raw = self.scores(rows)
+        part = np.argpartition(-raw, min(k, raw.shape[1] - 1), axis=1)[:, :k]
+        vals = np.take_along_axis(raw, part, axis=1)
+        return np.take_along_axis(part, np.argsort(-vals, axis=1), axis=1)
+
+    def memory_bytes(self) -> int:
+        arrays = [self.items, self.users, self.song, self.artist, self.popularity,
+                  self.not_explicit, self.model.item_feature_embeddings,
+                  self.model.user_feature_embeddings, self.model.item_vectors,
+                  self.model.user_vectors]
+        return int(sum(a.nbytes for a in arrays) + self.skips.data.nbytes
+                   + self.skips.indices.nbytes)
+
+
+def _take_meta(meta: ItemMeta, positions: np.ndarray) -> ItemMeta:
+    return ItemMeta(
+        artist=np.arange(len(positions), dtype=np.int32),
+        artist_ids=meta.artist_ids[meta.artist[positions]],
+        artist_names=meta.artist_names[meta.artist[positions]],
+        song=meta.song[positions], explicit=meta.explicit[positions],
+        popularity=meta.popularity[positions], year=meta.year[positions],
+        audio=meta.audio[positions], audio_names=meta.audio_names,
+    )

@@ -1,0 +1,78 @@
+"""Builder form and the parsing of member ids carried in URLs and hidden fields.
+
+The group travels as repeated ``member`` parameters, so that every state of the builder is a
+plain URL (bookmarkable, works without JavaScript) and the server keeps no per-visitor state.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, SelectField
+from wtforms.validators import InputRequired, NumberRange
+
+MODEL_CHOICES = [
+    ("ab", "A/B test arm"),
+    ("advanced", "Advanced (LightFM)"),
+    ("base", "Base (from history)"),
+]
+STRATEGY_HELP = {
+    "mean_rank": "best mean rank across members (the original system)",
+    "average": "highest average liking",
+    "least_misery": "nobody is left unhappy: maximise the least happy member",
+    "average_without_misery": "highest average among tracks nobody dislikes",
+    "fair": "takes turns: each next track for the member served worst so far",
+}
+DEFAULT_LENGTH = 20
+
+
+def strategies() -> tuple[tuple[str, ...], str]:
+    from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES
+
+    default = current_app.config.get("DEFAULT_STRATEGY") or DEFAULT_STRATEGY
+    return STRATEGIES, default
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    names, default = strategies()
+    return [(name, name.replace("_", " ") + (" (recommended)" if name == default else ""))
+            for name in names]
+
+
+def parse_member_ids(values: Iterable[str], limit: int) -> tuple[list[int], list[str]]:
+    """Valid positive ids in order without repeats, and the raw values that were not ids."""
+    ids: list[int] = []
+    bad: list[str] = []
+    for raw in values:
+        for part in str(raw).replace(",", " ").split():
+            if part.isdigit() and len(part) < 10 and int(part) > 0:
+                uid = int(part)
+                if uid not in ids:
+                    ids.append(uid)
+            else:
+                bad.append(part[:20])
+    return ids[:limit], bad
+
+
+class BuildForm(FlaskForm):
+    """Options of the playlist; members are read separately (a variable list of hidden ids)."""
+
+    length = IntegerField("Playlist length", default=DEFAULT_LENGTH,
+                          validators=[InputRequired(message="Choose a playlist length.")])
+    strategy = SelectField("Strategy")
+    exclude_explicit = BooleanField("Leave out explicit tracks")
+    model = SelectField("Model", choices=MODEL_CHOICES, default="ab")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names, default = strategies()
+        self.strategy.choices = strategy_choices()
+        if not self.strategy.data or self.strategy.data not in names:
+            self.strategy.data = default
+        maximum = int(current_app.config.get("MAX_PLAYLIST_LENGTH", 100))
+        self.length.validators = [
+            InputRequired(message="Choose a playlist length."),
+            NumberRange(min=1, max=maximum,
+                        message=f"The playlist length must be between 1 and {maximum}."),
+        ]

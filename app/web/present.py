@@ -1,0 +1,176 @@
+"""Turn a stored prediction into what the playlist page and the downloads show.
+
+Everything is read from the prediction row (track ids, members, per-track member scores, member
+fit), so a permalink shows exactly what was served, even after the model has moved on. Only the
+catalogue details (names, genres, durations) are looked up again.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.db import Prediction
+from app.web.queries import existing_users, tracks_by_id
+
+HEAT_STEPS = 10
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float | None
+
+    @property
+    def percent(self) -> str:
+        return "–" if self.value is None else f"{round(self.value * 100)}%"
+
+    @property
+    def heat(self) -> str:
+        """A CSS class per tenth: colours without style attributes keep a strict CSP possible."""
+        if self.value is None:
+            return "heat-na"
+        return f"heat-{min(HEAT_STEPS, max(0, round(self.value * HEAT_STEPS)))}"
+
+    @property
+    def width(self) -> str:
+        """Bar length class in steps of 5% (``w-0`` ... ``w-100``)."""
+        if self.value is None:
+            return "w-0"
+        return f"w-{min(100, max(0, 5 * round(self.value * 20)))}"
+
+
+@dataclass(frozen=True)
+class MemberView:
+    user_id: int
+    name: str
+    fit: Score
+
+
+@dataclass(frozen=True)
+class Row:
+    position: int
+    track_id: str
+    name: str
+    artist: str
+    genres: list[str]
+    duration_ms: int
+    explicit: bool
+    scores: list[Score]
+
+
+@dataclass(frozen=True)
+class PlaylistView:
+    prediction: Prediction
+    members: list[MemberView]
+    rows: list[Row]
+    taste_match: list[list[Score]] | None
+    taste_note: str | None
+
+    @property
+    def total_ms(self) -> int:
+        return sum(r.duration_ms for r in self.rows)
+
+    @property
+    def has_scores(self) -> bool:
+        return any(s.value is not None for r in self.rows for s in r.scores)
+
+
+def members_of(prediction: Prediction) -> list[int]:
+    """Scoring order; rows logged before ``members`` existed fall back to requester + others."""
+    stored = getattr(prediction, "members", None)
+    if stored:
+        return [int(m) for m in stored]
+    seen: list[int] = []
+    for uid in [prediction.user_id, *(prediction.other_users or [])]:
+        if int(uid) not in seen:
+            seen.append(int(uid))
+    return seen
+
+
+def playlist_view(prediction: Prediction,
+                  taste_match: list[list[float]] | None = None,
+                  taste_note: str | None = None) -> PlaylistView:
+    member_ids = members_of(prediction)
+    users = existing_users(member_ids)
+    fits = prediction.member_fit or [None] * len(member_ids)
+    members = [MemberView(uid, users[uid].name if uid in users else f"User {uid}", Score(fit))
+               for uid, fit in zip(member_ids, fits)]
+    tracks = tracks_by_id(list(prediction.track_ids or []))
+    all_scores = prediction.member_scores or []
+    rows: list[Row] = []
+    for pos, tid in enumerate(prediction.track_ids or [], start=1):
+        track = tracks.get(tid)
+        per_member = all_scores[pos - 1] if pos - 1 < len(all_scores) and all_scores[pos - 1] else []
+        scores = [Score(per_member[i] if i < len(per_member) else None)
+                  for i in range(len(member_ids))]
+        if track is None:  # deleted from the catalogue since; keep the slot visible
+            rows.append(Row(pos, tid, "(track no longer in the catalogue)", "", [], 0, False, scores))
+            continue
+        rows.append(Row(pos, tid, track.name, track.artist.name if track.artist else "",
+                        sorted(g.name for g in (track.artist.genres if track.artist else [])),
+                        track.duration_ms, bool(track.explicit), scores))
+    matrix = ([[Score(v) for v in row] for row in taste_match] if taste_match else None)
+    return PlaylistView(prediction, members, rows, matrix, taste_note)
+
+
+def duration(ms: int) -> str:
+    seconds = max(0, int(round(ms / 1000)))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def as_json(view: PlaylistView) -> str:
+    p = view.prediction
+    doc = {
+        "prediction_id": p.id,
+        "created_at": _iso(p.created_at),
+        "model": p.model,
+        "model_version": p.model_version,
+        "strategy": p.strategy,
+        "exclude_explicit": bool(p.exclude_explicit),
+        "members": [{"user_id": m.user_id, "name": m.name, "fit": m.fit.value}
+                    for m in view.members],
+        "total_duration_ms": view.total_ms,
+        "tracks": [{
+            "position": r.position, "id": r.track_id, "name": r.name, "artist": r.artist,
+            "genres": r.genres, "duration_ms": r.duration_ms, "explicit": r.explicit,
+            "member_scores": {str(m.user_id): s.value for m, s in zip(view.members, r.scores)},
+        } for r in view.rows],
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+
+
+def _csv_cell(value: object) -> object:
+    """Spreadsheets execute cells starting with = + - @: a leading quote keeps them text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def as_csv(view: PlaylistView) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["position", "track_id", "name", "artist", "genres", "duration_ms", "explicit",
+                     *[f"member_{m.user_id}" for m in view.members]])
+    for r in view.rows:
+        writer.writerow([r.position, r.track_id, _csv_cell(r.name), _csv_cell(r.artist),
+                         _csv_cell("; ".join(r.genres)), r.duration_ms, int(r.explicit),
+                         *["" if s.value is None else f"{s.value:.4f}" for s in r.scores]])
+    return out.getvalue()
+
+
+def as_m3u(view: PlaylistView) -> str:
+    """Extended M3U; the ids are Spotify-style, so each entry is a ``spotify:track:`` URI."""
+    lines = ["#EXTM3U", f"#PLAYLIST:Pozytywka group playlist {view.prediction.id}"]
+    for r in view.rows:
+        title = f"{r.artist} - {r.name}".replace("\n", " ").replace("\r", " ")
+        lines.append(f"#EXTINF:{round(r.duration_ms / 1000)},{title}")
+        lines.append(f"spotify:track:{r.track_id}")
+    return "\n".join(lines) + "\n"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

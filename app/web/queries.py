@@ -1,0 +1,215 @@
+"""Read-only queries behind the public pages: user search, taste summaries, listening history.
+
+Each function is one or two aggregate SQL statements, so a page costs the same whether a user has
+ten events or ten thousand.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from sqlalchemy import case, distinct, func, or_, select
+
+from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
+from app.extensions import db
+
+SEARCH_PAGE_SIZE = 10
+# Events that say a person enjoyed a track; skips and adverts do not describe taste.
+LISTENED = ("play", "like")
+
+
+@dataclass(frozen=True)
+class UserHit:
+    user_id: int
+    name: str
+    city: str
+    favourite_genres: list[str]
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    query: str
+    page: int
+    pages: int
+    total: int
+    hits: list[UserHit]
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+@dataclass(frozen=True)
+class Count:
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RecentEvent:
+    timestamp: datetime
+    session_id: int
+    event_type: str
+    track_id: str | None
+    track: str | None
+    artist: str | None
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    events: int
+    sessions: int
+    plays: int
+    skips: int
+    likes: int
+    adverts: int
+    first: datetime | None
+    last: datetime | None
+    top_artists: list[Count]
+    top_genres: list[Count]
+    recent: list[RecentEvent]
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.lower()}%"
+
+
+def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) -> SearchPage:
+    """Match an exact id, or a substring of name or city (case-insensitive); exact ids first."""
+    query = query.strip()[:100]
+    if not query:
+        return SearchPage(query, 1, 0, 0, [])
+    pattern = _like_pattern(query)
+    conditions = [func.lower(User.name).like(pattern, escape="\\"),
+                  func.lower(User.city).like(pattern, escape="\\")]
+    exact_id = int(query) if query.isdigit() and len(query) < 10 else None
+    if exact_id is not None:
+        conditions.append(User.user_id == exact_id)
+    where = or_(*conditions)
+    total = db.session.scalar(select(func.count()).select_from(User).where(where)) or 0
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    first = case((User.user_id == exact_id, 0), else_=1) if exact_id is not None else None
+    order = ([first] if first is not None else []) + [User.name, User.user_id]
+    users = db.session.scalars(
+        select(User).where(where).order_by(*order).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    hits = [UserHit(u.user_id, u.name, u.city, sorted(g.name for g in u.favourite_genres))
+            for u in users]
+    return SearchPage(query, page, pages, total, hits)
+
+
+def existing_users(ids: Iterable[int]) -> dict[int, User]:
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    users = db.session.scalars(select(User).where(User.user_id.in_(ids))).all()
+    return {u.user_id: u for u in users}
+
+
+def top_genres(user_ids: list[int], limit: int = 3) -> dict[int, list[str]]:
+    """Each user's most-listened genres in one grouped query; declared favourites as fallback.
+
+    People who have not listened to anything yet are described by what they said they like, the
+    same way the recommender treats them.
+    """
+    if not user_ids:
+        return {}
+    rows = db.session.execute(
+        select(ListeningEvent.user_id, Genre.name, func.count().label("n"))
+        .join(Track, Track.id == ListeningEvent.track_id)
+        .join(artist_genres, artist_genres.c.artist_id == Track.artist_id)
+        .join(Genre, Genre.id == artist_genres.c.genre_id)
+        .where(ListeningEvent.user_id.in_(user_ids), ListeningEvent.event_type.in_(LISTENED))
+        .group_by(ListeningEvent.user_id, Genre.name)
+    ).all()
+    per_user: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for uid, genre, n in rows:
+        per_user[uid].append((-n, genre))
+    result: dict[int, list[str]] = {}
+    declared = existing_users(user_ids)
+    for uid in user_ids:
+        if per_user.get(uid):
+            result[uid] = [g for _, g in sorted(per_user[uid])[:limit]]
+        elif uid in declared:
+            result[uid] = sorted(g.name for g in declared[uid].favourite_genres)[:limit]
+        else:
+            result[uid] = []
+    return result
+
+
+def history_summary(user_id: int, top: int = 10, recent: int = 15) -> HistorySummary:
+    e = ListeningEvent
+    totals = db.session.execute(
+        select(
+            func.count(),
+            func.count(distinct(e.session_id)),
+            func.sum(case((e.event_type == "play", 1), else_=0)),
+            func.sum(case((e.event_type == "skip", 1), else_=0)),
+            func.sum(case((e.event_type == "like", 1), else_=0)),
+            func.sum(case((e.event_type == "advertisement", 1), else_=0)),
+            func.min(e.timestamp),
+            func.max(e.timestamp),
+        ).where(e.user_id == user_id)
+    ).one()
+    artists = db.session.execute(
+        select(Artist.name, func.count().label("n"))
+        .select_from(e).join(Track, Track.id == e.track_id).join(Artist, Artist.id == Track.artist_id)
+        .where(e.user_id == user_id, e.event_type.in_(LISTENED))
+        .group_by(Artist.id, Artist.name).order_by(func.count().desc(), Artist.name).limit(top)
+    ).all()
+    genres = db.session.execute(
+        select(Genre.name, func.count().label("n"))
+        .select_from(e).join(Track, Track.id == e.track_id)
+        .join(artist_genres, artist_genres.c.artist_id == Track.artist_id)
+        .join(Genre, Genre.id == artist_genres.c.genre_id)
+        .where(e.user_id == user_id, e.event_type.in_(LISTENED))
+        .group_by(Genre.name).order_by(func.count().desc(), Genre.name).limit(top)
+    ).all()
+    recent_rows = db.session.execute(
+        select(e.timestamp, e.session_id, e.event_type, e.track_id, Track.name, Artist.name)
+        .select_from(e).outerjoin(Track, Track.id == e.track_id)
+        .outerjoin(Artist, Artist.id == Track.artist_id)
+        .where(e.user_id == user_id).order_by(e.timestamp.desc(), e.id.desc()).limit(recent)
+    ).all()
+    return HistorySummary(
+        events=totals[0] or 0, sessions=totals[1] or 0, plays=totals[2] or 0,
+        skips=totals[3] or 0, likes=totals[4] or 0, adverts=totals[5] or 0,
+        first=totals[6], last=totals[7],
+        top_artists=[Count(name, n) for name, n in artists],
+        top_genres=[Count(name, n) for name, n in genres],
+        recent=[RecentEvent(*row) for row in recent_rows],
+    )
+
+
+def tracks_by_id(track_ids: list[str]) -> dict[str, Track]:
+    """Catalogue rows for a stored playlist (artist joined, genres selected in)."""
+    if not track_ids:
+        return {}
+    tracks = db.session.scalars(select(Track).where(Track.id.in_(list(set(track_ids))))).all()
+    return {t.id: t for t in tracks}
+
+
+_COUNTS_CACHE: dict[str, tuple[float, dict[str, int]]] = {}
+_COUNTS_TTL_S = 60.0
+
+
+def catalogue_counts_cached() -> dict[str, int]:
+    """Counting millions of events costs a full scan: the builder shows a minute-old figure."""
+    from app.status import catalogue_counts
+
+    key = str(db.engine.url)
+    hit = _COUNTS_CACHE.get(key)
+    now = time.monotonic()
+    if hit is None or now - hit[0] > _COUNTS_TTL_S:
+        hit = (now, catalogue_counts())
+        _COUNTS_CACHE[key] = hit
+    return hit[1]

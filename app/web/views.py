@@ -1,0 +1,244 @@
+"""Routes of the public pages: builder, playlist permalink and downloads, user search and pages."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.datastructures import MultiDict
+
+from app.db import Prediction, User
+from app.extensions import db
+from app.recommender.service import ModelUnavailableError, UnknownUsersError
+from app.web import bp
+from app.web.forms import (
+    DEFAULT_LENGTH,
+    MODEL_CHOICES,
+    STRATEGY_HELP,
+    BuildForm,
+    parse_member_ids,
+    strategies,
+)
+from app.web.present import as_csv, as_json, as_m3u, duration, playlist_view
+from app.web.queries import (
+    catalogue_counts_cached,
+    existing_users,
+    history_summary,
+    search_users,
+    top_genres,
+)
+from app.web.serve import ServeError, current_taste_match, own_top, serve_playlist
+
+DOWNLOADS = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "m3u": "audio/x-mpegurl",
+}
+
+
+def _max_group() -> int:
+    return int(current_app.config.get("MAX_GROUP_SIZE", 50))
+
+
+def _options(source: MultiDict) -> dict[str, Any]:
+    """Builder options from a query string or a posted form, falling back to defaults."""
+    names, default_strategy = strategies()
+    maximum = int(current_app.config.get("MAX_PLAYLIST_LENGTH", 100))
+    length = source.get("length", type=int)
+    strategy = source.get("strategy", "")
+    model = source.get("model", "ab")
+    return {
+        "length": length if length and 1 <= length <= maximum else DEFAULT_LENGTH,
+        "strategy": strategy if strategy in names else default_strategy,
+        "exclude_explicit": source.get("exclude_explicit", "") in ("1", "y", "on", "true"),
+        "model": model if model in dict(MODEL_CHOICES) else "ab",
+    }
+
+
+def builder_url(members: list[int], options: dict[str, Any] | None = None, **extra: Any) -> str:
+    """The builder in a given state; defaults are left out to keep links short."""
+    params: list[tuple[str, Any]] = [("member", m) for m in members]
+    if options:
+        _, default_strategy = strategies()
+        if options.get("length", DEFAULT_LENGTH) != DEFAULT_LENGTH:
+            params.append(("length", options["length"]))
+        if options.get("strategy") and options["strategy"] != default_strategy:
+            params.append(("strategy", options["strategy"]))
+        if options.get("exclude_explicit"):
+            params.append(("exclude_explicit", "1"))
+        if options.get("model", "ab") != "ab":
+            params.append(("model", options["model"]))
+    params.extend((k, v) for k, v in extra.items() if not (k == "page" and v == 1))
+    query = urlencode([(k, v) for k, v in params if v not in (None, "")])
+    return url_for("web.index") + (f"?{query}" if query else "")
+
+
+@bp.app_template_global()
+def builder_link(members: list[int], options: dict[str, Any] | None = None, **extra: Any) -> str:
+    return builder_url(members, options, **extra)
+
+
+@bp.app_template_filter("duration")
+def _duration_filter(ms: int | None) -> str:
+    return duration(ms or 0)
+
+
+@bp.app_template_filter("thousands")
+def _thousands(value: int | float | None) -> str:
+    return "–" if value is None else f"{value:,.0f}".replace(",", "\u202f")
+
+
+@bp.app_template_filter("pct")
+def _pct(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}%"
+
+
+@bp.app_template_filter("when")
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "–"
+
+
+def _render_builder(members: list[int], options: dict[str, Any], *, errors: list[str] | None = None,
+                    status: int = 200, unknown: list[int] | None = None):
+    users = existing_users(members)
+    unknown = list(unknown or []) + [m for m in members if m not in users]
+    members = [m for m in members if m in users]
+    query = request.args.get("q", "") if request.method == "GET" else ""
+    page = request.args.get("page", 1, type=int) or 1
+    results = search_users(query, page) if query.strip() else None
+    genres = top_genres(members)
+    form = BuildForm(formdata=None, data=options)
+    messages = list(errors or [])
+    if unknown:
+        messages.append(_unknown_message(unknown))
+    return render_template(
+        "builder.html",
+        members=[users[m] for m in members], member_ids=members, genres=genres,
+        options=options, form=form, query=query, results=results, errors=messages,
+        counts=catalogue_counts_cached(), strategy_help=STRATEGY_HELP,
+        max_group=_max_group(),
+    ), status
+
+
+def _unknown_message(ids: list[int]) -> str:
+    listed = ", ".join(str(i) for i in ids[:10]) + ("…" if len(ids) > 10 else "")
+    noun = "user" if len(ids) == 1 else "users"
+    return f"There is no {noun} with id {listed}; left out of the group."
+
+
+@bp.get("/")
+def index():
+    members, bad = parse_member_ids(request.args.getlist("member"), _max_group())
+    errors = [f"“{b}” is not a user id." for b in bad[:5]]
+    return _render_builder(members, _options(request.args), errors=errors)
+
+
+@bp.post("/playlists")
+def build():
+    form = BuildForm()
+    members, _bad = parse_member_ids(request.form.getlist("member"), _max_group())
+    options = _options(request.form)
+    if not form.validate():
+        problems = [msg for field, msgs in form.errors.items() for msg in msgs]
+        return _render_builder(members, options, errors=problems, status=422)
+    if not members:
+        return _render_builder(members, options, status=422, errors=[
+            "The group is empty. Search for people above and add at least one member."])
+    try:
+        served = serve_playlist(
+            members, form.length.data, choice=form.model.data, strategy=form.strategy.data,
+            exclude_explicit=bool(form.exclude_explicit.data),
+        )
+    except UnknownUsersError as exc:
+        known = [m for m in members if m not in exc.ids]
+        return _render_builder(known, options, status=422, unknown=exc.ids)
+    except ModelUnavailableError:
+        return _render_builder(members, options, status=503, errors=[
+            "No recommendation model is available yet, so the advanced model cannot run. "
+            "Choose the base model, or train one with “flask --app wsgi model train”."])
+    except ServeError as exc:
+        return _render_builder(members, options, status=exc.status, errors=[exc.message])
+    return redirect(url_for("web.playlist", prediction_id=served.prediction_id), code=303)
+
+
+def _prediction_or_404(prediction_id: str) -> Prediction:
+    if len(prediction_id) > 64:
+        abort(404)
+    prediction = db.session.get(Prediction, prediction_id)
+    if prediction is None:
+        abort(404)
+    return prediction
+
+
+@bp.get("/playlists/<prediction_id>")
+def playlist(prediction_id: str):
+    prediction = _prediction_or_404(prediction_id)
+    view = playlist_view(prediction)
+    matrix, note = current_taste_match(view)
+    view = playlist_view(prediction, matrix, note)
+    options = {"length": prediction.playlist_length, "strategy": prediction.strategy,
+               "exclude_explicit": prediction.exclude_explicit,
+               "model": "ab" if prediction.is_ab else prediction.model}
+    return render_template("playlist.html", view=view, options=options,
+                           member_ids=[m.user_id for m in view.members])
+
+
+@bp.get("/playlists/<prediction_id>.<any(json, csv, m3u):fmt>")
+def download(prediction_id: str, fmt: str):
+    view = playlist_view(_prediction_or_404(prediction_id))
+    body = {"json": as_json, "csv": as_csv, "m3u": as_m3u}[fmt](view)
+    mimetype = DOWNLOADS[fmt]
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="pozytywka-{view.prediction.id}.{fmt}"')
+    return response
+
+
+@bp.get("/users/search")
+def user_search():
+    query = request.args.get("q", "")
+    page = request.args.get("page", 1, type=int) or 1
+    members, _ = parse_member_ids(request.args.getlist("member"), _max_group())
+    results = search_users(query, page) if query.strip() else None
+    return render_template("search.html", query=query, results=results, member_ids=members,
+                           options=_options(request.args))
+
+
+@bp.get("/users/search.json")
+def user_search_json():
+    query = request.args.get("q", "")
+    page = request.args.get("page", 1, type=int) or 1
+    limit = min(max(request.args.get("limit", 8, type=int) or 8, 1), 25)
+    results = search_users(query, page, per_page=limit)
+    return jsonify({
+        "query": results.query, "page": results.page, "pages": results.pages,
+        "total": results.total,
+        "results": [{"user_id": h.user_id, "name": h.name, "city": h.city,
+                     "favourite_genres": h.favourite_genres,
+                     "url": url_for("web.user_page", user_id=h.user_id)}
+                    for h in results.hits],
+    })
+
+
+@bp.get("/users/<int:user_id>")
+def user_page(user_id: int):
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    summary = history_summary(user_id)
+    top, top_error = own_top(user_id, 20)
+    return render_template(
+        "user.html", user=user, summary=summary, top=top, top_error=top_error,
+        declared=sorted(g.name for g in user.favourite_genres),
+        artist_max=max((c.count for c in summary.top_artists), default=0),
+        genre_max=max((c.count for c in summary.top_genres), default=0),
+    )

@@ -1,0 +1,226 @@
+"""Catalogue scale: in-process group-playlist latency and model memory at 20k, 100k and 1M tracks.
+
+Why synthetic representations: serving cost depends on array shapes, not on how the vectors
+were learned, and training LightFM on a million tracks would take hours. The vectors have taste
+structure (genre centroids, users mixing one to three genres), so approximate nearest-neighbour
+search behaves as it does on learned vectors.
+
+Same-run references: every size is reported as a ratio to the 20,000-track catalogue, and the
+candidate-retrieval path (app/recommender/retrieval.py, hnswlib) as a speed ratio to exact
+scoring of the same groups, with its recall against the exact playlists.
+
+    OPENBLAS_NUM_THREADS=1 /tmp/venv/bin/python bench/bench_catalogue.py
+    ... --sizes 20000,100000 --repeats 50          # quicker
+    ... --index-dir /tmp/ann                       # keep built indexes between runs
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from app.recommender.catalogue import Catalogue  # noqa: E402
+from app.recommender.dataset import AUDIO_COLUMNS, ItemMeta  # noqa: E402
+from app.recommender.features import FeatureSpace  # noqa: E402
+from app.recommender.scoring import Recommender  # noqa: E402
+from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules  # noqa: E402
+from app.recommender.training import TrainedModel, TrainParams  # noqa: E402
+
+BUDGET_MS = 50.0
+
+
+def synthetic_recommender(n_items: int, *, n_users: int = 1100, k: int = 48, n_genres: int = 60,
+                          tracks_per_artist: int = 10, seed: int = 0) -> Recommender:
+    """A real ``Recommender`` over a synthetic trained model and catalogue of ``n_items``."""
+    rng = np.random.default_rng(seed)
+    n_artists = max(1, n_items // tracks_per_artist)
+    centroids = rng.normal(0.0, 1.0, (n_genres, k)).astype(np.float32)
+    artist_genre = rng.integers(0, n_genres, n_artists)
+    artist_vec = centroids[artist_genre] * 0.35 + rng.normal(0, 0.2, (n_artists, k))
+    item_artist = np.sort(rng.integers(0, n_artists, n_items)).astype(np.int32)
+    item_vectors = (artist_vec[item_artist] + rng.normal(0, 0.15, (n_items, k))).astype(np.float32)
+    popularity = rng.pareto(1.5, n_items).astype(np.float32)
+    item_bias = (0.3 * np.log1p(popularity) + rng.normal(0, 0.1, n_items)).astype(np.float32)
+
+    mix = np.zeros((n_users, n_genres), np.float32)
+    for u in range(n_users):
+        picks = rng.choice(n_genres, size=rng.integers(1, 4), replace=False)
+        mix[u, picks] = rng.dirichlet(np.ones(len(picks)))
+    user_vectors = (mix @ centroids * 0.35 + rng.normal(0, 0.1, (n_users, k))).astype(np.float32)
+    user_bias = rng.normal(0, 0.1, n_users).astype(np.float32)
+
+    item_ids = np.array([f"t{i:07d}" for i in range(n_items)])
+    genre_names = np.array([f"genre {g}" for g in range(n_genres)])
+    space = FeatureSpace()
+    space.item_ids = item_ids.tolist()
+    space.user_ids = list(range(101, 101 + n_users))
+    space.artists = [f"a{a:06d}" for a in range(n_artists)]
+    space.genres = genre_names.tolist()
+    space.audio_names = list(AUDIO_COLUMNS)
+    n_item_features = n_items + n_artists + n_genres  # identity + artist + genre, as trained
+    model = TrainedModel(
+        params=TrainParams(components=k), space=space,
+        user_vectors=user_vectors, user_bias=user_bias,
+        item_vectors=item_vectors, item_bias=item_bias,
+        item_feature_embeddings=rng.normal(0, 0.1, (n_item_features, k)).astype(np.float32),
+        item_feature_biases=np.zeros(n_item_features, np.float32),
+        user_feature_embeddings=rng.normal(0, 0.1, (n_users + n_genres, k)).astype(np.float32),
+        user_feature_biases=np.zeros(n_users + n_genres, np.float32),
+        popularity=popularity, user_history=np.full(n_users, 50, np.int32),
+        skips=sp.csr_matrix((n_users, n_items), dtype=np.float32),
+    )
+    meta = ItemMeta(
+        artist=item_artist, artist_ids=np.array(space.artists),
+        artist_names=np.array([f"Artist {a}" for a in range(n_artists)]),
+        song=np.arange(n_items, dtype=np.int32), explicit=rng.random(n_items) < 0.1,
+        popularity=(popularity / popularity.max()).astype(np.float32),
+        year=rng.integers(1960, 2024, n_items).astype(np.int16),
+        audio=rng.random((n_items, len(AUDIO_COLUMNS))).astype(np.float32),
+    )
+    item_genres = sp.csr_matrix((np.ones(n_items, np.float32),
+                                 (np.arange(n_items), artist_genre[item_artist])),
+                                shape=(n_items, n_genres))
+    catalogue = Catalogue(item_ids=item_ids, meta=meta, item_genres=item_genres,
+                          genre_names=genre_names)
+    return Recommender(model, catalogue, version=f"synthetic-{n_items}")
+
+
+def _groups(rec: Recommender, size: int, count: int, seed: int) -> list[list]:
+    rng = np.random.default_rng(seed + size)
+    users = rec.model.space.user_ids
+    return [[rec.member(users[u]) for u in rng.choice(len(users), size, replace=False)]
+            for _ in range(count)]
+
+
+def _time(fn, groups, rules, strategy) -> tuple[np.ndarray, list]:
+    fn(groups[0], rules, strategy)  # warm-up (page faults, BLAS set-up)
+    times, results = [], []
+    for g in groups:
+        t0 = time.perf_counter()
+        results.append(fn(g, rules, strategy))
+        times.append(time.perf_counter() - t0)
+    return np.array(times) * 1000, results
+
+
+def _fmt(ms: np.ndarray) -> str:
+    return f"{np.median(ms):8.2f} {np.percentile(ms, 99):8.2f}"
+
+
+def _quality(rec: Recommender, group, indices) -> float:
+    """Mean standardised score of a playlist for the group (what the strategies maximise)."""
+    rows = np.vstack([m.row for m in group]).astype(np.float32)
+    idx = np.asarray(indices)
+    return float(rec.standardise(rows, rows @ rec.items[idx].T).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20000,100000,1000000")
+    parser.add_argument("--group-sizes", default="1,2,6,10")
+    parser.add_argument("--repeats", type=int, default=30, help="groups timed per cell")
+    parser.add_argument("--length", type=int, default=20)
+    parser.add_argument("--retrieval-from", type=int, default=100_000,
+                        help="also time ANN candidate retrieval from this size up")
+    parser.add_argument("--index-dir", default=None, help="where built ANN indexes are cached")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    group_sizes = [int(s) for s in args.group_sizes.split(",")]
+    rules = Rules(length=args.length)
+    proc = psutil.Process()
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; "
+          f"strategy {DEFAULT_STRATEGY}; playlist length {args.length}; "
+          f"{args.repeats} groups per cell; times in ms (median, p99)")
+    reference: dict[int, float] = {}
+    index_dir = args.index_dir or tempfile.mkdtemp(prefix="bench-ann-")
+
+    for n in sizes:
+        rss0 = proc.memory_info().rss
+        t0 = time.perf_counter()
+        rec = synthetic_recommender(n, seed=args.seed)
+        built = time.perf_counter() - t0
+        rss1 = proc.memory_info().rss
+        print(f"\n== {n:,} tracks: model loaded in {built:.1f} s; arrays "
+              f"{rec.memory_bytes() / 2**20:,.0f} MiB (Recommender.memory_bytes), process RSS "
+              f"+{(rss1 - rss0) / 2**20:,.0f} MiB")
+        print(f"{'members':>8} {'exact p50':>9} {'p99':>8} {'x 20k':>7}", end="")
+        with_ann = n >= args.retrieval_from
+        retrieval = None
+        if with_ann:
+            from app.recommender.retrieval import CandidateIndex, CandidateRetrieval
+
+            t0 = time.perf_counter()
+            index = CandidateIndex.load_or_build(Path(index_dir), rec.items)
+            took = time.perf_counter() - t0
+            retrieval = CandidateRetrieval(index)
+            rss2 = proc.memory_info().rss
+            print(f" {'ANN p50':>9} {'p99':>8} {'speed-up':>8} {'overlap':>8} {'quality':>8}"
+                  f"   (index {'built' if index.build_seconds else 'loaded'} in {took:.1f} s, "
+                  f"RSS +{(rss2 - rss1) / 2**20:,.0f} MiB)", end="")
+        print()
+        for size in group_sizes:
+            groups = _groups(rec, size, args.repeats, args.seed)
+            exact_ms, exact = _time(rec.recommend, groups, rules, None)
+            reference.setdefault(size, float(np.median(exact_ms))) if n == sizes[0] else None
+            ratio = np.median(exact_ms) / reference.get(size, np.nan)
+            line = f"{size:>8} {_fmt(exact_ms)} {ratio:>7.1f}"
+            if retrieval is not None:
+                ann_ms, approx = _time(lambda g, r, s: retrieval.recommend(rec, g, r, s),
+                                       groups, rules, None)
+                overlap = np.mean([len(set(a.indices) & set(e.indices)) / args.length
+                                   for a, e in zip(approx, exact)])
+                quality = np.mean([_quality(rec, g, a.indices) / _quality(rec, g, e.indices)
+                                   for g, a, e in zip(groups, approx, exact)])
+                line += (f" {_fmt(ann_ms)} {np.median(exact_ms) / np.median(ann_ms):>7.1f}x"
+                         f" {overlap:>8.1%} {quality:>8.1%}")
+            print(line + ("   <- over budget" if np.percentile(exact_ms, 99) > BUDGET_MS
+                          and retrieval is None else ""))
+        if retrieval is not None:
+            _strategies(rec, retrieval, rules, args)
+            _member_recall(rec, retrieval, args)
+        del rec, retrieval
+
+
+def _strategies(rec, retrieval, rules, args) -> None:
+    groups = _groups(rec, 10, max(10, args.repeats // 2), args.seed + 7)
+    print(f"  10 members, each strategy:  exact p50 / ANN p50 ms, overlap, quality")
+    for strategy in STRATEGIES:
+        exact_ms, exact = _time(rec.recommend, groups, rules, strategy)
+        ann_ms, approx = _time(lambda g, r, s: retrieval.recommend(rec, g, r, s), groups, rules,
+                               strategy)
+        overlap = np.mean([len(set(a.indices) & set(e.indices)) / rules.length
+                           for a, e in zip(approx, exact)])
+        quality = np.mean([_quality(rec, g, a.indices) / _quality(rec, g, e.indices)
+                           for g, a, e in zip(groups, approx, exact)])
+        print(f"  {strategy:<24} {np.median(exact_ms):8.2f} / {np.median(ann_ms):6.2f}"
+              f"  ({np.median(exact_ms) / np.median(ann_ms):5.1f}x)  {overlap:6.1%}  {quality:6.1%}")
+
+
+def _member_recall(rec, retrieval, args, k: int = 200) -> None:
+    """The index itself: recall@k of each member's own top tracks against exact scoring."""
+    users = rec.model.space.user_ids
+    rng = np.random.default_rng(args.seed + 11)
+    rows = np.vstack([rec.member(users[u]).row for u in rng.choice(len(users), 50, replace=False)])
+    exact = rec.top_for_user_rows(rows.astype(np.float32), k)
+    t0 = time.perf_counter()
+    approx = retrieval.index.query(rows, k)
+    per_query = (time.perf_counter() - t0) / len(rows) * 1000
+    recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)])
+    print(f"  index alone: recall@{k} of a member's own top {k} = {recall:.1%}, "
+          f"{per_query:.2f} ms per query ({retrieval.index.params})")
+
+
+if __name__ == "__main__":
+    main()
