@@ -110,27 +110,28 @@ def store_assignment(choice: ArmChoice) -> str:
     (experiment, user): INSERT ... ON CONFLICT DO NOTHING lets exactly one win on SQLite and
     PostgreSQL, and the re-read tells every loser which arm won.
     """
-    if not choice.stored:
-        values = {
-            "experiment_id": choice.experiment_id, "user_id": choice.user_id,
-            "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
-        }
-        dialect = db.session.get_bind().dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
-            db.session.execute(
-                insert(Assignment).values(**values)
-                .on_conflict_do_nothing(index_elements=["experiment_id", "user_id"])
-            )
-        else:  # other databases: a savepoint absorbs the duplicate
-            try:
-                with db.session.begin_nested():
-                    db.session.add(Assignment(**values))
-            except IntegrityError:
-                pass
+    if choice.stored:
+        return choice.arm  # assignments are never updated: what was read is still true
+    values = {
+        "experiment_id": choice.experiment_id, "user_id": choice.user_id,
+        "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
+    }
+    dialect = db.session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        db.session.execute(
+            insert(Assignment).values(**values)
+            .on_conflict_do_nothing(index_elements=["experiment_id", "user_id"])
+        )
+    else:  # other databases: a savepoint absorbs the duplicate
+        try:
+            with db.session.begin_nested():
+                db.session.add(Assignment(**values))
+        except IntegrityError:
+            pass
     return db.session.scalar(
         select(Assignment.arm).where(Assignment.experiment_id == choice.experiment_id,
                                      Assignment.user_id == choice.user_id)

@@ -28,7 +28,7 @@ def generate_command(out_dir: Path, users: int, tracks: int, sessions: int | Non
     summary = generate_export(out_dir, users=users, tracks=tracks, sessions=sessions, seed=seed,
                               faults=faults, progress=current_app.config["PROGRESS"])
     for name, count in summary.items():
-        click.echo(f"{name:>24}: {count}")
+        click.echo(f"{name:>30}: {count}")
 
 
 @data_cli.command("import")
@@ -36,12 +36,14 @@ def generate_command(out_dir: Path, users: int, tracks: int, sessions: int | Non
 @click.option("--strict", is_flag=True, help="Stop at the first bad row.")
 def import_command(directory: Path, strict: bool) -> None:
     """Import the five JSONL files of a Pozytywka export in DIRECTORY."""
-    from app.importer import ImportError_, import_export
+    from app.importer import ImportError_, StrictImportError, import_export
 
     try:
         report = import_export(directory, strict=strict, progress=current_app.config["PROGRESS"],
                                echo=lambda line: click.echo(line, err=True))
     except ImportError_ as exc:
+        if isinstance(exc, StrictImportError):
+            click.echo(exc.report.summary_table())
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(report.summary_table())

@@ -8,6 +8,11 @@ Everything comes from one seed through independent random streams per stage, so 
 arguments give byte-identical files and switching faults off leaves the valid rows unchanged.
 Listening is simulated for all sessions at once with numpy; only the catalogue and the users
 (tens of thousands of rows at most) are built row by row.
+
+Faults never cost valid catalogue data: bad artist, track and storage rows are extra rows (bad
+artists have no tracks), so the ground truth covers exactly the rows an importer should keep.
+In sessions.jsonl faults spoil existing plays, likes or skips in place (one fault per row) and
+duplicates are extra copies, as in the real export.
 """
 from __future__ import annotations
 
@@ -171,7 +176,7 @@ LEGACY_SESSIONS = 0.06                  # sessions whose timestamps have no frac
 FAULT_RATE = {"artists": 0.002, "tracks": 0.002, "track_storage": 0.002,
               "events": 0.0004, "duplicate_runs": 0.0003}
 _USER_CHUNK = 128                       # users per block of the sampling matrices
-_WRITE_CHUNK = 200_000                  # events per formatted block
+_WRITE_CHUNK = 100_000                  # events per formatted block
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,6 +276,21 @@ def _beta(rng: np.random.Generator, mean: np.ndarray, concentration: float) -> n
 def _fault_count(enabled: bool, rate: float, rows: int) -> int:
     """A sprinkling proportional to the file, but at least one of each kind in a small world."""
     return max(1, round(rate * rows)) if enabled else 0
+
+
+class _FreshIds:
+    """Ids for rows that point nowhere, never colliding with the catalogue's."""
+
+    def __init__(self, rng: np.random.Generator, taken: set[str]):
+        self._rng, self._taken, self._pool = rng, taken, []
+
+    def pop(self) -> str:
+        while not self._pool:
+            self._pool = [i for i in _spotify_ids(self._rng, 1024).tolist()[::-1]
+                          if i not in self._taken]
+        new = self._pool.pop()
+        self._taken.add(new)
+        return new
 
 
 class _Words:
@@ -438,7 +458,10 @@ def _make_catalogue(rng: np.random.Generator, n_tracks: int) -> _Catalogue:
                         + 0.35 * _unit(rng.standard_normal((n_artists, LATENT_DIM))))
     artist_fame = rng.standard_normal(n_artists)
     prof_a = profiles[primary]
-    debut = np.clip(np.round(rng.normal(prof_a[:, 9], prof_a[:, 10])), 1940, LAST_RELEASE_YEAR)
+    debut = rng.normal(prof_a[:, 9], prof_a[:, 10])
+    recent = debut > LAST_RELEASE_YEAR - 1        # newcomers: spread over the last few years
+    debut[recent] = LAST_RELEASE_YEAR - 1 - rng.exponential(3.0, recent.sum())
+    debut = np.clip(np.round(debut), 1940, LAST_RELEASE_YEAR)
     words = _Words(rng)
     artist_names = [_artist_name(words, GENRES[primary[a]]) for a in range(n_artists)]
 
@@ -465,7 +488,13 @@ def _make_catalogue(rng: np.random.Generator, n_tracks: int) -> _Catalogue:
     duration_ms = np.clip(rng.lognormal(np.log(prof[:, 7] * 1000), 0.25), 30_000, 1_200_000)
     f["duration_ms"] = duration_ms.astype(np.int64)
     f["explicit"] = (rng.random(n_orig) < prof[:, 8]).astype(np.int64)
-    year = np.minimum(debut[artist] + np.round(rng.gamma(1.5, 4.0, n_orig)), LAST_RELEASE_YEAR)
+    # Releases follow the debut by a few years; a career that would run past the export is
+    # squeezed into the years it has had so far (instead of piling up in the last year).
+    start = debut[artist]
+    year = start + np.round(rng.gamma(1.5, 4.0, n_orig))
+    late = year > LAST_RELEASE_YEAR
+    year[late] = start[late] + np.floor(rng.random(late.sum()) * (LAST_RELEASE_YEAR + 1
+                                                                   - start[late]))
     year = year.astype(np.int64)
     age = LAST_RELEASE_YEAR - year
     popularity = np.round(100 * _sigmoid(-1.4 + 0.9 * artist_fame[artist] - 0.012 * age
@@ -505,7 +534,8 @@ def _make_catalogue(rng: np.random.Generator, n_tracks: int) -> _Catalogue:
     re_pop = np.clip(popularity[src] + np.round(rng.normal(0, 12, n_re)), 0, 100).astype(np.int64)
     re_pop = np.where(re_pop == popularity[src], (re_pop + 1) % 101, re_pop)
     popularity = np.concatenate([popularity, re_pop])
-    re_year = np.minimum(year[src] + rng.integers(1, 25, n_re), LAST_RELEASE_YEAR)
+    re_year = year[src] + np.floor(rng.random(n_re) * (LAST_RELEASE_YEAR + 1 - year[src]))
+    re_year = re_year.astype(np.int64)
     dates = _release_dates(rng, np.concatenate([year, re_year]),
                            full=np.arange(n_tracks) >= n_orig)
     for i in range(n_re):                      # a re-release never shares the original's date
@@ -787,7 +817,7 @@ def _dumps(row: dict) -> str:
 
 
 def _write_artists(path: Path, rng: np.random.Generator, cat: _Catalogue, faults: bool,
-                   fresh_ids: list[str], counts: dict[str, int]) -> None:
+                   fresh_ids: _FreshIds, counts: dict[str, int]) -> None:
     lines = [_dumps({"id": aid, "name": name, "genres": [GENRES[g] for g in gs]})
              for aid, name, gs in zip(cat.artist_ids.tolist(), cat.artist_names,
                                       cat.artist_genres)]
@@ -796,11 +826,11 @@ def _write_artists(path: Path, rng: np.random.Generator, cat: _Catalogue, faults
     # Fault rows are extra rows without tracks, so skipping them loses nothing valid.
     counts["fault_artist_id_-1"] = _fault_count(faults, FAULT_RATE["artists"], n)
     counts["fault_artist_genres_null"] = _fault_count(faults, FAULT_RATE["artists"], n)
-    for i in range(counts["fault_artist_id_-1"]):
+    for _ in range(counts["fault_artist_id_-1"]):
         a = int(rng.integers(n))
         bad.append(_dumps({"id": -1, "name": cat.artist_names[a],
                            "genres": [GENRES[g] for g in cat.artist_genres[a]]}))
-    for i in range(counts["fault_artist_genres_null"]):
+    for _ in range(counts["fault_artist_genres_null"]):
         bad.append(_dumps({"id": fresh_ids.pop(), "name": cat.artist_names[int(rng.integers(n))],
                            "genres": None}))
     lines = _interleave(rng, lines, bad)
@@ -827,7 +857,7 @@ def _track_row(cat: _Catalogue, i: int) -> dict:
 
 
 def _write_tracks(path: Path, rng: np.random.Generator, cat: _Catalogue, faults: bool,
-                  fresh_ids: list[str], counts: dict[str, int]) -> None:
+                  fresh_ids: _FreshIds, counts: dict[str, int]) -> None:
     n = len(cat.track_ids)
     lines = [_dumps(_track_row(cat, i)) for i in range(n)]
     counts["fault_track_id_null"] = _fault_count(faults, FAULT_RATE["tracks"], n)
@@ -843,25 +873,27 @@ def _write_tracks(path: Path, rng: np.random.Generator, cat: _Catalogue, faults:
     _write_lines(path, lines)
 
 
-def _storage_row(rng: np.random.Generator, track_id: str, popularity: int,
-                 duration_ms: int) -> dict:
-    noisy = popularity + rng.normal(0, 8)
-    cls = "fast" if noisy >= 55 else "medium" if noisy >= 25 else "slow"
-    rate = {"slow": 0.0004, "medium": 0.0011, "fast": 0.0035}[cls]   # per MB and day
-    size_mb = duration_ms / 1000 * 0.04 * rng.uniform(0.9, 1.1)
-    return {"track_id": track_id, "storage_class": cls, "daily_cost": round(size_mb * rate, 6)}
+def _storage_rows(rng: np.random.Generator, track_ids: list[str], popularity: np.ndarray,
+                  duration_ms: np.ndarray) -> list[str]:
+    """Popular tracks sit on faster, dearer storage; the cost scales with the file size."""
+    noisy = popularity + rng.normal(0, 8, len(track_ids))
+    cls = np.select([noisy >= 55, noisy >= 25], [2, 1], 0)
+    rate = np.array([0.0004, 0.0011, 0.0035])[cls]                 # per MB and day
+    size_mb = duration_ms / 1000 * 0.04 * rng.uniform(0.9, 1.1, len(track_ids))
+    names = [("slow", "medium", "fast")[c] for c in cls.tolist()]
+    return [_dumps({"track_id": t, "storage_class": c, "daily_cost": round(cost, 6)})
+            for t, c, cost in zip(track_ids, names, (size_mb * rate).tolist())]
 
 
 def _write_storage(path: Path, rng: np.random.Generator, cat: _Catalogue, faults: bool,
-                   fresh_ids: list[str], counts: dict[str, int]) -> None:
+                   fresh_ids: _FreshIds, counts: dict[str, int]) -> None:
     n = len(cat.track_ids)
-    pop, dur = cat.popularity.tolist(), cat.features["duration_ms"].tolist()
-    lines = [_dumps(_storage_row(rng, tid, pop[i], dur[i]))
-             for i, tid in enumerate(cat.track_ids.tolist())]
-    counts["fault_storage_unknown_track"] = _fault_count(faults, FAULT_RATE["track_storage"], n)
-    bad = [_dumps(_storage_row(rng, fresh_ids.pop(), int(rng.integers(0, 60)),
-                               int(rng.integers(120_000, 300_000))))
-           for _ in range(counts["fault_storage_unknown_track"])]
+    lines = _storage_rows(rng, cat.track_ids.tolist(), cat.popularity,
+                          cat.features["duration_ms"])
+    k = counts["fault_storage_unknown_track"] = _fault_count(
+        faults, FAULT_RATE["track_storage"], n)
+    bad = _storage_rows(rng, [fresh_ids.pop() for _ in range(k)], rng.integers(0, 60, k),
+                        rng.integers(120_000, 300_000, k))
     lines = _interleave(rng, lines, bad)
     counts["track_storage_rows"] = len(lines)
     _write_lines(path, lines)
@@ -881,7 +913,7 @@ _EVENT_FORMAT = ('{"session_id": %s, "timestamp": "%s", "user_id": %s, "track_id
 
 
 def _write_sessions(path: Path, rng: np.random.Generator, ev: _Events, users: _Users,
-                    cat: _Catalogue, faults: bool, fresh_ids: list[str],
+                    cat: _Catalogue, faults: bool, fresh_ids: _FreshIds,
                     counts: dict[str, int], progress: bool) -> None:
     """Format events a block at a time from lookup tables of ready-made JSON values.
 
@@ -1001,10 +1033,7 @@ def generate_export(out_dir: Path, *, users: int = 1100, tracks: int = 20000,
     events = _simulate(rng_listen, n_sessions, population, cat)
     done("listening")
 
-    # Ids for rows that point nowhere; drawn apart from the catalogue's so they never collide.
-    fresh = _spotify_ids(rng_ids, 4096)
-    taken = set(cat.track_ids.tolist()) | set(cat.artist_ids.tolist())
-    fresh_ids = [i for i in fresh.tolist() if i not in taken]
+    fresh_ids = _FreshIds(rng_ids, set(cat.track_ids.tolist()) | set(cat.artist_ids.tolist()))
 
     counts: dict[str, int] = {}
     _write_users(out_dir / "users.jsonl", population, counts)
@@ -1021,17 +1050,19 @@ def generate_export(out_dir: Path, *, users: int = 1100, tracks: int = 20000,
                 ).save(out_dir / GroundTruth.FILENAME)
     done("ground truth")
 
-    listened = np.unique(events.user)
     summary = {
         "users": users,
-        "users_without_sessions": users - len(listened),
+        "users_without_sessions": users - len(np.unique(events.user)),
         "users_genres_null": sum(g is None for g in population.favourite_genres),
         "artists": len(cat.artist_ids),
         "tracks": len(cat.track_ids),
         "tracks_rereleased": cat.rereleased,
         "sessions": events.sessions,
     }
-    summary.update(counts)
+    # Valid events first, then lines per file, then the faults.
+    for key in ("events", "plays", "skips", "likes", "adverts"):
+        summary[key] = counts.pop(key)
+    summary.update(sorted(counts.items(), key=lambda kv: kv[0].startswith("fault")))
     done("done")
     stages.close()
     return summary

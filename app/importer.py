@@ -102,6 +102,7 @@ class FileReport:
     issues: list[Issue] = field(default_factory=list)
     unshown: int = 0  # problem lines beyond report_limit, counted but not echoed or kept
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process only: throughput on a busy machine
 
 
 @dataclass
@@ -138,6 +139,8 @@ def event_dedup_key(session_id: int, timestamp: datetime, user_id: int, track_id
     ``hash()`` is salted per process, so a digest is used; the timestamp is rendered canonically
     (naive UTC, microseconds) so that ``...:56`` and ``...:56.000000`` are the same event.
     """
+    if timestamp.tzinfo is not None:
+        timestamp = timestamp.astimezone(timezone.utc).replace(tzinfo=None)
     return _dedup_key(session_id, _canonical_time(timestamp), user_id, track_id, event_type)
 
 
@@ -372,11 +375,12 @@ class _Importer:
             try:
                 for name, step in steps:
                     self.file = self.report.files[name] = FileReport(name)
-                    file_started = time.perf_counter()
+                    file_started, cpu_started = time.perf_counter(), time.process_time()
                     try:
                         step(name)
                     finally:
                         self.file.seconds = time.perf_counter() - file_started
+                        self.file.cpu_seconds = time.process_time() - cpu_started
             finally:
                 self.report.seconds = time.perf_counter() - started
         return self.report
@@ -464,7 +468,7 @@ class _Importer:
     def _upsert_file(self, name: str, spec: _Upsert,
                      parse: Callable[[dict], tuple[Any, dict, frozenset[str] | None]],
                      known: set) -> None:
-        """Read one catalogue file; batches hold key -> (row, genres), later rows win."""
+        """Read one catalogue file; batches hold key -> (row, genres); later rows win."""
         pending: dict[Any, tuple[dict, frozenset[str] | None]] = {}
         lines: dict[Any, int] = {}  # key -> line of its row in ``pending``
         try:
@@ -479,9 +483,11 @@ class _Importer:
                     if earlier == (row, genres):
                         self._duplicate(lines[key])
                         continue
-                    self.file.updated += 1
                     self._note(Issue(name, self.lineno, f"same id as line {lines[key]} with "
                                      "different content; the later row wins", duplicate=True))
+                    # Write the earlier row first, so that each row is counted on its own.
+                    self._flush_upserts(spec, pending, known)
+                    pending, lines = {}, {}
                 pending[key] = (row, genres)
                 lines[key] = self.lineno
                 if len(pending) >= self.batch_size:
@@ -560,17 +566,21 @@ class _Importer:
 
     def _ensure_genres(self, names: set[str]) -> dict[str, int]:
         missing = sorted(names - self.genre_ids.keys())
-        if missing:
-            genres = Genre.__table__
-            result = self.conn.execute(
-                self.insert(genres).on_conflict_do_nothing(index_elements=["name"]),
-                [{"name": name} for name in missing],
-            )
-            self.report.genres_created += max(result.rowcount, 0)
-            for chunk in _chunks(missing, _IN_CHUNK):
-                query = select(genres.c.name, genres.c.id).where(genres.c.name.in_(chunk))
-                for name, genre_id in self.conn.execute(query):
-                    self.genre_ids[name] = genre_id
+        if not missing:
+            return self.genre_ids
+        genres = Genre.__table__
+        # RETURNING yields only the rows this statement inserted (rowcount of an executemany
+        # is not reliable on every driver); names another writer created are looked up.
+        stmt = (self.insert(genres).on_conflict_do_nothing(index_elements=["name"])
+                .returning(genres.c.name, genres.c.id))
+        created = self.conn.execute(stmt, [{"name": name} for name in missing],
+                                    ).all()
+        self.report.genres_created += len(created)
+        self.genre_ids.update((name, genre_id) for name, genre_id in created)
+        others = [name for name in missing if name not in self.genre_ids]
+        for chunk in _chunks(others, _IN_CHUNK):
+            query = select(genres.c.name, genres.c.id).where(genres.c.name.in_(chunk))
+            self.genre_ids.update((name, genre_id) for name, genre_id in self.conn.execute(query))
         return self.genre_ids
 
     def _parse_artist(self, obj: dict) -> tuple[str, dict, frozenset[str]]:

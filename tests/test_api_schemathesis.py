@@ -7,11 +7,15 @@ rejected and valid data accepted.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 pytestmark = pytest.mark.slow
+# A quick run by default; SCHEMATHESIS_MAX_EXAMPLES=1000 for a long abuse run.
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "40"))
 
 
 @pytest.fixture
@@ -23,7 +27,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, database=None,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 def test_api_conforms_to_its_openapi_document(case):

@@ -227,7 +227,7 @@ def test_training_killed_half_way_leaves_previous_version_active(api_world, tmp_
         assert [v.version for v in registry.versions()] == [version]
         pointer = registry.active_pointer()
         assert pointer is not None and pointer[0] == version
-        artifact.load(registry.artifact_folder(*pointer, str(model_dir)),
+        artifact.load(registry.artifact_folder(pointer[0], pointer[1], str(model_dir)),
                       expected_checksum=pointer[2])
         status = service.model_status()
         assert status["loaded"] and status["version"] == version and not status["error"]

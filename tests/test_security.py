@@ -190,3 +190,129 @@ def test_every_numpy_load_refuses_pickles():
                         offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} np.load "
                                          f"without allow_pickle=False")
     assert offenders == []
+
+
+# ----- every page of a real world, logged in as admin -----
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def admin_app(api_world, tmp_path):
+    from werkzeug.security import generate_password_hash
+
+    from app.extensions import db
+    from tests.conftest import make_api_app
+
+    app = make_api_app(api_world, tmp_path,
+                       ADMIN_PASSWORD_HASH=generate_password_hash("correct horse"))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _log_in(client, password: str = "correct horse", addr: str = "127.0.0.1"):
+    page = client.get("/admin/login", environ_base={"REMOTE_ADDR": addr}).get_data(as_text=True)
+    return client.post("/admin/login", data={"csrf_token": _csrf(page), "username": "admin",
+                                             "password": password},
+                       environ_base={"REMOTE_ADDR": addr})
+
+
+def test_every_reachable_page_has_headers_and_no_inline_script(admin_app):
+    """Crawl the site as a logged-in admin: every page a visitor can reach, with real data."""
+    client = admin_app.test_client()
+    served = client.post("/predict", json={"user_id": 123, "other_users": [124, 125],
+                                           "playlist_length": 10})
+    assert served.status_code == 200
+    pid = served.headers["X-Prediction-Id"]
+    assert _log_in(client).status_code == 303
+    queue = ["/", "/?member=123&member=124", "/users/123", "/users/search?q=12",
+             f"/playlists/{pid}", f"/playlists/{pid}.json", "/admin/", "/admin/predictions",
+             f"/admin/predictions/{pid}", "/admin/models", "/admin/experiments", "/doc",
+             "/health", "/openapi.json", "/no-such-page"]
+    seen: set[str] = set()
+    while queue and len(seen) < 80:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        response = client.get(path)
+        assert response.status_code < 500, path
+        assert_security_headers(response, f"GET {path}")
+        if response.mimetype == "text/html":
+            html = response.get_data(as_text=True)
+            assert _inline_script_problems(html) == [], path
+            for link in re.findall(r'href="(/[^"#]*)"', html):
+                link = link.replace("&amp;", "&")
+                if not link.startswith(("/static/", "/doc/assets/", "/admin/logout")):
+                    queue.append(link)
+    assert len(seen) >= 15
+
+
+# ----- admin login rate limit (Flask-Limiter) -----
+
+def test_admin_login_attempts_are_rate_limited(admin_app):
+    """Password guessing is capped per client address; the right password does not bypass it
+    once the limit is hit, and other addresses (or a spoofed X-Forwarded-For) do not reset it."""
+    limit = int(str(admin_app.config.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")).split()[0])
+    client = admin_app.test_client()
+    statuses = [_log_in(client, "wrong", addr="203.0.113.7").status_code for _ in range(limit)]
+    assert statuses == [401] * limit
+    blocked = _log_in(client, "wrong", addr="203.0.113.7")
+    assert blocked.status_code == 429
+    assert _log_in(client, "correct horse", addr="203.0.113.7").status_code == 429
+    page = client.get("/admin/login", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    spoofed = client.post("/admin/login", data={"csrf_token": _csrf(page.get_data(as_text=True)),
+                                                "username": "admin", "password": "x"},
+                          headers={"X-Forwarded-For": "198.51.100.1"},
+                          environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert spoofed.status_code == 429
+    assert_security_headers(blocked, "429")
+    # another client is not locked out by the attacker
+    assert _log_in(admin_app.test_client(), addr="198.51.100.2").status_code == 303
+
+
+# ----- a real browser enforces the policy: nothing on our pages is blocked -----
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "
+                    "(apt-get install -y chromium); .ci/run installs it")
+def test_browser_reports_no_csp_violations(admin_app):
+    """A policy that blocks our own Swagger UI or page scripts would break them silently."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, admin_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    client = admin_app.test_client()
+    pid = client.post("/predict", json={"user_id": 123, "other_users": [124],
+                                        "playlist_length": 10}).headers["X-Prediction-Id"]
+    violations: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            page = browser.new_page()
+            page.on("console", lambda msg: violations.append(msg.text)
+                    if "Content Security Policy" in msg.text else None)
+            for path in ("/", "/?member=123&member=124", "/users/123", f"/playlists/{pid}",
+                         "/admin/login"):
+                page.goto(base + path, wait_until="load")
+            page.goto(base + "/doc", wait_until="load")
+            page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert violations == []

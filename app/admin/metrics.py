@@ -26,10 +26,13 @@ that was *started* (any play, like or skip event, or any feedback row): like rat
 like / started pairs; skip rate = pairs with a skip that were never heard in full / started
 pairs.
 
-Everything above is one SQL statement (common table expressions and a window function) that
-SQLite 3.25+ and PostgreSQL both run; only the expansion of the JSON id lists differs. It
-touches each participant's events after the earliest prediction once, through the
-(user_id, timestamp) index, so thousands of predictions cost one pass, not thousands of queries.
+Everything above is one SQL statement (common table expressions, a window function) that SQLite
+3.35+ and PostgreSQL 12+ both run; only the expansion of the JSON id lists differs. It reads the
+participants' events after the earliest prediction in two grouped passes over the
+(user_id, timestamp) index, numbers each user's sessions once (not once per prediction), and
+then works on (participant, playlist track) pairs, so thousands of predictions cost a few
+passes, not a query each. The hot CTEs are MATERIALIZED and one join order is pinned with
+CROSS JOIN, because SQLite's planner otherwise probes every session of a user per pair.
 """
 from __future__ import annotations
 
@@ -108,23 +111,55 @@ user_sessions AS (
       AND e.timestamp >= (SELECT MIN(created_at) FROM preds)
     GROUP BY e.user_id, e.session_id
 ),
-ranked AS (
-    SELECT pa.pid, pa.uid, pa.t, us.session_id,
-           ROW_NUMBER() OVER (PARTITION BY pa.pid, pa.uid
-                              ORDER BY us.ended, us.session_id) AS rn
-    FROM participants pa JOIN user_sessions us ON us.user_id = pa.uid AND us.ended >= pa.t
+numbered AS MATERIALIZED (
+    -- each participant's sessions in order, numbered once per user (not once per prediction)
+    SELECT user_id, session_id, ended,
+           ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ended, session_id) AS n
+    FROM user_sessions
+),
+starts AS MATERIALIZED (
+    -- the first session of the participant with an event at or after the prediction
+    SELECT pa.pid, pa.uid, pa.t,
+           (SELECT MIN(nu.n) FROM numbered nu
+             WHERE nu.user_id = pa.uid AND nu.ended >= pa.t) AS first_n
+    FROM participants pa
+),
+window_sessions AS MATERIALIZED (
+    SELECT s.pid, s.uid, s.t, nu.session_id
+    FROM starts s
+    JOIN numbered nu ON nu.user_id = s.uid AND nu.n >= s.first_n
+                    AND nu.n < s.first_n + {NEXT_SESSIONS}
+),
+session_tracks AS MATERIALIZED (
+    -- per session and playlist track, the last time it was played / liked / skipped, so that
+    -- in a session already running at the prediction only what came after it counts
+    SELECT e.user_id AS uid, e.session_id, e.track_id,
+           MAX(CASE WHEN e.event_type IN ('play', 'like') THEN e.timestamp END) AS played_at,
+           MAX(CASE WHEN e.event_type = 'like' THEN e.timestamp END) AS liked_at,
+           MAX(CASE WHEN e.event_type = 'skip' THEN e.timestamp END) AS skipped_at
+    FROM listening_events e
+    WHERE e.user_id IN (SELECT uid FROM participants)
+      AND e.timestamp >= (SELECT MIN(created_at) FROM preds)
+      AND e.event_type IN ('play', 'like', 'skip')
+      AND e.track_id IN (SELECT track_id FROM ptracks)
+    GROUP BY e.user_id, e.session_id, e.track_id
+),
+candidates AS MATERIALIZED (
+    SELECT pa.pid, pa.uid, pa.t, pt.track_id
+    FROM participants pa JOIN ptracks pt ON pt.pid = pa.pid
 ),
 per_session AS (
-    SELECT r.pid, r.uid, e.track_id, e.session_id,
-           MAX(CASE WHEN e.event_type IN ('play', 'like') THEN 1 ELSE 0 END) AS played,
-           MAX(CASE WHEN e.event_type = 'like' THEN 1 ELSE 0 END) AS liked,
-           MAX(CASE WHEN e.event_type = 'skip' THEN 1 ELSE 0 END) AS skipped
-    FROM ranked r
-    JOIN listening_events e
-      ON e.user_id = r.uid AND e.session_id = r.session_id AND e.timestamp >= r.t
-    JOIN ptracks pt ON pt.pid = r.pid AND pt.track_id = e.track_id
-    WHERE r.rn <= {NEXT_SESSIONS}
-    GROUP BY r.pid, r.uid, e.track_id, e.session_id
+    -- (participant, playlist track) -> the sessions of the window in which it was heard
+    SELECT c.pid, c.uid, c.track_id, st.session_id,
+           CASE WHEN st.played_at >= c.t THEN 1 ELSE 0 END AS played,
+           CASE WHEN st.liked_at >= c.t THEN 1 ELSE 0 END AS liked,
+           CASE WHEN st.skipped_at >= c.t THEN 1 ELSE 0 END AS skipped
+    -- CROSS JOIN keeps this order in SQLite (PostgreSQL plans it freely): from the few
+    -- (participant, track) pairs to the sessions where that user had that track
+    FROM candidates c CROSS JOIN session_tracks st CROSS JOIN window_sessions ws
+    WHERE st.uid = c.uid AND st.track_id = c.track_id
+      AND ws.pid = c.pid AND ws.uid = c.uid AND ws.session_id = st.session_id
+      AND (st.played_at >= c.t OR st.liked_at >= c.t OR st.skipped_at >= c.t)
 ),
 signals AS (
     SELECT ps.pid, ps.uid, ps.track_id,

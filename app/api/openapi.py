@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import json
+
 import swagger_ui_bundle
-from flask import Response, abort, current_app, json, send_from_directory
+from flask import Response, abort, current_app, send_from_directory
 from pydantic import BaseModel
 
 from app.api import bp
@@ -27,6 +29,11 @@ SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
 SWAGGER_ASSETS = frozenset({
     "swagger-ui.css", "swagger-ui-bundle.js", "favicon-16x16.png", "favicon-32x32.png",
 })
+# The request of the seed README, so that "Try it out" starts from what clients already send.
+SEED_EXAMPLE = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
+FEEDBACK_EXAMPLE = {"prediction_id": "0123456789abcdef0123456789abcdef", "user_id": 124,
+                    "track_id": "2iUmqdfGZcHIhS3b9E9EWq", "event_type": "play",
+                    "ms_played": 93000}
 _ERRORS = {
     400: "Malformed JSON (error `bad_request`).",
     404: "Unknown users (`unknown_users`, details.unknown_user_ids) or prediction "
@@ -46,6 +53,7 @@ _ERRORS = {
 def openapi_json() -> Response:
     spec = current_app.extensions.get("pozytywka_openapi")
     if spec is None:  # built once per app: the limits in it come from the config
+        # stdlib json keeps the order of the paths (Flask's provider would sort them)
         spec = current_app.extensions["pozytywka_openapi"] = json.dumps(build_spec())
     return Response(spec, mimetype="application/json")
 
@@ -102,8 +110,8 @@ def build_spec() -> dict[str, Any]:
     def predict_op(summary: str, description: str, headers: dict[str, Any]) -> dict[str, Any]:
         return {"post": {
             "summary": summary, "description": description, "tags": ["playlists"],
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": predict_request}}},
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": predict_request, "example": SEED_EXAMPLE}}},
             "responses": {
                 "200": {"description": "Exactly playlist_length distinct tracks.",
                         "headers": headers,
@@ -138,8 +146,8 @@ def build_spec() -> dict[str, Any]:
             "/feedback": {"post": {
                 "summary": "Report a play, skip or like of a served track",
                 "tags": ["playlists"],
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": ref(FeedbackRequest, "validation")}}},
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": ref(FeedbackRequest, "validation"), "example": FEEDBACK_EXAMPLE}}},
                 "responses": {
                     "201": {"description": "Recorded.", "content": {
                         "application/json": {"schema": ref(FeedbackResponse)}}},
@@ -170,7 +178,10 @@ def build_spec() -> dict[str, Any]:
 
 
 def to_openapi30(schema: Any) -> Any:
-    """pydantic's JSON Schema 2020-12 -> OpenAPI 3.0: ``anyOf [X, null]`` becomes nullable X."""
+    """pydantic's JSON Schema 2020-12 -> OpenAPI 3.0: ``anyOf [X, null]`` becomes nullable X.
+
+    A nullable enum must also list null among its values: validators apply ``enum`` first.
+    """
     if isinstance(schema, list):
         return [to_openapi30(item) for item in schema]
     if not isinstance(schema, dict):
@@ -187,6 +198,8 @@ def to_openapi30(schema: Any) -> Any:
         else:
             out["anyOf"] = rest
         out["nullable"] = True
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]  # 3.0 checks enum before nullable
     if "const" in out:
         out["enum"] = [out.pop("const")]
     return {key: to_openapi30(value) for key, value in out.items()}

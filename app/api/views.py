@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 

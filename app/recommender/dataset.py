@@ -147,14 +147,18 @@ def build_items(tracks: pd.DataFrame, artists: pd.DataFrame) -> tuple[np.ndarray
 
 
 def build_events(frame: pd.DataFrame, user_index: pd.Index, item_index: pd.Index) -> EventLog:
-    """Events from a frame with user_id, track_id, timestamp, event_type (adverts dropped)."""
-    kind = frame["event_type"].map(KIND_CODES)
+    """Events from a frame with user_id, track_id and either timestamp + event_type (export
+    files) or seconds + kind (the database query); adverts and dangling rows dropped."""
+    if "kind" in frame.columns:
+        kind = frame["kind"].where(frame["kind"] >= 0)
+        seconds = frame["seconds"].to_numpy(dtype=np.float64)
+    else:
+        kind = frame["event_type"].map(KIND_CODES)
+        ts = pd.to_datetime(frame["timestamp"], format="ISO8601")
+        seconds = ts.astype("datetime64[us]").astype("int64").to_numpy() / 1e6
     users = user_index.get_indexer(frame["user_id"])
     items = item_index.get_indexer(frame["track_id"])
     keep = kind.notna().to_numpy() & (users >= 0) & (items >= 0)
-    ts = pd.to_datetime(frame["timestamp"], format="ISO8601") if frame["timestamp"].dtype == object \
-        else pd.to_datetime(frame["timestamp"])
-    seconds = (ts.astype("datetime64[us]").astype("int64").to_numpy() / 1e6)
     return EventLog(
         user=users[keep].astype(np.int32),
         item=items[keep].astype(np.int32),
@@ -192,7 +196,7 @@ def load_from_database(engine=None, *, since: float | None = None) -> Interactio
     """Read users, catalogue and listening events with SQLAlchemy Core into one data set."""
     from sqlalchemy import select
 
-    from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres, user_genres
+    from app.db import Artist, Genre, Track, User, artist_genres, user_genres
     from app.extensions import db
 
     engine = engine or db.engine
@@ -204,11 +208,47 @@ def load_from_database(engine=None, *, since: float | None = None) -> Interactio
         agen = pd.read_sql(select(artist_genres.c.artist_id, Genre.name.label("genre"))
                            .join(Genre, Genre.id == artist_genres.c.genre_id), conn)
         tracks = pd.read_sql(select(Track.__table__).order_by(Track.id), conn)
-        ev = ListeningEvent.__table__.c
-        query = (select(ev.user_id, ev.track_id, ev.timestamp, ev.event_type)
-                 .where(ev.track_id.is_not(None), ev.event_type != "advertisement"))
-        events = pd.read_sql(query, conn)
+        events = _read_events(conn, engine.dialect)
     return assemble(users, ugen, tracks, artists, agen, events, source="database")
+
+
+def _events_query(dialect: str):
+    """Events with the time as epoch seconds and the kind as a code, computed by the database:
+    1.5M rows through SQLAlchemy's per-row DateTime parsing took longer than training."""
+    from sqlalchemy import Float, case, cast, func, select
+
+    from app.db import ListeningEvent
+
+    ev = ListeningEvent.__table__.c
+    if dialect == "sqlite":
+        seconds = (func.julianday(ev.timestamp) - 2440587.5) * 86400.0
+    else:
+        seconds = func.extract("epoch", ev.timestamp)
+    kind = case((ev.event_type == "play", PLAY), (ev.event_type == "skip", SKIP),
+                (ev.event_type == "like", LIKE), else_=-1)
+    return (select(ev.user_id, ev.track_id, cast(seconds, Float).label("seconds"),
+                   kind.label("kind"))
+            .where(ev.track_id.is_not(None), ev.event_type != "advertisement"))
+
+
+def _read_events(conn, dialect) -> pd.DataFrame:
+    """Stream the events through the driver's cursor into numpy columns: three times faster
+    than ``pd.read_sql`` through SQLAlchemy rows for 1.5M events."""
+    sql = str(_events_query(dialect.name).compile(dialect=dialect,
+                                                  compile_kwargs={"literal_binds": True}))
+    names = ["user_id", "track_id", "seconds", "kind"]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+        frames = []
+        while chunk := cursor.fetchmany(250_000):
+            frames.append(pd.DataFrame.from_records(chunk, columns=names))
+    finally:
+        cursor.close()
+    if not frames:
+        return pd.DataFrame({"user_id": np.zeros(0, np.int64), "track_id": np.zeros(0, object),
+                             "seconds": np.zeros(0), "kind": np.zeros(0, np.int64)})
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_from_export(directory) -> InteractionData:

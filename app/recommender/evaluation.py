@@ -79,11 +79,21 @@ def _binary(rows, cols, n_rows, n_cols) -> sp.csr_matrix:
 
 # ----- per-user ranking metrics ---------------------------------------------------------------
 
-def ranking_metrics(scores: np.ndarray, test: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
-    """Per row: precision@k, recall@k, nDCG@k and AUC of ``scores`` against binary ``test``."""
+def ranking_metrics(scores: np.ndarray, test: sp.csr_matrix, k: int,
+                    exclude: sp.csr_matrix | None = None) -> dict[str, np.ndarray]:
+    """Per row: precision@k, recall@k, nDCG@k and AUC of ``scores`` against binary ``test``.
+
+    ``exclude`` (optional, same shape): items that are not candidates for that row, e.g. the
+    user's training items under a per-user hold-out; they rank last and are not AUC negatives.
+    """
     b, n = scores.shape
     rel = test.toarray().astype(bool)
     n_pos = rel.sum(axis=1)
+    n_excluded = np.zeros(b)
+    if exclude is not None:
+        excluded = exclude.toarray().astype(bool) & ~rel
+        scores = np.where(excluded, -np.inf, scores)
+        n_excluded = excluded.sum(axis=1)
     top = np.argpartition(-scores, k, axis=1)[:, :k]
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
     hits = np.take_along_axis(rel, top, axis=1)
@@ -98,8 +108,10 @@ def ranking_metrics(scores: np.ndarray, test: sp.csr_matrix, k: int) -> dict[str
     ranks = np.empty_like(order, dtype=np.float64)
     np.put_along_axis(ranks, order, np.arange(1, n + 1, dtype=np.float64)[None, :].repeat(b, 0),
                       axis=1)
-    n_neg = n - n_pos
-    auc = (np.where(rel, ranks, 0).sum(1) - n_pos * (n_pos + 1) / 2) / np.maximum(n_pos * n_neg, 1)
+    n_neg = n - n_pos - n_excluded
+    # excluded items sit at the bottom (ranks 1..n_excluded): below every positive
+    auc = ((np.where(rel, ranks, 0).sum(1) - n_pos * (n_pos + 1) / 2 - n_pos * n_excluded)
+           / np.maximum(n_pos * n_neg, 1))
     return {"precision": precision, "recall": recall, "ndcg": ndcg, "auc": auc}
 
 

@@ -1,0 +1,786 @@
+"""Evaluation on real data (Last.fm HetRec 2011, or any loader's ``InteractionData``).
+
+Why a second protocol next to ``evaluation.py``'s time split: Last.fm has no listening times,
+and the question here is different: does the product hold up on data nobody here made, against
+an outside reference (``implicit``'s ALS), for new items (cold start) and for real friend groups?
+
+Protocol (also written into EVALUATION.md by ``write_markdown``):
+
+* **Warm split.** Per user, 20% of their positive (user, item) pairs are held out (seed fixed);
+  the rest trains. Every item is a candidate except the user's own training items.
+* **Cold split.** 10% of the tagged items that someone listened to are removed from training
+  entirely (they are not even in the model's item list, so the product scores them from their
+  features, exactly as it scores a track imported after training). Test: every pair on those
+  items; candidates: the cold items.
+* **Validation**, for every choice (LightFM configuration, ALS configuration, the cold-start
+  blend): carved from the pairs that both training sets share (the warm training pairs minus
+  the cold test items): per user 20% of pairs held out for warm validation, and 10% of the
+  remaining tagged items held out entirely for cold validation. The test pairs are never looked
+  at until the chosen configurations are final.
+* **Groups.** Real friend groups (cliques of 2, 3 and 4 mutual friends from the loader; random
+  groups when the data set has none) on the warm split, all members with held-out pairs; the
+  members' training items are not candidates; playlists of 20.
+
+Metrics come from ``evaluation.ranking_metrics``; models from ``training.train`` and served
+through ``scoring.Recommender`` (the product's path, including feature-only vectors for new
+items); strategies from ``strategies.select``; the cold blend from ``content``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from app.recommender.catalogue import Catalogue
+from app.recommender.content import COLD_CONTENT_WEIGHT, USE_IDF, ContentIndex, blend_cold
+from app.recommender.dataset import COUNT, SKIP, InteractionData
+from app.recommender.evaluation import ranking_metrics
+from app.recommender.features import WeightParams
+from app.recommender.lastfm import describe, load_lastfm, subset_items
+from app.recommender.scoring import Recommender
+from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules, greedy_fill, select
+from app.recommender.training import TrainParams, cores, train
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    test_fraction: float = 0.2
+    cold_fraction: float = 0.1
+    validation_fraction: float = 0.2
+    validation_users: int = 1000   # validation metrics on a user sample: the grid stays fast
+    k: int = 10
+    group_k: int = 20
+    random_groups: int = 300       # only when the data set has no real groups
+    seed: int = 0
+    strategies: tuple[str, ...] = STRATEGIES
+    # LightFM configurations tried for both the pure-CF and the hybrid model
+    lightfm_grid: tuple[dict, ...] = (
+        {"components": 64, "max_sampled": 10, "epochs": 20},
+        {"components": 128, "max_sampled": 50, "epochs": 30},
+    )
+    als_grid: tuple[dict, ...] = tuple(
+        {"factors": f, "regularization": r, "alpha": a, "iterations": 15}
+        for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 4.0))
+    blend_weights: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 1.0)
+    idf_options: tuple[bool, ...] = (False, True)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("strategies", "lightfm_grid", "als_grid", "blend_weights", "idf_options"):
+            d[key] = list(d[key])
+        return d
+
+
+QUICK = Protocol(
+    validation_users=300,
+    lightfm_grid=({"components": 32, "max_sampled": 10, "epochs": 8},),
+    als_grid=({"factors": 32, "regularization": 0.1, "alpha": 1.0, "iterations": 8},),
+    blend_weights=(0.0, 0.9, 1.0),
+)
+
+
+# ----- loading -------------------------------------------------------------------------------
+
+def load_dataset(spec: str, *, max_users: int | None = None, seed: int = 0) -> InteractionData:
+    """``lastfm:PATH`` | ``export:PATH`` | ``db`` (needs an app context) -> one data set."""
+    kind, _, path = spec.partition(":")
+    if kind == "lastfm":
+        return load_lastfm(path, max_users=max_users, seed=seed)
+    if kind == "export":
+        from app.recommender.dataset import load_from_export
+
+        return _limit_users(load_from_export(path), max_users, seed)
+    if kind in ("db", "database"):
+        from app.recommender.dataset import load_from_database
+
+        return _limit_users(load_from_database(), max_users, seed)
+    raise ValueError(f"unknown dataset {spec!r}: use lastfm:PATH, export:PATH or db")
+
+
+def _limit_users(data: InteractionData, max_users: int | None, seed: int) -> InteractionData:
+    if max_users is None or max_users >= data.n_users:
+        return data
+    keep = np.zeros(data.n_users, bool)
+    keep[np.random.default_rng(seed).choice(data.n_users, max_users, replace=False)] = True
+    return data.with_events(data.events.take(keep[data.events.user]))
+
+
+# ----- splits --------------------------------------------------------------------------------
+
+def positive_pairs(data: InteractionData, event_mask: np.ndarray | None = None) -> sp.csr_matrix:
+    """users x items: log1p of the positive events' total (listen counts; plays and likes).
+
+    The log-scaled counts are ALS's input and, made binary, the "listened to" of every metric.
+    """
+    ev = data.events if event_mask is None else data.events.take(event_mask)
+    pos = ev.kind != SKIP
+    value = np.where(ev.kind[pos] == COUNT, ev.value[pos], 1.0).astype(np.float64)
+    m = sp.csr_matrix((value, (ev.user[pos], ev.item[pos])), shape=(data.n_users, data.n_items))
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    m.data = np.log1p(m.data).astype(np.float32)
+    return m
+
+
+def _pair_codes(data: InteractionData) -> np.ndarray:
+    return data.events.user.astype(np.int64) * data.n_items + data.events.item
+
+
+def holdout(data: InteractionData, fraction: float, rng: np.random.Generator,
+            items: np.ndarray | None = None) -> np.ndarray:
+    """Bool mask over events: every event of the held-out pairs (per user ``fraction`` of the
+    positive pairs, at least one when the user has two or more; only pairs on ``items``)."""
+    pairs = positive_pairs(data).tocoo()
+    ok = np.ones(pairs.nnz, bool) if items is None else items[pairs.col]
+    users, cols = pairs.row[ok], pairs.col[ok]
+    order = rng.permutation(len(users))
+    users, cols = users[order], cols[order]
+    by_user = np.argsort(users, kind="stable")
+    users, cols = users[by_user], cols[by_user]
+    counts = np.bincount(users, minlength=data.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    take = np.where(counts >= 2, np.maximum(np.rint(counts * fraction), 1), 0).astype(np.int64)
+    rank = np.arange(len(users)) - starts[users]
+    chosen = rank < take[users]
+    codes = users[chosen].astype(np.int64) * data.n_items + cols[chosen]
+    return np.isin(_pair_codes(data), codes)
+
+
+def choose_cold_items(data: InteractionData, fraction: float, rng: np.random.Generator,
+                      among: np.ndarray | None = None) -> np.ndarray:
+    """Bool mask over items: ``fraction`` of the tagged items that somebody listened to."""
+    listened = np.diff(positive_pairs(data).tocsc().indptr) > 0
+    tagged = np.diff(sp.csr_matrix(data.item_genres).indptr) > 0
+    eligible = listened & tagged & (True if among is None else among)
+    idx = np.flatnonzero(eligible)
+    cold = np.zeros(data.n_items, bool)
+    cold[rng.choice(idx, size=int(round(fraction * len(idx))), replace=False)] = True
+    return cold
+
+
+@dataclass
+class Splits:
+    """Every set is expressed in the full data set's user and item indices."""
+
+    data: InteractionData
+    warm_train: np.ndarray        # event mask
+    warm_test: sp.csr_matrix      # users x items, binary
+    cold_items: np.ndarray        # item mask (test)
+    cold_test: sp.csr_matrix
+    val_train: np.ndarray         # event mask (also excludes val_cold and cold items)
+    val_test: sp.csr_matrix
+    val_cold_items: np.ndarray
+    val_cold_test: sp.csr_matrix
+    info: dict = field(default_factory=dict)
+
+
+def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
+    m = sp.csr_matrix(m, copy=True)
+    m.eliminate_zeros()
+    m.data[:] = 1.0
+    return m
+
+
+def make_splits(data: InteractionData, p: Protocol) -> Splits:
+    rng = np.random.default_rng(p.seed)
+    all_pairs = _binary(positive_pairs(data))
+    # warm: per user hold-out
+    warm_out = holdout(data, p.test_fraction, rng)
+    warm_test = _binary(positive_pairs(data, warm_out))
+    # cold: a share of tagged artists leaves training entirely
+    cold = choose_cold_items(data, p.cold_fraction, rng)
+    cold_test = _binary(all_pairs.multiply(sp.csr_matrix(cold.astype(np.float32))[0]).tocsr())
+    # validation: inside what both training sets share
+    shared = ~warm_out & ~cold[data.events.item]
+    shared_data = data.with_events(data.events.take(shared))
+    val_cold = choose_cold_items(shared_data, p.cold_fraction, rng, among=~cold)
+    val_out_local = holdout(shared_data, p.validation_fraction, rng, items=~val_cold & ~cold)
+    shared_idx = np.flatnonzero(shared)
+    val_out = np.zeros(len(data.events), bool)
+    val_out[shared_idx[val_out_local]] = True
+    val_train = shared & ~val_out & ~val_cold[data.events.item]
+    val_test = _binary(positive_pairs(data, val_out))
+    shared_pairs = _binary(positive_pairs(shared_data))
+    val_cold_test = _binary(shared_pairs.multiply(
+        sp.csr_matrix(val_cold.astype(np.float32))[0]).tocsr())
+    info = {"users": data.n_users, "items": data.n_items, "pairs": int(all_pairs.nnz),
+            "warm_test_pairs": int(warm_test.nnz), "cold_items": int(cold.sum()),
+            "cold_test_pairs": int(cold_test.nnz),
+            "validation_pairs": int(val_test.nnz), "validation_cold_items": int(val_cold.sum()),
+            "validation_cold_pairs": int(val_cold_test.nnz)}
+    return Splits(data, ~warm_out, warm_test, cold, cold_test, val_train, val_test, val_cold,
+                  val_cold_test, info)
+
+
+# ----- models --------------------------------------------------------------------------------
+
+def lightfm_params(data: InteractionData, config: dict, hybrid: bool, seed: int) -> TrainParams:
+    """The product's TrainParams for a grid entry. Listen counts are log-scaled by
+    ``event_weights``; the cap is the largest log count, so that weights spread over (0, 1]
+    instead of saturating at the product's default cap (which is sized for plays and likes)."""
+    base = TrainParams()
+    weights = base.weights
+    if (data.events.kind == COUNT).any():
+        top = float(np.log1p(data.events.value[data.events.kind == COUNT].max()))
+        weights = WeightParams(half_life_days=0.0, cap=max(top, 1.0))
+    has_user_genres = data.user_genres.nnz > 0
+    if hybrid:
+        item_blocks = tuple(b for b in base.item_blocks if _block_has_data(data, b))
+    else:
+        item_blocks = ("identity",)
+    user_blocks = base.user_blocks if (hybrid and has_user_genres) else ("identity",)
+    return replace(base, epochs=int(config["epochs"]), components=int(config["components"]),
+                   max_sampled=int(config.get("max_sampled", base.max_sampled)),
+                   learning_rate=float(config.get("learning_rate", base.learning_rate)),
+                   loss=str(config.get("loss", base.loss)), seed=seed,
+                   item_blocks=item_blocks, user_blocks=user_blocks, weights=weights)
+
+
+def _block_has_data(data: InteractionData, block: str) -> bool:
+    """Drop feature blocks a data set cannot fill: on Last.fm every artist is its own artist
+    (the block would duplicate identity) and there are no audio features or years."""
+    m = data.items
+    if block == "identity":
+        return True
+    if block == "artist":
+        return len(m.artist_ids) < data.n_items
+    if block == "genre":
+        return data.item_genres.nnz > 0
+    if block == "audio":
+        return m.audio.shape[1] > 0
+    if block == "decade":
+        return bool((m.year > 0).any())
+    if block == "explicit":
+        return bool(m.explicit.any())
+    return True
+
+
+def fit_lightfm(data: InteractionData, event_mask: np.ndarray, drop_items: np.ndarray,
+                params: TrainParams) -> tuple[Recommender, float]:
+    """Train on the masked events without the dropped items, then serve every item of ``data``
+    through the product's Recommender (dropped items are scored from their features)."""
+    train_data = subset_items(data.with_events(data.events.take(event_mask)), ~drop_items)
+    t0 = time.perf_counter()
+    model = train(train_data, params)
+    seconds = time.perf_counter() - t0
+    return Recommender(model, Catalogue.from_data(data), version="real-eval"), seconds
+
+
+def member_rows(rec: Recommender, data: InteractionData) -> np.ndarray:
+    """Every user's serving row, as the product builds it (history -> trained row)."""
+    genres = _genre_lists(data)
+    return np.vstack([rec.member(int(u), genres[i]).row
+                      for i, u in enumerate(data.user_ids)]).astype(np.float32)
+
+
+def _genre_lists(data: InteractionData) -> list[list[str]]:
+    g = sp.csr_matrix(data.user_genres)
+    return [[str(data.genre_names[c]) for c in g.indices[g.indptr[u]:g.indptr[u + 1]]]
+            for u in range(data.n_users)]
+
+
+def fit_als(matrix: sp.csr_matrix, config: dict, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """implicit's ALS on log-scaled counts (confidence 1 + alpha * log1p(count))."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    t0 = time.perf_counter()
+    with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads only fight
+        model = AlternatingLeastSquares(
+            factors=int(config["factors"]), regularization=float(config["regularization"]),
+            alpha=float(config["alpha"]), iterations=int(config["iterations"]),
+            random_state=seed, num_threads=cores())
+        model.fit(sp.csr_matrix(matrix, dtype=np.float32), show_progress=False)
+    return (np.asarray(model.user_factors, np.float32), np.asarray(model.item_factors, np.float32),
+            time.perf_counter() - t0)
+
+
+# ----- metrics -------------------------------------------------------------------------------
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def rank_eval(score: ScoreFn, test: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None,
+              candidates: np.ndarray | None = None, users: np.ndarray | None = None,
+              batch: int = 256) -> dict[str, float]:
+    """Mean precision@k, recall@k, nDCG@k and AUC over users with a test item among the
+    candidates (a bool item mask; all items when None)."""
+    cols = np.arange(test.shape[1]) if candidates is None else np.flatnonzero(candidates)
+    t = sp.csr_matrix(test)[:, cols].tocsr()
+    ex = None if exclude is None else sp.csr_matrix(exclude)[:, cols].tocsr()
+    has_test = np.flatnonzero(np.diff(t.indptr) > 0)
+    users = has_test if users is None else np.intersect1d(users, has_test)
+    sums: dict[str, float] = {}
+    for start in range(0, len(users), batch):
+        b = users[start:start + batch]
+        s = np.asarray(score(b), dtype=np.float64)[:, cols]
+        for name, values in ranking_metrics(s, t[b], k, None if ex is None else ex[b]).items():
+            sums[name] = sums.get(name, 0.0) + float(values.sum())
+    n = max(len(users), 1)
+    return {("auc" if m == "auc" else f"{m}@{k}"): round(v / n, 5) for m, v in sums.items()} | {
+        "users": int(len(users))}
+
+
+def sample_users(test: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
+    has = np.flatnonzero(np.diff(sp.csr_matrix(test).indptr) > 0)
+    if len(has) <= n:
+        return has
+    return np.sort(np.random.default_rng(seed).choice(has, n, replace=False))
+
+
+# ----- groups --------------------------------------------------------------------------------
+
+def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray],
+               history: sp.csr_matrix, test: sp.csr_matrix, p: Protocol,
+               popularity: np.ndarray) -> dict:
+    """Per group size and strategy: hit rate (share of members with at least one held-out item
+    in the playlist), mean and minimum member precision@group_k, share of members with no hit,
+    and share of groups that leave at least one member without a hit."""
+    history = sp.csr_matrix(history)
+    test = sp.csr_matrix(test)
+    n_test = np.diff(test.indptr)
+    rules = Rules(length=p.group_k, max_per_artist=3)
+    genres = _genre_lists(data)
+    names = list(p.strategies) + ["popularity"]
+    acc: dict[int, dict[str, dict[str, list]]] = {}
+    pop_order = np.argsort(-popularity, kind="stable")
+    skipped = 0
+    for group in groups:
+        group = np.asarray(group, dtype=np.int64)
+        if len(group) < 2 or (n_test[group] == 0).any():
+            skipped += 1
+            continue
+        members = [rec.member(int(data.user_ids[u]), genres[u]) for u in group]
+        rows = np.vstack([m.row for m in members]).astype(np.float32)
+        raw = rec.scores(rows)
+        z = rec.standardise(rows, raw)
+        # the group's known items are not candidates: the playlist is judged on what it adds
+        allowed = np.ones(data.n_items, bool)
+        allowed[np.unique(history[group].indices)] = False
+        member_test = test[group]
+        size_acc = acc.setdefault(len(group), {n: {} for n in names})
+        for name in names:
+            if name == "popularity":
+                chosen = greedy_fill(pop_order[allowed[pop_order]][:10 * rules.length],
+                                     rec.song, rec.artist, rules, None)
+            else:
+                chosen, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
+            hits = np.asarray(member_test[:, np.asarray(chosen)].sum(axis=1)).ravel()
+            precision = hits / rules.length
+            a = size_acc[name]
+            a.setdefault("hit_rate", []).append(float((hits > 0).mean()))
+            a.setdefault("mean_precision@20", []).append(float(precision.mean()))
+            a.setdefault("min_precision@20", []).append(float(precision.min()))
+            a.setdefault("members_no_hit", []).append(int((hits == 0).sum()))
+            a.setdefault("members", []).append(len(group))
+            a.setdefault("groups_someone_left_out", []).append(float((hits == 0).any()))
+    out: dict = {"skipped_groups": skipped, "by_size": {}}
+    for size in sorted(acc):
+        table = {}
+        for name, a in acc[size].items():
+            table[name] = {
+                "groups": len(a["hit_rate"]),
+                "hit_rate": round(float(np.mean(a["hit_rate"])), 4),
+                "mean_precision@20": round(float(np.mean(a["mean_precision@20"])), 4),
+                "min_precision@20": round(float(np.mean(a["min_precision@20"])), 4),
+                "share_members_no_hit": round(sum(a["members_no_hit"]) / sum(a["members"]), 4),
+                "share_groups_someone_left_out": round(
+                    float(np.mean(a["groups_someone_left_out"])), 4),
+            }
+        out["by_size"][str(size)] = table
+    return out
+
+
+def random_groups(users: np.ndarray, n: int, sizes: tuple[int, ...], seed: int
+                  ) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.choice(users, size=sizes[i % len(sizes)], replace=False) for i in range(n)]
+
+
+# ----- the whole run -------------------------------------------------------------------------
+
+def run(data: InteractionData, p: Protocol | None = None, *, echo: Echo | None = None) -> dict:
+    """Every table of EVALUATION.md as one JSON-ready dict."""
+    p = p or Protocol()
+    say = echo or (lambda _m: None)
+    started = time.perf_counter()
+    stage: dict[str, float] = {}
+    s = make_splits(data, p)
+    say(f"data: {describe(data)}; splits: {s.info}")
+    result: dict = {"dataset": data.source, "data": describe(data), "splits": s.info,
+                    "protocol": p.as_dict(), "timings_s": stage}
+    no_items = np.zeros(data.n_items, bool)
+
+    # -- validation: LightFM grid (pure CF and hybrid), cold blend, ALS grid --
+    t0 = time.perf_counter()
+    val_users = sample_users(s.val_test, p.validation_users, p.seed)
+    val_history = _binary(positive_pairs(data, s.val_train))
+    val_drop = s.cold_items | s.val_cold_items
+    warm_candidates = ~val_drop
+    validation: dict = {"lightfm": [], "als": [], "cold_blend": []}
+    best: dict[str, tuple[float, dict]] = {}
+    cold_choice: tuple[float, dict] | None = None
+    for family in ("cf", "hybrid"):
+        for config in p.lightfm_grid:
+            params = lightfm_params(data, config, family == "hybrid", p.seed)
+            rec, secs = fit_lightfm(data, s.val_train, val_drop, params)
+            rows = member_rows(rec, data)
+            m = rank_eval(lambda b: rec.scores(rows[b]), s.val_test, p.k, exclude=val_history,
+                          candidates=warm_candidates, users=val_users)
+            validation["lightfm"].append({"family": family, **config, **m,
+                                          "train_s": round(secs, 1)})
+            say(f"validation lightfm {family} {config}: {m} ({secs:.0f}s)")
+            key = (m[f"precision@{p.k}"], m[f"ndcg@{p.k}"])
+            if family not in best or key > best[family][0]:
+                best[family] = (key, config)
+            if family == "hybrid":
+                for use_idf in p.idf_options:
+                    for w in p.blend_weights:
+                        cm = _cold_metrics(rec, rows, data, val_history, s.val_cold_test,
+                                           s.val_cold_items, p, use_idf=use_idf, weight=w)
+                        validation["cold_blend"].append(
+                            {**config, "idf": use_idf, "weight": w, **cm})
+    val_counts = positive_pairs(data, s.val_train)  # dropped items simply have no pairs
+    best_als: tuple[tuple, dict] | None = None
+    for config in p.als_grid:
+        U, V, secs = fit_als(val_counts, config, p.seed)
+        m = rank_eval(lambda b: U[b] @ V.T, s.val_test, p.k, exclude=val_history,
+                      candidates=warm_candidates, users=val_users)
+        validation["als"].append({**config, **m, "train_s": round(secs, 1)})
+        key = (m[f"precision@{p.k}"], m[f"ndcg@{p.k}"])
+        if best_als is None or key > best_als[0]:
+            best_als = (key, config)
+    say(f"validation ALS: best {best_als[1]} {best_als[0]}")
+    # the cold blend is chosen for the hybrid configuration that the warm validation chose
+    for entry in validation["cold_blend"]:
+        if all(entry[key] == value for key, value in best["hybrid"][1].items()):
+            ck = (entry[f"precision@{p.k}"], entry[f"ndcg@{p.k}"])
+            if cold_choice is None or ck > cold_choice[0]:
+                cold_choice = (ck, {"idf": entry["idf"], "weight": entry["weight"]})
+    ours = max(("cf", "hybrid"), key=lambda f: best[f][0])
+    chosen = {"lightfm_cf": best["cf"][1], "lightfm_hybrid": best["hybrid"][1],
+              "als": best_als[1], "our_best": f"lightfm_{ours}", "cold_blend": cold_choice[1],
+              "product_cold_blend": {"idf": USE_IDF, "weight": COLD_CONTENT_WEIGHT}}
+    result["validation"] = validation
+    result["chosen"] = chosen
+    stage["validation"] = round(time.perf_counter() - t0, 1)
+
+    # -- warm test --
+    t0 = time.perf_counter()
+    train_pairs = positive_pairs(data, s.warm_train)
+    history = _binary(train_pairs)
+    popularity = np.diff(history.tocsc().indptr).astype(np.float64)
+    rng = np.random.default_rng(p.seed + 1)
+    warm: dict = {}
+    warm["random"] = rank_eval(lambda b: rng.random((len(b), data.n_items)), s.warm_test, p.k,
+                               exclude=history)
+    warm["popularity"] = rank_eval(lambda b: np.broadcast_to(popularity, (len(b), data.n_items)),
+                                   s.warm_test, p.k, exclude=history)
+    recs: dict[str, Recommender] = {}
+    for family in ("cf", "hybrid"):
+        params = lightfm_params(data, best[family][1], family == "hybrid", p.seed)
+        rec, secs = fit_lightfm(data, s.warm_train, no_items, params)
+        rows = member_rows(rec, data)
+        recs[family] = rec
+        warm[f"lightfm_{family}"] = rank_eval(lambda b: rec.scores(rows[b]), s.warm_test, p.k,
+                                              exclude=history) | {"train_s": round(secs, 1)}
+        say(f"test lightfm {family}: {warm[f'lightfm_{family}']}")
+    U, V, secs = fit_als(train_pairs, best_als[1], p.seed)
+    warm["als"] = rank_eval(lambda b: U[b] @ V.T, s.warm_test, p.k, exclude=history) | {
+        "train_s": round(secs, 1)}
+    say(f"test ALS: {warm['als']}")
+    result["warm"] = warm
+    stage["warm_test"] = round(time.perf_counter() - t0, 1)
+
+    # -- groups on the warm split, served by our best model --
+    t0 = time.perf_counter()
+    groups = list(data.groups)
+    kind = "friend cliques"
+    if not groups:
+        kind = "random groups (the data set has no friendships)"
+        groups = random_groups(np.flatnonzero(np.diff(s.warm_test.indptr) > 0),
+                               p.random_groups, (2, 3, 4), p.seed)
+    result["groups"] = group_eval(recs[ours], data, groups, history, s.warm_test, p, popularity)
+    result["groups"]["kind"] = kind
+    result["groups"]["model"] = f"lightfm_{ours}"
+    stage["groups"] = round(time.perf_counter() - t0, 1)
+
+    # -- cold test --
+    t0 = time.perf_counter()
+    cold_train = ~s.cold_items[data.events.item]
+    cold_history = _binary(positive_pairs(data, cold_train))
+    params = lightfm_params(data, best["hybrid"][1], True, p.seed)
+    rec, secs = fit_lightfm(data, cold_train, s.cold_items, params)
+    rows = member_rows(rec, data)
+    cold: dict = {}
+    cold["random"] = _cold_random(s.cold_test, s.cold_items, p, rng)
+    plain = ContentIndex.build(data.item_genres, use_idf=False)
+    plain_profiles = plain.profiles(cold_history)
+    cold["content_reference"] = rank_eval(lambda b: plain.similarity(plain_profiles[b]),
+                                          s.cold_test, p.k, exclude=None,
+                                          candidates=s.cold_items)
+    cold["lightfm_hybrid_features"] = _cold_metrics(rec, rows, data, cold_history, s.cold_test,
+                                                    s.cold_items, p, use_idf=USE_IDF, weight=0.0)
+    cb = cold_choice[1]
+    cold["our_cold_path"] = _cold_metrics(rec, rows, data, cold_history, s.cold_test,
+                                          s.cold_items, p, use_idf=cb["idf"],
+                                          weight=cb["weight"])
+    if (cb["idf"], cb["weight"]) != (USE_IDF, COLD_CONTENT_WEIGHT):
+        cold["product_default_blend"] = _cold_metrics(rec, rows, data, cold_history,
+                                                      s.cold_test, s.cold_items, p,
+                                                      use_idf=USE_IDF,
+                                                      weight=COLD_CONTENT_WEIGHT)
+    cold["lightfm_train_s"] = round(secs, 1)
+    result["cold"] = cold
+    say(f"cold: {cold}")
+    stage["cold_test"] = round(time.perf_counter() - t0, 1)
+
+    result["targets"] = check_targets(result)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _cold_metrics(rec: Recommender, rows: np.ndarray, data: InteractionData,
+                  history: sp.csr_matrix, test: sp.csr_matrix, cold_items: np.ndarray,
+                  p: Protocol, *, use_idf: bool, weight: float) -> dict[str, float]:
+    """The product's cold path: the model's z for every item, the cold columns blended with
+    content z (``content.blend_cold``), ranked among the cold items."""
+    index = ContentIndex.build(data.item_genres, use_idf=use_idf)
+    profiles = index.profiles(history)
+
+    def score(b: np.ndarray) -> np.ndarray:
+        z = rec.standardise(rows[b], rec.scores(rows[b]))
+        if weight <= 0:
+            return z
+        return blend_cold(z, index.standardised(profiles[b]), cold_items, weight)
+
+    return rank_eval(score, test, p.k, exclude=None, candidates=cold_items)
+
+
+def _cold_random(test: sp.csr_matrix, cold_items: np.ndarray, p: Protocol,
+                 rng: np.random.Generator) -> dict[str, float]:
+    n = test.shape[1]
+    return rank_eval(lambda b: rng.random((len(b), n)), test, p.k, exclude=None,
+                     candidates=cold_items)
+
+
+def check_targets(result: dict) -> dict:
+    """The issue's targets on this result, with the numbers they compare."""
+    k = result["protocol"]["k"]
+    w = result["warm"]
+    ours = result["chosen"]["our_best"]
+    out: dict = {}
+    for metric in (f"precision@{k}", f"ndcg@{k}"):
+        out[f"warm_{metric}_ours_ge_als"] = {
+            "ours": w[ours][metric], "als": w["als"][metric],
+            "met": w[ours][metric] >= w["als"][metric]}
+    c = result["cold"]
+    for metric in (f"precision@{k}", f"ndcg@{k}"):
+        out[f"cold_{metric}_ours_ge_content"] = {
+            "ours": c["our_cold_path"][metric], "content": c["content_reference"][metric],
+            "met": c["our_cold_path"][metric] >= c["content_reference"][metric]}
+    g = result["groups"]["by_size"]
+    default = DEFAULT_STRATEGY
+    for size, table in g.items():
+        if default in table and "mean_rank" in table:
+            for metric in ("hit_rate", "min_precision@20"):
+                out[f"groups_of_{size}_{metric}_default_gt_mean_rank"] = {
+                    "default": table[default][metric], "mean_rank": table["mean_rank"][metric],
+                    "met": table[default][metric] > table["mean_rank"][metric]}
+    return out
+
+
+# ----- EVALUATION.md -------------------------------------------------------------------------
+
+LABELS = {"random": "random", "popularity": "popularity (training listeners)",
+          "lightfm_cf": "LightFM, pure collaborative filtering",
+          "lightfm_hybrid": "LightFM hybrid (identity + tags)",
+          "als": "implicit ALS (log-scaled counts), outside reference",
+          "content_reference": "content reference: tag cosine (plain)",
+          "lightfm_hybrid_features": "LightFM hybrid, tag features only (no blend)",
+          "our_cold_path": "our cold-start path (LightFM + content blend)",
+          "product_default_blend": "product default blend (content.py constants)"}
+
+
+def _table(rows: dict, metrics: list[str], bold: str | None = None) -> list[str]:
+    lines = ["| model | " + " | ".join(metrics) + " |",
+             "| --- | " + " | ".join("---:" for _ in metrics) + " |"]
+    for name, vals in rows.items():
+        if not isinstance(vals, dict):
+            continue
+        label = LABELS.get(name, name)
+        if name == bold:
+            label = f"**{label}** (our best)"
+        lines.append(f"| {label} | " + " | ".join(_cell(m, vals.get(m, "")) for m in metrics)
+                     + " |")
+    return lines
+
+
+def _cell(key: str, value) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}" if key.endswith("_s") else f"{value:.4f}"
+    return str(value)
+
+
+def _tick(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def write_markdown(result: dict, path: str | Path, *, command: str) -> str:
+    """Render the result as EVALUATION.md (returned and written to ``path``)."""
+    p = result["protocol"]
+    k = p["k"]
+    metrics = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", "auc"]
+    d = result["data"]
+    sp_ = result["splits"]
+    chosen = result["chosen"]
+    lines = [
+        "# Evaluation on real data",
+        "",
+        "Generated by a command; do not edit by hand. Regenerate with:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- generated: {result['generated']} on {result['machine']}",
+        f"- run time: **{result['seconds']:.0f} s** (stages: "
+        + ", ".join(f"{k_} {v:.0f} s" for k_, v in result["timings_s"].items()) + ")",
+        f"- data set: `{result['dataset']}`: {d['users']:,} users, {d['artists']:,} items "
+        f"(artists), {d['pairs']:,} (user, item) pairs, {d['tags']:,} tags on "
+        f"{d['tagged_artists']:,} items",
+        "",
+        "## Targets",
+        "",
+        "| target | ours | reference | |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, t in result["targets"].items():
+        vals = [v for key, v in t.items() if key != "met"]
+        lines.append(f"| {name.replace('_', ' ')} | {vals[0]:.4f} | {vals[1]:.4f} | "
+                     f"{_tick(t['met'])} |")
+    lines += [
+        "",
+        "## Protocol",
+        "",
+        f"- **Warm split**: per user, {p['test_fraction']:.0%} of their (user, item) pairs are "
+        f"held out (seed {p['seed']}; users with one pair keep it). Candidates: every item "
+        f"except the user's own training items (they are excluded from the ranking and from "
+        f"AUC's negatives). {sp_['warm_test_pairs']:,} test pairs.",
+        f"- **Cold split**: {p['cold_fraction']:.0%} of the tagged items that somebody listened "
+        f"to ({sp_['cold_items']:,} items, {sp_['cold_test_pairs']:,} pairs) are removed from "
+        f"training altogether: they are not in the model's item list, so the product scores "
+        f"them from their tags exactly as it scores a track imported after training. "
+        f"Candidates: the cold items. ALS and popularity cannot score them.",
+        f"- **Validation** (every hyper-parameter and the cold-start blend): carved from the "
+        f"pairs both training sets share (warm training pairs minus the cold items): per user "
+        f"{p['validation_fraction']:.0%} held out ({sp_['validation_pairs']:,} pairs; metrics on "
+        f"a sample of up to {p['validation_users']} users), and {p['cold_fraction']:.0%} of the "
+        f"remaining tagged items held out entirely ({sp_['validation_cold_items']:,} items) for "
+        f"the cold-start choice. The test pairs are not used for any choice; the final models "
+        f"are retrained on the full training set of each split.",
+        "- **Interaction weights**: listen counts, log-scaled (`log1p(count)`); LightFM gets "
+        "them scaled into (0, 1] (WARP caps each example's loss), ALS as confidence "
+        "`1 + alpha * log1p(count)`.",
+        "- **Groups**: "
+        f"{result['groups']['kind']} on the warm split; every member has held-out items; the "
+        f"members' training items are not candidates; playlists of {p['group_k']} items, served "
+        f"by our best model through the product's `Recommender` and `strategies.select`. "
+        f"Hit rate: share of members with at least one held-out item in the playlist "
+        f"(averaged over groups); precision@{p['group_k']}: a member's held-out items in the "
+        f"playlist / {p['group_k']}; minimum: the worst-served member of each group, averaged.",
+        f"- Metrics: `app/recommender/evaluation.py::ranking_metrics` (precision@{k}, "
+        f"recall@{k}, nDCG@{k}, AUC over all candidates).",
+        "",
+        f"## Warm split (per-user hold-out), {result['warm']['random']['users']:,} users",
+        "",
+    ]
+    lines += _table(result["warm"], metrics + ["train_s"], bold=chosen["our_best"])
+    lines += [
+        "",
+        "Chosen on validation: "
+        f"LightFM CF `{chosen['lightfm_cf']}`, LightFM hybrid `{chosen['lightfm_hybrid']}`, "
+        f"ALS `{chosen['als']}`; our best model (by validation precision@{k}): "
+        f"`{chosen['our_best']}`.",
+        "",
+        f"## Cold start ({sp_['cold_items']:,} artists never seen in training)",
+        "",
+    ]
+    lines += _table(result["cold"], metrics)
+    cb = chosen["cold_blend"]
+    pb = chosen["product_cold_blend"]
+    lines += [
+        "",
+        f"Our cold-start path is the product's: the model's standardised score for the new "
+        f"item blended with the standardised content cosine, "
+        f"`(1 - w) * z_model + w * z_content` (`app/recommender/content.py::blend_cold`). "
+        f"Chosen on validation: IDF weighting {'on' if cb['idf'] else 'off'}, w = "
+        f"{cb['weight']}; the product's constants are IDF {'on' if pb['idf'] else 'off'}, "
+        f"w = {pb['weight']}"
+        + (" (the same)." if (cb['idf'], cb['weight']) == (pb['idf'], pb['weight'])
+           else " (they differ: see the extra row)."),
+        "",
+        f"## Real friend groups (served by `{result['groups']['model']}`, default strategy "
+        f"`{DEFAULT_STRATEGY}`)",
+        "",
+    ]
+    gm = ["groups", "hit_rate", "mean_precision@20", "min_precision@20", "share_members_no_hit",
+          "share_groups_someone_left_out"]
+    for size, table in result["groups"]["by_size"].items():
+        lines += [f"### Groups of {size}", ""]
+        lines += _table({(f"{n} (default)" if n == DEFAULT_STRATEGY else n): v
+                         for n, v in table.items()}, gm)
+        lines.append("")
+    if result["groups"]["skipped_groups"]:
+        lines += [f"{result['groups']['skipped_groups']} sampled groups were skipped because "
+                  f"a member had no held-out items.", ""]
+    lines += ["## Validation runs", "", "LightFM (pure CF and hybrid):", ""]
+    lines += _dict_table(result["validation"]["lightfm"])
+    lines += ["", "Cold-start blend (on the validation cold items):", ""]
+    lines += _dict_table(result["validation"]["cold_blend"])
+    lines += ["", "implicit ALS:", ""]
+    lines += _dict_table(result["validation"]["als"])
+    lines.append("")
+    text = "\n".join(lines)
+    Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def _dict_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    keys = list(rows[0].keys())
+    out = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    for r in rows:
+        out.append("| " + " | ".join(_cell(k, r[k]) for k in keys) + " |")
+    return out
+
+
+def report(spec: str, out: str | Path, *, command: str, protocol: Protocol | None = None,
+           max_users: int | None = None, json_path: str | Path | None = None,
+           echo: Echo | None = None) -> dict:
+    """Load, run, write EVALUATION.md (and optionally the JSON); returns the result."""
+    started = time.perf_counter()
+    protocol = protocol or Protocol()
+    data = load_dataset(spec, max_users=max_users, seed=protocol.seed)
+    result = run(data, protocol, echo=echo)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["generated"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result["machine"] = (f"{platform.machine()}, {cores()} cores, Python "
+                         f"{platform.python_version()}, OPENBLAS_NUM_THREADS="
+                         f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    result["command"] = command
+    write_markdown(result, out, command=command)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result

@@ -1,0 +1,184 @@
+"""In-process group-playlist latency: our scoring path against the original system's method.
+
+    OPENBLAS_NUM_THREADS=1 python bench/bench_scoring.py [--tracks 20000 100000]
+        [--members 1 2 5 10] [--components 48] [--repeats 200] [--strategy NAME]
+
+Ours: one float32 matrix product of the members' rows against every track (biases folded in),
+per-member standardisation from precomputed moments, ``np.argpartition`` for candidates, and the
+playlist rules over a few dozen candidates. Reference (the original system): ``LightFM.predict``
+for each member over every track with the item feature matrix, a pandas ranking per member,
+and the best mean rank. Both run in this process on the same synthetic model (random embeddings
+of the trained model's shape; latency does not depend on what the numbers mean). Prints median
+and p95 per configuration, the speed ratio, and the memory of the loaded model.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+
+def synthetic_world(n_tracks: int, n_users: int, k: int, seed: int = 0):
+    """A TrainedModel and Catalogue of the demo's shape: n_tracks items, one artist per ~8
+    tracks, a genre per artist, nine audio features; random representations."""
+    from app.recommender.catalogue import Catalogue
+    from app.recommender.dataset import AUDIO_COLUMNS, EventLog, InteractionData, ItemMeta
+    from app.recommender.features import FeatureSpace
+    from app.recommender.training import TrainedModel, TrainParams
+
+    rng = np.random.default_rng(seed)
+    n_artists = max(n_tracks // 8, 1)
+    artist = rng.integers(0, n_artists, n_tracks).astype(np.int32)
+    genres = np.array([f"g{i}" for i in range(60)])
+    meta = ItemMeta(
+        artist=artist, artist_ids=np.array([f"a{i}" for i in range(n_artists)]),
+        artist_names=np.array([f"Artist {i}" for i in range(n_artists)]),
+        song=np.arange(n_tracks, dtype=np.int32), explicit=rng.random(n_tracks) < 0.1,
+        popularity=rng.random(n_tracks).astype(np.float32),
+        year=rng.integers(1960, 2024, n_tracks).astype(np.int16),
+        audio=rng.random((n_tracks, len(AUDIO_COLUMNS))).astype(np.float32))
+    agen = rng.integers(0, len(genres), n_artists)
+    item_genres = sp.csr_matrix((np.ones(n_tracks, np.float32), (np.arange(n_tracks),
+                                                                 agen[artist])),
+                                shape=(n_tracks, len(genres)))
+    user_genres = sp.csr_matrix((np.ones(n_users, np.float32),
+                                 (np.arange(n_users), rng.integers(0, len(genres), n_users))),
+                                shape=(n_users, len(genres)))
+    empty = EventLog(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(
+        0, np.int8), np.zeros(0, np.float32))
+    data = InteractionData(user_ids=np.arange(101, 101 + n_users, dtype=np.int64),
+                           item_ids=np.array([f"t{i:021d}" for i in range(n_tracks)]),
+                           events=empty, items=meta, genre_names=genres,
+                           item_genres=item_genres, user_genres=user_genres)
+    space = FeatureSpace().fit(data)
+    item_features = space.item_features(data.item_ids, meta, item_genres, genres)
+    user_features = space.user_features(data.user_ids, user_genres, genres)
+    scale = 1.0 / k
+    ife = ((rng.random((space.n_item_features, k)) - 0.5) * scale).astype(np.float32)
+    ifb = np.zeros(space.n_item_features, np.float32)
+    ufe = ((rng.random((space.n_user_features, k)) - 0.5) * scale).astype(np.float32)
+    ufb = np.zeros(space.n_user_features, np.float32)
+    model = TrainedModel(
+        params=TrainParams(components=k), space=space,
+        user_vectors=np.asarray(user_features @ ufe, np.float32),
+        user_bias=np.asarray(user_features @ ufb, np.float32),
+        item_vectors=np.asarray(item_features @ ife, np.float32),
+        item_bias=np.asarray(item_features @ ifb, np.float32),
+        item_feature_embeddings=ife, item_feature_biases=ifb,
+        user_feature_embeddings=ufe, user_feature_biases=ufb,
+        popularity=rng.random(n_tracks).astype(np.float32),
+        user_history=np.ones(n_users, np.int32),
+        skips=sp.csr_matrix((n_users, n_tracks), dtype=np.float32))
+    return model, Catalogue.from_data(data), user_features, item_features
+
+
+def reference_lightfm(model, user_features, item_features):
+    """A LightFM object carrying the same embeddings, for the original system's path."""
+    from lightfm import LightFM
+
+    lf = LightFM(no_components=model.item_feature_embeddings.shape[1])
+    lf.item_embeddings = model.item_feature_embeddings
+    lf.item_biases = model.item_feature_biases
+    lf.user_embeddings = model.user_feature_embeddings
+    lf.user_biases = model.user_feature_biases
+    lf.item_embedding_gradients = np.zeros_like(lf.item_embeddings)
+    lf.item_embedding_momentum = np.zeros_like(lf.item_embeddings)
+    lf.item_bias_gradients = np.zeros_like(lf.item_biases)
+    lf.item_bias_momentum = np.zeros_like(lf.item_biases)
+    lf.user_embedding_gradients = np.zeros_like(lf.user_embeddings)
+    lf.user_embedding_momentum = np.zeros_like(lf.user_embeddings)
+    lf.user_bias_gradients = np.zeros_like(lf.user_biases)
+    lf.user_bias_momentum = np.zeros_like(lf.user_biases)
+    return lf
+
+
+def reference_playlist(lf, users, item_ids, user_features, item_features, length):
+    ranks = []
+    items = np.arange(len(item_ids), dtype=np.int32)
+    for u in users:
+        scores = lf.predict(int(u), items, user_features=user_features,
+                            item_features=item_features)
+        frame = pd.DataFrame({"track_id": item_ids, "score": scores})
+        frame["rank"] = frame["score"].rank(ascending=False)
+        ranks.append(frame.set_index("track_id")["rank"])
+    mean_rank = pd.concat(ranks, axis=1).mean(axis=1)
+    return list(mean_rank.nsmallest(length).index)
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    fn()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    return statistics.median(samples) * 1e3, samples[int(0.95 * (len(samples) - 1))] * 1e3
+
+
+def main(argv=None) -> int:
+    from threadpoolctl import threadpool_limits
+
+    from app.recommender.scoring import Recommender
+    from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tracks", type=int, nargs="+", default=[20_000, 100_000])
+    ap.add_argument("--members", type=int, nargs="+", default=[1, 2, 5, 10])
+    ap.add_argument("--components", type=int, default=48)
+    ap.add_argument("--users", type=int, default=1100)
+    ap.add_argument("--length", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--reference-repeats", type=int, default=5)
+    ap.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=STRATEGIES)
+    ap.add_argument("--all-strategies", action="store_true",
+                    help="Also time every strategy for the largest group.")
+    args = ap.parse_args(argv)
+
+    threadpool_limits(1)
+    rules = Rules(length=args.length, max_per_artist=3)
+    print(f"strategy={args.strategy} components={args.components} length={args.length} "
+          f"BLAS threads=1")
+    print(f"{'tracks':>8} {'members':>8} {'ours p50 ms':>12} {'ours p95 ms':>12} "
+          f"{'reference p50 ms':>17} {'ratio':>8}")
+    for n_tracks in args.tracks:
+        model, catalogue, uf, itf = synthetic_world(n_tracks, args.users, args.components)
+        t0 = time.perf_counter()
+        rec = Recommender(model, catalogue, version="bench")
+        load_s = time.perf_counter() - t0
+        lf = reference_lightfm(model, uf, itf)
+        rng = np.random.default_rng(1)
+        for m in args.members:
+            users = rng.choice(args.users, size=m, replace=False)
+            members = [rec.member(int(model.space.user_ids[u])) for u in users]
+            ours, ours95 = timed(lambda: rec.recommend(members, rules, args.strategy),
+                                 args.repeats)
+            ref, _ = timed(lambda: reference_playlist(lf, users, catalogue.item_ids, uf, itf,
+                                                      args.length), args.reference_repeats)
+            print(f"{n_tracks:>8} {m:>8} {ours:>12.3f} {ours95:>12.3f} {ref:>17.1f} "
+                  f"{ref / ours:>7.0f}x", flush=True)
+        if args.all_strategies:
+            m = max(args.members)
+            users = rng.choice(args.users, size=m, replace=False)
+            members = [rec.member(int(model.space.user_ids[u])) for u in users]
+            for s in STRATEGIES:
+                p50, p95 = timed(lambda: rec.recommend(members, rules, s), args.repeats // 2)
+                print(f"{'':>8} {m:>8} {p50:>12.3f} {p95:>12.3f}   strategy {s}")
+        print(f"  model for {n_tracks:,} tracks: {rec.memory_bytes() / 2**20:.1f} MiB of "
+              f"arrays in memory (serving matrix {rec.items.nbytes / 2**20:.1f} MiB); "
+              f"built in {load_s:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
