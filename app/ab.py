@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -75,6 +76,52 @@ def arm_weights(experiment: Experiment) -> list[tuple[str, float]]:
 
 def active_experiment() -> Experiment | None:
     return db.session.scalar(select(Experiment).where(Experiment.active.is_(True)))
+
+
+@dataclass(frozen=True)
+class _ArmSnapshot:
+    name: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class ExperimentSnapshot:
+    """What assignment needs of the active experiment, detached from any session."""
+
+    id: int
+    name: str
+    salt: str
+    arms: tuple[_ArmSnapshot, ...]
+
+
+def serving_experiment() -> ExperimentSnapshot | None:
+    """``active_experiment()`` for the /predict hot path, cached per app for
+    ``EXPERIMENT_CACHE_SECONDS`` (default 2).
+
+    Why: loading the experiment and its arms was a quarter of a request's CPU (issue 7,
+    bench/RESULTS.md). Staleness is harmless: stored assignments are always read from the
+    database, so a weight change reaches other processes' *new* users at most that much later;
+    this process's own changes (CLI, admin page) clear the cache at once.
+    """
+    from flask import current_app
+
+    ttl = float(current_app.config.get("EXPERIMENT_CACHE_SECONDS", 2.0))
+    cache = current_app.extensions.setdefault("ab_experiment_cache", {})
+    now = time.monotonic()
+    if "value" in cache and now - cache["at"] < ttl:
+        return cache["value"]
+    experiment = active_experiment()
+    value = None if experiment is None else ExperimentSnapshot(
+        experiment.id, experiment.name, experiment.salt,
+        tuple(_ArmSnapshot(arm.name, arm.weight) for arm in experiment.arms))
+    cache.update(value=value, at=now)
+    return value
+
+
+def _forget_cached_experiment() -> None:
+    from flask import current_app
+
+    current_app.extensions.pop("ab_experiment_cache", None)
 
 
 def get_experiment(name: str) -> Experiment:
@@ -200,6 +247,7 @@ def create_experiment(name: str, weights: Mapping[str, float], *, salt: str | No
     if activate:
         _activate(experiment)
     db.session.commit()
+    _forget_cached_experiment()
     return experiment
 
 
@@ -216,6 +264,7 @@ def set_weights(name: str, weights: Mapping[str, float]) -> Experiment:
     for arm, weight in weights.items():
         arms[arm].weight = weight
     db.session.commit()
+    _forget_cached_experiment()
     return experiment
 
 
@@ -225,6 +274,7 @@ def stop_experiment(name: str) -> Experiment:
         experiment.active = False
         experiment.stopped_at = utcnow()
     db.session.commit()
+    _forget_cached_experiment()
     return experiment
 
 
@@ -233,6 +283,7 @@ def activate_experiment(name: str) -> Experiment:
     experiment = get_experiment(name)
     _activate(experiment)
     db.session.commit()
+    _forget_cached_experiment()
     return experiment
 
 

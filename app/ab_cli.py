@@ -73,3 +73,41 @@ def stop_command(name: str) -> None:
 def activate_command(name: str) -> None:
     """Make NAME the one active experiment (the previous one is stopped)."""
     click.echo(_describe(_run(ab.activate_experiment, name)))
+
+
+@ab_cli.command("simulate")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(min=1))
+@click.option("--groups-per-day", default=40, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--ground-truth", type=click.Path(exists=True),
+              help="ground_truth.npz (or its folder); default: next to the demo export.")
+@click.option("--experiment", default=None,
+              help="Experiment to run in (created 50/50 if missing); default: a new one.")
+@click.option("--keep-active", is_flag=True,
+              help="Leave the simulation's experiment active (default: restore the previous).")
+def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: str | None,
+                     experiment: str | None, keep_active: bool) -> None:
+    """Simulate hosts, groups and listeners acting on the demo's hidden taste (app/simulation.py)."""
+    from flask import current_app
+
+    from app.datagen import GroundTruth
+    from app.simulation import SimConfig, default_ground_truth, format_summary, simulate, summary
+
+    path = ground_truth or default_ground_truth(current_app)
+    if path is None:
+        raise click.ClickException("no ground_truth.npz found next to the demo export; pass "
+                                   "--ground-truth PATH (scripts/prepare.sh writes it to "
+                                   "instance/demo_data/)")
+    cfg = SimConfig(days=days, groups_per_day=groups_per_day, seed=seed, experiment=experiment,
+                    keep_active=keep_active)
+    result = _run(simulate, current_app.test_client(), cfg, GroundTruth.load(path),
+                  echo=lambda m: click.echo(m, err=True),
+                  progress=bool(current_app.config.get("PROGRESS")))
+    click.echo(f"{result.predictions} playlists, {result.feedback} feedback rows, "
+               f"{result.events} listening events in {result.sessions} later sessions; "
+               f"{result.seconds:.0f}s" + (f"; errors by status: {result.errors}"
+                                           if result.errors else ""))
+    click.echo(format_summary(summary(result.experiment_id), result))
+    click.echo(f"command: flask --app wsgi ab simulate --days {days} --groups-per-day "
+               f"{groups_per_day} --seed {seed}" + (f" --ground-truth {ground_truth}"
+                                                     if ground_truth else ""))

@@ -235,3 +235,38 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
         registry.set_metrics(row.version, metrics)
         click.echo(f"metrics stored with model version {row.version}", err=True)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+@model_cli.command("report")
+@click.option("--dataset", required=True, metavar="SPEC",
+              help="lastfm:PATH (HetRec 2011 folder), export:PATH (Pozytywka export) or db.")
+@click.option("--out", default="EVALUATION.md", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Also write every number as JSON.")
+@click.option("--max-users", type=click.IntRange(min=10),
+              help="Subsample users (Last.fm: friends stay together).")
+@click.option("--quick", is_flag=True, help="One small configuration per model (smoke runs).")
+@click.option("--seed", default=0, show_default=True, type=int)
+def report_command(dataset: str, out: str, json_path: str | None, max_users: int | None,
+                   quick: bool, seed: int) -> None:
+    """Real-data evaluation (warm, cold start, real groups) written to EVALUATION.md."""
+    import shlex
+    from dataclasses import replace
+
+    from app.recommender.lastfm import LastfmError
+    from app.recommender.real_eval import QUICK, Protocol, report
+
+    protocol = replace(QUICK if quick else Protocol(), seed=seed)
+    words = ["flask", "--app", "wsgi", "model", "report", "--dataset", dataset, "--out", out]
+    words += ["--max-users", str(max_users)] if max_users else []
+    words += ["--quick"] if quick else []
+    words += ["--seed", str(seed)] if seed else []
+    command = " ".join(shlex.quote(w) for w in words)
+    try:
+        result = report(dataset, out, command=command, protocol=protocol, max_users=max_users,
+                        json_path=json_path, echo=lambda m: click.echo(m, err=True))
+    except (OSError, ValueError, LastfmError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{out} written in {result['seconds']:.0f}s")
+    for name, target in result["targets"].items():
+        click.echo(f"  {'met    ' if target['met'] else 'NOT MET'} {name}")

@@ -122,12 +122,35 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run_wrk(url: str, members: int, length: int, users: tuple[int, int], duration: int,
-            connections: int, threads: int, path: str) -> dict:
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by gunicorn's master and workers."""
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def run_wrk(url: str, server_pid: int, members: int, length: int, users: tuple[int, int],
+            duration: int, connections: int, threads: int, path: str) -> dict:
+    import resource
+
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
            "--timeout", "10s", "-s", str(ROOT / "bench" / "wrk_predict.lua"), url, "--",
            str(members), str(length), str(users[0]), str(users[1]), path]
+    server0 = _tree_cpu(server_pid)
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = _tree_cpu(server_pid) - server0
+    wrk_cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     lat = dict(re.findall(r"(p\d+|max)=(\d+)", re.search(r"LATENCY_US (.*)", out).group(1)))
@@ -136,6 +159,8 @@ def run_wrk(url: str, members: int, length: int, users: tuple[int, int], duratio
     return {"rps": rps, "requests": total, "p50": int(lat["p50"]) / 1000,
             "p90": int(lat["p90"]) / 1000, "p99": int(lat["p99"]) / 1000,
             "max": int(lat["max"]) / 1000, "statuses": statuses,
+            "server_cpu_ms": server_cpu / max(total, 1) * 1000,
+            "wrk_cpu_ms": wrk_cpu / max(total, 1) * 1000,
             "socket_errors": errors.group(1) if errors else "", "raw": out}
 
 
@@ -213,32 +238,37 @@ def main() -> None:
           f"-c{args.connections} -d{args.duration}s; POST {args.path}, playlist length "
           f"{args.length}, a random group per request")
 
+    rows0, lines0 = check_log(args.work_dir, db_url)
     proc, url = start_gunicorn(args.work_dir, env, args.workers, not args.no_access_log)
     results = {}
     try:
         for m in sizes:
-            results[m] = run_wrk(url, m, args.length, user_range, args.duration,
+            results[m] = run_wrk(url, proc.pid, m, args.length, user_range, args.duration,
                                  args.connections, args.wrk_threads, args.path)
     finally:
         stop(proc)
     rows, lines = check_log(args.work_dir, db_url)
+    rows, lines = rows - rows0, lines - lines0
     inproc = {m: in_process(env, m, args.length, user_range, args.in_process, args.path)
               for m in sizes}
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
-    print(f"\n{'members':>7} {'req/s':>7} {'p50 ms':>7} {'p90':>6} {'p99':>6} {'max':>6} "
-          f"{'non-200':>7} | {'in-proc request p50':>19} {'p99':>6} | {'build p50':>9} "
-          f"| {'HTTP/in-proc p50':>16}")
+    print(f"\n{'members':>7} {'req/s':>6} {'p50 ms':>6} {'p90':>5} {'p99':>6} {'max':>5} "
+          f"{'non-200':>7} | {'CPU ms/req server':>17} {'wrk':>4} {'idle-2-core req/s':>17} | "
+          f"{'in-proc req p50':>15} {'p99':>5} | {'build p50':>9} | {'HTTP/in-proc':>12}")
     for m in sizes:
         r, (req, build) = results[m], inproc[m]
         bad = sum(n for s, n in r["statuses"].items() if s != "200")
-        print(f"{m:>7} {r['rps']:>7.0f} {r['p50']:>7.1f} {r['p90']:>6.1f} {r['p99']:>6.1f} "
-              f"{r['max']:>6.0f} {bad:>7} | {np.median(req):>19.2f} "
-              f"{np.percentile(req, 99):>6.2f} | {np.median(build):>9.2f} | "
-              f"{r['p50'] / np.median(req):>15.1f}x")
+        capacity = 2000 / (r["server_cpu_ms"] + r["wrk_cpu_ms"])
+        print(f"{m:>7} {r['rps']:>6.0f} {r['p50']:>6.1f} {r['p90']:>5.1f} {r['p99']:>6.1f} "
+              f"{r['max']:>5.0f} {bad:>7} | {r['server_cpu_ms']:>17.2f} {r['wrk_cpu_ms']:>4.2f} "
+              f"{capacity:>17.0f} | {np.median(req):>15.2f} {np.percentile(req, 99):>5.1f} | "
+              f"{np.median(build):>9.2f} | {r['p50'] / np.median(req):>11.1f}x")
         if r["socket_errors"]:
             print(f"        socket errors: {r['socket_errors']}")
-    print(f"\ndatabase prediction rows {rows:,}, log lines {lines:,} "
+    print("(idle-2-core req/s = 2 cores / (server + wrk CPU per request): the throughput these "
+          "requests would reach if nothing else ran on the machine)")
+    print(f"\nduring the HTTP runs: new database prediction rows {rows:,}, new log lines {lines:,} "
           f"({'equal' if rows == lines else 'DIFFERENT'})")
     if 6 in results:
         r = results[6]

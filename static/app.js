@@ -1,5 +1,7 @@
 /* Progressive enhancement only: every page works without this file.
    - Typeahead on the builder's search box (ARIA combobox pattern, keyboard operable).
+   - Builder options carried into the search form and the add/remove links when changed, so
+     that adding a member after choosing options keeps them (without JS they travel in the URL).
    - Confirmation before state-changing admin buttons marked with data-confirm.
    No inline handlers anywhere, so a strict Content-Security-Policy (script-src 'self') holds. */
 (function () {
@@ -109,6 +111,52 @@
     input.addEventListener("blur", function () { window.setTimeout(close, 120); });
   }
 
+  var OPTION_NAMES = ["length", "strategy", "model", "exclude_explicit"];
+
+  function builderOptions(form) {
+    var opts = {};
+    OPTION_NAMES.forEach(function (name) {
+      var field = form.elements.namedItem(name);
+      if (!field) { return; }
+      opts[name] = field.type === "checkbox" ? (field.checked ? "1" : "") : field.value;
+    });
+    return opts;
+  }
+
+  function withOptions(url, opts) {
+    Object.keys(opts).forEach(function (name) {
+      if (opts[name]) { url.searchParams.set(name, opts[name]); } else { url.searchParams.delete(name); }
+    });
+    return url;
+  }
+
+  function setupOptionSync(form) {
+    var search = document.getElementById("search-form");
+    form.addEventListener("change", function () {
+      var opts = builderOptions(form);
+      window.history.replaceState(null, "", withOptions(new URL(window.location.href), opts));
+      document.querySelectorAll("a.add-member, a.remove-member").forEach(function (a) {
+        var url = withOptions(new URL(a.href), opts);
+        a.setAttribute("href", url.pathname + "?" + url.searchParams.toString());
+      });
+      if (!search) { return; }
+      Object.keys(opts).forEach(function (name) {
+        var input = search.querySelector('input[type="hidden"][name="' + name + '"]');
+        if (opts[name]) {
+          if (!input) {
+            input = document.createElement("input");
+            input.type = "hidden";
+            input.name = name;
+            search.appendChild(input);
+          }
+          input.value = opts[name];
+        } else if (input) {
+          input.remove();
+        }
+      });
+    });
+  }
+
   function setupConfirm(form) {
     form.addEventListener("submit", function (ev) {
       if (!window.confirm(form.getAttribute("data-confirm"))) { ev.preventDefault(); }
@@ -117,4 +165,6 @@
 
   document.querySelectorAll("input[data-typeahead]").forEach(setupTypeahead);
   document.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
+  var buildForm = document.getElementById("build-form");
+  if (buildForm) { setupOptionSync(buildForm); }
 }());

@@ -74,7 +74,7 @@ def time_chart(title: str, days: Sequence[date], series: dict[str, Sequence[floa
     label_every = max(1, math.ceil(n / 6))
     x_ticks = [Tick(round(x(i), 1), d.strftime("%d %b")) for i, d in enumerate(days)
                if i % label_every == 0 or i == n - 1]
-    if len(x_ticks) > 1 and x_ticks[-1].pos - x_ticks[-2].pos < 40:
+    if len(x_ticks) > 1 and x_ticks[-1].pos - x_ticks[-2].pos < 60:
         x_ticks.pop(-2)  # keep the last day's label readable
     y_ticks = [Tick(round(y(top * k / 4), 1), y_format(top * k / 4)) for k in range(5)]
 

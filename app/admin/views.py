@@ -23,7 +23,7 @@ from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
 from app.admin.metrics import SUCCESS_SHARE, prediction_outcome
 from app.admin.report import build_report
-from app.db import Experiment, Feedback, ModelVersion, Prediction
+from app.db import Experiment, Feedback, Prediction
 from app.extensions import db, limiter
 from app.web.present import members_of, playlist_view
 

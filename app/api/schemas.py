@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from flask import current_app, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.db.experiments import ARM_MODELS, FEEDBACK_EVENTS
 from app.errors import ApiError
@@ -137,6 +138,11 @@ def parse_body(model: type[M]) -> M:
         raise ApiError(415, "unsupported_media_type", "the body must be application/json",
                        {"content_type": request.content_type})
     raw = request.get_data(cache=False)  # raises 413 beyond MAX_CONTENT_LENGTH
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit by Werkzeug without an error;
+        # parsing the truncated part would answer 400 for what is really 413.
+        raise RequestEntityTooLarge()
     try:
         data = json.loads(raw)
     except RecursionError:

@@ -63,7 +63,7 @@ def serve_playlist(members: list[int], length: int, *, choice: Choice = "ab",
     for _attempt in range(2):
         arm = None
         if choice == "ab":
-            experiment = ab.active_experiment()
+            experiment = ab.serving_experiment()
             arm = ab.arm_for(experiment, user_id) if experiment is not None else None
         wanted = arm.arm if arm is not None else ("advanced" if choice == "ab" else choice)
         db.session.rollback()  # hold no read snapshot while the playlist is built

@@ -69,6 +69,7 @@ def _arrays(model: TrainedModel) -> dict[str, np.ndarray]:
         "user_feature_embeddings": model.user_feature_embeddings,
         "user_feature_biases": model.user_feature_biases,
         "popularity": model.popularity, "user_history": model.user_history,
+        "user_profile": model.user_profile,
         "skips_indptr": skips.indptr.astype(np.int64),
         "skips_indices": skips.indices.astype(np.int32),
     }
@@ -153,6 +154,7 @@ def load(path: str | os.PathLike, *, expected_checksum: str | None = None) -> Ar
             user_feature_embeddings=a["user_feature_embeddings"],
             user_feature_biases=a["user_feature_biases"],
             popularity=a["popularity"], user_history=a["user_history"], skips=skips,
+            user_profile=a["user_profile"],
             counts=meta.get("counts", {}), seconds=meta.get("training_seconds", 0.0),
         )
         if model.item_vectors.shape[0] != n_items or model.user_vectors.shape[0] != n_users:

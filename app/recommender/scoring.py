@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import ndtr
 
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules, select
+from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
 SKIP_PENALTY = 2.0  # standard deviations a "keeps skipping" track loses for that member
@@ -90,8 +90,10 @@ class Recommender:
         self.popular_row = (users[warm].mean(axis=0) if warm.any()
                             else np.zeros(k + 2, np.float32)).astype(np.float32)
         self.popular_row[k] = 1.0
-        self.users = users
+        self.users = users  # exactly LightFM's users (tests compare with LightFM.predict)
         self.user_warm = warm
+        self.member_rows = self._blend_profiles(users, model.user_profile,
+                                                model.params.profile_weight)
         # skips in catalogue columns
         sk = model.skips.tocoo()
         cols = np.full(len(space.item_ids), -1, np.int64)
@@ -103,6 +105,27 @@ class Recommender:
         self._genre_index = pd.Index(space.genres)
 
     # ----- representations -----
+    def _sd(self, rows: np.ndarray) -> np.ndarray:
+        r = rows.astype(np.float64)
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", r, self.cov_item, r), 1e-12))
+
+    def _blend_profiles(self, users: np.ndarray, profile: np.ndarray, weight: float
+                        ) -> np.ndarray:
+        """Serving rows of trained users: LightFM's row and the recent-taste profile, each
+        scaled to unit score variance over the catalogue, mixed ``1 - weight : weight``.
+        Scores stay linear in the item row, so a group is still one matrix product."""
+        if weight <= 0 or profile is None or not len(profile):
+            return users
+        k = self.k
+        prof = np.zeros_like(users)
+        prof[:, :k] = profile
+        has = np.abs(profile).sum(axis=1) > 0
+        a = users / self._sd(users)[:, None].astype(np.float32)
+        b = prof / self._sd(prof)[:, None].astype(np.float32)
+        rows = np.where(has[:, None], (1.0 - weight) * a + weight * b, a)
+        return rows.astype(np.float32)
+
+
     def item_vectors_from_features(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Representations of catalogue tracks from their features only (no identity)."""
         cat = self.catalogue
@@ -142,7 +165,7 @@ class Recommender:
         pos = self.user_pos.get(int(user_id))
         if pos is not None and self.user_warm[pos]:
             s = self.skips
-            return Member(int(user_id), self.users[pos], "trained",
+            return Member(int(user_id), self.member_rows[pos], "trained",
                           s.indices[s.indptr[pos]:s.indptr[pos + 1]])
         row = self.row_from_genres(genres or [])
         if row is not None:
@@ -156,9 +179,7 @@ class Recommender:
 
     def standardise(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
         mu = rows.astype(np.float64) @ self.mean_item
-        var = np.einsum("ij,jk,ik->i", rows.astype(np.float64), self.cov_item,
-                        rows.astype(np.float64))
-        sd = np.sqrt(np.maximum(var, 1e-12))
+        sd = self._sd(rows)
         return ((raw - mu[:, None].astype(np.float32)) * (1.0 / sd)[:, None].astype(np.float32))
 
     def taste_match(self, rows: np.ndarray) -> np.ndarray:
@@ -184,7 +205,7 @@ class Recommender:
         allowed = self.not_explicit if rules.exclude_explicit else None
         chosen, notes = select(strategy, z, raw, self.song, self.artist, rules, allowed)
         idx = np.asarray(chosen, dtype=np.int64)
-        liking = ndtr(z[:, idx]).T.astype(np.float32)  # playlist x members
+        liking = expected_liking(z[:, idx]).T  # playlist x members
         return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),
                            taste_match=self.taste_match(rows), strategy=strategy, notes=notes)
 
@@ -197,7 +218,7 @@ class Recommender:
         for j, m in enumerate(members):
             if len(m.skip_items):
                 z[j, np.isin(idx, m.skip_items)] -= SKIP_PENALTY
-        liking = ndtr(z).T.astype(np.float32)
+        liking = expected_liking(z).T
         return liking, liking.mean(axis=0), self.taste_match(rows)
 
     def top_for_user_rows(self, rows: np.ndarray, k: int) -> np.ndarray:
@@ -208,7 +229,7 @@ class Recommender:
         return np.take_along_axis(part, np.argsort(-vals, axis=1), axis=1)
 
     def memory_bytes(self) -> int:
-        arrays = [self.items, self.users, self.song, self.artist, self.popularity,
+        arrays = [self.items, self.users, self.member_rows, self.song, self.artist, self.popularity,
                   self.not_explicit, self.model.item_feature_embeddings,
                   self.model.user_feature_embeddings, self.model.item_vectors,
                   self.model.user_vectors]

@@ -350,6 +350,63 @@ def _histories(catalogue, members: list[int]) -> list[np.ndarray]:
     return out
 
 
+class _HistoryCache:
+    """Per-process cache of what the base model draws from: each user's played/liked tracks.
+
+    Why (issue 7, bench/RESULTS.md): the history query read ~1,000 events per member and cost
+    more CPU than everything else in a /predict request together. Histories change only when
+    listening events are imported, so the cache is dropped when the catalogue object changes or
+    ``max(listening_events.id)`` moves (checked at most every MODEL_RELOAD_SECONDS; an import
+    is visible to the base model that much later, as new tracks are). LRU-bounded.
+    """
+
+    MAX_USERS = 20_000
+
+    def __init__(self, interval: float):
+        from collections import OrderedDict
+
+        self.interval = interval
+        self.users: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.key: tuple | None = None
+        self.checked_at = float("-inf")
+        self.lock = threading.Lock()
+
+    def get(self, catalogue, members: list[int]) -> list[np.ndarray]:
+        if time.monotonic() - self.checked_at >= self.interval:
+            from sqlalchemy import func, select
+
+            from app.db import ListeningEvent
+            from app.extensions import db
+
+            key = (id(catalogue), db.session.scalar(select(func.max(ListeningEvent.id))))
+            with self.lock:
+                if key != self.key:
+                    self.users.clear()
+                    self.key = key
+                self.checked_at = time.monotonic()
+        with self.lock:
+            found = {u: self.users.get(u) for u in members}
+            for u in members:
+                if found[u] is not None:
+                    self.users.move_to_end(u)
+        missing = [u for u in members if found[u] is None]
+        if missing:
+            fresh = _histories(catalogue, missing)
+            with self.lock:
+                for u, h in zip(missing, fresh):
+                    found[u] = self.users[u] = h.astype(np.int32)
+                while len(self.users) > self.MAX_USERS:
+                    self.users.popitem(last=False)
+        return [found[u] for u in members]
+
+
+def _history_cache(holder: ModelHolder) -> _HistoryCache:
+    cache = getattr(holder, "history_cache", None)
+    if cache is None:
+        cache = holder.history_cache = _HistoryCache(holder.interval)
+    return cache
+
+
 def _base(holder: ModelHolder, state: ServingState, members: list[int], rules,
           seed: int | None) -> Playlist:
     from app.recommender.base import base_playlist
@@ -361,7 +418,8 @@ def _base(holder: ModelHolder, state: ServingState, members: list[int], rules,
     catalogue = state.catalogue
     if catalogue is None or len(catalogue) == 0:
         raise ValueError("the catalogue is empty: import an export first")
-    indices, notes = base_playlist(_histories(catalogue, members), catalogue, rules, seed)
+    indices, notes = base_playlist(_history_cache(holder).get(catalogue, members), catalogue,
+                                   rules, seed)
     rec = state.recommender
     scores = fit = match = None
     if rec is not None and rec.catalogue is catalogue:

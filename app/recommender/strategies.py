@@ -1,24 +1,34 @@
 """Group aggregation strategies and the playlist rules, on a members x tracks score matrix.
 
 Input is ``z``: each member's scores standardised over the whole catalogue (mean 0, std 1 per
-member), so that a member whose scores happen to spread widely does not outvote the others.
-``Φ(z)`` (the normal CDF) is the 0-1 "expected liking" shown to people; it tracks the member's
-percentile of the track in the catalogue (README: normalisation check).
+member), so that a member whose raw scores happen to spread widely does not outvote the others.
+Every strategy but ``mean_rank`` works on the *expected liking* ``ℓ = σ(a·(z − c))`` (0-1),
+the number shown to people. Its form is the expected enjoyment under a logistic taste model;
+``a = 1, c = 1`` was measured on the demo's hidden taste: regressing the true taste logit on
+``z`` gave ``1.56·z − 1.6`` with R² 0.70 (residual sd ≈ 1), whose expected sigmoid is
+``σ(1.14·(z − 1.03))``. A linear average of ``z`` lets one member's rave outvote another's
+dislike; the percentile (``mean_rank``) saturates too early; ``ℓ`` sits between them
+(README: strategy evaluation).
+
+Candidates: the catalogue is cut to the tracks with the best mean ``z`` and the best minimum
+``z`` (two ``argpartition`` calls); ``ℓ`` and the greedy rules run on those few hundred only.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import expit
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair")
-DEFAULT_STRATEGY = "average_without_misery"
+DEFAULT_STRATEGY = "fair"
 
-# average_without_misery: a member "dislikes" a track below this percentile of their catalogue.
-MISERY_PERCENTILE = 0.75
-# fair: weight of the group mean next to the worst-served member's own score.
-FAIR_GROUP_WEIGHT = 1.0
+LIKING_SLOPE = 1.0
+LIKING_CENTER = 1.0
+# average_without_misery: a member "dislikes" a track whose expected liking is below this.
+MISERY_LIKING = 0.25
+# fair: weight of the worst-served member's running fit next to the group's mean liking.
+FAIR_WEIGHT = 1.25
 _EXCLUDED = -1e9
 
 
@@ -33,6 +43,11 @@ class NotEnoughSongs(ValueError):
     pass
 
 
+def liking(z: np.ndarray) -> np.ndarray:
+    """Expected liking 0-1 from standardised scores."""
+    return expit(LIKING_SLOPE * (z - LIKING_CENTER)).astype(np.float32)
+
+
 def percentiles(scores: np.ndarray) -> np.ndarray:
     """Exact per-member percentile (0 worst, 1 best) of every track: one argsort per member."""
     m, n = scores.shape
@@ -41,33 +56,6 @@ def percentiles(scores: np.ndarray) -> np.ndarray:
     ranks = np.broadcast_to(np.arange(n, dtype=np.float32) / max(n - 1, 1), (m, n))
     np.put_along_axis(pct, order, ranks, axis=1)
     return pct
-
-
-def aggregate(strategy: str, z: np.ndarray, raw: np.ndarray | None = None) -> np.ndarray:
-    """One score per track for the strategies that rank once (all but ``fair``)."""
-    if strategy == "mean_rank":
-        return percentiles(raw if raw is not None else z).mean(axis=0)
-    if strategy == "average":
-        return z.mean(axis=0)
-    if strategy == "least_misery":
-        # ties on the minimum (common in small groups) go to the better group average
-        return z.min(axis=0) + 1e-3 * z.mean(axis=0)
-    if strategy == "average_without_misery":
-        threshold = float(_Z_OF_MISERY)
-        mean = z.mean(axis=0)
-        ok = z.min(axis=0) >= threshold
-        # tracks someone dislikes stay available, but only after every acceptable one
-        return np.where(ok, mean, mean - 1e3)
-    raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-
-
-def _z_of(p: float) -> float:
-    from scipy.special import ndtri
-
-    return float(ndtri(p))
-
-
-_Z_OF_MISERY = _z_of(MISERY_PERCENTILE)
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:
@@ -83,7 +71,7 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
                 allowed: np.ndarray | None, chosen: list[int] | None = None,
                 max_per_artist: int | None = None) -> list[int]:
     """Walk candidates best first; take a track unless its song is already in, its artist is at
-    the cap, or it is filtered out. Loops over candidates (tens), never over the catalogue."""
+    the cap, or it is filtered out. Loops over candidates (hundreds), never over the catalogue."""
     chosen = list(chosen or [])
     cap = rules.max_per_artist if max_per_artist is None else max_per_artist
     songs = {int(song[i]) for i in chosen}
@@ -104,24 +92,63 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
     return chosen
 
 
+def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int) -> np.ndarray:
+    """Best tracks by the group's mean and by its least happy member (``size`` each)."""
+    mean = z.mean(axis=0)
+    low = z.min(axis=0)
+    if allowed is not None:
+        mean = np.where(allowed, mean, _EXCLUDED)
+        low = np.where(allowed, low, _EXCLUDED)
+    cand = np.union1d(_top(mean, size), _top(low, size))
+    if allowed is not None:
+        cand = cand[allowed[cand]]
+    return cand
+
+
+def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
+    """Candidate positions best first, for the strategies that rank once."""
+    mean = lk.mean(axis=0)
+    if strategy == "average":
+        score = mean
+    elif strategy == "least_misery":
+        # ties on the minimum (common in small groups) go to the better group average
+        score = lk.min(axis=0) + 1e-3 * mean
+    elif strategy == "average_without_misery":
+        # tracks someone dislikes stay available, but only after every acceptable one
+        score = np.where(lk.min(axis=0) >= MISERY_LIKING, mean, mean - 10.0)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    return np.argsort(-score, kind="stable")
+
+
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
            rules: Rules, allowed: np.ndarray | None) -> tuple[list[int], list[str]]:
     """The playlist's track indices under ``strategy`` and the playlist rules, plus notes."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     notes: list[str] = []
     n = z.shape[1]
-    if strategy == "fair":
-        chosen = _fair(z, song, artist, rules, allowed)
-    else:
-        score = aggregate(strategy, z, raw)
-        if allowed is not None:
-            score = np.where(allowed, score, _EXCLUDED)
-        pool = max(4 * rules.length + 40, 100)
-        chosen = greedy_fill(_top(score, pool), song, artist, rules, allowed)
-        if len(chosen) < rules.length and pool < n:
-            chosen = greedy_fill(_top(score, n), song, artist, rules, allowed)
+    size = max(10 * rules.length, 200)
+    chosen: list[int] = []
+    while True:
+        if strategy == "mean_rank":
+            score = percentiles(raw).mean(axis=0)
+            if allowed is not None:
+                score = np.where(allowed, score, _EXCLUDED)
+            chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
+        else:
+            cand = candidates(z, allowed, size)
+            lk = liking(z[:, cand])
+            if strategy == "fair":
+                chosen = _fair(lk, cand, song, artist, rules)
+            else:
+                chosen = greedy_fill(cand[_order(strategy, lk)], song, artist, rules, None)
+        if len(chosen) >= rules.length or size >= n:
+            break
+        size = min(n, size * 8)  # the rules ate the candidates (tight artist cap, filters)
     if len(chosen) < rules.length:
         # very small or filtered catalogues: the artist cap gives way before the length does
-        base = aggregate("average", z)
+        base = z.mean(axis=0)
         order = _top(np.where(allowed, base, _EXCLUDED) if allowed is not None else base, n)
         chosen = greedy_fill(order, song, artist, rules, allowed, chosen, max_per_artist=n)
         notes.append("artist cap relaxed: not enough distinct artists")
@@ -131,52 +158,37 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
     return chosen, notes
 
 
-def _fair(z: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: Rules,
-          allowed: np.ndarray | None) -> list[int]:
-    """Each next track goes to the member served worst so far (by summed liking Φ(z)): the
-    best track for them, with the group's average as a counterweight so that the others are not
-    sacrificed. Candidates: every member's own top tracks plus the group's top by average."""
-    m, n = z.shape
-    mean = z.mean(axis=0)
-    per_member = max(2 * rules.length + 10, 40)
-    pools = [_top(np.where(allowed, z[j], _EXCLUDED) if allowed is not None else z[j],
-                  per_member) for j in range(m)]
-    pools.append(_top(np.where(allowed, mean, _EXCLUDED) if allowed is not None else mean,
-                      4 * rules.length + 40))
-    cand = np.unique(np.concatenate(pools))
-    if allowed is not None:
-        cand = cand[allowed[cand]]
-    zc = z[:, cand]
-    like = ndtr(zc)
-    objective = zc + FAIR_GROUP_WEIGHT * zc.mean(axis=0)  # member j's own + group mean
-    served = np.zeros(m)
-    used = np.zeros(len(cand), dtype=bool)
+def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
+          rules: Rules) -> list[int]:
+    """Each next track is chosen with the member served worst so far in view: it maximises the
+    group's mean liking plus ``FAIR_WEIGHT`` x the running fit of whoever would then be the
+    least happy member. Early on that is the member with the weakest match; a track that
+    only pleases the majority stops winning once someone is being left behind."""
+    m, c = lk.shape
+    mean = lk.mean(axis=0)
+    total = np.zeros(m, dtype=np.float32)
+    used = np.zeros(c, dtype=bool)
     songs: set[int] = set()
     per_artist: dict[int, int] = {}
     chosen: list[int] = []
-    song_c, artist_c = song[cand], artist[cand]
-    # candidates blocked by the rules are marked used as we go
-    while len(chosen) < rules.length:
-        j = int(np.argmin(served))
-        obj = np.where(used, -np.inf, objective[j])
+    c_song, c_artist = song[cand], artist[cand]
+    for step in range(rules.length):
+        worst = (total[:, None] + lk).min(axis=0) / (step + 1)
+        value = np.where(used, -np.inf, mean + FAIR_WEIGHT * worst)
         picked = -1
-        for c in np.argsort(-obj, kind="stable").tolist():
-            if used[c] or not np.isfinite(obj[c]):
+        for j in np.argsort(-value, kind="stable").tolist():
+            if used[j]:
                 break
-            s, a = int(song_c[c]), int(artist_c[c])
+            used[j] = True
+            s, a = int(c_song[j]), int(c_artist[j])
             if s in songs or per_artist.get(a, 0) >= rules.max_per_artist:
-                used[c] = True
                 continue
-            picked = c
+            picked = j
             break
         if picked < 0:
             break
-        used[picked] = True
-        songs.add(int(song_c[picked]))
-        per_artist[int(artist_c[picked])] = per_artist.get(int(artist_c[picked]), 0) + 1
+        songs.add(int(c_song[picked]))
+        per_artist[int(c_artist[picked])] = per_artist.get(int(c_artist[picked]), 0) + 1
         chosen.append(int(cand[picked]))
-        served += like[:, picked]
-    if len(chosen) < rules.length:
-        order = _top(np.where(allowed, mean, _EXCLUDED) if allowed is not None else mean, n)
-        chosen = greedy_fill(order, song, artist, rules, allowed, chosen)
+        total += lk[:, picked]
     return chosen

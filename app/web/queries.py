@@ -79,7 +79,7 @@ class HistorySummary:
 
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
+    return f"%{escaped}%"
 
 
 def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) -> SearchPage:
@@ -87,9 +87,12 @@ def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) ->
     query = query.strip()[:100]
     if not query:
         return SearchPage(query, 1, 0, 0, [])
-    pattern = _like_pattern(query)
-    conditions = [func.lower(User.name).like(pattern, escape="\\"),
-                  func.lower(User.city).like(pattern, escape="\\")]
+    # ILIKE is case-insensitive for every letter on PostgreSQL but only for ASCII on SQLite;
+    # trying the usual casings as well finds "Łódź" from "łódź" there too.
+    variants = dict.fromkeys([query, query.lower(), query.capitalize(), query.title(),
+                              query.upper()])
+    conditions = [column.ilike(_like_pattern(v), escape="\\")
+                  for v in variants for column in (User.name, User.city)]
     exact_id = int(query) if query.isdigit() and len(query) < 10 else None
     if exact_id is not None:
         conditions.append(User.user_id == exact_id)

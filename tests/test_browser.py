@@ -1,0 +1,205 @@
+"""End to end in Debian's chromium (headless), driven by Playwright against a live server.
+
+Never downloads a browser: Playwright is pointed at /usr/bin/chromium. Without it the tests skip
+with the reason (.ci/run installs it). Screenshots go to test-artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from app.db import Prediction
+from app.extensions import db
+from tests.conftest import ARTIFACTS, make_api_app
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+PASSWORD = "browser test password"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason="Debian chromium is not installed at /usr/bin/chromium "
+                              "(apt-get install -y chromium chromium-driver); .ci/run installs "
+                              "it in CI"),
+]
+
+
+def _experiment_history(app, days: int = 12, per_day: int = 10) -> None:
+    """Two weeks of /predict traffic with feedback, so the dashboard has something to show.
+
+    Requests and feedback go through the real API; only the timestamps are moved back a few
+    days afterwards, since a test cannot wait for calendar days to pass.
+    """
+    client = app.test_client()
+    rnd = random.Random(5)
+    served: list[tuple[str, int]] = []
+    for i in range(days * per_day):
+        user = 101 + rnd.randrange(200)
+        others = rnd.sample([u for u in range(101, 301) if u != user], rnd.randint(1, 4))
+        response = client.post("/predict", json={"user_id": user, "other_users": others,
+                                                 "playlist_length": 20})
+        assert response.status_code == 200
+        pid, arm = response.headers["X-Prediction-Id"], response.headers["X-AB-Arm"]
+        served.append((pid, days - 1 - i // per_day))
+        listen = 0.55 if arm == "advanced" else 0.3
+        for track in response.get_json():
+            x = rnd.random()
+            if x < listen:
+                client.post("/feedback", json={"prediction_id": pid, "user_id": user,
+                                               "track_id": track["id"], "event_type": "play",
+                                               "ms_played": 900_000})
+                if rnd.random() < 0.25:
+                    client.post("/feedback", json={"prediction_id": pid, "user_id": user,
+                                                   "track_id": track["id"], "event_type": "like"})
+            elif x < listen + 0.25:
+                client.post("/feedback", json={"prediction_id": pid, "user_id": user,
+                                               "track_id": track["id"], "event_type": "skip",
+                                               "ms_played": 15_000})
+    with app.app_context():
+        for pid, days_ago in served:
+            row = db.session.get(Prediction, pid)
+            row.created_at = row.created_at - timedelta(days=days_ago)
+        db.session.commit()
+
+
+@pytest.fixture(scope="session")
+def live_server(api_world, tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    app = make_api_app(api_world, tmp_path_factory.mktemp("browser"),
+                       ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD))
+    _experiment_history(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Module scope: Playwright's sync API runs an event loop, which must be closed before
+    another module starts its own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    yield page
+    context.close()
+    assert problems == [], f"browser console errors: {problems}"
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_build_a_playlist_for_three_users(live_server, page):
+    app, base = live_server
+    page.goto(base + "/")
+    # 1st member with the typeahead and the keyboard
+    page.fill("#q", "123")
+    page.wait_for_selector("#q-suggestions li[role=option]")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('li.member[data-member-id="123"]')
+    # options chosen now survive adding more members (JS carries them into the links)
+    page.select_option("#strategy", "fair")
+    page.select_option("#model", "advanced")
+    # 2nd and 3rd through the server-side search and its "Add" links
+    for uid in (124, 125):
+        page.fill("#q", str(uid))
+        page.click("#search-form button[type=submit]")
+        page.click(f'a.add-member[href*="member={uid}"]')
+        page.wait_for_selector(f'li.member[data-member-id="{uid}"]')
+    assert page.locator("li.member").count() == 3
+    assert page.locator("li.member .chip").count() >= 3  # top genres of each member
+    assert page.input_value("#strategy") == "fair" and page.input_value("#model") == "advanced"
+    page.fill("#length", "20")
+    _shot(page, "builder")
+
+    page.click("#build-button")
+    page.wait_for_selector("#playlist-table")
+    assert re.search(r"/playlists/[0-9a-f]{32}$", page.url)
+    assert page.locator("#playlist-table tbody tr").count() == 20
+    fits = page.locator("#member-fit .bar-value").all_inner_texts()
+    assert len(fits) == 3 and all(re.fullmatch(r"\d+%", f) for f in fits)
+    assert page.locator("#taste-match tbody tr").count() == 3
+    assert page.locator("#playlist-table td.heat").count() == 60
+    _shot(page, "playlist")
+
+    with app.app_context():
+        row = db.session.get(Prediction, page.url.rsplit("/", 1)[1])
+        assert row.members == [123, 124, 125] and row.endpoint == "/playlists"
+        assert row.strategy == "fair" and row.model == "advanced"
+
+    with page.expect_download() as download:
+        page.click("text=CSV")
+    assert download.value.suggested_filename.endswith(".csv")
+
+
+def test_builder_works_without_javascript(live_server, browser):
+    _, base = live_server
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(base + "/")
+        for uid in (130, 131, 132):
+            page.fill("#q", str(uid))
+            page.press("#q", "Enter")  # the search form submits by itself
+            page.click(f'a.add-member[href*="member={uid}"]')
+        assert page.locator("li.member").count() == 3
+        page.click("#build-button")
+        page.wait_for_selector("#playlist-table")
+        assert page.locator("#playlist-table tbody tr").count() == 20
+    finally:
+        context.close()
+
+
+def test_admin_dashboard_shows_both_arms(live_server, page):
+    app, base = live_server
+    page.goto(base + "/admin/")
+    assert "/admin/login" in page.url
+    page.fill("#username", "admin")
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_selector("#arms")
+    assert page.locator('article[data-arm="base"]').count() == 1
+    assert page.locator('article[data-arm="advanced"]').count() == 1
+    with app.app_context():
+        served = db.session.scalar(select(db.func.count()).select_from(Prediction)
+                                   .where(Prediction.is_ab.is_(True), Prediction.arm == "base"))
+    assert page.locator('article[data-arm="base"] .tile dd').first.inner_text().strip() == \
+        str(served)
+    assert page.locator("svg.chart").count() == 2
+    assert page.locator("#verdict-advanced").is_visible()
+    _shot(page, "admin-dashboard")
+
+    page.click("text=Predictions")
+    page.wait_for_selector("#predictions-table")
+    page.locator("#predictions-table a").first.click()
+    page.wait_for_selector("#outcome-verdict")
+    _shot(page, "admin-prediction")
