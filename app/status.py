@@ -1,13 +1,10 @@
-"""Status page at `/` until the playlist builder takes over: counts of what is imported."""
+"""Counts of what is imported: shown by /health, the builder's footer and the scripts."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
 from app.db import ListeningEvent, Track, User
 from app.extensions import db
-
-bp = Blueprint("status", __name__)
 
 
 def catalogue_counts() -> dict[str, int]:
@@ -16,8 +13,3 @@ def catalogue_counts() -> dict[str, int]:
         "tracks": db.session.scalar(select(func.count()).select_from(Track)) or 0,
         "events": db.session.scalar(select(func.count()).select_from(ListeningEvent)) or 0,
     }
-
-
-@bp.get("/")
-def index():
-    return render_template("status.html", counts=catalogue_counts())
