@@ -31,15 +31,16 @@ sessions.jsonl is; only the id sets needed for reference checks are held.
 """
 from __future__ import annotations
 
-from hashlib import blake2b as _blake2b
-import math
+import codecs
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from hashlib import blake2b as _blake2b
 from json import JSONDecoder
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def _dedup_key(session_id: int, stamp: str, user_id: int, track_id: str | None,
 
 def import_export(directory: str | Path, *, strict: bool = False, progress: bool = False,
                   echo: Echo | None = None, engine: Engine | None = None,
-                  batch_size: int = 10_000, report_limit: int | None = 50) -> ImportReport:
+                  batch_size: int = 50_000, report_limit: int | None = 50) -> ImportReport:
     """Import the export in ``directory`` and return per-file counts.
 
     Raises :class:`ImportError_` before writing anything when the folder or one of the five
@@ -187,7 +188,8 @@ def _check_files(root: Path) -> None:
     for name in IMPORT_ORDER:
         path = root / name
         if not path.exists():
-            raise ImportError_(f"{name} is missing in {root} (an export has {', '.join(IMPORT_ORDER)})")
+            raise ImportError_(f"{name} is missing in {root} "
+                               f"(an export has {', '.join(IMPORT_ORDER)})")
         if not path.is_file():
             raise ImportError_(f"{path} is not a file")
         try:
@@ -205,9 +207,11 @@ class _Bad(Exception):
 
 _MISSING = object()
 _JSON = JSONDecoder()
+_JSON_SCAN = _JSON.scan_once
 _ID_RE = re.compile(r"[0-9A-Za-z]{16,40}")  # Spotify ids are 22 base-62 chars; allow some slack
-_TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?")
-_RELEASE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_TIMESTAMP_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
+_RELEASE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 _STORAGE_CLASSES = frozenset(STORAGE_CLASSES)
 _INT32 = 2**31 - 1
@@ -247,7 +251,18 @@ def _str(obj: dict, name: str, max_len: int) -> str:
     value = obj.get(name, _MISSING)
     if type(value) is not str or len(value) > max_len:
         raise _problem(name, value, f"a string of at most {max_len} characters")
+    _check_unicode(name, value)
     return value
+
+
+def _check_unicode(name: str, value: str) -> None:
+    # JSON may escape a lone surrogate ("\ud800"); the database driver would then fail the
+    # whole batch, so the row is rejected here instead.
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise _Bad(f"{name} is not valid Unicode text") from None
 
 
 def _id(obj: dict, name: str) -> str:
@@ -267,7 +282,9 @@ def _genres(obj: dict, name: str, nullable: bool) -> frozenset[str]:
         raise _problem(name, value, "a list of genre names")
     for genre in value:
         if type(genre) is not str or not genre or len(genre) > _GENRE_LEN:
-            raise _problem(f"{name} element", genre, f"a genre name of 1..{_GENRE_LEN} characters")
+            raise _problem(f"{name} element", genre,
+                           f"a genre name of 1..{_GENRE_LEN} characters")
+        _check_unicode(name, genre)
     return frozenset(value)
 
 
@@ -296,6 +313,21 @@ def _timestamp(obj: dict) -> datetime:
                 stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
             return stamp
     raise _problem("timestamp", value, "an ISO 8601 date and time")
+
+
+def _parse_json_line(text: str) -> Any:
+    """``json.loads`` for one line, about 1 µs faster per line (a third of parsing).
+
+    The scanner handles the usual line (a value then a newline); anything else, including every
+    error, goes through the full decoder for its exact message.
+    """
+    try:
+        value, end = _JSON_SCAN(text, 0)
+    except StopIteration:
+        return _JSON.decode(text)
+    if end == len(text) or text[end:].isspace():
+        return value
+    return _JSON.decode(text)
 
 
 def _col_len(table: Table, column: str) -> int:
@@ -328,7 +360,6 @@ _STORAGE = _Upsert(TrackStorage.__table__, "track_id")
 _EVENTS = ListeningEvent.__table__
 _EVENT_COLUMNS = ("dedup_key", "session_id", "timestamp", "user_id", "track_id", "event_type")
 _SQLITE_CACHE_KIB = 64 * 1024
-_SQLITE_CHECKPOINT_PAGES = 1000
 _IN_CHUNK = 500  # keys per ``IN (...)``: far below every backend's bound-parameter limit
 
 
@@ -404,10 +435,12 @@ class _Importer:
         if not self.progress:
             self.echo(f"importing {name} ({size / 1e6:.1f} MB)")
         bar_cm = _tqdm(size, name) if self.progress else nullcontext()
-        decode = _JSON.decode  # json.loads minus its per-call argument handling
+        parse = _parse_json_line
         try:
             with open(path, "rb") as fh, bar_cm as bar:
                 self.bar = bar
+                if fh.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:  # Windows editors add one
+                    fh.seek(0)
                 pending_bytes = 0
                 for self.lineno, raw in enumerate(fh, 1):
                     pending_bytes += len(raw)
@@ -418,7 +451,7 @@ class _Importer:
                         continue
                     self.file.read += 1
                     try:
-                        obj = decode(raw.decode())
+                        obj = parse(raw.decode())
                     except UnicodeDecodeError:
                         self._bad("not valid UTF-8")
                         continue
@@ -645,33 +678,34 @@ class _Importer:
 
     def _import_events(self, name: str) -> None:
         """Stream events in batches; exact repeats within the last two batches are reported."""
-        write = self._event_writer()
         batch: list[tuple] = []
         recent: dict[int, int] = {}  # dedup_key -> line, for this batch
         previous: dict[int, int] = {}  # ... and the one before, so runs across a flush are seen
         parse = self._parse_event
         batch_size = self.batch_size
-        try:
-            for obj in self._rows(name):
-                try:
-                    row = parse(obj)
-                except _Bad as exc:
-                    self._bad(str(exc))
-                    continue
-                key = row[0]
-                first = recent.get(key) or previous.get(key)
-                if first is not None:
-                    self._duplicate(first)
-                    continue
-                recent[key] = self.lineno
-                batch.append(row)
-                if len(batch) >= batch_size:
-                    self._flush_events(write, batch)
-                    batch, previous, recent = [], recent, {}
-        except _Stop as stop:
-            self._flush_events(write, batch)
-            raise self._strict_error(stop.issue) from None
-        self._flush_events(write, batch)
+        with _BackgroundWriter(self._event_writer(), self._events_written) as writer:
+            try:
+                for obj in self._rows(name):
+                    try:
+                        row = parse(obj)
+                    except _Bad as exc:
+                        self._bad(str(exc))
+                        continue
+                    key = row[0]
+                    first = recent.get(key) or previous.get(key)
+                    if first is not None:
+                        self._duplicate(first)
+                        continue
+                    recent[key] = self.lineno
+                    batch.append(row)
+                    if len(batch) >= batch_size:
+                        writer.submit(batch)
+                        batch, previous, recent = [], recent, {}
+            except _Stop as stop:
+                writer.submit(batch)
+                writer.wait()
+                raise self._strict_error(stop.issue) from None
+            writer.submit(batch)
 
     def _parse_event(self, obj: dict) -> tuple:
         """Validate one event; returns the row in ``_EVENT_COLUMNS`` order."""
@@ -700,7 +734,8 @@ class _Importer:
                 text if self.stamp_as_text else stamp, user, track, event_type)
 
     def _event_writer(self) -> Callable[[list[tuple]], int]:
-        """``INSERT ... ON CONFLICT (dedup_key) DO NOTHING`` for a batch; returns rows inserted.
+        """Insert and commit one batch (``INSERT ... ON CONFLICT (dedup_key) DO NOTHING``);
+        returns how many rows were new.
 
         The dialect's statement is compiled once and run through the driver's executemany:
         SQLAlchemy's per-row parameter processing cost more than the insert itself.
@@ -714,25 +749,24 @@ class _Importer:
             to_params: Callable[[list[tuple]], list] = lambda rows: rows  # noqa: E731
         else:
             to_params = lambda rows: [dict(zip(_EVENT_COLUMNS, row)) for row in rows]  # noqa: E731
+        exact_rowcount = conn.dialect.supports_sane_multi_rowcount
+        count = select(func.count()).select_from(_EVENTS)
 
-        if conn.dialect.supports_sane_multi_rowcount:
-            return lambda rows: conn.exec_driver_sql(sql, to_params(rows)).rowcount
+        def write(rows: list[tuple]) -> int:
+            if exact_rowcount:
+                inserted = conn.exec_driver_sql(sql, to_params(rows)).rowcount
+            else:  # pragma: no cover - neither SQLite nor psycopg takes this path
+                before = conn.scalar(count) or 0
+                conn.exec_driver_sql(sql, to_params(rows))
+                inserted = (conn.scalar(count) or 0) - before
+            conn.commit()
+            return inserted
 
-        def write_counting(rows: list[tuple]) -> int:  # pragma: no cover - not SQLite/psycopg
-            count = select(func.count()).select_from(_EVENTS)
-            before = conn.scalar(count) or 0
-            conn.exec_driver_sql(sql, to_params(rows))
-            return (conn.scalar(count) or 0) - before
+        return write
 
-        return write_counting
-
-    def _flush_events(self, write: Callable[[list[tuple]], int], batch: list[tuple]) -> None:
-        if not batch:
-            return
-        inserted = write(batch)
-        self.conn.commit()
+    def _events_written(self, rows: int, inserted: int) -> None:
         self.file.imported += inserted
-        self.file.already_present += len(batch) - inserted
+        self.file.already_present += rows - inserted
         if self.bar is not None:
             self.bar.set_postfix(events=f"{self.file.imported:,}", refresh=False)
 
@@ -750,6 +784,46 @@ class _Stop(Exception):
         self.issue = issue
 
 
+class _BackgroundWriter:
+    """Writes one batch on a second thread while the caller builds the next one.
+
+    sqlite3 and psycopg release the GIL while the database works, which is over half of an
+    event's cost, so on two cores parsing and writing overlap. One write runs at a time, in
+    order, on the importer's connection (which the caller leaves alone meanwhile); at most two
+    batches are in memory. A writer error surfaces on the next ``submit``/``wait``.
+    """
+
+    def __init__(self, write: Callable[[list[tuple]], int],
+                 written: Callable[[int, int], None]) -> None:
+        self._write = write
+        self._written = written
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+        self._running: tuple[int, Future[int]] | None = None
+
+    def submit(self, batch: list[tuple]) -> None:
+        self.wait()
+        if batch:
+            self._running = (len(batch), self._pool.submit(self._write, batch))
+
+    def wait(self) -> None:
+        if self._running is not None:
+            size, future = self._running
+            self._running = None
+            self._written(size, future.result())
+
+    def __enter__(self) -> _BackgroundWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self._running is not None:  # let the write finish before the connection goes
+                wait([self._running[1]])
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 def _dialect_insert(engine: Engine) -> Callable[[Table], Any]:
     if engine.dialect.name == "sqlite":
         return sqlite.insert
@@ -762,23 +836,22 @@ def _dialect_insert(engine: Engine) -> Callable[[Table], Any]:
 def _bulk_pragmas(conn: Connection) -> Iterator[None]:
     """A bigger page cache for this connection while it imports, then the previous one back.
 
-    Events land at random places of the dedup_key index; with SQLite's default 2 MB cache most
-    of those inserts re-read pages, which roughly halves throughput on a large history.
+    Events land at random places of the dedup_key, user/time and track indexes, so one batch
+    dirties pages all over them; with SQLite's default 2 MB cache those pages are spilled and
+    re-read within the transaction. Measured on 1.5M events: 64 MB and 50k-row batches give
+    about 1.5x the events per CPU-second of 2 MB and 10k-row batches.
     """
     if conn.dialect.name != "sqlite":
         yield
         return
     previous = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
-    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {_SQLITE_CHECKPOINT_PAGES}")
     conn.commit()
     try:
         yield
     finally:
         conn.rollback()
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(previous)}")
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {int(checkpoint)}")
         conn.commit()
 
 

@@ -88,12 +88,12 @@ class SimResult:
 
 
 def default_ground_truth(app) -> Path | None:
-    """``ground_truth.npz`` next to the demo export (DEMO_DIR, else instance/demo_data)."""
+    """``ground_truth.npz`` next to the demo export (DEMO_DIR, else <instance>/demo_data, where
+    scripts/prepare.sh writes it)."""
     import os
 
     folders = [Path(os.environ["DEMO_DIR"])] if os.environ.get("DEMO_DIR") else []
-    folders += [Path(app.instance_path) / "demo_data",
-                Path(app.root_path).parent / "instance" / "demo_data"]
+    folders.append(Path(app.instance_path) / "demo_data")
     for folder in folders:
         if (folder / "ground_truth.npz").is_file():
             return folder / "ground_truth.npz"

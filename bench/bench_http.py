@@ -213,6 +213,9 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=20)
     parser.add_argument("--duration", type=int, default=30, help="seconds of wrk per group size")
     parser.add_argument("--connections", type=int, default=4, help="fixed concurrency")
+    parser.add_argument("--warmup", type=int, default=15,
+                        help="seconds of unreported load first, so that per-worker caches "
+                             "(users' histories, the experiment) reach their steady state")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--path", default="/predict")
@@ -234,14 +237,17 @@ def main() -> None:
     sizes = [int(m) for m in args.members.split(",")]
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); gunicorn "
           f"{args.workers} sync workers, production config, access log "
-          f"{'off' if args.no_access_log else 'on'}; wrk -t{args.wrk_threads} "
-          f"-c{args.connections} -d{args.duration}s; POST {args.path}, playlist length "
+          f"{'off' if args.no_access_log else 'on'}; {args.warmup} s warm-up, then wrk "
+          f"-t{args.wrk_threads} -c{args.connections} -d{args.duration}s; POST {args.path}, playlist length "
           f"{args.length}, a random group per request")
 
     rows0, lines0 = check_log(args.work_dir, db_url)
     proc, url = start_gunicorn(args.work_dir, env, args.workers, not args.no_access_log)
     results = {}
     try:
+        if args.warmup:
+            run_wrk(url, proc.pid, max(sizes), args.length, user_range, args.warmup,
+                    args.connections, args.wrk_threads, args.path)
         for m in sizes:
             results[m] = run_wrk(url, proc.pid, m, args.length, user_range, args.duration,
                                  args.connections, args.wrk_threads, args.path)

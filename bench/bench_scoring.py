@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tracks", type=int, nargs="+", default=[20_000, 100_000])
     ap.add_argument("--members", type=int, nargs="+", default=[1, 2, 5, 10])
-    ap.add_argument("--components", type=int, default=48)
+    ap.add_argument("--components", type=int, default=32)
     ap.add_argument("--users", type=int, default=1100)
     ap.add_argument("--length", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=200)

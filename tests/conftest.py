@@ -83,6 +83,8 @@ def _start_postgres() -> tuple[str | None, str]:
 def postgres_url() -> str:
     """A reachable PostgreSQL server's URL; skips (with the reason) when none can be had."""
     url, why = _start_postgres()
+    if url is None and os.environ.get("REQUIRE_POSTGRES") == "1":  # CI: a skip would hide it
+        pytest.fail(f"PostgreSQL not available but REQUIRE_POSTGRES=1: {why}")
     if url is None:
         pytest.skip(f"PostgreSQL not available: {why}. Set TEST_POSTGRES_URL or install "
                     "Debian's postgresql (scripts/postgres.sh does so as root).")
@@ -92,6 +94,8 @@ def postgres_url() -> str:
         with psycopg.connect(_libpq_url(url), connect_timeout=5):
             pass
     except Exception as exc:  # noqa: BLE001 - any failure means "no server for this run"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL at {url} is not reachable: {exc}")
         pytest.skip(f"PostgreSQL at {url} is not reachable: {exc}")
     return url
 

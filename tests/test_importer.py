@@ -335,6 +335,48 @@ def test_odd_lines_and_values(app, tmp_path):
     assert reasons[11] == "not valid UTF-8"
 
 
+def test_text_the_database_cannot_store_is_a_bad_row(app, tmp_path):
+    """A lone surrogate would fail a whole batch in the driver; digits must be ASCII digits."""
+    export = clean_export(tmp_path / "e", [
+        event(1, "\u0662\u0660\u0662\u0663-05-01T10:00:00", 1, SUMMER),  # Arabic-Indic digits
+        event(1, "2023-05-01T10:00:00", 1, SUMMER),
+    ])
+    with open(export / "artists.jsonl", "a") as fh:
+        fh.write('{"id": "%s", "name": "Bad \\ud800 name", "genres": []}\n' % GAMMA)
+        fh.write('{"id": "%s", "name": "Ok", "genres": ["\\udfff"]}\n' % EPSILON)
+    with app.app_context():
+        report = import_export(export)
+    reasons = {(i.file, i.line): i.reason for i in report.issues}
+    assert reasons == {
+        ("artists.jsonl", 2): "name is not valid Unicode text",
+        ("artists.jsonl", 3): "genres is not valid Unicode text",
+        ("sessions.jsonl", 1): "timestamp must be an ISO 8601 date and time, got '٢٠٢٣-05-01T10:00:00'",
+    }
+    assert counts(report)["sessions.jsonl"] == (2, 1, 0, 0, 1)
+
+
+def test_byte_order_mark_and_windows_line_ends_are_accepted(app, tmp_path):
+    export = clean_export(tmp_path / "e", [])
+    rows = [event(1, "2023-05-01T10:00:00", 1, SUMMER), event(1, "2023-05-01T10:01:00", 2, None,
+                                                              "advertisement")]
+    (export / "sessions.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + b"".join(json.dumps(r).encode() + b"\r\n" for r in rows))
+    with app.app_context():
+        report = import_export(export)
+    assert report.issues == []
+    assert counts(report)["sessions.jsonl"] == (2, 2, 0, 0, 0)
+
+
+def test_progress_bar_mode_reports_the_same(app, capsys):
+    echoed: list[str] = []
+    with app.app_context():
+        report = import_export(FIXTURE, progress=True, echo=echoed.append, report_limit=None)
+    assert counts(report) == EXPECTED_COUNTS
+    assert {line for line in echoed if ".jsonl:" in line} >= {
+        f"{name}:{line}: {reason}" for (name, line), reason in EXPECTED_ISSUES.items()}
+    assert "sessions.jsonl" in capsys.readouterr().err  # the bar, on stderr
+
+
 def test_report_limit_caps_lines_but_not_counts(app, tmp_path):
     bad = [event(1, f"2023-05-01T10:{m:02d}:00", None, SUMMER) for m in range(30)]
     export = clean_export(tmp_path / "e", [event(2, "2023-05-02T10:00:00", 2, GROOVE)] + bad)

@@ -13,6 +13,7 @@ from app.recommender.content import ContentIndex, blend_cold
 from app.recommender.dataset import COUNT
 from app.recommender.evaluation import ranking_metrics
 from app.recommender.lastfm import LastfmError, friend_cliques, load_lastfm, subset_items
+from app.recommender.strategies import DEFAULT_STRATEGY
 from tests.conftest import SHARED
 
 LASTFM = SHARED / "data" / "lastfm-hetrec2011"
@@ -175,7 +176,7 @@ def test_report_command_writes_evaluation_md(tmp_path):
         assert heading in text
     for row in ("implicit ALS", "LightFM, pure collaborative filtering",
                 "LightFM hybrid (identity + tags)", "content reference: tag cosine (plain)",
-                "our cold-start path", "average_without_misery (default)", "mean_rank"):
+                "our cold-start path", f"{DEFAULT_STRATEGY} (default)", "mean_rank"):
         assert row in text
     assert "flask --app wsgi model report --dataset lastfm:" in text
     import json

@@ -154,7 +154,7 @@ def load(path: str | os.PathLike, *, expected_checksum: str | None = None) -> Ar
             user_feature_embeddings=a["user_feature_embeddings"],
             user_feature_biases=a["user_feature_biases"],
             popularity=a["popularity"], user_history=a["user_history"], skips=skips,
-            user_profile=a["user_profile"],
+            user_profile=a.get("user_profile", np.zeros((0, 0), np.float32)),
             counts=meta.get("counts", {}), seconds=meta.get("training_seconds", 0.0),
         )
         if model.item_vectors.shape[0] != n_items or model.user_vectors.shape[0] != n_users:

@@ -262,7 +262,22 @@ def load_from_export(directory) -> InteractionData:
     folder = Path(directory)
 
     def read(name: str) -> pd.DataFrame:
-        return pd.read_json(folder / f"{name}.jsonl", lines=True, dtype=False)
+        path = folder / f"{name}.jsonl"
+        try:
+            return pd.read_json(path, lines=True, dtype=False)
+        except ValueError:  # a line that is not JSON (a fault of real exports): skip it
+            import json
+
+            rows = []
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict):
+                        rows.append(row)
+            return pd.DataFrame(rows)
 
     users = read("users")
     users = users[pd.to_numeric(users["user_id"], errors="coerce").notna()]

@@ -11,7 +11,7 @@ to an oracle playlist built from the hidden taste under the same playlist rules.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -130,15 +130,18 @@ def per_user(rec: Recommender, split: Split, data: InteractionData, popularity: 
     genres = _genre_lists(data)
     pop = popularity.astype(np.float64)
     pop_norm = pop / max(pop.max(), 1.0)
-    sums: dict[str, dict[str, list]] = {m: {} for m in ("lightfm", "popularity", "base",
-                                                        "random")}
+    sums: dict[str, dict[str, list]] = {m: {} for m in ("lightfm", "lightfm_without_profile",
+                                                        "popularity", "base", "random")}
     for start in range(0, len(split.users), batch):
         users = split.users[start:start + batch]
         test = split.test[users]
         members = [rec.member(int(data.user_ids[u]), genres[u]) for u in users]
         hist = split.history[users].toarray()
+        plain = [replace(m, row=rec.users[rec.user_pos[m.user_id]]) if m.kind == "trained"
+                 else m for m in members]
         candidates = {
             "lightfm": _member_scores(rec, members),
+            "lightfm_without_profile": _member_scores(rec, plain),
             "popularity": np.broadcast_to(pop + rng.random(len(pop)) * 1e-3, hist.shape).copy(),
             # base: random order inside the history, then popular tracks as padding
             "base": np.where(hist > 0, 1.0 + rng.random(hist.shape), 0.99 * pop_norm[None, :]),

@@ -66,8 +66,10 @@ class Protocol:
     # LightFM configurations tried for both the pure-CF and the hybrid model
     lightfm_grid: tuple[dict, ...] = (
         {"components": 64, "max_sampled": 10, "epochs": 20},
-        {"components": 128, "max_sampled": 50, "epochs": 30},
+        {"components": 128, "max_sampled": 100, "epochs": 30},
     )
+    # the serving-time mix of each user's recent-taste profile (scoring.py); no retraining
+    profile_weights: tuple[float, ...] = (0.0, 0.5)
     als_grid: tuple[dict, ...] = tuple(
         {"factors": f, "regularization": r, "alpha": a, "iterations": 15}
         for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 4.0))
@@ -77,7 +79,8 @@ class Protocol:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        for key in ("strategies", "lightfm_grid", "als_grid", "blend_weights", "idf_options"):
+        for key in ("strategies", "lightfm_grid", "profile_weights", "als_grid", "blend_weights",
+                    "idf_options"):
             d[key] = list(d[key])
         return d
 
@@ -85,6 +88,7 @@ class Protocol:
 QUICK = Protocol(
     validation_users=300,
     lightfm_grid=({"components": 32, "max_sampled": 10, "epochs": 8},),
+    profile_weights=(0.5,),
     als_grid=({"factors": 32, "regularization": 0.1, "alpha": 1.0, "iterations": 8},),
     blend_weights=(0.5, 0.9),
 )
@@ -241,6 +245,7 @@ def lightfm_params(data: InteractionData, config: dict, hybrid: bool, seed: int)
         item_blocks = ("identity",)
     user_blocks = base.user_blocks if (hybrid and has_user_genres) else ("identity",)
     return replace(base, epochs=int(config["epochs"]), components=int(config["components"]),
+                   profile_weight=float(config.get("profile_weight", base.profile_weight)),
                    max_sampled=int(config.get("max_sampled", base.max_sampled)),
                    learning_rate=float(config.get("learning_rate", base.learning_rate)),
                    loss=str(config.get("loss", base.loss)), seed=seed,
@@ -275,6 +280,12 @@ def fit_lightfm(data: InteractionData, event_mask: np.ndarray, drop_items: np.nd
     model = train(train_data, params)
     seconds = time.perf_counter() - t0
     return Recommender(model, Catalogue.from_data(data), version="real-eval"), seconds
+
+
+def with_profile_weight(rec: Recommender, weight: float) -> Recommender:
+    """The same trained model served with another recent-taste mix (no retraining)."""
+    model = replace(rec.model, params=replace(rec.model.params, profile_weight=weight))
+    return Recommender(model, rec.catalogue, version=rec.version)
 
 
 def member_rows(rec: Recommender, data: InteractionData) -> np.ndarray:
@@ -313,16 +324,22 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 def rank_eval(score: ScoreFn, test: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None,
               candidates: np.ndarray | None = None, users: np.ndarray | None = None,
-              batch: int = 256) -> dict[str, float]:
+              batch: int = 256, per_user: dict | None = None) -> dict[str, float]:
     """Mean precision@k, recall@k, nDCG@k and AUC over users with a test item among the
-    candidates (a bool item mask; all items when None)."""
-    return rank_eval_many(lambda b: {"": score(b)}, test, k, exclude=exclude,
-                          candidates=candidates, users=users, batch=batch)[""]
+    candidates (a bool item mask; all items when None). ``per_user``, when given, receives
+    each metric's per-user values (for paired comparisons)."""
+    kept: dict = {}
+    out = rank_eval_many(lambda b: {"": score(b)}, test, k, exclude=exclude,
+                         candidates=candidates, users=users, batch=batch, per_user=kept)[""]
+    if per_user is not None:
+        per_user.update(kept.get("", {}))
+    return out
 
 
 def rank_eval_many(scores: Callable[[np.ndarray], dict[str, np.ndarray]], test: sp.csr_matrix,
                    k: int, *, exclude: sp.csr_matrix | None, candidates: np.ndarray | None = None,
-                   users: np.ndarray | None = None, batch: int = 256) -> dict[str, dict]:
+                   users: np.ndarray | None = None, batch: int = 256,
+                   per_user: dict | None = None) -> dict[str, dict]:
     """``rank_eval`` for several named score matrices that share their expensive parts (the
     cold-start blends share the model's and the content's scores)."""
     cols = np.arange(test.shape[1]) if candidates is None else np.flatnonzero(candidates)
@@ -339,6 +356,13 @@ def rank_eval_many(scores: Callable[[np.ndarray], dict[str, np.ndarray]], test: 
             for metric, values in ranking_metrics(s, t[b], k,
                                                   None if ex is None else ex[b]).items():
                 acc[metric] = acc.get(metric, 0.0) + float(values.sum())
+                if per_user is not None:
+                    name_k = "auc" if metric == "auc" else f"{metric}@{k}"
+                    per_user.setdefault(name, {}).setdefault(name_k, []).append(values)
+    if per_user is not None:
+        for name, metrics in per_user.items():
+            for metric, parts in metrics.items():
+                metrics[metric] = np.concatenate(parts)
     n = max(len(users), 1)
     return {name: {("auc" if m == "auc" else f"{m}@{k}"): round(v / n, 5) for m, v in acc.items()}
             | {"users": int(len(users))} for name, acc in sums.items()}
@@ -414,6 +438,15 @@ def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray]
     return out
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean of ``a - b`` over the same users with a 95% normal interval: whether a gap between
+    two models on one split is larger than the user-to-user noise."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(max(len(d), 1)) if len(d) > 1 else float("nan")
+    return {"difference": round(float(d.mean()), 5), "ci_low": round(float(d.mean() - half), 5),
+            "ci_high": round(float(d.mean() + half), 5), "users": int(len(d))}
+
+
 def random_groups(users: np.ndarray, n: int, sizes: tuple[int, ...], seed: int
                   ) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -444,23 +477,28 @@ def run(data: InteractionData, p: Protocol | None = None, *, echo: Echo | None =
     best: dict[str, tuple[float, dict]] = {}
     cold_choice: tuple[float, dict] | None = None
     for family in ("cf", "hybrid"):
-        for config in p.lightfm_grid:
-            params = lightfm_params(data, config, family == "hybrid", p.seed)
-            rec, secs = fit_lightfm(data, s.val_train, val_drop, params)
-            rows = member_rows(rec, data)
-            m = rank_eval(lambda b: rec.scores(rows[b]), s.val_test, p.k, exclude=val_history,
-                          candidates=warm_candidates, users=val_users)
-            validation["lightfm"].append({"family": family, **config, **m,
-                                          "train_s": round(secs, 1)})
-            say(f"validation lightfm {family} {config}: {m} ({secs:.0f}s)")
-            key = (m[f"precision@{p.k}"], m[f"ndcg@{p.k}"])
-            if family not in best or key > best[family][0]:
-                best[family] = (key, config)
-            if family == "hybrid":
-                options = [(idf, w) for idf in p.idf_options for w in p.blend_weights]
-                for (idf, w), cm in cold_eval(rec, rows, data, val_history, s.val_cold_test,
-                                              s.val_cold_items, p, options).items():
-                    validation["cold_blend"].append({**config, "idf": idf, "weight": w, **cm})
+        for grid_entry in p.lightfm_grid:
+            params = lightfm_params(data, grid_entry, family == "hybrid", p.seed)
+            trained, secs = fit_lightfm(data, s.val_train, val_drop, params)
+            for pw in p.profile_weights:
+                config = {**grid_entry, "profile_weight": pw}
+                rec = with_profile_weight(trained, pw)
+                rows = member_rows(rec, data)
+                m = rank_eval(lambda b: rec.scores(rows[b]), s.val_test, p.k,
+                              exclude=val_history, candidates=warm_candidates, users=val_users)
+                validation["lightfm"].append({"family": family, **config, **m,
+                                              "train_s": round(secs, 1)})
+                say(f"validation lightfm {family} {config}: {m} ({secs:.0f}s)")
+                key = (m[f"precision@{p.k}"], m[f"ndcg@{p.k}"])
+                if family not in best or key > best[family][0]:
+                    best[family] = (key, config)
+                if family == "hybrid":
+                    options = [(idf, w) for idf in p.idf_options for w in p.blend_weights]
+                    for (idf, w), cm in cold_eval(rec, rows, data, val_history,
+                                                  s.val_cold_test, s.val_cold_items, p,
+                                                  options).items():
+                        validation["cold_blend"].append({**config, "idf": idf, "weight": w,
+                                                         **cm})
     val_counts = positive_pairs(data, s.val_train)  # dropped items simply have no pairs
     best_als: tuple[tuple, dict] | None = None
     for config in p.als_grid:
@@ -498,19 +536,25 @@ def run(data: InteractionData, p: Protocol | None = None, *, echo: Echo | None =
     warm["popularity"] = rank_eval(lambda b: np.broadcast_to(popularity, (len(b), data.n_items)),
                                    s.warm_test, p.k, exclude=history)
     recs: dict[str, Recommender] = {}
+    per_user: dict[str, dict] = {}
     for family in ("cf", "hybrid"):
         params = lightfm_params(data, best[family][1], family == "hybrid", p.seed)
         rec, secs = fit_lightfm(data, s.warm_train, no_items, params)
         rows = member_rows(rec, data)
         recs[family] = rec
-        warm[f"lightfm_{family}"] = rank_eval(lambda b: rec.scores(rows[b]), s.warm_test, p.k,
-                                              exclude=history) | {"train_s": round(secs, 1)}
-        say(f"test lightfm {family}: {warm[f'lightfm_{family}']}")
+        name = f"lightfm_{family}"
+        warm[name] = rank_eval(lambda b: rec.scores(rows[b]), s.warm_test, p.k, exclude=history,
+                               per_user=per_user.setdefault(name, {})) | {
+            "train_s": round(secs, 1)}
+        say(f"test lightfm {family}: {warm[name]}")
     U, V, secs = fit_als(train_pairs, best_als[1], p.seed)
-    warm["als"] = rank_eval(lambda b: U[b] @ V.T, s.warm_test, p.k, exclude=history) | {
-        "train_s": round(secs, 1)}
+    warm["als"] = rank_eval(lambda b: U[b] @ V.T, s.warm_test, p.k, exclude=history,
+                            per_user=per_user.setdefault("als", {})) | {"train_s": round(secs, 1)}
     say(f"test ALS: {warm['als']}")
     result["warm"] = warm
+    result["warm_paired"] = {
+        metric: paired_difference(per_user[f"lightfm_{ours}"][metric], per_user["als"][metric])
+        for metric in (f"precision@{p.k}", f"ndcg@{p.k}")}
     stage["warm_test"] = round(time.perf_counter() - t0, 1)
 
     # -- groups on the warm split, served by our best model --
@@ -541,16 +585,16 @@ def run(data: InteractionData, p: Protocol | None = None, *, echo: Echo | None =
                                           s.cold_test, p.k, exclude=None,
                                           candidates=s.cold_items)
     cb = cold_choice[1]
-    ours_key, product_key = (cb["idf"], cb["weight"]), (USE_IDF, COLD_CONTENT_WEIGHT)
+    chosen_key = (cb["idf"], cb["weight"])
     content_only = (True, 1.0)
     measured = cold_eval(rec, rows, data, cold_history, s.cold_test, s.cold_items, p,
-                         list(dict.fromkeys([(USE_IDF, 0.0), content_only, ours_key,
-                                             product_key])))
+                         list(dict.fromkeys([(USE_IDF, 0.0), content_only, chosen_key])),
+                         product=True)
     cold["lightfm_hybrid_features"] = measured[(USE_IDF, 0.0)]
     cold["content_idf"] = measured[content_only]
-    cold["our_cold_path"] = measured[ours_key]
-    if product_key != ours_key:
-        cold["product_default_blend"] = measured[product_key]
+    cold["our_cold_path"] = measured["product"]
+    if chosen_key != (USE_IDF, COLD_CONTENT_WEIGHT):
+        cold["validation_chosen_blend"] = measured[chosen_key]
     cold["lightfm_train_s"] = round(secs, 1)
     result["cold"] = cold
     say(f"cold: {cold}")
@@ -563,22 +607,34 @@ def run(data: InteractionData, p: Protocol | None = None, *, echo: Echo | None =
 
 def cold_eval(rec: Recommender, rows: np.ndarray, data: InteractionData,
               history: sp.csr_matrix, test: sp.csr_matrix, cold_items: np.ndarray, p: Protocol,
-              options: list[tuple[bool, float]]) -> dict[tuple[bool, float], dict]:
-    """The product's cold path for each (IDF, content weight): the model's z for every item,
-    the cold columns blended with the content z (``content.blend_cold``), ranked among the cold
-    items. The model's z and each content z are computed once per batch."""
+              options: list[tuple[bool, float]], *, product: bool = False) -> dict:
+    """The cold path for each (IDF, content weight): the model's z for every item, the cold
+    columns blended with the content z (``content.blend_cold``), ranked among the cold items.
+    ``product``: also the product's own ``rec.cold_blend`` (its constants and per-item weights,
+    as ``Recommender.recommend`` applies them), under the key "product". The model's z and each
+    content z are computed once per batch."""
     indexes = {idf: ContentIndex.build(data.item_genres, use_idf=idf)
                for idf in {idf for idf, _ in options}}
     profiles = {idf: index.profiles(history) for idf, index in indexes.items()}
+    blend = rec.cold_blend if product else None
+    if product and (blend is None or not np.array_equal(blend.new, cold_items)):
+        raise ValueError("the product's cold blend must cover exactly the cold items")
+    product_profiles = blend.index.profiles(history) if blend is not None else None
 
     def scores(b: np.ndarray) -> dict[str, np.ndarray]:
         z = rec.standardise(rows[b], rec.scores(rows[b]))
         content = {idf: indexes[idf].standardised(profiles[idf][b]) for idf in indexes}
-        return {f"{idf}:{w}": blend_cold(z, content[idf], cold_items, w) if w > 0 else z
-                for idf, w in options}
+        out = {f"{idf}:{w}": blend_cold(z, content[idf], cold_items, w) if w > 0 else z
+               for idf, w in options}
+        if blend is not None:
+            out["product"] = blend.apply(z, [product_profiles[i] for i in b])
+        return out
 
     out = rank_eval_many(scores, test, p.k, exclude=None, candidates=cold_items)
-    return {(idf, w): out[f"{idf}:{w}"] for idf, w in options}
+    found: dict = {(idf, w): out[f"{idf}:{w}"] for idf, w in options}
+    if blend is not None:
+        found["product"] = out["product"]
+    return found
 
 
 def _cold_random(test: sp.csr_matrix, cold_items: np.ndarray, p: Protocol,
@@ -623,8 +679,8 @@ LABELS = {"random": "random", "popularity": "popularity (training listeners)",
           "content_reference": "content reference: tag cosine (plain)",
           "lightfm_hybrid_features": "LightFM hybrid, tag features only (no blend)",
           "content_idf": "content only, IDF-weighted cosine (the blend's content part)",
-          "our_cold_path": "our cold-start path (LightFM + content blend)",
-          "product_default_blend": "product default blend (content.py constants)"}
+          "our_cold_path": "our cold-start path: the product's blend (content.ColdStartBlend)",
+          "validation_chosen_blend": "the blend validation chose (differs from the product's)"}
 
 
 def _table(rows: dict, metrics: list[str], bold: str | None = None) -> list[str]:
@@ -721,6 +777,11 @@ def write_markdown(result: dict, path: str | Path, *, command: str) -> str:
         "",
     ]
     lines += _table(result["warm"], metrics + ["train_s"], bold=chosen["our_best"])
+    paired = result.get("warm_paired", {})
+    if paired:
+        lines += ["", f"Our best minus ALS, paired over the same users (95% interval): " + "; ".join(
+            f"{m} {v['difference']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
+            for m, v in paired.items()) + "."]
     lines += [
         "",
         "Chosen on validation: "

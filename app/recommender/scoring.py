@@ -35,6 +35,8 @@ class Member:
     row: np.ndarray
     kind: str
     skip_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # genre profile (1 x catalogue genres) for the cold-start blend; see content.ColdStartBlend
+    content: sp.csr_matrix | None = None
 
 
 @dataclass
@@ -103,6 +105,19 @@ class Recommender:
         self.skips = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (sk.row[ok], mapped[ok])),
                                    shape=(len(space.user_ids), n))
         self._genre_index = pd.Index(space.genres)
+        self.retrieval = None  # optional candidate retrieval for huge catalogues (retrieval.py)
+        # tracks the model never saw: their feature-only scores are blended with content
+        # similarity to each member's listening (content.py; measured in EVALUATION.md)
+        self.cold_blend = None
+        if self.n_new_items:
+            from app.recommender.content import ColdStartBlend
+
+            known_artist = np.zeros(n, bool)
+            if "artist" in space.item_blocks:
+                known_artist = pd.Index(space.artists).get_indexer(
+                    catalogue.meta.artist_ids[catalogue.meta.artist]) >= 0
+            self.cold_blend = ColdStartBlend(catalogue.item_genres, catalogue.genre_names, ~known,
+                                             known_artist)
 
     # ----- representations -----
     def _sd(self, rows: np.ndarray) -> np.ndarray:
@@ -114,7 +129,7 @@ class Recommender:
         """Serving rows of trained users: LightFM's row and the recent-taste profile, each
         scaled to unit score variance over the catalogue, mixed ``1 - weight : weight``.
         Scores stay linear in the item row, so a group is still one matrix product."""
-        if weight <= 0 or profile is None or not len(profile):
+        if weight <= 0 or profile is None or profile.shape != (len(users), self.k):
             return users
         k = self.k
         prof = np.zeros_like(users)
@@ -190,11 +205,14 @@ class Recommender:
         corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
         return ((corr + 1.0) / 2.0).astype(np.float32)
 
-    def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None
-                  ) -> GroupResult:
+    def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
+                  *, exact: bool = False) -> GroupResult:
+        """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached."""
         strategy = strategy or DEFAULT_STRATEGY
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if not exact and self.retrieval is not None:
+            return self.retrieval.recommend(self, members, rules, strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         raw = self.scores(rows)
         z = self.standardise(rows, raw)
@@ -202,6 +220,11 @@ class Recommender:
             if len(m.skip_items):
                 z[j, m.skip_items] -= SKIP_PENALTY
                 raw[j, m.skip_items] -= SKIP_PENALTY * 1e3  # mean_rank ranks raw scores
+        if self.cold_blend is not None:
+            blended = self.cold_blend.apply(z, [m.content for m in members])
+            if blended is not z:  # the same change on raw's scale, for mean_rank
+                raw = raw + (blended - z) * self._sd(rows)[:, None].astype(np.float32)
+                z = blended
         allowed = self.not_explicit if rules.exclude_explicit else None
         chosen, notes = select(strategy, z, raw, self.song, self.artist, rules, allowed)
         idx = np.asarray(chosen, dtype=np.int64)
@@ -218,6 +241,8 @@ class Recommender:
         for j, m in enumerate(members):
             if len(m.skip_items):
                 z[j, np.isin(idx, m.skip_items)] -= SKIP_PENALTY
+        if self.cold_blend is not None:
+            z = self.cold_blend.apply(z, [m.content for m in members], columns=idx)
         liking = expected_liking(z).T
         return liking, liking.mean(axis=0), self.taste_match(rows)
 

@@ -317,6 +317,8 @@ def _advanced(state: ServingState, members: list[int], rules, strategy: str | No
     if rec is None:
         raise ModelUnavailableError(state.error or "no trained model version is loaded")
     rows, notes = _members(rec, members)
+    if rec.cold_blend is not None:  # tracks newer than the model: content profiles needed
+        _content_profiles(rec, rows)
     try:
         result = rec.recommend(rows, rules, strategy)
     except NotEnoughSongs as exc:
@@ -327,6 +329,17 @@ def _advanced(state: ServingState, members: list[int], rules, strategy: str | No
         member_fit=[round(float(x), 4) for x in result.member_fit],
         taste_match=[[round(float(x), 4) for x in row] for row in result.taste_match],
         notes=notes + result.notes)
+
+
+def _content_profiles(rec, rows: list) -> None:
+    """Fill ``Member.content`` from each member's listening (the history cache), else from
+    their favourite genres: the cold-start blend of tracks the model never saw."""
+    ids = [m.user_id for m in rows]
+    histories = _history_cache(get_holder()).get(rec.catalogue, ids)
+    need_genres = [u for u, h in zip(ids, histories) if not len(h)]
+    genres = _user_genres(need_genres) if need_genres else {}
+    for m, h in zip(rows, histories):
+        m.content = rec.cold_blend.profile(h, genres.get(m.user_id))
 
 
 def _histories(catalogue, members: list[int]) -> list[np.ndarray]:
