@@ -87,7 +87,7 @@ def activate_command(name: str) -> None:
               help="Leave the simulation's experiment active (default: restore the previous).")
 def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: str | None,
                      experiment: str | None, keep_active: bool) -> None:
-    """Simulate hosts, groups and listeners acting on the demo's hidden taste (app/simulation.py)."""
+    """Simulated groups ask /predict and react by the demo's hidden taste (app/simulation.py)."""
     from flask import current_app
 
     from app.datagen import GroundTruth
@@ -100,9 +100,12 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
                                    "instance/demo_data/)")
     cfg = SimConfig(days=days, groups_per_day=groups_per_day, seed=seed, experiment=experiment,
                     keep_active=keep_active)
-    result = _run(simulate, current_app.test_client(), cfg, GroundTruth.load(path),
-                  echo=lambda m: click.echo(m, err=True),
-                  progress=bool(current_app.config.get("PROGRESS")))
+    try:
+        result = _run(simulate, current_app.test_client(), cfg, GroundTruth.load(path),
+                      echo=lambda m: click.echo(m, err=True),
+                      progress=bool(current_app.config.get("PROGRESS")))
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{result.predictions} playlists, {result.feedback} feedback rows, "
                f"{result.events} listening events in {result.sessions} later sessions; "
                f"{result.seconds:.0f}s" + (f"; errors by status: {result.errors}"

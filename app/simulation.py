@@ -175,90 +175,115 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
     say(f"experiment {experiment.name!r} (id {experiment.id}), {len(users):,} simulated people, "
         f"days from {start:%Y-%m-%d}")
 
-    total = cfg.days * cfg.groups_per_day
-    bar = tqdm(total=total, desc="playlists", unit="playlist", disable=not progress)
-    pending_events: list[dict] = []
-    for day in range(cfg.days):
-        day_start = start + timedelta(days=day)
-        # gatherings happen between 10:00 and 23:00, in time order
-        offsets = np.sort(rng.uniform(10 * 3600, 23 * 3600, size=cfg.groups_per_day))
-        for offset in offsets:
-            t0 = day_start + timedelta(seconds=float(offset))
-            host_pos = int(rng.integers(len(users)))
-            size = int(rng.integers(cfg.min_group, cfg.max_group + 1))
-            friends = rng.choice(circles[host_pos], size=min(size - 1, len(circles[host_pos])),
-                                 replace=False)
-            group = [int(users[host_pos])] + [int(users[f]) for f in friends]
-            bar.update()
-            resp = client.post("/predict", json={"user_id": group[0], "other_users": group[1:],
-                                                 "playlist_length": cfg.playlist_length})
-            if resp.status_code != 200:
-                result.errors[resp.status_code] = result.errors.get(resp.status_code, 0) + 1
-                continue
-            pid = resp.headers["X-Prediction-Id"]
-            arm = resp.headers.get("X-AB-Arm", "none")
-            tracks = [item["id"] for item in resp.get_json()]
-            _restamp_prediction(pid, group[0], experiment.id, t0)
-            result.predictions += 1
-            result.by_arm[arm] = result.by_arm.get(arm, 0) + 1
-            aff = ground_truth.affinity(group, tracks)  # members x tracks, true P(enjoy)
-            result.true_fit.setdefault(arm, []).append(float(aff.mean()))
-            dur = np.array([int(durations.get(t, 0)) for t in tracks], dtype=np.int64)
-
-            # at the gathering: the host's phone reports what the room did
-            feedback: list[tuple[datetime, dict]] = []
-            clock = t0 + timedelta(seconds=float(rng.uniform(60, 900)))
-            room = aff.mean(axis=0)
-            for pos, kept in _listen(room, rng, beh.patience):
-                body = {"prediction_id": pid, "track_id": tracks[pos]}
-                if kept:
-                    feedback.append((clock, {**body, "user_id": group[0], "event_type": "play",
-                                             "ms_played": int(dur[pos])}))
-                    for j, member in enumerate(group):
-                        if rng.random() < beh.like_share * aff[j, pos]:
-                            feedback.append((clock + timedelta(seconds=30),
-                                             {**body, "user_id": member, "event_type": "like",
-                                              "ms_played": 0}))
-                    clock += timedelta(milliseconds=int(dur[pos]))
-                else:
-                    heard = int(1000 * rng.uniform(*beh.skip_seconds))
-                    feedback.append((clock, {**body, "user_id": group[0], "event_type": "skip",
-                                             "ms_played": min(heard, int(dur[pos]))}))
-                    clock += timedelta(milliseconds=heard)
-            for when, body in feedback:
-                r = client.post("/feedback", json=body)
-                if r.status_code != 201:
-                    result.errors[r.status_code] = result.errors.get(r.status_code, 0) + 1
-                    continue
-                db.session.execute(update(Feedback).where(Feedback.id == r.get_json()["id"])
-                                   .values(created_at=when))
-                result.feedback += 1
-            db.session.commit()
-
-            # later: members come back on their own, as listening sessions
-            fit = aff.mean(axis=1)
-            for j, member in enumerate(group):
-                if rng.random() >= fit[j] ** beh.return_power:
-                    continue
-                when = t0 + timedelta(hours=float(rng.uniform(*beh.later_hours)))
-                session = next_session
-                next_session += 1
-                result.sessions += 1
-                for pos, enjoyed in _listen(aff[j], rng, beh.patience):
-                    kind = "play" if enjoyed else "skip"
-                    pending_events.append(_event(session, when, member, tracks[pos], kind))
-                    if enjoyed and rng.random() < beh.like_share * aff[j, pos]:
-                        pending_events.append(_event(session, when + timedelta(seconds=20),
-                                                     member, tracks[pos], "like"))
-                    when += timedelta(milliseconds=int(dur[pos]) if enjoyed else
-                                      int(1000 * rng.uniform(*beh.skip_seconds)))
-        result.events += _insert_events(pending_events)
-        pending_events = []
-        result.end = day_start + timedelta(days=1)
-    bar.close()
-    _finish_experiment(experiment, previous, result.end, cfg.keep_active)
+    bar = tqdm(total=cfg.days * cfg.groups_per_day, desc="playlists", unit="playlist",
+               disable=not progress)
+    sessions = iter(range(next_session, next_session + 10**9))
+    try:
+        for day in range(cfg.days):
+            day_start = start + timedelta(days=day)
+            events: list[dict] = []
+            # gatherings happen between 10:00 and 23:00, in time order
+            for offset in np.sort(rng.uniform(10 * 3600, 23 * 3600, size=cfg.groups_per_day)):
+                bar.update()
+                host = int(rng.integers(len(users)))
+                size = int(rng.integers(cfg.min_group, cfg.max_group + 1))
+                friends = rng.choice(circles[host], size=min(size - 1, len(circles[host])),
+                                     replace=False)
+                group = [int(users[host])] + [int(users[f]) for f in friends]
+                t0 = day_start + timedelta(seconds=float(offset))
+                events += _one_playlist(client, cfg, ground_truth, durations, group, t0,
+                                        experiment.id, sessions, rng, result)
+            result.events += _insert_events(events)
+            result.end = day_start + timedelta(days=1)
+    finally:  # even when a step fails, the experiment that was active before comes back
+        bar.close()
+        db.session.rollback()
+        _finish_experiment(experiment, previous, result.end, cfg.keep_active)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _one_playlist(client, cfg: SimConfig, ground_truth, durations: dict[str, int],
+                  group: list[int], t0: datetime, experiment_id: int, sessions,
+                  rng: np.random.Generator, result: SimResult) -> list[dict]:
+    """One host's request, the gathering's feedback, and the members' later sessions (returned
+    as listening-event rows for the day's bulk insert)."""
+    resp = client.post("/predict", json={"user_id": group[0], "other_users": group[1:],
+                                         "playlist_length": cfg.playlist_length})
+    if resp.status_code != 200:
+        result.errors[resp.status_code] = result.errors.get(resp.status_code, 0) + 1
+        return []
+    pid = resp.headers["X-Prediction-Id"]
+    arm = resp.headers.get("X-AB-Arm", "none")
+    tracks = [item["id"] for item in resp.get_json()]
+    _restamp_prediction(pid, group[0], experiment_id, t0)
+    result.predictions += 1
+    result.by_arm[arm] = result.by_arm.get(arm, 0) + 1
+    try:
+        aff = ground_truth.affinity(group, tracks)  # members x tracks, true P(enjoy)
+    except KeyError as exc:
+        raise ValueError(f"{exc} is not in the ground truth: is it the ground truth of the "
+                         f"export that was imported?") from None
+    result.true_fit.setdefault(arm, []).append(float(aff.mean()))
+    dur = np.array([int(durations.get(t, 0)) for t in tracks], dtype=np.int64)
+    _gathering(client, cfg.behaviour, pid, group, tracks, aff, dur, t0, rng, result)
+    return _later_sessions(cfg.behaviour, group, tracks, aff, dur, t0, sessions, rng, result)
+
+
+def _gathering(client, beh: Behaviour, pid: str, group: list[int], tracks: list[str],
+               aff: np.ndarray, dur: np.ndarray, t0: datetime, rng: np.random.Generator,
+               result: SimResult) -> None:
+    """The host's phone plays the playlist to the room and reports it through /feedback."""
+    feedback: list[tuple[datetime, dict]] = []
+    clock = t0 + timedelta(seconds=float(rng.uniform(60, 900)))
+    for pos, kept in _listen(aff.mean(axis=0), rng, beh.patience):
+        body = {"prediction_id": pid, "track_id": tracks[pos]}
+        if kept:
+            feedback.append((clock, {**body, "user_id": group[0], "event_type": "play",
+                                     "ms_played": int(dur[pos])}))
+            for j, member in enumerate(group):
+                if rng.random() < beh.like_share * aff[j, pos]:
+                    feedback.append((clock + timedelta(seconds=30),
+                                     {**body, "user_id": member, "event_type": "like",
+                                      "ms_played": 0}))
+            clock += timedelta(milliseconds=int(dur[pos]))
+        else:
+            heard = int(1000 * rng.uniform(*beh.skip_seconds))
+            feedback.append((clock, {**body, "user_id": group[0], "event_type": "skip",
+                                     "ms_played": min(heard, int(dur[pos]))}))
+            clock += timedelta(milliseconds=heard)
+    for when, body in feedback:
+        r = client.post("/feedback", json=body)
+        if r.status_code != 201:
+            result.errors[r.status_code] = result.errors.get(r.status_code, 0) + 1
+            continue
+        db.session.execute(update(Feedback).where(Feedback.id == r.get_json()["id"])
+                           .values(created_at=when))
+        result.feedback += 1
+    db.session.commit()
+
+
+def _later_sessions(beh: Behaviour, group: list[int], tracks: list[str], aff: np.ndarray,
+                    dur: np.ndarray, t0: datetime, sessions, rng: np.random.Generator,
+                    result: SimResult) -> list[dict]:
+    """Members who liked the playlist come back to it alone, hours to days later."""
+    rows: list[dict] = []
+    fit = aff.mean(axis=1)
+    for j, member in enumerate(group):
+        if rng.random() >= fit[j] ** beh.return_power:
+            continue
+        when = t0 + timedelta(hours=float(rng.uniform(*beh.later_hours)))
+        session = next(sessions)
+        result.sessions += 1
+        for pos, enjoyed in _listen(aff[j], rng, beh.patience):
+            rows.append(_event(session, when, member, tracks[pos],
+                               "play" if enjoyed else "skip"))
+            if enjoyed and rng.random() < beh.like_share * aff[j, pos]:
+                rows.append(_event(session, when + timedelta(seconds=20), member, tracks[pos],
+                                   "like"))
+            when += timedelta(milliseconds=int(dur[pos]) if enjoyed else
+                              int(1000 * rng.uniform(*beh.skip_seconds)))
+    return rows
 
 
 def _event(session: int, when: datetime, user: int, track: str, kind: str) -> dict:

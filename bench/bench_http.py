@@ -165,8 +165,9 @@ def run_wrk(url: str, server_pid: int, members: int, length: int, users: tuple[i
 
 
 def in_process(env: dict[str, str], members: int, length: int, users: tuple[int, int],
-               count: int, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(whole request through the Flask test client, build_playlist alone) in ms, same groups."""
+               count: int, path: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Whole request through the Flask test client (ms), build_playlist alone (ms), and the
+    request's CPU ms: the same kind of requests as wrk sent, without HTTP and gunicorn."""
     for key in ("DATABASE_URL", "MODEL_DIR", "PREDICTIONS_LOG", "INSTANCE_DIR", "SECRET_KEY",
                 "POZYTYWKA_CONFIG", "SESSION_COOKIE_SECURE"):
         os.environ[key] = env[key]
@@ -181,20 +182,24 @@ def in_process(env: dict[str, str], members: int, length: int, users: tuple[int,
     groups = [rng.choice(np.arange(users[0], users[1] + 1), members, replace=False).tolist()
               for _ in range(count)]
     request_ms, build_ms = [], []
-    for g in groups[:5]:  # warm-up: model load, first queries
+    everyone = list(range(users[0], users[1] + 1))
+    for i in range(0, len(everyone), 10):  # warm-up, as the server had: every user seen once
+        g = everyone[i:i + 10]
         client.post(path, json={"user_id": g[0], "other_users": g[1:], "playlist_length": length})
+    cpu0 = time.process_time()
     for g in groups:
         t0 = time.perf_counter()
         response = client.post(path, json={"user_id": g[0], "other_users": g[1:],
                                            "playlist_length": length})
         request_ms.append(time.perf_counter() - t0)
         assert response.status_code == 200, response.get_data(as_text=True)
+    cpu_ms = (time.process_time() - cpu0) / len(groups) * 1000
     with app.app_context():
         for g in groups:
             t0 = time.perf_counter()
             service.build_playlist(g, length, model="advanced")
             build_ms.append(time.perf_counter() - t0)
-    return np.array(request_ms) * 1000, np.array(build_ms) * 1000
+    return np.array(request_ms) * 1000, np.array(build_ms) * 1000, cpu_ms
 
 
 def check_log(work: Path, db_url: str) -> tuple[int, int]:
@@ -261,15 +266,16 @@ def main() -> None:
 
     print(f"\n{'members':>7} {'req/s':>6} {'p50 ms':>6} {'p90':>5} {'p99':>6} {'max':>5} "
           f"{'non-200':>7} | {'CPU ms/req server':>17} {'wrk':>4} {'idle-2-core req/s':>17} | "
-          f"{'in-proc req p50':>15} {'p99':>5} | {'build p50':>9} | {'HTTP/in-proc':>12}")
+          f"{'in-proc p50':>11} {'p99':>5} {'CPU ms':>6} | {'build p50':>9} | "
+          f"{'HTTP/in-proc CPU':>16}")
     for m in sizes:
-        r, (req, build) = results[m], inproc[m]
+        r, (req, build, cpu) = results[m], inproc[m]
         bad = sum(n for s, n in r["statuses"].items() if s != "200")
         capacity = 2000 / (r["server_cpu_ms"] + r["wrk_cpu_ms"])
         print(f"{m:>7} {r['rps']:>6.0f} {r['p50']:>6.1f} {r['p90']:>5.1f} {r['p99']:>6.1f} "
               f"{r['max']:>5.0f} {bad:>7} | {r['server_cpu_ms']:>17.2f} {r['wrk_cpu_ms']:>4.2f} "
-              f"{capacity:>17.0f} | {np.median(req):>15.2f} {np.percentile(req, 99):>5.1f} | "
-              f"{np.median(build):>9.2f} | {r['p50'] / np.median(req):>11.1f}x")
+              f"{capacity:>17.0f} | {np.median(req):>11.2f} {np.percentile(req, 99):>5.1f} "
+              f"{cpu:>6.2f} | {np.median(build):>9.2f} | {r['server_cpu_ms'] / cpu:>15.1f}x")
         if r["socket_errors"]:
             print(f"        socket errors: {r['socket_errors']}")
     print("(idle-2-core req/s = 2 cores / (server + wrk CPU per request): the throughput these "

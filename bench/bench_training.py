@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -33,7 +34,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import psutil  # noqa: E402
 
 from app.recommender.dataset import EventLog, InteractionData, build_events, load_from_export  # noqa: E402
 from app.recommender.training import TrainParams, cores, train  # noqa: E402
@@ -89,7 +89,6 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {cores()} cores for LightFM; "
           f"{params.epochs} epochs, {params.components} components, {params.loss}, item "
           f"features {','.join(params.item_blocks)}")
-    proc = psutil.Process()
     rows = []
     for scale in scales:
         folder = export_for(args.work_dir, scale, args.users, args.tracks, args.seed)
@@ -101,7 +100,8 @@ def main() -> None:
         rows.append({"scale": scale, "events": len(data.events),
                      "pairs": model.counts["pairs"], "load": load_s,
                      "prepare": model.seconds - epochs_s, "epochs": epochs_s,
-                     "train": model.seconds, "rss": proc.memory_info().rss})
+                     "train": model.seconds,
+                     "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
         r = rows[-1]
         print(f"  {scale:g}x: {r['events']:,} events, {r['pairs']:,} pairs: load {load_s:.1f} s, "
               f"features+weights {r['prepare']:.1f} s, epochs {epochs_s:.1f} s")
@@ -122,7 +122,7 @@ def main() -> None:
               f"{r['prepare']:>7.1f} {r['epochs']:>8.1f} {r['train']:>8.1f} {per:>16.2f} | "
               f"{ev_x:>8.2f} {tr_x:>7.2f} {exponent:>8.2f}")
     print(f"(train = features + weights + epochs, what `flask model train` spends after loading; "
-          f"the reference row is 1x; peak RSS {max(r['rss'] for r in rows) / 2**30:.1f} GiB)")
+          f"the reference row is 1x; peak RSS of this process {rows[-1]['peak'] / 2**30:.1f} GiB)")
 
 
 if __name__ == "__main__":

@@ -367,7 +367,10 @@ def test_byte_order_mark_and_windows_line_ends_are_accepted(app, tmp_path):
     assert counts(report)["sessions.jsonl"] == (2, 2, 0, 0, 0)
 
 
-def test_progress_bar_mode_reports_the_same(app, capsys):
+def test_progress_bar_mode_reports_the_same(app, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     echoed: list[str] = []
     with app.app_context():
         report = import_export(FIXTURE, progress=True, echo=echoed.append, report_limit=None)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +97,8 @@ def test_unknown_users_are_reported(world_app):
 
 
 def _add_user(user_id: int, genres: list[str]) -> None:
-    user = User(user_id=user_id, name="New Listener", city="Gdańsk", street="", premium_user=False)
+    user = User(user_id=user_id, name="New Listener", city="Gdańsk", street="",
+                premium_user=False)
     user.favourite_genres = [db.session.scalar(select(Genre).where(Genre.name == g))
                              for g in genres]
     db.session.add(user)
@@ -304,3 +304,53 @@ def test_cli_train_activates_new_version(world_app):
         assert row.params["components"] == 8 and row.params["weights"]["skip"] == 0
         assert row.metrics["training_seconds"] > 0 and row.data_counts["events"] > 0
         assert build_playlist(_active_users(2), 5).model_version == row.version
+
+
+def test_cli_evaluate_json_stores_metrics(world_app, small_world):
+    runner = world_app.test_cli_runner()
+    result = runner.invoke(args=["model", "evaluate", "--json", "--groups", "8", "--epochs", "3",
+                                 "--ground-truth", str(small_world / "ground_truth.npz")])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output[result.output.index("{"):])
+    assert {"per_user", "groups", "targets", "protocol"} <= set(body)
+    assert body["groups"]["oracle"]["true_mean_affinity"] > 0
+    # options differ from the active version's parameters: not stored
+    with world_app.app_context():
+        assert "evaluation" not in (registry.active().metrics or {})
+    stored = runner.invoke(args=["model", "evaluate", "--groups", "5", "--ground-truth",
+                                 str(small_world / "ground_truth.npz")])
+    assert stored.exit_code == 0, stored.output
+    with world_app.app_context():
+        assert registry.active().metrics["evaluation"]["per_user"]["lightfm"]["auc"] > 0.5
+
+
+def test_concurrent_requests_share_one_loaded_model(world_app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with world_app.app_context():
+        members = _active_users(5)
+
+    def one(i: int) -> list[str]:
+        with world_app.app_context():
+            playlist = build_playlist(members, 15, strategy=STRATEGIES[i % 5])
+            return [t.track_id for t in playlist.items]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(40)))
+    for i, r in enumerate(results):
+        assert r == results[i % 5]  # the same strategy gives the same playlist in every thread
+    with world_app.app_context():
+        assert len(world_app.extensions["model_holder"].state.recommender.items) > 0
+
+
+def test_reload_interval_is_respected(api_world, tmp_path):
+    from tests.conftest import make_api_app
+
+    app = make_api_app(api_world, tmp_path, MODEL_RELOAD_SECONDS=3600)
+    with app.app_context():
+        holder = get_holder()
+        first = holder.current()
+        assert first.recommender is not None
+        assert holder.current() is first  # within the interval: no database round trip
+        db.session.remove()
+        db.engine.dispose()

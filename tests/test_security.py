@@ -312,6 +312,14 @@ def test_browser_reports_no_csp_violations(admin_app):
                 page.goto(base + path, wait_until="load")
             page.goto(base + "/doc", wait_until="load")
             page.wait_for_selector(".swagger-ui .info .title", timeout=15000)
+            page.goto(base + "/admin/login", wait_until="load")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", "correct horse")
+            page.press("input[name=password]", "Enter")
+            page.wait_for_url(base + "/admin/", timeout=15000)
+            for path in ("/admin/", "/admin/predictions", f"/admin/predictions/{pid}",
+                         "/admin/models", "/admin/experiments"):
+                page.goto(base + path, wait_until="load")
             browser.close()
     finally:
         server.shutdown()

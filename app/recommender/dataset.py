@@ -179,7 +179,8 @@ def assemble(users: pd.DataFrame, user_genre_pairs: pd.DataFrame, tracks: pd.Dat
     user_index = pd.Index(user_ids)
     item_ids, meta = build_items(tracks, artists)
     item_index = pd.Index(item_ids)
-    genre_index = pd.Index(sorted(set(user_genre_pairs["genre"]) | set(artist_genre_pairs["genre"])))
+    genre_index = pd.Index(sorted(set(user_genre_pairs["genre"])
+                                  | set(artist_genre_pairs["genre"])))
     artist_genres = _genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
                                   genre_index)
     item_genres = artist_genres[meta.artist].tocsr()

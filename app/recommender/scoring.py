@@ -192,6 +192,15 @@ class Recommender:
         """members x tracks raw scores: one float32 matrix product."""
         return rows @ self.items.T
 
+    def z_scores(self, rows: np.ndarray) -> np.ndarray:
+        """``standardise(rows, scores(rows))`` in one pass: 1/sd is folded into the rows
+        before the product, so the catalogue-sized matrix is written once."""
+        mu = rows.astype(np.float64) @ self.mean_item
+        inv = 1.0 / self._sd(rows)
+        z = (rows * inv[:, None].astype(np.float32)) @ self.items.T
+        z -= (mu * inv)[:, None].astype(np.float32)
+        return z
+
     def standardise(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
         mu = rows.astype(np.float64) @ self.mean_item
         sd = self._sd(rows)
@@ -214,19 +223,15 @@ class Recommender:
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
-        raw = self.scores(rows)
-        z = self.standardise(rows, raw)
+        z = self.z_scores(rows)
         for j, m in enumerate(members):
             if len(m.skip_items):
                 z[j, m.skip_items] -= SKIP_PENALTY
-                raw[j, m.skip_items] -= SKIP_PENALTY * 1e3  # mean_rank ranks raw scores
         if self.cold_blend is not None:
-            blended = self.cold_blend.apply(z, [m.content for m in members])
-            if blended is not z:  # the same change on raw's scale, for mean_rank
-                raw = raw + (blended - z) * self._sd(rows)[:, None].astype(np.float32)
-                z = blended
+            z = self.cold_blend.apply(z, [m.content for m in members])
         allowed = self.not_explicit if rules.exclude_explicit else None
-        chosen, notes = select(strategy, z, raw, self.song, self.artist, rules, allowed)
+        # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
+        chosen, notes = select(strategy, z, z, self.song, self.artist, rules, allowed)
         idx = np.asarray(chosen, dtype=np.int64)
         liking = expected_liking(z[:, idx]).T  # playlist x members
         return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),
@@ -254,7 +259,8 @@ class Recommender:
         return np.take_along_axis(part, np.argsort(-vals, axis=1), axis=1)
 
     def memory_bytes(self) -> int:
-        arrays = [self.items, self.users, self.member_rows, self.song, self.artist, self.popularity,
+        arrays = [self.items, self.users, self.member_rows, self.song, self.artist,
+                  self.popularity,
                   self.not_explicit, self.model.item_feature_embeddings,
                   self.model.user_feature_embeddings, self.model.item_vectors,
                   self.model.user_vectors]

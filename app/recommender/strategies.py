@@ -12,6 +12,11 @@ dislike; the percentile (``mean_rank``) saturates too early; ``ℓ`` sits betwee
 
 Candidates: the catalogue is cut to the tracks with the best mean ``z`` and the best minimum
 ``z`` (two ``argpartition`` calls); ``ℓ`` and the greedy rules run on those few hundred only.
+
+Default ``fair`` (proportional fairness): on the demo data (500 random groups of 2-10) it keeps
+the least happy member's true affinity above ``mean_rank``'s (0.275 vs 0.274) while raising
+the mean from 0.559 to 0.593 (oracle 0.630) and the hit rate from 0.47 to 0.60; ``average``
+reaches 0.597 but leaves the least happy member at 0.226 (README: strategy evaluation).
 """
 from __future__ import annotations
 
@@ -95,6 +100,11 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
 
 def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int) -> np.ndarray:
     """Best tracks by the group's mean and by its least happy member (``size`` each)."""
+    if z.shape[0] == 1:  # one member: mean and minimum are the same ranking
+        only = z[0] if allowed is None else np.where(allowed, z[0], _EXCLUDED)
+        cand = np.sort(np.argpartition(-only, size)[:size]) if size < len(only) \
+            else np.arange(len(only))
+        return cand[allowed[cand]] if allowed is not None else cand
     mean = z.mean(axis=0)
     low = z.min(axis=0)
     if allowed is not None:
@@ -168,14 +178,21 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     "mean + λ·min" rule and local-search variants, it gave the best least-happy-member
     affinity at the same mean (README: strategy evaluation)."""
     m, c = lk.shape
+    if m == 1:  # one member: the log changes nothing, best liking first
+        return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
     total = np.zeros((m, 1), dtype=np.float32)
+    work = np.empty_like(lk)
     blocked = np.zeros(c, dtype=bool)
     songs: set[int] = set()
     per_artist: dict[int, int] = {}
     chosen: list[int] = []
     c_song, c_artist = song[cand].tolist(), artist[cand].tolist()
     for step in range(rules.length):
-        value = np.log(FAIR_DELTA + (total + lk) * (1.0 / (step + 1))).sum(axis=0)
+        np.add(lk, total, out=work)  # in place: no temporaries in the per-step loop
+        work *= np.float32(1.0 / (step + 1))
+        work += np.float32(FAIR_DELTA)
+        np.log(work, out=work)
+        value = work.sum(axis=0)
         value[blocked] = -np.inf
         while True:  # best candidate; rarely more than one try (song or artist taken)
             j = int(np.argmax(value))
