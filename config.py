@@ -31,6 +31,8 @@ class Config:
     SQLITE_BUSY_TIMEOUT_MS = _env_int("SQLITE_BUSY_TIMEOUT_MS", 5000)
 
     MODEL_DIR = os.environ.get("MODEL_DIR", str(BASE_DIR / "models"))
+    # How often each worker re-reads the active model version (activation without restart).
+    MODEL_RELOAD_SECONDS = _env_int("MODEL_RELOAD_SECONDS", 5)
     PREDICTIONS_LOG = os.environ.get("PREDICTIONS_LOG", str(INSTANCE_DIR / "predictions.jsonl"))
 
     # Request limits of the JSON API.
@@ -44,6 +46,9 @@ class Config:
 
     # Admin login: a werkzeug password hash (``flask admin hash-password``) or database users.
     ADMIN_PASSWORD_HASH = os.environ.get("ADMIN_PASSWORD_HASH", "")
+    ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
+    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
+    ADMIN_LOGIN_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
