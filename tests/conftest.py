@@ -59,33 +59,45 @@ def small_world(tmp_path_factory) -> Path:
 
 # ----- PostgreSQL (tests marked `postgres`; issue 7) -----
 
-def _start_postgres() -> tuple[str | None, str]:
-    """(SQLAlchemy URL, why not) from TEST_POSTGRES_URL, else a throwaway server started by
-    scripts/postgres.sh (installs Debian's postgresql when root and it is missing)."""
+def _start_postgres() -> tuple[str | None, str, bool]:
+    """(SQLAlchemy URL, why not, started here) from TEST_POSTGRES_URL, else a throwaway server
+    started by scripts/postgres.sh (installs Debian's postgresql when root and it is missing)."""
     import subprocess
 
     url = os.environ.get("TEST_POSTGRES_URL")
     if url:
-        return url, ""
+        return url, "", False
+    default = "postgresql+psycopg://postgres@127.0.0.1:54329/pozytywka_test"
+    try:  # already running (another test session, or .ci/run): use it, and leave it running
+        import psycopg
+
+        with psycopg.connect(_libpq_url(default), connect_timeout=2):
+            return default, "", False
+    except Exception:  # noqa: BLE001 - not running (or no driver): start it below
+        pass
     try:
         proc = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start"],
                               capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"scripts/postgres.sh start failed: {exc}"
+        return None, f"scripts/postgres.sh start failed: {exc}", False
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
         return None, (f"scripts/postgres.sh start exited {proc.returncode}: "
-                      f"{(proc.stderr or proc.stdout).strip()[-300:]}")
-    return lines[-1], ""
+                      f"{(proc.stderr or proc.stdout).strip()[-300:]}"), False
+    return lines[-1], "", True
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A reachable PostgreSQL server's URL; skips (with the reason) when none can be had."""
-    url, why = _start_postgres()
-    if url is None and os.environ.get("REQUIRE_POSTGRES") == "1":  # CI: a skip would hide it
-        pytest.fail(f"PostgreSQL not available but REQUIRE_POSTGRES=1: {why}")
+def postgres_url():
+    """A reachable PostgreSQL server's URL; skips (with the reason) when none can be had, or
+    fails when REQUIRE_POSTGRES=1 (CI), where a skip would hide a broken setup."""
+    import subprocess
+
+    url, why, started = _start_postgres()
+    required = os.environ.get("REQUIRE_POSTGRES") == "1"
     if url is None:
+        if required:
+            pytest.fail(f"PostgreSQL not available but REQUIRE_POSTGRES=1: {why}")
         pytest.skip(f"PostgreSQL not available: {why}. Set TEST_POSTGRES_URL or install "
                     "Debian's postgresql (scripts/postgres.sh does so as root).")
     try:
@@ -94,10 +106,13 @@ def postgres_url() -> str:
         with psycopg.connect(_libpq_url(url), connect_timeout=5):
             pass
     except Exception as exc:  # noqa: BLE001 - any failure means "no server for this run"
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
+        if required:
             pytest.fail(f"PostgreSQL at {url} is not reachable: {exc}")
         pytest.skip(f"PostgreSQL at {url} is not reachable: {exc}")
-    return url
+    yield url
+    if started:  # leave nothing running that this session started
+        subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "stop"],
+                       capture_output=True, timeout=120)
 
 
 def _libpq_url(sqlalchemy_url: str) -> str:

@@ -45,7 +45,7 @@ def test_new_tracks_follow_the_members_listening(cold_world):
     cosine = rec.cold_blend.index.similarity(m.content)[0]
     follows_model = spearmanr(z[0, new], cosine[new]).statistic
     follows_blend = spearmanr(blended[0, new], cosine[new]).statistic
-    assert follows_blend > max(follows_model, 0.5)
+    assert follows_blend > follows_model + 0.03, (follows_model, follows_blend)
 
 
 def test_recommend_and_describe_use_the_blend(cold_world):
