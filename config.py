@@ -33,6 +33,9 @@ class Config:
     MODEL_DIR = os.environ.get("MODEL_DIR", str(BASE_DIR / "models"))
     # How often each worker re-reads the active model version (activation without restart).
     MODEL_RELOAD_SECONDS = _env_int("MODEL_RELOAD_SECONDS", 5)
+    # Catalogues at least this large use approximate candidate retrieval (hnswlib) before the
+    # exact re-scoring; smaller ones are scored exactly.
+    RETRIEVAL_MIN_TRACKS = _env_int("RETRIEVAL_MIN_TRACKS", 200_000)
     PREDICTIONS_LOG = os.environ.get("PREDICTIONS_LOG", str(INSTANCE_DIR / "predictions.jsonl"))
 
     # Request limits of the JSON API.

@@ -795,7 +795,13 @@ class _BackgroundWriter:
     event's cost, so on two cores parsing and writing overlap. One write runs at a time, in
     order, on the importer's connection (which the caller leaves alone meanwhile); at most two
     batches are in memory. A writer error surfaces on the next ``submit``/``wait``.
+
+    The driver takes the GIL back for every row it binds, and a busy parsing thread hands it
+    over only every ``sys.getswitchinterval()`` (5 ms), which starves the writer; a shorter
+    interval while events are written is what makes the overlap real (measured: ~1.5x wall).
     """
+
+    SWITCH_INTERVAL = 0.0002
 
     def __init__(self, write: Callable[[list[tuple]], int],
                  written: Callable[[int, int], None]) -> None:
@@ -803,6 +809,7 @@ class _BackgroundWriter:
         self._written = written
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
         self._running: tuple[int, Future[int]] | None = None
+        self._switch_interval = sys.getswitchinterval()
 
     def submit(self, batch: list[tuple]) -> None:
         self.wait()
@@ -816,6 +823,7 @@ class _BackgroundWriter:
             self._written(size, future.result())
 
     def __enter__(self) -> _BackgroundWriter:
+        sys.setswitchinterval(min(self._switch_interval, self.SWITCH_INTERVAL))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
@@ -826,6 +834,7 @@ class _BackgroundWriter:
                 wait_for([self._running[1]])
         finally:
             self._pool.shutdown(wait=True)
+            sys.setswitchinterval(self._switch_interval)
 
 
 def _dialect_insert(engine: Engine) -> Callable[[Table], Any]:

@@ -163,13 +163,15 @@ def main() -> None:
             index = CandidateIndex.load_or_build(Path(index_dir), rec.items)
             took = time.perf_counter() - t0
             rss2 = proc.memory_info().rss
-            print(f"   ANN index (hnswlib {index.params}) {'built' if index.build_seconds else 'loaded'}"
+            how = "built" if index.build_seconds else "loaded"
+            print(f"   ANN index (hnswlib {index.params}) {how}"
                   f" in {took:.1f} s, RSS +{(rss2 - rss1) / 2**20:,.0f} MiB")
             modes = {"ANN + exact group scan": CandidateRetrieval(index, exact_group=True),
                      "ANN only": CandidateRetrieval(index, exact_group=False)}
         header = f"{'members':>8} {'exact p50':>9} {'p99':>7} {'x 20k':>6}"
         for name in modes:
-            header += f" | {name + ' p50':>26} {'p99':>6} {'speed-up':>8} {'overlap':>7} {'quality':>7}"
+            header += (f" | {name + ' p50':>26} {'p99':>6} {'speed-up':>8} {'overlap':>7}"
+                       f" {'quality':>7}")
         print(header)
         for size in group_sizes:
             groups = _groups(rec, size, args.repeats, args.seed)
@@ -179,10 +181,12 @@ def main() -> None:
             ratio = np.median(exact_ms) / reference.get(size, np.nan)
             line = f"{size:>8} {_fmt(exact_ms, 9, 7)} {ratio:>6.1f}"
             for retrieval in modes.values():
-                ann_ms, approx = _time(lambda g, r, s, rt=retrieval: rt.recommend(rec, g, r, s),
-                                       groups, rules, None)
+                ann_ms, approx = _time(
+                    lambda g, r, s, rt=retrieval, rc=rec: rt.recommend(rc, g, r, s),
+                    groups, rules, None)
                 overlap, quality = _agreement(rec, groups, approx, exact, args.length)
-                line += (f" | {_fmt(ann_ms, 26, 6)} {np.median(exact_ms) / np.median(ann_ms):>7.1f}x"
+                speed = np.median(exact_ms) / np.median(ann_ms)
+                line += (f" | {_fmt(ann_ms, 26, 6)} {speed:>7.1f}x"
                          f" {overlap:>7.1%} {quality:>7.1%}")
             over = np.percentile(exact_ms, 99) > BUDGET_MS
             print(line + ("   <- exact over the 50 ms budget" if over else ""))
@@ -210,10 +214,11 @@ def _strategies(rec, modes, rules, args) -> None:
         exact_ms, exact = _time(rec.recommend, groups, rules, strategy)
         line = f"  {strategy:<24} {np.median(exact_ms):8.2f}"
         for name, retrieval in modes.items():
-            ann_ms, approx = _time(lambda g, r, s, rt=retrieval: rt.recommend(rec, g, r, s),
+            ann_ms, approx = _time(lambda g, r, s, rt=retrieval, rc=rec: rt.recommend(rc, g, r, s),
                                    groups, rules, strategy)
             overlap, quality = _agreement(rec, groups, approx, exact, rules.length)
-            line += (f" | {name}: {np.median(ann_ms):6.2f} ({np.median(exact_ms) / np.median(ann_ms):5.1f}x)"
+            speed = np.median(exact_ms) / np.median(ann_ms)
+            line += (f" | {name}: {np.median(ann_ms):6.2f} ({speed:5.1f}x)"
                      f" {overlap:6.1%} {quality:6.1%}")
         print(line)
 

@@ -2,7 +2,8 @@
 
 Why both in one run: the machine is shared and its speed varies, so the HTTP figures are only
 meaningful beside the in-process time of the same requests measured minutes apart on the same
-machine. The ratio HTTP p50 / in-process p50 is the cost of gunicorn, sockets and queueing.
+machine. The last column, server CPU per request / in-process CPU per request, is the cost of
+gunicorn and sockets.
 
 Setup (cached in --work-dir): the default demo world (1,100 users, 20,000 tracks, seed 0) is
 generated, imported into a SQLite database and a model trained, through the same `flask`
@@ -11,10 +12,13 @@ wrk (1 thread, fixed concurrency, 30 s, bench/wrk_predict.lua: a random group pe
 against gunicorn with the production configuration; and in the same process as the bench, the
 same kind of requests through the Flask test client (the whole request: parsing, A/B lookup,
 scoring, the prediction row, the log line) and through `service.build_playlist` alone.
+The CPU time of gunicorn's processes and of wrk per request is measured too: on a shared
+machine it is steadier than wall-clock figures, and `2 cores / CPU per request` is what an
+otherwise idle machine would serve.
 
     OPENBLAS_NUM_THREADS=1 /tmp/venv/bin/python bench/bench_http.py
     ... --duration 10 --members 6          # quicker
-    ... --database-url URL --model-dir DIR # an existing deployment's data (copied? no: used)
+    ... --work-dir DIR --fresh             # where the demo world is kept; rebuild it
 """
 from __future__ import annotations
 
@@ -243,7 +247,8 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f} (2 cores); gunicorn "
           f"{args.workers} sync workers, production config, access log "
           f"{'off' if args.no_access_log else 'on'}; {args.warmup} s warm-up, then wrk "
-          f"-t{args.wrk_threads} -c{args.connections} -d{args.duration}s; POST {args.path}, playlist length "
+          f"-t{args.wrk_threads} -c{args.connections} -d{args.duration}s; POST {args.path}, "
+          f"playlist length "
           f"{args.length}, a random group per request")
 
     rows0, lines0 = check_log(args.work_dir, db_url)

@@ -35,7 +35,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from app.recommender.dataset import EventLog, InteractionData, build_events, load_from_export  # noqa: E402
+from app.recommender.dataset import (  # noqa: E402
+    EventLog,
+    InteractionData,
+    build_events,
+    load_from_export,
+)
 from app.recommender.training import TrainParams, cores, train  # noqa: E402
 
 DEMO_SESSIONS = 100_000

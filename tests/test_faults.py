@@ -7,7 +7,6 @@ sockets and file locks, which the Flask test client does not have.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil

@@ -110,6 +110,8 @@ class ListeningEvent(db.Model):
     __table_args__ = (
         Index("ix_events_user_time", "user_id", "timestamp"),
         Index("ix_events_session", "session_id"),
+        # Covers "which tracks did these users play/like" (base model, profiles) without the table.
+        Index("ix_events_user_type_track", "user_id", "event_type", "track_id"),
         CheckConstraint(
             "event_type IN ('play', 'skip', 'like', 'advertisement')", name="ck_event_type"
         ),

@@ -1,31 +1,34 @@
 """Candidate retrieval for very large catalogues: ANN top-K, then exact re-scoring of the union.
 
-Why: exact group scoring is one ``members x tracks`` product plus per-track aggregation; at a
-million tracks that is ~100 ms for ten members on one core (bench/RESULTS.md), twice the budget.
-An approximate nearest-neighbour index (hnswlib, inner-product space) over the same item rows
-``[v, b_item, 1]`` the exact path uses finds each member's best tracks in well under a
-millisecond, and the strategies then run unchanged on a few thousand candidates.
+Why: exact group scoring is one ``members x tracks`` product plus per-member partial sorts; at a
+million tracks that is ~75-100 ms for ten members on one core (bench/RESULTS.md), over the
+50 ms budget. An approximate nearest-neighbour index (hnswlib, inner-product space) over the
+same item rows ``[v, b_item, 1]`` the exact path uses finds each member's best tracks in under
+a millisecond, and the strategies then run unchanged on a few thousand candidates.
 
 Which candidates: a member's standardised score ``z_j = (row_j . x - mu_j) / sd_j`` is an
 affine function of an inner product, so
 
 - each member's own top ``per_member_k`` (``least_misery``, ``fair`` and the skip rules need
-  them), and
+  them), from the index, and
 - the top ``group_k`` of the *group direction* ``q = mean_j(row_j / sd_j)``: ``q . x`` orders the
   tracks exactly as the ``average`` of the members' ``z`` does (the constant ``mu_j / sd_j`` drops
-  out), which is what ``average``, ``average_without_misery`` and ``mean_rank`` rank by.
+  out), which is what ``average``, ``average_without_misery`` and ``fair`` lean on. Graph search
+  finds this direction's top poorly (its scores are flat), so by default it is one exact
+  matrix-vector scan; ``exact_group=False`` asks the index instead (faster, less exact).
 
 Per-member lists alone are not enough: with ten different tastes and a million tracks the
-group's best tracks are often nobody's top few hundred. The union is scored exactly with the
+group's best tracks are often nobody's top few thousand. The union is scored exactly with the
 same matrices as the exact path; if the candidates cannot fill the playlist under the rules
 (e.g. an explicit filter leaving too few), the exact path answers instead, so results never
 get shorter. ``mean_rank`` ranks members' percentiles within the candidates rather than the
-whole catalogue (the candidates hold every track near the top, where the ranks that matter are).
+whole catalogue.
 
-Opt-in: ``Recommender.recommend`` consults ``self.retrieval`` when it is set (see ``attach``);
-serving attaches it only for catalogues of at least ``RETRIEVAL_MIN_TRACKS`` tracks.
-The index is data, not code: hnswlib's own binary format, written atomically and verified by
-sha256 before loading (a corrupted file is rebuilt, never trusted).
+Opt-in: ``Recommender.recommend`` consults ``self.retrieval`` when it is set; ``attach`` sets it
+for catalogues of at least ``min_tracks`` (serving: RETRIEVAL_MIN_TRACKS, default 200,000) when
+hnswlib is installed, and otherwise leaves exact scoring in place. The index is data, not
+code: hnswlib's own binary format, written atomically next to the model version and verified
+by sha256 before loading (a corrupted or stale file is rebuilt, never trusted).
 """
 from __future__ import annotations
 

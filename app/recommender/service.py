@@ -26,6 +26,8 @@ by ``model_status()``.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import threading
 import time
 from dataclasses import dataclass, field
@@ -195,8 +197,9 @@ class ModelHolder:
             try:  # new tracks: same model, representations for the new ones from features
                 from app.recommender.scoring import Recommender
 
-                recommender = Recommender(recommender.model, catalogue,
-                                          version=recommender.version)
+                recommender = self._with_retrieval(
+                    Recommender(recommender.model, catalogue, version=recommender.version),
+                    pointer)
             except Exception as exc:
                 error = f"catalogue refresh failed: {exc}"
         if error is None and recommender is not None and pointer and \
@@ -216,7 +219,18 @@ class ModelHolder:
         version, path, checksum = pointer
         folder = artifact_folder(version, path, self.app.config["MODEL_DIR"])
         art = artifact.load(folder, expected_checksum=checksum)
-        return Recommender(art.model, catalogue, version=version)
+        return self._with_retrieval(Recommender(art.model, catalogue, version=version), pointer)
+
+    def _with_retrieval(self, rec, pointer):
+        """Catalogues past RETRIEVAL_MIN_TRACKS get ANN candidate retrieval (bench_catalogue)."""
+        from app.recommender import retrieval
+        from app.recommender.registry import artifact_folder
+
+        min_tracks = int(self.app.config.get("RETRIEVAL_MIN_TRACKS", retrieval.DEFAULT_MIN_TRACKS))
+        if len(rec.items) >= min_tracks and pointer:
+            folder = Path(artifact_folder(pointer[0], pointer[1], self.app.config["MODEL_DIR"]))
+            retrieval.attach(rec, folder=folder / "ann", min_tracks=min_tracks)
+        return rec
 
 
 def _replace(state: ServingState, **changes) -> ServingState:
