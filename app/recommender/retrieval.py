@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import ndtr
 
+from app.recommender.artifact import sha256_file
 from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, NotEnoughSongs, Rules, select
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,7 +105,7 @@ class CandidateIndex:
         os.close(fd)
         try:
             self.index.save_index(tmp)
-            digest = _sha256(Path(tmp))
+            digest = sha256_file(Path(tmp))
             side = {"fingerprint": self.fingerprint, "sha256": digest, "params": self.params}
             Path(tmp + ".json").write_text(json.dumps(side))
             os.replace(tmp + ".json", target.with_suffix(".json"))
@@ -127,7 +128,7 @@ class CandidateIndex:
         except (OSError, ValueError):
             return None
         if side.get("fingerprint") != fingerprint or not target.is_file() \
-                or _sha256(target) != side.get("sha256"):
+                or sha256_file(target) != side.get("sha256"):
             return None
         params = side.get("params", {})
         index = hnswlib.Index(space="ip", dim=items.shape[1])
@@ -157,14 +158,6 @@ class CandidateIndex:
         self.index.set_ef(max(k, int(self.params.get("ef", 300))))
         labels, _ = self.index.knn_query(np.ascontiguousarray(rows, dtype=np.float32), k=k)
         return labels
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class CandidateRetrieval:
