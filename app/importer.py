@@ -29,8 +29,8 @@ Files are streamed line by line and written in batches, one transaction per batc
 dialect's ``INSERT ... ON CONFLICT`` (SQLite and PostgreSQL), so memory stays flat however long
 sessions.jsonl is: two batches, the last two batches' dedup keys and the id sets needed for
 reference checks. Events are the bulk (over a million rows in a real export), so their path is
-tuned: one compiled statement through the driver's executemany, large batches, a larger SQLite
-page cache, and the writes overlapped with parsing on a second thread (bench/bench_import.py).
+tuned (bench/bench_import.py): one compiled statement through the driver's executemany, large
+batches and a larger SQLite page cache while importing.
 """
 from __future__ import annotations
 
@@ -39,8 +39,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -163,7 +161,7 @@ def _dedup_key(session_id: int, stamp: str, user_id: int, track_id: str | None,
 
 def import_export(directory: str | Path, *, strict: bool = False, progress: bool = False,
                   echo: Echo | None = None, engine: Engine | None = None,
-                  batch_size: int = 50_000, report_limit: int | None = 50) -> ImportReport:
+                  batch_size: int = 100_000, report_limit: int | None = 50) -> ImportReport:
     """Import the export in ``directory`` and return per-file counts.
 
     Raises :class:`ImportError_` before writing anything when the folder or one of the five
@@ -687,29 +685,28 @@ class _Importer:
         previous: dict[int, int] = {}  # ... and the one before, so runs across a flush are seen
         parse = self._parse_event
         batch_size = self.batch_size
-        with _BackgroundWriter(self._event_writer(), self._events_written) as writer:
-            try:
-                for obj in self._rows(name):
-                    try:
-                        row = parse(obj)
-                    except _Bad as exc:
-                        self._bad(str(exc))
-                        continue
-                    key = row[0]
-                    first = recent.get(key) or previous.get(key)
-                    if first is not None:
-                        self._duplicate(first)
-                        continue
-                    recent[key] = self.lineno
-                    batch.append(row)
-                    if len(batch) >= batch_size:
-                        writer.submit(batch)
-                        batch, previous, recent = [], recent, {}
-            except _Stop as stop:
-                writer.submit(batch)
-                writer.wait()
-                raise self._strict_error(stop.issue) from None
-            writer.submit(batch)
+        write = self._event_writer()
+        try:
+            for obj in self._rows(name):
+                try:
+                    row = parse(obj)
+                except _Bad as exc:
+                    self._bad(str(exc))
+                    continue
+                key = row[0]
+                first = recent.get(key) or previous.get(key)
+                if first is not None:
+                    self._duplicate(first)
+                    continue
+                recent[key] = self.lineno
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    self._flush_events(write, batch)
+                    batch, previous, recent = [], recent, {}
+        except _Stop as stop:
+            self._flush_events(write, batch)
+            raise self._strict_error(stop.issue) from None
+        self._flush_events(write, batch)
 
     def _parse_event(self, obj: dict) -> tuple:
         """Validate one event; returns the row in ``_EVENT_COLUMNS`` order."""
@@ -768,9 +765,12 @@ class _Importer:
 
         return write
 
-    def _events_written(self, rows: int, inserted: int) -> None:
+    def _flush_events(self, write: Callable[[list[tuple]], int], batch: list[tuple]) -> None:
+        if not batch:
+            return
+        inserted = write(batch)
         self.file.imported += inserted
-        self.file.already_present += rows - inserted
+        self.file.already_present += len(batch) - inserted
         if self.bar is not None:
             self.bar.set_postfix(events=f"{self.file.imported:,}", refresh=False)
 
@@ -788,55 +788,6 @@ class _Stop(Exception):
         self.issue = issue
 
 
-class _BackgroundWriter:
-    """Writes one batch on a second thread while the caller builds the next one.
-
-    sqlite3 and psycopg release the GIL while the database works, which is over half of an
-    event's cost, so on two cores parsing and writing overlap. One write runs at a time, in
-    order, on the importer's connection (which the caller leaves alone meanwhile); at most two
-    batches are in memory. A writer error surfaces on the next ``submit``/``wait``.
-
-    The driver takes the GIL back for every row it binds, and a busy parsing thread hands it
-    over only every ``sys.getswitchinterval()`` (5 ms), which starves the writer; a shorter
-    interval while events are written is what makes the overlap real (measured: ~1.5x wall).
-    """
-
-    SWITCH_INTERVAL = 0.0002
-
-    def __init__(self, write: Callable[[list[tuple]], int],
-                 written: Callable[[int, int], None]) -> None:
-        self._write = write
-        self._written = written
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
-        self._running: tuple[int, Future[int]] | None = None
-        self._switch_interval = sys.getswitchinterval()
-
-    def submit(self, batch: list[tuple]) -> None:
-        self.wait()
-        if batch:
-            self._running = (len(batch), self._pool.submit(self._write, batch))
-
-    def wait(self) -> None:
-        if self._running is not None:
-            size, future = self._running
-            self._running = None
-            self._written(size, future.result())
-
-    def __enter__(self) -> _BackgroundWriter:
-        sys.setswitchinterval(min(self._switch_interval, self.SWITCH_INTERVAL))
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        try:
-            if exc_type is None:
-                self.wait()
-            elif self._running is not None:  # let the write finish before the connection goes
-                wait_for([self._running[1]])
-        finally:
-            self._pool.shutdown(wait=True)
-            sys.setswitchinterval(self._switch_interval)
-
-
 def _dialect_insert(engine: Engine) -> Callable[[Table], Any]:
     if engine.dialect.name == "sqlite":
         return sqlite.insert
@@ -849,10 +800,10 @@ def _dialect_insert(engine: Engine) -> Callable[[Table], Any]:
 def _bulk_pragmas(conn: Connection) -> Iterator[None]:
     """A bigger page cache for this connection while it imports, then the previous one back.
 
-    Events land at random places of the dedup_key, user/time and track indexes, so one batch
-    dirties pages all over them; with SQLite's default 2 MB cache those pages are spilled and
-    re-read within the transaction. Measured on 1.5M events: 64 MB and 50k-row batches give
-    about 1.5x the events per CPU-second of 2 MB and 10k-row batches.
+    Events land all over the dedup_key, user and track indexes, so one batch dirties pages
+    everywhere; with SQLite's default 2 MB cache they are spilled and re-read within the
+    transaction. Raw inserts of the demo's 1.5M events into the real schema: 2 MB cache and
+    10k-row transactions ~41k rows per CPU-second; 64 MB and 100k rows ~71k.
     """
     if conn.dialect.name != "sqlite":
         yield

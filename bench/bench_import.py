@@ -56,7 +56,7 @@ def main() -> None:
 
         batch = args.batch_size or _importer_default_batch()
         parse, rows = _json_reference(sessions)
-        insert = _sqlite_reference(work / "reference.db", rows, batch)
+        insert = _sqlite_reference(work / "reference.db", work / "bench.db", rows, batch)
         both = tuple(1 / (1 / p + 1 / i) for p, i in zip(parse, insert))
         mine = (events.read / events.seconds, events.read / events.cpu_seconds)
         print(f"\n{'sessions.jsonl, rows per second':<40}{'wall':>12}{'CPU':>12}")
@@ -159,23 +159,24 @@ def _json_reference(sessions: Path) -> tuple[tuple[float, float], list[tuple]]:
     return clock.rates(len(objects)), rows
 
 
-def _sqlite_reference(path: Path, rows: list[tuple], batch: int) -> tuple[float, float]:
-    """Raw executemany with the app's WAL settings and the importer's page cache."""
+def _sqlite_reference(path: Path, app_db: Path, rows: list[tuple], batch: int
+                      ) -> tuple[float, float]:
+    """Raw executemany into a copy of the migrated listening_events table (same DDL, indexes,
+    CHECK; foreign keys not enforced, there are no parent tables), with the app's WAL settings
+    and the importer's page cache and batch size."""
     from app.importer import _SQLITE_CACHE_KIB
 
+    source = sqlite3.connect(app_db)
+    ddl = [sql for (sql,) in source.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'listening_events' AND sql IS NOT NULL "
+        "ORDER BY type DESC")]  # the table before its indexes
+    source.close()
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode = WAL")
     con.execute("PRAGMA synchronous = NORMAL")
     con.execute(f"PRAGMA cache_size = -{_SQLITE_CACHE_KIB}")
-    con.executescript("""
-        CREATE TABLE listening_events (
-            id INTEGER PRIMARY KEY, dedup_key BIGINT NOT NULL UNIQUE, session_id BIGINT NOT NULL,
-            timestamp DATETIME NOT NULL, user_id INTEGER NOT NULL, track_id VARCHAR(64),
-            event_type VARCHAR(16) NOT NULL);
-        CREATE INDEX ix_events_session ON listening_events (session_id);
-        CREATE INDEX ix_events_user_time ON listening_events (user_id, timestamp);
-        CREATE INDEX ix_listening_events_track_id ON listening_events (track_id);
-    """)
+    for statement in ddl:
+        con.execute(statement)
     with _Clock() as clock:
         for start in range(0, len(rows), batch):
             with con:
