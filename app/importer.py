@@ -171,7 +171,8 @@ def import_export(directory: str | Path, *, strict: bool = False, progress: bool
     committed as they fill, and so is the partial batch holding the rows before the bad one),
     nothing after it is. Because the import is idempotent, fixing the file and re-running is
     safe. ``progress`` draws a tqdm bar (bytes read) when stderr is a terminal. ``engine``
-    defaults to Flask-SQLAlchemy's (needs an app context).
+    defaults to Flask-SQLAlchemy's (needs an app context). ``batch_size`` rows make one
+    transaction; ``report_limit`` problem lines per file are echoed (None: all).
     """
     root = Path(directory)
     _check_files(root)
@@ -610,8 +611,7 @@ class _Importer:
         # is not reliable on every driver); names another writer created are looked up.
         stmt = (self.insert(genres).on_conflict_do_nothing(index_elements=["name"])
                 .returning(genres.c.name, genres.c.id))
-        created = self.conn.execute(stmt, [{"name": name} for name in missing],
-                                    ).all()
+        created = self.conn.execute(stmt, [{"name": name} for name in missing]).all()
         self.report.genres_created += len(created)
         self.genre_ids.update((name, genre_id) for name, genre_id in created)
         others = [name for name in missing if name not in self.genre_ids]

@@ -3,9 +3,10 @@
 The importer validates, hashes and de-duplicates every event on top of parsing and inserting it,
 so its events/s only means something beside the two references measured in the same run on the
 same rows: ``json.loads`` of every line, and ``sqlite3.executemany`` of the finished rows (the
-importer's own dedup keys and timestamps) into a table of the same shape, same indexes, same
-batch size and page cache. Rates are given per wall-clock second and per CPU-second of this
-process: on a shared 2-core machine the second is the stable one.
+importer's own dedup keys and timestamps, in file order) into a copy of the migrated table (same
+DDL and indexes; foreign keys not enforced) with the same batch size and page cache. Rates are
+given per wall-clock second and per CPU-second of this process: on a shared 2-core machine the
+second is the steadier one.
 
     /tmp/venv/bin/python bench/bench_import.py [--users N --tracks M --sessions S]
     /tmp/venv/bin/python bench/bench_import.py --export path/to/export   # an existing export
