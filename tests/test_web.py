@@ -22,12 +22,9 @@ SEED_GROUP = [123, 124, 125]
 
 
 @pytest.fixture
-def web_app(api_world, tmp_path):
-    app = make_api_app(api_world, tmp_path)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def web_app(api_app):
+    """The trained small world behind the pages (the API's fixture: one private DB copy)."""
+    return api_app
 
 
 @pytest.fixture
