@@ -344,3 +344,11 @@ def start_gunicorn(root: Path, *, database_url: str, model_dir: Path | str, work
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def serve_world(world: ApiWorld, root: Path) -> GunicornServer:
+    """gunicorn on a private copy of the trained small world; ``.db_path`` is that copy."""
+    db_path = world.copy_db(root)
+    server = start_gunicorn(root, database_url=sqlite_url(db_path), model_dir=world.model_dir)
+    server.db_path = db_path
+    return server

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, GunicornServer, sqlite_url, start_gunicorn
+from tests.conftest import ROOT, GunicornServer, serve_world, sqlite_url, start_gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,7 @@ def _request(session: requests.Session, url: str, rng: random.Random) -> request
 @pytest.fixture(scope="module")
 def load_server(api_world, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults_load")
-    db_path = api_world.copy_db(root)
-    server = start_gunicorn(root, database_url=sqlite_url(db_path), model_dir=api_world.model_dir)
-    server.db_path = db_path
+    server = serve_world(api_world, root)
     yield server
     server.stop()
 

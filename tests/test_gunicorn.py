@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ROOT, SHARED, sqlite_url, start_gunicorn
+from tests.conftest import ROOT, SHARED, serve_world
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,7 @@ SEED_CURL = """curl -X 'POST' \\
 @pytest.fixture(scope="module")
 def server(api_world, tmp_path_factory):
     root = tmp_path_factory.mktemp("gunicorn")
-    db_path = api_world.copy_db(root)
-    srv = start_gunicorn(root, database_url=sqlite_url(db_path), model_dir=api_world.model_dir)
-    srv.db_path = db_path
+    srv = serve_world(api_world, root)
     yield srv
     srv.stop()
 
