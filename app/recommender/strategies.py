@@ -10,8 +10,10 @@ the number shown to people. Its form is the expected enjoyment under a logistic 
 dislike; the percentile (``mean_rank``) saturates too early; ``ℓ`` sits between them
 (README: strategy evaluation).
 
-Candidates: the catalogue is cut to the tracks with the best mean ``z`` and the best minimum
-``z`` (two ``argpartition`` calls); ``ℓ`` and the greedy rules run on those few hundred only.
+Candidates: the catalogue is cut to the tracks with the best mean, minimum and maximum ``z``
+(``best``: a sampled threshold, then an exact selection); ``ℓ`` and the greedy rules run on
+those few hundred only, so nothing after the matrix product touches the whole catalogue more
+than a handful of times.
 
 Default ``fair`` (proportional fairness): on the demo data (500 random groups of 2-10, two
 evaluation seeds, one trained model) it keeps the least happy member's true affinity above
@@ -24,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair")
 DEFAULT_STRATEGY = "fair"
@@ -51,8 +52,15 @@ class NotEnoughSongs(ValueError):
 
 
 def liking(z: np.ndarray) -> np.ndarray:
-    """Expected liking 0-1 from standardised scores."""
-    return expit(LIKING_SLOPE * (z - LIKING_CENTER)).astype(np.float32)
+    """Expected liking 0-1 from standardised scores: ``σ(a·(z − c))``, evaluated as
+    ``½ + ½·tanh(a·(z − c)/2)``, which numpy computes in float32 without overflow and three
+    times faster than ``scipy.special.expit``."""
+    t = np.subtract(z, LIKING_CENTER, dtype=np.float32)
+    t *= np.float32(LIKING_SLOPE / 2)
+    np.tanh(t, out=t)
+    t *= np.float32(0.5)
+    t += np.float32(0.5)
+    return t
 
 
 def percentiles(scores: np.ndarray) -> np.ndarray:
@@ -74,6 +82,24 @@ def _top(score: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-score[part], kind="stable")]
 
 
+def best(score: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k best scores, unordered. A threshold read off a strided sample first
+    cuts the catalogue to about 2k tracks with one comparison, so the exact selection runs on
+    those only (a third of ``argpartition``'s time on 20,000 tracks); when the sample misjudged
+    and fewer than k pass, the full ``argpartition`` runs instead."""
+    n = len(score)
+    if k >= n:
+        return np.arange(n)
+    stride = n // (8 * k)
+    if stride >= 2:
+        sample = score[::stride]
+        r = len(sample) - max(2 * k // stride, 1)
+        pool = np.flatnonzero(score >= np.partition(sample, r)[r])
+        if len(pool) >= k:
+            return pool[np.argpartition(score[pool], len(pool) - k)[len(pool) - k:]]
+    return np.argpartition(score, n - k)[n - k:]
+
+
 def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: Rules,
                 allowed: np.ndarray | None, chosen: list[int] | None = None,
                 max_per_artist: int | None = None) -> list[int]:
@@ -85,12 +111,11 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
     per_artist: dict[int, int] = {}
     for i in chosen:
         per_artist[int(artist[i])] = per_artist.get(int(artist[i]), 0) + 1
-    for i in order.tolist():
+    if allowed is not None:
+        order = order[allowed[order]]
+    for i, s, a in zip(order.tolist(), song[order].tolist(), artist[order].tolist()):
         if len(chosen) >= rules.length:
             break
-        if allowed is not None and not allowed[i]:
-            continue
-        s, a = int(song[i]), int(artist[i])
         if s in songs or per_artist.get(a, 0) >= cap:
             continue
         chosen.append(i)
@@ -104,22 +129,19 @@ def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int) -> np.ndarr
     member (``size`` each). The last pool keeps a member with an unusual taste represented:
     their favourites rank low on the mean and the minimum, so without it ``fair`` could not
     pick them (measured: least happy member +0.006 true affinity at the same mean)."""
-    if z.shape[0] == 1:  # one member: mean and minimum are the same ranking
-        only = z[0] if allowed is None else np.where(allowed, z[0], _EXCLUDED)
-        cand = np.sort(np.argpartition(-only, size)[:size]) if size < len(only) \
-            else np.arange(len(only))
-        return cand[allowed[cand]] if allowed is not None else cand
-    mean = z.mean(axis=0)
-    low = z.min(axis=0)
-    high = z.max(axis=0)
+    n = z.shape[1]
+    if z.shape[0] == 1:  # one member: mean, minimum and maximum are the same ranking
+        pools = (z[0],)
+    else:  # the sum ranks as the mean does, without a division over the catalogue
+        pools = (z.sum(axis=0), z.min(axis=0), z.max(axis=0))
+    mark = np.zeros(n, dtype=bool)
+    for score in pools:
+        if allowed is not None:
+            score = np.where(allowed, score, _EXCLUDED)
+        mark[best(score, size)] = True
     if allowed is not None:
-        mean = np.where(allowed, mean, _EXCLUDED)
-        low = np.where(allowed, low, _EXCLUDED)
-        high = np.where(allowed, high, _EXCLUDED)
-    cand = np.union1d(np.union1d(_top(mean, size), _top(low, size)), _top(high, size))
-    if allowed is not None:
-        cand = cand[allowed[cand]]
-    return cand
+        mark &= allowed
+    return np.flatnonzero(mark)
 
 
 def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
@@ -155,7 +177,7 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
             cand = candidates(z, allowed, size)
-            lk = liking(z[:, cand])
+            lk = liking(np.take(z, cand, axis=1))
             if strategy == "fair":
                 chosen = _fair(lk, cand, song, artist, rules)
             else:
@@ -182,35 +204,45 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
     represented"), while everyone's liking still counts. Measured against a greedy
     "mean + λ·min" rule and local-search variants, it gave the best least-happy-member
-    affinity at the same mean (README: strategy evaluation)."""
+    affinity at the same mean (README: strategy evaluation).
+
+    At step s, with ``A = (s + 1)·FAIR_DELTA + total`` per member, that sum is
+    ``Σ log(A + ℓ) − m·log(s + 1)``; the last term is the same for every candidate, so the
+    pick maximises ``Π (A + ℓ)``: one addition and one product per step instead of a
+    logarithm per member and candidate (half the time). Groups too large for the product to
+    stay finite in float64 take the sum of logarithms."""
     m, c = lk.shape
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
-    total = np.zeros((m, 1), dtype=np.float32)
-    work = np.empty_like(lk)
-    blocked = np.zeros(c, dtype=bool)
+    in_logs = m * np.log10((1.0 + FAIR_DELTA) * (rules.length + 1)) > 300
+    lk = lk.astype(np.float64)
+    gain = lk.T + FAIR_DELTA  # per candidate: what taking it adds to every member's A
+    fit = np.full(m, FAIR_DELTA)  # A at step 0
+    work = np.empty((m, c))
+    value = np.empty(c)
     songs: set[int] = set()
     per_artist: dict[int, int] = {}
     chosen: list[int] = []
-    c_song, c_artist = song[cand].tolist(), artist[cand].tolist()
-    for step in range(rules.length):
-        np.add(lk, total, out=work)  # in place: no temporaries in the per-step loop
-        work *= np.float32(1.0 / (step + 1))
-        work += np.float32(FAIR_DELTA)
-        np.log(work, out=work)
-        value = work.sum(axis=0)
-        value[blocked] = -np.inf
+    c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
+    for _ in range(rules.length):
+        np.add(lk, fit[:, None], out=work)  # a taken or refused candidate has -inf in row 0
+        if in_logs:
+            np.maximum(work, 0.0, out=work)
+            with np.errstate(divide="ignore"):
+                np.log(work, out=work)
+            np.add.reduce(work, axis=0, out=value)
+        else:
+            np.multiply.reduce(work, axis=0, out=value)
         while True:  # best candidate; rarely more than one try (song or artist taken)
-            j = int(np.argmax(value))
-            if not np.isfinite(value[j]):
+            j = int(value.argmax())
+            if value[j] == -np.inf:
                 return chosen
-            blocked[j] = True
-            value[j] = -np.inf
+            lk[0, j] = value[j] = -np.inf
             s, a = c_song[j], c_artist[j]
             if s not in songs and per_artist.get(a, 0) < rules.max_per_artist:
                 break
         songs.add(s)
         per_artist[a] = per_artist.get(a, 0) + 1
-        chosen.append(int(cand[j]))
-        total[:, 0] += lk[:, j]
+        chosen.append(c_index[j])
+        fit += gain[j]
     return chosen
