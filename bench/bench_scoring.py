@@ -3,9 +3,9 @@
     OPENBLAS_NUM_THREADS=1 python bench/bench_scoring.py [--tracks 20000 100000]
         [--members 1 2 5 10] [--components 48] [--repeats 200] [--strategy NAME]
 
-Ours: one float32 matrix product of the members' rows against every track (biases folded in),
-per-member standardisation from precomputed moments, ``np.argpartition`` for candidates, and the
-playlist rules over a few dozen candidates. Reference (the original system): ``LightFM.predict``
+Ours: one float32 matrix product of the members' rows against every track (biases and the
+per-member standardisation folded into the rows), three candidate pools of a few hundred tracks,
+and the strategy and playlist rules over those. Reference (the original system): ``LightFM.predict``
 for each member over every track with the item feature matrix, a pandas ranking per member,
 and the best mean rank. Both run in this process on the same synthetic model (random embeddings
 of the trained model's shape; latency does not depend on what the numbers mean). Prints median
