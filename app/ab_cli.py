@@ -93,6 +93,12 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
     from app.datagen import GroundTruth
     from app.simulation import SimConfig, default_ground_truth, format_summary, simulate, summary
 
+    from app.recommender import registry
+
+    if registry.active() is None:  # every "advanced" request would quietly serve the base model
+        raise click.ClickException("no trained model version is active, so both arms would "
+                                   "serve the base model; run `flask --app wsgi model train` "
+                                   "first")
     path = ground_truth or default_ground_truth(current_app)
     if path is None:
         raise click.ClickException("no ground_truth.npz found next to the demo export; pass "

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.db import Experiment, Feedback, ListeningEvent, Prediction
+from app.db import Experiment, Feedback, ListeningEvent, ModelVersion, Prediction
 from app.db.experiments import Assignment
 from app.extensions import db
 
@@ -81,3 +81,14 @@ def test_simulate_without_ground_truth_explains(api_app, monkeypatch, tmp_path):
     api_app.instance_path = str(tmp_path)
     result = api_app.test_cli_runner().invoke(args=["ab", "simulate", "--days", "1"])
     assert result.exit_code != 0 and "ground_truth.npz" in result.output
+
+
+def test_simulate_without_an_active_model_refuses(world_app):
+    with world_app.app_context():
+        db.session.execute(ModelVersion.__table__.update().values(active=False))
+        db.session.commit()
+        before = db.session.scalar(select(func.count()).select_from(Prediction))
+    result = world_app.test_cli_runner().invoke(args=["ab", "simulate", "--days", "1"])
+    assert result.exit_code != 0 and "model train" in result.output
+    with world_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Prediction)) == before
