@@ -66,7 +66,7 @@ def liking(z: np.ndarray) -> np.ndarray:
 def percentiles(scores: np.ndarray) -> np.ndarray:
     """Exact per-member percentile (0 worst, 1 best) of every track: one argsort per member."""
     m, n = scores.shape
-    order = np.argsort(scores, axis=1, kind="stable")
+    order = np.argsort(scores, axis=1)  # introsort: deterministic, 4x the stable sort
     pct = np.empty((m, n), dtype=np.float32)
     ranks = np.broadcast_to(np.arange(n, dtype=np.float32) / max(n - 1, 1), (m, n))
     np.put_along_axis(pct, order, ranks, axis=1)
