@@ -16,7 +16,7 @@ those few hundred only, so nothing after the matrix product touches the whole ca
 than a handful of times.
 
 Default ``fair`` (proportional fairness): on the demo data (``model evaluate``, 500 random
-groups of 2-10, six training runs) it keeps the least happy member's true affinity above
+groups of 2-10, eight training runs) it keeps the least happy member's true affinity above
 ``mean_rank``'s in every run (0.261 vs 0.256 in a typical one) while raising the mean from
 0.553 to 0.591 (oracle 0.628), closing 0.505-0.518 of the gap; ``average`` reaches a higher
 mean but leaves the least happy member far behind (README: strategy evaluation).
