@@ -121,7 +121,7 @@ def _quality(rec: Recommender, group, indices) -> float:
     """Mean standardised score of a playlist for the group (what the strategies maximise)."""
     rows = np.vstack([m.row for m in group]).astype(np.float32)
     idx = np.asarray(indices)
-    return float(rec.standardise(rows, rows @ rec.items[idx].T).mean())
+    return float(rec.standardise(rows, rows @ rec.items_t[:, idx]).mean())
 
 
 def main() -> None:
@@ -235,12 +235,10 @@ def _member_recall(rec, retrieval, args, k: int = 200) -> None:
     recall = np.mean([len(set(a) & set(e)) / k for a, e in zip(approx, exact)])
     print(f"  index alone: recall@{k} of a member's own top {k} = {recall:.1%}, "
           f"{per_query:.2f} ms per query ({retrieval.index.params})")
-    from app.recommender.retrieval import member_moments
-
     group_recall = []
     for group in _groups(rec, 10, 10, args.seed + 13):
         g = np.vstack([m.row for m in group]).astype(np.float32)
-        _, sd = member_moments(rec, g)
+        _, sd = rec.moments(g)
         q = (g.astype(np.float64) / sd[:, None]).mean(axis=0, keepdims=True).astype(np.float32)
         exact_g = rec.top_for_user_rows(q, k)[0]
         group_recall.append(len(set(retrieval.index.query(q, k)[0]) & set(exact_g)) / k)

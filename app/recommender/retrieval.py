@@ -179,12 +179,12 @@ class CandidateRetrieval:
         one direction is scanned exactly: a single matrix-vector product and a partial sort,
         a fraction of scoring every member exactly.
         """
-        mu, sd = member_moments(rec, rows)
+        _, sd = rec.moments(rows)
         group = (rows.astype(np.float64) / sd[:, None]).mean(axis=0).astype(np.float32)
         per_member = self.index.query(rows, max(self.per_member_k, 4 * length + 40))
         k = min(max(self.group_k, 20 * length + 200), len(rec.items) - 1)
         if self.exact_group:
-            scores = rec.items @ group
+            scores = group @ rec.items_t
             by_group = np.argpartition(-scores, k)[:k]
         else:
             by_group = self.index.query(group[None, :], k)
@@ -199,7 +199,7 @@ class CandidateRetrieval:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         cand = self.candidates(rec, rows, rules.length)
-        raw = rows @ rec.items[cand].T
+        raw = rows @ rec.items_t[:, cand]
         z = rec.standardise(rows, raw)
         for j, m in enumerate(members):
             if len(m.skip_items):
@@ -219,14 +219,6 @@ class CandidateRetrieval:
         return GroupResult(indices=cand[picked].tolist(), member_scores=liking,
                            member_fit=liking.mean(axis=0), taste_match=rec.taste_match(rows),
                            strategy=strategy, notes=notes)
-
-
-def member_moments(rec: "Recommender", rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each member's mean and standard deviation of raw scores over the whole catalogue."""
-    r = rows.astype(np.float64)
-    mu = r @ rec.mean_item
-    var = np.einsum("ij,jk,ik->i", r, rec.cov_item, r)
-    return mu, np.sqrt(np.maximum(var, 1e-12))
 
 
 def _exact(rec: "Recommender", members: list["Member"], rules: Rules, strategy: str):

@@ -122,9 +122,12 @@ class Recommender:
                                              known_artist)
 
     # ----- representations -----
-    def _sd(self, rows: np.ndarray) -> np.ndarray:
+    def moments(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's mean and standard deviation of raw scores over the whole catalogue,
+        from the items' mean vector and covariance (no pass over the catalogue)."""
         r = rows.astype(np.float64)
-        return np.sqrt(np.maximum(((r @ self.cov_item) * r).sum(axis=1), 1e-12))
+        var = ((r @ self.cov_item) * r).sum(axis=1)
+        return r @ self.mean_item, np.sqrt(np.maximum(var, 1e-12))
 
     def _blend_profiles(self, users: np.ndarray, profile: np.ndarray, weight: float
                         ) -> np.ndarray:
@@ -137,8 +140,8 @@ class Recommender:
         prof = np.zeros_like(users)
         prof[:, :k] = profile
         has = np.abs(profile).sum(axis=1) > 0
-        a = users / self._sd(users)[:, None].astype(np.float32)
-        b = prof / self._sd(prof)[:, None].astype(np.float32)
+        a = users / self.moments(users)[1][:, None].astype(np.float32)
+        b = prof / self.moments(prof)[1][:, None].astype(np.float32)
         rows = np.where(has[:, None], (1.0 - weight) * a + weight * b, a)
         return rows.astype(np.float32)
 
@@ -199,15 +202,18 @@ class Recommender:
         """members x tracks raw scores: one float32 matrix product."""
         return rows @ self.items_t
 
+    def _folded(self, rows: np.ndarray) -> np.ndarray:
+        """Rows whose product with the items is already standardised: each row is divided by
+        its sd and, since every track's last column is 1, its last entry absorbs ``-mean/sd``."""
+        mu, sd = self.moments(rows)
+        folded = rows.astype(np.float64) / sd[:, None]
+        folded[:, -1] -= mu / sd
+        return folded.astype(np.float32)
+
     def z_scores(self, rows: np.ndarray) -> np.ndarray:
-        """``standardise(rows, scores(rows))`` as the product alone: each row is divided by
-        its sd and, since every track's last column is 1, its last entry absorbs ``-mean/sd``;
-        the catalogue-sized matrix is written once and never touched again."""
-        r = rows.astype(np.float64)
-        inv = 1.0 / self._sd(rows)
-        folded = r * inv[:, None]
-        folded[:, -1] -= (r @ self.mean_item) * inv
-        folded = folded.astype(np.float32)
+        """``standardise(rows, scores(rows))`` as the product alone: the catalogue-sized
+        matrix is written once and never touched again."""
+        folded = self._folded(rows)
         if len(folded) <= 2:  # OpenBLAS's gemv per row beats its gemm for one or two rows
             z = np.empty((len(folded), self.items_t.shape[1]), np.float32)
             for i, row in enumerate(folded):
@@ -216,8 +222,8 @@ class Recommender:
         return folded @ self.items_t
 
     def standardise(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        mu = rows.astype(np.float64) @ self.mean_item
-        sd = self._sd(rows)
+        """Raw scores of ``rows`` (over any tracks) standardised by the catalogue moments."""
+        mu, sd = self.moments(rows)
         return ((raw - mu[:, None].astype(np.float32)) * (1.0 / sd)[:, None].astype(np.float32))
 
     def taste_match(self, rows: np.ndarray) -> np.ndarray:
@@ -258,7 +264,7 @@ class Recommender:
         """Member liking, fit and taste match for a playlist chosen elsewhere (base model)."""
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         idx = np.asarray(indices, dtype=np.int64)
-        z = self.standardise(rows, rows @ self.items_t[:, idx])
+        z = self._folded(rows) @ self.items_t[:, idx]
         for j, m in enumerate(members):
             if len(m.skip_items):
                 z[j, np.isin(idx, m.skip_items)] -= SKIP_PENALTY
