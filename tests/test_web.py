@@ -268,6 +268,7 @@ def test_user_page(client, web_app):
     assert len(re.findall(r'<li class="bar-row">', html)) >= 2
     top = re.search(r'<table [^>]*id="top-tracks">(.*?)</table>', html, re.S).group(1)
     assert top.count("<tr>") == 21  # header + 20 tracks
+    assert len(re.findall(r'<td class="heat heat-(?:\d+|na)">\d+%</td>', top)) == 20
     assert 'href="/?member=123"' in html
 
 

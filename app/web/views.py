@@ -28,7 +28,7 @@ from app.web.forms import (
     parse_member_ids,
     strategies,
 )
-from app.web.present import as_csv, as_json, as_m3u, duration, playlist_view
+from app.web.present import Score, as_csv, as_json, as_m3u, duration, playlist_view
 from app.web.queries import (
     catalogue_counts_cached,
     existing_users,
@@ -100,6 +100,11 @@ def _thousands(value: int | float | None) -> str:
 @bp.app_template_filter("pct")
 def _pct(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value * 100:.{digits}f}%"
+
+
+@bp.app_template_filter("heat")
+def _heat(value: float | None) -> str:
+    return Score(value).heat
 
 
 @bp.app_template_filter("when")
