@@ -352,3 +352,24 @@ def serve_world(world: ApiWorld, root: Path) -> GunicornServer:
     server = start_gunicorn(root, database_url=sqlite_url(db_path), model_dir=world.model_dir)
     server.db_path = db_path
     return server
+
+
+SMALL_WORLD_USERS = range(101, 289)
+PREDICT_PATHS = ("/predict", "/predict/base", "/predict/advanced")
+
+
+def random_predict(session, url: str, rng, *, max_members: int = 8,
+                   lengths: tuple[int, ...] = (5, 10, 20),
+                   paths: tuple[str, ...] = PREDICT_PATHS):
+    """POST a random group of the small world's users to one of ``paths`` (load tests)."""
+    group = rng.sample(SMALL_WORLD_USERS, rng.randint(1, max_members))
+    return session.post(url + rng.choice(paths), timeout=30, json={
+        "user_id": group[0], "other_users": group[1:], "playlist_length": rng.choice(lengths)})
+
+
+def prediction_rows(db_path: Path, columns: str = "id") -> list[tuple]:
+    """The predictions table of a SQLite copy a server writes to."""
+    import sqlite3
+
+    with sqlite3.connect(db_path, timeout=30) as conn:
+        return conn.execute(f"SELECT {columns} FROM predictions").fetchall()

@@ -23,25 +23,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, GunicornServer, serve_world, sqlite_url, start_gunicorn
+from tests.conftest import (ROOT, GunicornServer, prediction_rows, random_predict,
+                            serve_world, sqlite_url, start_gunicorn)
 
 pytestmark = pytest.mark.slow
-
-ENDPOINTS = ("/predict", "/predict/base", "/predict/advanced")
-USERS = range(101, 289)  # users of the small world
-
-
-def _rows(db_path: Path) -> list[tuple]:
-    with sqlite3.connect(db_path, timeout=30) as conn:
-        return conn.execute("SELECT id FROM predictions").fetchall()
-
-
-def _request(session: requests.Session, url: str, rng: random.Random) -> requests.Response:
-    group = rng.sample(USERS, rng.randint(1, 8))
-    return session.post(url + rng.choice(ENDPOINTS), timeout=30, json={
-        "user_id": group[0], "other_users": group[1:],
-        "playlist_length": rng.choice([5, 10, 20])})
-
 
 @pytest.fixture(scope="module")
 def load_server(api_world, tmp_path_factory):
@@ -53,7 +38,7 @@ def load_server(api_world, tmp_path_factory):
 
 def test_8_clients_x_500_requests(load_server: GunicornServer):
     """Zero 5xx; database rows = log lines = requests; every line parses."""
-    before = len(_rows(load_server.db_path))
+    before = len(prediction_rows(load_server.db_path))
 
     def client(seed: int) -> tuple[Counter, set[str]]:
         rng = random.Random(seed)
@@ -61,7 +46,7 @@ def test_8_clients_x_500_requests(load_server: GunicornServer):
         ids: set[str] = set()
         with requests.Session() as session:
             for _ in range(500):
-                response = _request(session, load_server.url, rng)
+                response = random_predict(session, load_server.url, rng)
                 statuses[response.status_code] += 1
                 if response.status_code == 200:
                     ids.add(response.headers["X-Prediction-Id"])
@@ -76,7 +61,7 @@ def test_8_clients_x_500_requests(load_server: GunicornServer):
     print(f"\n4,000 requests in {elapsed:.1f}s ({4000 / elapsed:.0f}/s): {dict(statuses)}")
     assert [code for code in statuses if code >= 500] == []
     assert statuses == Counter({200: 4000})
-    rows = {r[0] for r in _rows(load_server.db_path)}
+    rows = {r[0] for r in prediction_rows(load_server.db_path)}
     lines = load_server.log_lines()
     assert len(rows) == before + 4000 == len(lines)
     assert {line["prediction_id"] for line in lines} == rows
@@ -103,7 +88,7 @@ def test_worker_killed_under_load_keeps_serving_and_log_valid(load_server: Gunic
                 if stop.is_set():
                     break
                 try:
-                    response = _request(session, load_server.url, rng)
+                    response = random_predict(session, load_server.url, rng)
                 except requests.ConnectionError:  # the request the dead worker was serving
                     dropped += 1
                     continue
@@ -138,7 +123,7 @@ def test_worker_killed_under_load_keeps_serving_and_log_valid(load_server: Gunic
     lines = load_server.log_lines()  # asserts whole lines, each valid JSON
     ids = [line["prediction_id"] for line in lines]
     assert len(ids) == len(set(ids))
-    rows = {r[0] for r in _rows(load_server.db_path)}
+    rows = {r[0] for r in prediction_rows(load_server.db_path)}
     # a line may be written by the killed worker just before its COMMIT: never the reverse
     assert rows <= set(ids) and len(set(ids) - rows) <= 1
 
@@ -271,4 +256,4 @@ def test_locked_database_waits_busy_timeout_then_503(busy_server: GunicornServer
     assert response.status_code == 200
     lines = busy_server.log_lines()
     assert len(lines) == lines_before + 1, "a request that failed must not be logged as served"
-    assert len(_rows(busy_server.db_path)) == len(lines)
+    assert len(prediction_rows(busy_server.db_path)) == len(lines)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ROOT, SHARED, serve_world
+from tests.conftest import ROOT, SHARED, prediction_rows, random_predict, serve_world
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +42,7 @@ def server(api_world, tmp_path_factory):
 
 
 def rows(server) -> list[tuple]:
-    with sqlite3.connect(server.db_path, timeout=30) as conn:
-        return conn.execute("SELECT id, model, arm, is_ab FROM predictions").fetchall()
+    return prediction_rows(server.db_path, "id, model, arm, is_ab")
 
 
 def test_gunicorn_config_defaults_to_port_8081_and_reads_workers_from_env(monkeypatch):
@@ -119,7 +118,6 @@ def test_concurrent_first_requests_over_http_store_one_assignment(server):
 
 def test_8_clients_x_200_requests(server):
     """Zero 5xx; afterwards log lines = database rows = served requests, every line JSON."""
-    endpoints = ["/predict", "/predict/base", "/predict/advanced"]
     served_before = len(rows(server))
 
     def client(seed: int) -> Counter:
@@ -127,10 +125,7 @@ def test_8_clients_x_200_requests(server):
         statuses: Counter = Counter()
         with requests.Session() as session:
             for _ in range(200):
-                group = rng.sample(range(101, 289), rng.randint(1, 10))
-                response = session.post(server.url + rng.choice(endpoints), timeout=30, json={
-                    "user_id": group[0], "other_users": group[1:],
-                    "playlist_length": rng.choice([5, 10, 20])})
+                response = random_predict(session, server.url, rng, max_members=10)
                 statuses[response.status_code] += 1
                 if response.status_code == 200:
                     assert len(response.json()) in (5, 10, 20)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from app.extensions import db
-from tests.conftest import make_app
+from tests.conftest import make_app, random_predict
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -180,11 +180,9 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
             statuses: Counter = Counter()
             with requests.Session() as session:
                 for _ in range(60):
-                    group = rng.sample(range(101, 289), rng.randint(1, 6))
-                    path = rng.choice(["/predict", "/predict", "/predict/base",
-                                       "/predict/advanced"])
-                    response = session.post(hosts[seed % 2].url + path, timeout=30, json={
-                        "user_id": group[0], "other_users": group[1:], "playlist_length": 10})
+                    response = random_predict(
+                        session, hosts[seed % 2].url, rng, max_members=6, lengths=(10,),
+                        paths=("/predict", "/predict", "/predict/base", "/predict/advanced"))
                     statuses[response.status_code] += 1
             return statuses
 
