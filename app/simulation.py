@@ -156,7 +156,6 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
     say = echo or (lambda _m: None)
     started = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    beh = cfg.behaviour
 
     known = set(int(u) for u in ground_truth.user_ids.tolist())
     users = np.array(sorted(u for u in db.session.scalars(select(User.user_id)) if u in known),

@@ -7,6 +7,7 @@ before its final commit leaves the previous version active.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -75,10 +76,8 @@ def set_metrics(version: str, metrics: dict) -> None:
     db.session.commit()
 
 
-def artifact_folder(version: str, recorded_path: str, model_dir: str) -> "Path":
+def artifact_folder(version: str, recorded_path: str, model_dir: str) -> Path:
     """Where a version's files are: under the configured MODEL_DIR when present there (the
     directory may be mounted elsewhere than at training time), else the recorded path."""
-    from pathlib import Path
-
     configured = Path(model_dir) / version
     return configured if configured.exists() else Path(recorded_path)

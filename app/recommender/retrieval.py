@@ -44,7 +44,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from app.recommender.artifact import sha256_file
-from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, NotEnoughSongs, Rules, select
+from app.recommender.strategies import NotEnoughSongs, Rules, check_strategy, select
 
 if TYPE_CHECKING:  # pragma: no cover
     from app.recommender.scoring import GroupResult, Member, Recommender
@@ -194,9 +194,7 @@ class CandidateRetrieval:
                   strategy: str | None = None) -> "GroupResult":
         from app.recommender.scoring import SKIP_PENALTY, GroupResult
 
-        strategy = strategy or DEFAULT_STRATEGY
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        strategy = check_strategy(strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         cand = self.candidates(rec, rows, rules.length)
         raw = rows @ rec.items_t[:, cand]

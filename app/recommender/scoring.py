@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
-from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules, select
+from app.recommender.strategies import Rules, check_strategy, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
@@ -239,9 +239,7 @@ class Recommender:
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
                   *, exact: bool = False) -> GroupResult:
         """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached."""
-        strategy = strategy or DEFAULT_STRATEGY
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        strategy = check_strategy(strategy)
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)

@@ -73,7 +73,7 @@ def build_playlist(members: list[int], length: int, *, model: str = "advanced",
                    seed: int | None = None) -> Playlist:
     from flask import current_app
 
-    from app.recommender.strategies import STRATEGIES, Rules
+    from app.recommender.strategies import Rules, check_strategy
 
     members = list(dict.fromkeys(int(m) for m in members))
     if not members:
@@ -82,9 +82,7 @@ def build_playlist(members: list[int], length: int, *, model: str = "advanced",
         raise ValueError("playlist length must be at least 1")
     if model not in ("advanced", "base"):
         raise ValueError(f"unknown model {model!r}; use 'advanced' or 'base'")
-    strategy = strategy or current_app.config.get("DEFAULT_STRATEGY") or None
-    if strategy is not None and strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    strategy = check_strategy(strategy or current_app.config.get("DEFAULT_STRATEGY") or None)
     rules = Rules(length=int(length),
                   max_per_artist=int(current_app.config.get("MAX_TRACKS_PER_ARTIST", 3)),
                   exclude_explicit=bool(exclude_explicit))

@@ -51,6 +51,14 @@ class NotEnoughSongs(ValueError):
     pass
 
 
+def check_strategy(strategy: str | None) -> str:
+    """The strategy to use (None: the default); ValueError names the valid ones."""
+    strategy = strategy or DEFAULT_STRATEGY
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    return strategy
+
+
 def liking(z: np.ndarray) -> np.ndarray:
     """Expected liking 0-1 from standardised scores: ``σ(a·(z − c))``, evaluated as
     ``½ + ½·tanh(a·(z − c)/2)``, which numpy computes in float32 without overflow and three
@@ -156,19 +164,16 @@ def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
     elif strategy == "least_misery":
         # ties on the minimum (common in small groups) go to the better group average
         score = lk.min(axis=0) + 1e-3 * mean
-    elif strategy == "average_without_misery":
+    else:  # average_without_misery
         # tracks someone dislikes stay available, but only after every acceptable one
         score = np.where(lk.min(axis=0) >= MISERY_LIKING, mean, mean - 10.0)
-    else:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     return np.argsort(-score, kind="stable")
 
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
            rules: Rules, allowed: np.ndarray | None) -> tuple[list[int], list[str]]:
     """The playlist's track indices under ``strategy`` and the playlist rules, plus notes."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    strategy = check_strategy(strategy)
     notes: list[str] = []
     n = z.shape[1]
     size = max(10 * rules.length, 200)
