@@ -82,11 +82,9 @@ def percentiles(scores: np.ndarray) -> np.ndarray:
 
 
 def _top(score: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first (argpartition, then sort only those)."""
-    n = len(score)
-    if k >= n:
-        return np.argsort(-score, kind="stable")
-    part = np.argpartition(-score, k)[:k]
+    """Indices of the k best scores, best first, ties by index (``best``, then sort only
+    those)."""
+    part = np.sort(best(score, k))
     return part[np.argsort(-score[part], kind="stable")]
 
 
