@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair")
-DEFAULT_STRATEGY = "fair"
+STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
+              "turns")
+DEFAULT_STRATEGY = "turns"
 
 LIKING_SLOPE = 1.0
 LIKING_CENTER = 1.0
@@ -37,6 +38,17 @@ MISERY_LIKING = 0.25
 # fair: offset inside the log of each member's running fit (smaller: more weight on the
 # least happy member; larger: closer to the plain average).
 FAIR_DELTA = 1.15
+# turns: a member's favourites are their top TURN_SHARE of the catalogue by the model (small:
+# the model's very top is far more often a true favourite than its top few percent); on their
+# turn the pick maximises the group's mean liking plus TURN_OWN_WEIGHT times their own.
+TURN_SHARE = 0.001
+TURN_OWN_WEIGHT = 3.0
+# turns, after the turns: proportional fairness with a small offset (close to max-min), on a
+# steeper liking that tells a loved track from a merely acceptable one, over candidates that
+# include every member's top TURN_FILL_POOL tracks.
+TURN_FILL_DELTA = 0.1
+TURN_FILL_SLOPE = 1.5
+TURN_FILL_POOL = 100
 _EXCLUDED = -1e9
 
 
@@ -51,6 +63,12 @@ class NotEnoughSongs(ValueError):
     pass
 
 
+def fair_share(length: int, members: int) -> int:
+    """Tracks each member is owed in a playlist of ``length``: half the playlist split evenly,
+    the other half left to what the group shares."""
+    return max(1, length // (2 * members))
+
+
 def check_strategy(strategy: str | None) -> str:
     """The strategy to use (None: the default); ValueError names the valid ones."""
     strategy = strategy or DEFAULT_STRATEGY
@@ -59,12 +77,12 @@ def check_strategy(strategy: str | None) -> str:
     return strategy
 
 
-def liking(z: np.ndarray) -> np.ndarray:
+def liking(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
     """Expected liking 0-1 from standardised scores: ``σ(a·(z − c))``, evaluated as
     ``½ + ½·tanh(a·(z − c)/2)``, which numpy computes in float32 without overflow and three
     times faster than ``scipy.special.expit``."""
     t = np.subtract(z, LIKING_CENTER, dtype=np.float32)
-    t *= np.float32(LIKING_SLOPE / 2)
+    t *= np.float32(slope / 2)
     np.tanh(t, out=t)
     t *= np.float32(0.5)
     t += np.float32(0.5)
@@ -187,6 +205,8 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
             lk = liking(np.take(z, cand, axis=1))
             if strategy == "fair":
                 chosen = _fair(lk, cand, song, artist, rules)
+            elif strategy == "turns":
+                chosen, _turn_of = _turns(z, allowed, cand, song, artist, rules)
             else:
                 chosen = greedy_fill(cand[_order(strategy, lk)], song, artist, rules, None)
         if len(chosen) >= rules.length or size >= n:
@@ -205,7 +225,8 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
 
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
-          rules: Rules) -> list[int]:
+          rules: Rules, start: tuple[np.ndarray, int] | None = None,
+          taken: tuple[set, dict] | None = None, delta: float = FAIR_DELTA) -> list[int]:
     """Proportional fairness, built greedily: each next track maximises the sum over members
     of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
@@ -219,16 +240,18 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     logarithm per member and candidate (half the time). Groups too large for the product to
     stay finite in float64 take the sum of logarithms."""
     m, c = lk.shape
+    songs, per_artist = taken if taken is not None else (set(), {})
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
-    in_logs = m * np.log10((1.0 + FAIR_DELTA) * (rules.length + 1)) > 300
+    done = start[1] if start is not None else 0
+    in_logs = m * np.log10((1.0 + delta) * (rules.length + done + 1)) > 300
     lk = lk.astype(np.float64)
-    gain = lk.T + FAIR_DELTA  # per candidate: what taking it adds to every member's A
-    fit = np.full(m, FAIR_DELTA)  # A at step 0
+    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
+    fit = np.full(m, delta)  # A at step 0
+    if start is not None:  # continue a playlist: A = (s + 1)·δ + what members got so far
+        fit = fit * (done + 1) + start[0]
     work = np.empty((m, c))
     value = np.empty(c)
-    songs: set[int] = set()
-    per_artist: dict[int, int] = {}
     chosen: list[int] = []
     c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
     for _ in range(rules.length):
@@ -253,3 +276,80 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
         chosen.append(c_index[j])
         fit += gain[j]
     return chosen
+
+
+def _own_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Every member's top ``size`` tracks (one selection per member), and the z a track needs
+    to be among a member's top ``k <= size``."""
+    pools, thresholds = [], np.empty(z.shape[0], dtype=np.float32)
+    for j, row in enumerate(z):
+        if allowed is not None:
+            row = np.where(allowed, row, _EXCLUDED)
+        top = best(row, size)
+        pools.append(top)
+        values = row[top]
+        thresholds[j] = np.partition(values, len(values) - k)[len(values) - k]
+    return np.concatenate(pools), thresholds
+
+
+def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
+           artist: np.ndarray, rules: Rules) -> tuple[list[int], list[int]]:
+    """Members take turns until each holds a fair share of their own favourites, then
+    proportional fairness (``_fair``) fills the rest.
+
+    A member's favourites are their top ``TURN_SHARE`` of the catalogue by the model. The next
+    turn goes to the member with the fewest favourites so far (ties: the lowest running fit);
+    they pick, among their own favourites, the track that maximises the group's mean liking
+    plus their own. A track counts for every member whose favourite it is, so friends whose
+    favourites overlap are served by shared tracks in few turns, while strangers each get
+    their own. Returns the tracks and, per track, the position of the member whose turn
+    chose it (-1: chosen after the turns)."""
+    m, n = z.shape
+    if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
+        chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
+        return chosen, [0] * len(chosen)
+    k = min(n, max(rules.length, int(np.ceil(TURN_SHARE * n))))
+    pools, thresholds = _own_pools(z, allowed, min(n, max(k, TURN_FILL_POOL)), k)
+    cand = np.union1d(cand, pools)
+    zc = np.take(z, cand, axis=1)
+    fav = zc >= thresholds[:, None]
+    if allowed is not None:
+        fav &= allowed[cand]
+    lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
+    share = fair_share(rules.length, m)
+    group = lk.mean(axis=0)
+    count = np.zeros(m)
+    total = np.zeros(m)
+    open_ = fav.copy()  # favourites still pickable per member
+    songs: set[int] = set()
+    per_artist: dict[int, int] = {}
+    chosen: list[int] = []
+    turns: list[int] = []
+    c_song, c_artist = song[cand].tolist(), artist[cand].tolist()
+    while len(chosen) < rules.length:
+        needy = np.flatnonzero((count < share) & open_.any(axis=1))
+        if not len(needy):
+            break
+        j = needy[np.lexsort((total[needy], count[needy]))[0]]
+        value = np.where(open_[j], group + TURN_OWN_WEIGHT * lk[j], -np.inf)
+        c = int(value.argmax())
+        open_[:, c] = False
+        if c_song[c] in songs or per_artist.get(c_artist[c], 0) >= rules.max_per_artist:
+            continue
+        songs.add(c_song[c])
+        per_artist[c_artist[c]] = per_artist.get(c_artist[c], 0) + 1
+        chosen.append(c)
+        turns.append(int(j))
+        count += fav[:, c]
+        total += lk[:, c]
+    out = [int(cand[c]) for c in chosen]
+    if len(out) < rules.length:
+        rest = np.ones(len(cand), dtype=bool)
+        rest[chosen] = False
+        out += _fair(lk[:, rest].astype(np.float32), cand[rest], song, artist,
+                     Rules(rules.length - len(out), rules.max_per_artist,
+                           rules.exclude_explicit),
+                     start=(total, len(out)), taken=(songs, per_artist),
+                     delta=TURN_FILL_DELTA)
+    return out, turns + [-1] * (len(out) - len(turns))
