@@ -44,11 +44,9 @@ FAIR_DELTA = 1.15
 TURN_SHARE = 0.001
 TURN_OWN_WEIGHT = 3.0
 # turns, after the turns: proportional fairness with a small offset (close to max-min), on a
-# steeper liking that tells a loved track from a merely acceptable one, over candidates that
-# include every member's top TURN_FILL_POOL tracks.
+# steeper liking that tells a loved track from a merely acceptable one.
 TURN_FILL_DELTA = 0.1
 TURN_FILL_SLOPE = 1.5
-TURN_FILL_POOL = 100
 _EXCLUDED = -1e9
 
 
@@ -149,19 +147,22 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
     return chosen
 
 
-def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int) -> np.ndarray:
+def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int,
+               with_max: bool = True) -> np.ndarray:
     """The group's best tracks by its mean (``2·size``), by its least happy member and by its
     most enthusiastic member (``size/2`` each). The mean pool holds what suits everyone; the
     maximum pool keeps a member with an unusual taste represented (their favourites rank low
     on the mean and the minimum). On the demo data (500 groups, two seeds) these sizes gave
     ``fair`` a higher least-happy affinity at the same mean than three pools of ``size``
-    (+0.004) for the same number of candidates (README: strategy evaluation)."""
+    (+0.004) for the same number of candidates (README: strategy evaluation). ``turns`` adds
+    every member's own favourites instead of the maximum pool (``with_max=False``)."""
     n = z.shape[1]
     if z.shape[0] == 1:  # one member: mean, minimum and maximum are the same ranking
         pools = ((z[0], size),)
     else:  # the sum ranks as the mean does, without a division over the catalogue
         half = max(size // 2, 1)
-        pools = ((z.sum(axis=0), 2 * size), (z.min(axis=0), half), (z.max(axis=0), half))
+        pools = ((z.sum(axis=0), 2 * size), (z.min(axis=0), half)) + (
+            ((z.max(axis=0), half),) if with_max else ())
     mark = np.zeros(n, dtype=bool)
     for score, k in pools:
         if allowed is not None:
@@ -201,7 +202,7 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                 score = np.where(allowed, score, _EXCLUDED)
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
-            cand = candidates(z, allowed, size)
+            cand = candidates(z, allowed, size, with_max=strategy != "turns")
             lk = liking(np.take(z, cand, axis=1))
             if strategy == "fair":
                 chosen = _fair(lk, cand, song, artist, rules)
@@ -278,19 +279,20 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     return chosen
 
 
-def _own_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Every member's top ``size`` tracks (one selection per member), and the z a track needs
-    to be among a member's top ``k <= size``."""
-    pools, thresholds = [], np.empty(z.shape[0], dtype=np.float32)
-    for j, row in enumerate(z):
-        if allowed is not None:
-            row = np.where(allowed, row, _EXCLUDED)
-        top = best(row, size)
-        pools.append(top)
-        values = row[top]
-        thresholds[j] = np.partition(values, len(values) - k)[len(values) - k]
-    return np.concatenate(pools), thresholds
+def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
+    """Tracks above some member's threshold for their top ``k``, for all members at once. Each
+    threshold comes from a strided sample of the member's row, as in ``best``, set so that
+    about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that misjudged
+    the row badly, where the exact selection that follows takes the best tracks it has."""
+    m, n = z.shape
+    stride = max(1, n // 512)
+    sample = z[:, ::stride]
+    s = sample.shape[1]
+    r = s - max(1, min(s, (6 * k * s) // n))
+    above = np.subtract(z, np.partition(sample, r, axis=1)[:, r:r + 1]).max(axis=0) >= 0
+    if allowed is not None:
+        above &= allowed
+    return np.flatnonzero(above)
 
 
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
@@ -310,39 +312,54 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
         return chosen, [0] * len(chosen)
     k = min(n, max(rules.length, int(np.ceil(TURN_SHARE * n))))
-    pools, thresholds = _own_pools(z, allowed, min(n, max(k, TURN_FILL_POOL)), k)
-    cand = np.union1d(cand, pools)
-    zc = np.take(z, cand, axis=1)
-    fav = zc >= thresholds[:, None]
+    mark = np.zeros(n, dtype=np.int8)
+    mark[_own_pools(z, allowed, k)] = 1
+    mark[cand] = 2
+    wide = np.flatnonzero(mark)
+    ranked = np.take(z, wide, axis=1)
     if allowed is not None:
-        fav &= allowed[cand]
+        ranked = np.where(allowed[wide], ranked, _EXCLUDED)
+    c = ranked.shape[1]
+    fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
+    # keep the group's candidates and every member's favourites, not the rest of the pools
+    keep = (mark[wide] == 2) | fav.any(axis=0)
+    cand, zc, fav = wide[keep], ranked[:, keep], fav[:, keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     share = fair_share(rules.length, m)
-    group = lk.mean(axis=0)
-    count = np.zeros(m)
-    total = np.zeros(m)
-    open_ = fav.copy()  # favourites still pickable per member
+    # A member's preference among their favourites does not change as the playlist grows
+    # (the group's liking is fixed), so each member's picks are ranked once, up front.
+    f_cols = np.flatnonzero(fav.any(axis=0))
+    f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
+    value = np.where(f_fav, f_lk.mean(axis=0) + TURN_OWN_WEIGHT * f_lk, -np.inf)
+    per_member = f_fav.sum(axis=1).tolist()
+    ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)]
+    picks = [ranked_picks[j, :per_member[j]].tolist() for j in range(m)]
+    c_song = song[cand[f_cols]].tolist()
+    c_artist = artist[cand[f_cols]].tolist()
+    count, total = [0] * m, np.zeros(m)
+    used: set[int] = set()
     songs: set[int] = set()
     per_artist: dict[int, int] = {}
     chosen: list[int] = []
     turns: list[int] = []
-    c_song, c_artist = song[cand].tolist(), artist[cand].tolist()
     while len(chosen) < rules.length:
-        needy = np.flatnonzero((count < share) & open_.any(axis=1))
-        if not len(needy):
+        needy = [j for j in range(m) if count[j] < share and picks[j]]
+        if not needy:
             break
-        j = needy[np.lexsort((total[needy], count[needy]))[0]]
-        value = np.where(open_[j], group + TURN_OWN_WEIGHT * lk[j], -np.inf)
-        c = int(value.argmax())
-        open_[:, c] = False
+        j = min(needy, key=lambda q: (count[q], total[q]))
+        c = picks[j].pop(0)
+        if c in used:
+            continue
+        used.add(c)
         if c_song[c] in songs or per_artist.get(c_artist[c], 0) >= rules.max_per_artist:
             continue
         songs.add(c_song[c])
         per_artist[c_artist[c]] = per_artist.get(c_artist[c], 0) + 1
-        chosen.append(c)
-        turns.append(int(j))
-        count += fav[:, c]
-        total += lk[:, c]
+        chosen.append(int(f_cols[c]))
+        turns.append(j)
+        for q in np.flatnonzero(f_fav[:, c]).tolist():  # every member it is a favourite of
+            count[q] += 1
+        total += f_lk[:, c]
     out = [int(cand[c]) for c in chosen]
     if len(out) < rules.length:
         rest = np.ones(len(cand), dtype=bool)
