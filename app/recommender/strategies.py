@@ -188,8 +188,10 @@ def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
 
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
-           rules: Rules, allowed: np.ndarray | None) -> tuple[list[int], list[str]]:
-    """The playlist's track indices under ``strategy`` and the playlist rules, plus notes."""
+           rules: Rules, allowed: np.ndarray | None, owed: np.ndarray | None = None
+           ) -> tuple[list[int], list[str]]:
+    """The playlist's track indices under ``strategy`` and the playlist rules, plus notes.
+    ``owed`` (``turns``): per member, how many fair shares of turns they are owed."""
     strategy = check_strategy(strategy)
     notes: list[str] = []
     n = z.shape[1]
@@ -207,7 +209,7 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
             if strategy == "fair":
                 chosen = _fair(lk, cand, song, artist, rules)
             elif strategy == "turns":
-                chosen, _turn_of = _turns(z, allowed, cand, song, artist, rules)
+                chosen, _turn_of = _turns(z, allowed, cand, song, artist, rules, owed)
             else:
                 chosen = greedy_fill(cand[_order(strategy, lk)], song, artist, rules, None)
         if len(chosen) >= rules.length or size >= n:
@@ -296,7 +298,8 @@ def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
 
 
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
-           artist: np.ndarray, rules: Rules) -> tuple[list[int], list[int]]:
+           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
+           ) -> tuple[list[int], list[int]]:
     """Members take turns until each holds a fair share of their own favourites, then
     proportional fairness (``_fair``) fills the rest.
 
@@ -325,7 +328,8 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     keep = (mark[wide] == 2) | fav.any(axis=0)
     cand, zc, fav = wide[keep], ranked[:, keep], fav[:, keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
-    share = fair_share(rules.length, m)
+    share = fair_share(rules.length, m) * (np.ones(m) if owed is None else owed)
+    share = share.tolist()
     # A member's preference among their favourites does not change as the playlist grows
     # (the group's liking is fixed), so each member's picks are ranked once, up front.
     f_cols = np.flatnonzero(fav.any(axis=0))
@@ -343,7 +347,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     chosen: list[int] = []
     turns: list[int] = []
     while len(chosen) < rules.length:
-        needy = [j for j in range(m) if count[j] < share and picks[j]]
+        needy = [j for j in range(m) if count[j] < share[j] and picks[j]]
         if not needy:
             break
         j = min(needy, key=lambda q: (count[q], total[q]))
