@@ -3,23 +3,20 @@
 Input is ``z``: each member's scores standardised over the whole catalogue (mean 0, std 1 per
 member), so that a member whose raw scores happen to spread widely does not outvote the others.
 Every strategy but ``mean_rank`` works on the *expected liking* ``ℓ = σ(a·(z − c))`` (0-1),
-the number shown to people. Its form is the expected enjoyment under a logistic taste model;
-``a = 1, c = 1`` was measured on the demo's hidden taste: regressing the true taste logit on
-``z`` gave ``1.56·z − 1.6`` with R² 0.70 (residual sd ≈ 1), whose expected sigmoid is
-``σ(1.14·(z − 1.03))``. A linear average of ``z`` lets one member's rave outvote another's
-dislike; the percentile (``mean_rank``) saturates too early; ``ℓ`` sits between them
-(README: strategy evaluation).
+the number shown to people. Its form is the expected enjoyment under a logistic taste model,
+with ``a`` and ``c`` fitted on the demo's hidden taste (README: strategy evaluation).
 
 Candidates: the catalogue is cut to the tracks with the best mean, minimum and maximum ``z``
 (``best``: a sampled threshold, then an exact selection); ``ℓ`` and the greedy rules run on
 those few hundred only, so nothing after the matrix product touches the whole catalogue more
 than a handful of times.
 
-Default ``fair`` (proportional fairness): on the demo data (``model evaluate``, 500 random
-groups of 2-10, eight training runs) it keeps the least happy member's true affinity above
-``mean_rank``'s in every run (0.261 vs 0.256 in a typical one) while raising the mean from
-0.553 to 0.591 (oracle 0.628), closing 0.505-0.518 of the gap; ``average`` reaches a higher
-mean but leaves the least happy member far behind (README: strategy evaluation).
+Default ``turns``: the product promises a playlist the *whole* group enjoys, so a strategy is
+judged by its least happy member and by whether every member gets some of their own
+favourites, not by the group's mean alone. Strategies that rank by a group score (``average``,
+``fair``) let the majority win when tastes differ; ``turns`` first gives every member a fair
+share of their own favourites, taking shared favourites when friends have them, and then fills
+the playlist close to max-min (README: strategy evaluation; ``promise.py`` for the measures).
 """
 from __future__ import annotations
 

@@ -22,7 +22,12 @@ STRATEGY_HELP = {
     "average": "highest average liking",
     "least_misery": "nobody is left unhappy: maximise the least happy member",
     "average_without_misery": "highest average among tracks nobody dislikes",
-    "fair": "takes turns: each next track for the member served worst so far",
+    "fair": "proportional fairness: each next track weighs a gain for the member served "
+            "worst so far most, but the group's liking still decides, so the majority wins "
+            "when tastes differ",
+    "turns": "members take turns: until everyone has their fair share of their own "
+             "favourites, the member with the fewest picks a favourite of theirs that the "
+             "group likes too; then the rest goes to what the least happy members like",
 }
 DEFAULT_LENGTH = 20
 
