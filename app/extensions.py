@@ -8,6 +8,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
+from app import ratelimit  # noqa: F401  (registers the sqlite:// rate-limit store)
+
 
 class Base(DeclarativeBase):
     pass
@@ -17,6 +19,7 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 # Every HTML form carries a token; the JSON API blueprint is exempted where it is registered.
 csrf = CSRFProtect()
-# No default limits: only the routes that ask (admin login) are limited. Storage from
-# RATELIMIT_STORAGE_URI (memory per process by default; redis:// to share across workers).
+# No default limits: the routes that ask are limited (the predict endpoints, /feedback, the
+# admin login). Storage from RATELIMIT_STORAGE_URI: a SQLite file every worker shares by
+# default (app/ratelimit.py), redis:// across hosts, memory:// in tests.
 limiter = Limiter(key_func=get_remote_address)
