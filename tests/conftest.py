@@ -181,6 +181,15 @@ def api_world(small_world, tmp_path_factory) -> ApiWorld:
     return world
 
 
+def feedback_token(response, user_id: int) -> str:
+    """The member's token from a predict answer's X-Feedback-Tokens header (USER=TOKEN,...)."""
+    for item in response.headers["X-Feedback-Tokens"].split(","):
+        user, _, token = item.partition("=")
+        if int(user) == user_id:
+            return token
+    raise KeyError(user_id)
+
+
 def make_api_app(world: ApiWorld, tmp_path: Path, **overrides):
     """An app on a private copy of the trained world's database (already at the head revision)."""
     config = {
