@@ -33,7 +33,7 @@ SWAGGER_ASSETS = frozenset({
 SEED_EXAMPLE = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
 FEEDBACK_EXAMPLE = {"prediction_id": "0123456789abcdef0123456789abcdef", "user_id": 124,
                     "track_id": "2iUmqdfGZcHIhS3b9E9EWq", "event_type": "play",
-                    "ms_played": 93000, "feedback_token": "1767225600.<43 characters>"}
+                    "ms_played": 93000, "feedback_token": "1767225600.<22 characters>"}
 _ERRORS = {
     400: "Malformed JSON (error `bad_request`).",
     404: "Unknown users (`unknown_users`, details.unknown_user_ids) or prediction "
