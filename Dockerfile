@@ -41,7 +41,6 @@ ENV HOST=0.0.0.0 \
     INSTANCE_DIR=/app/instance \
     MODEL_DIR=/app/models \
     PREDICTIONS_LOG=/predictions/predictions.jsonl \
-    SESSION_COOKIE_SECURE=0 \
     CI=1 \
     PYTHONUNBUFFERED=1 \
     OPENBLAS_NUM_THREADS=1
@@ -53,6 +52,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
   CMD python3 -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8081/health', timeout=4).status != 200)"
 
 # Production refuses to start without SECRET_KEY: pass one with -e, or one is generated on the
-# first start and kept in the instance volume. Then migrate (and on an empty database load the
+# first start and kept in the instance volume (mode 600). Session cookies are Secure: put the
+# container behind HTTPS, or for a plain-HTTP test on your own machine pass
+# -e SESSION_COOKIE_SECURE=0 (SECURITY.md). Then migrate (and on an empty database load the
 # demo data and train), and serve with gunicorn - the README's prepare and serve scripts.
-CMD ["bash", "-c", "set -euo pipefail; if [ -z \"${SECRET_KEY:-}\" ]; then [ -s instance/secret_key ] || python3 -c 'import secrets; print(secrets.token_hex(32))' > instance/secret_key; SECRET_KEY=$(cat instance/secret_key); export SECRET_KEY; fi; bash scripts/prepare.sh; exec bash scripts/serve.sh"]
+CMD ["bash", "-c", "set -euo pipefail; if [ -z \"${SECRET_KEY:-}\" ]; then [ -s instance/secret_key ] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > instance/secret_key); SECRET_KEY=$(cat instance/secret_key); export SECRET_KEY; fi; bash scripts/prepare.sh; exec bash scripts/serve.sh"]

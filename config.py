@@ -18,11 +18,15 @@ def _env_int(name: str, default: int) -> int:
 
 
 class Config:
-    """Development defaults: a SQLite file in ``instance/`` and a throwaway secret key."""
+    """Development defaults: a SQLite file in ``instance/`` and a random key kept there."""
 
     DEBUG = False
     TESTING = False
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    # Without SECRET_KEY, the key is read from SECRET_KEY_FILE; development defaults that to
+    # instance/secret_key and creates it once (random, mode 600). Every config but testing
+    # refuses a key shorter than 32 bytes or a built-in one (app/secret_key.py).
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    SECRET_KEY_FILE = os.environ.get("SECRET_KEY_FILE", "")
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'pozytywka.db'}"
     )
@@ -51,11 +55,24 @@ class Config:
     ADMIN_PASSWORD_HASH = os.environ.get("ADMIN_PASSWORD_HASH", "")
     ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
+    # Failed logins only, counted per client address and per user name (any address).
     ADMIN_LOGIN_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
+    ADMIN_LOGIN_USER_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_USER_RATE_LIMIT",
+                                                 "30 per 15 minutes")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Secure by default; SESSION_COOKIE_SECURE=0 only for plain-HTTP use on 127.0.0.1.
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
+
+    # Rate limits (per client address) in a store every worker shares: a SQLite file on one
+    # host (app/ratelimit.py), redis://HOST:6379 across hosts. memory:// is per process.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI",
+                                           f"sqlite:///{INSTANCE_DIR / 'ratelimit.sqlite'}")
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on every 429
+    PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "120 per minute")
+    FEEDBACK_RATE_LIMIT = os.environ.get("FEEDBACK_RATE_LIMIT", "1200 per minute")
+    # How long the per-member token that /predict hands out lets that member post /feedback.
+    FEEDBACK_TOKEN_TTL_SECONDS = _env_int("FEEDBACK_TOKEN_TTL_SECONDS", 7 * 24 * 3600)
 
     # Terminal progress bars; off in CI and when output is not a terminal.
     PROGRESS = os.environ.get("CI", "").lower() not in ("1", "true")
@@ -71,13 +88,17 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     PROGRESS = False
     RATELIMIT_ENABLED = True
+    # One process per test app: tests of the shared store pass a sqlite:// URI explicitly, and
+    # tests of the API limits set low ones; the rest build traffic faster than any client would.
+    RATELIMIT_STORAGE_URI = "memory://"
+    PREDICT_RATE_LIMIT = "100000 per minute"
+    FEEDBACK_RATE_LIMIT = "100000 per minute"
+    SESSION_COOKIE_SECURE = False  # the test client and the browser tests speak plain HTTP
 
 
 class ProductionConfig(Config):
-    """No default secret and never debug: `create_app` refuses to start without SECRET_KEY."""
+    """No generated secret and never debug: `create_app` refuses to start without a key."""
 
-    SECRET_KEY = os.environ.get("SECRET_KEY", "")
-    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
     DEBUG = False
 
 

@@ -9,6 +9,8 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app.audit import configure_audit_log
+from app.secret_key import configure_secret_key
 from app.security import init_security
 from config import CONFIGS, INSTANCE_DIR
 
@@ -29,10 +31,10 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     if overrides:
         app.config.update(overrides)
     if name == "production":
-        if not app.config.get("SECRET_KEY"):
-            raise RuntimeError("production configuration needs SECRET_KEY in the environment")
         app.config["DEBUG"] = False
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    configure_secret_key(app, name)
+    configure_audit_log(app)
 
     _init_extensions(app)
     _register_blueprints(app)

@@ -40,8 +40,12 @@ from sqlalchemy import func, insert, select, update
 from app import ab
 from app.db import Experiment, Feedback, ListeningEvent, Prediction, Track, User
 from app.db.experiments import Assignment
-from app.extensions import db
+from app.extensions import IN_PROCESS_SIMULATION, db
 from app.importer import event_dedup_key
+
+# Requests of the simulation: rate limits are per minute of wall-clock time and the simulation
+# plays days in seconds, so its in-process requests carry the bypass no HTTP client can set.
+SIMULATED_CLIENT = {"REMOTE_ADDR": "127.0.0.1", IN_PROCESS_SIMULATION: True}
 
 Echo = Callable[[str], None]
 
@@ -208,7 +212,8 @@ def _one_playlist(client, cfg: SimConfig, ground_truth, durations: dict[str, int
     """One host's request, the gathering's feedback, and the members' later sessions (returned
     as listening-event rows for the day's bulk insert)."""
     resp = client.post("/predict", json={"user_id": group[0], "other_users": group[1:],
-                                         "playlist_length": cfg.playlist_length})
+                                         "playlist_length": cfg.playlist_length},
+                       environ_base=SIMULATED_CLIENT)
     if resp.status_code != 200:
         result.errors[resp.status_code] = result.errors.get(resp.status_code, 0) + 1
         return []
@@ -225,13 +230,20 @@ def _one_playlist(client, cfg: SimConfig, ground_truth, durations: dict[str, int
                          f"export that was imported?") from None
     result.true_fit.setdefault(arm, []).append(float(aff.mean()))
     dur = np.array([int(durations.get(t, 0)) for t in tracks], dtype=np.int64)
-    _gathering(client, cfg.behaviour, pid, group, tracks, aff, dur, t0, rng, result)
+    tokens = _feedback_tokens(resp.headers.get("X-Feedback-Tokens", ""))
+    _gathering(client, cfg.behaviour, pid, tokens, group, tracks, aff, dur, t0, rng, result)
     return _later_sessions(cfg.behaviour, group, tracks, aff, dur, t0, sessions, rng, result)
 
 
-def _gathering(client, beh: Behaviour, pid: str, group: list[int], tracks: list[str],
-               aff: np.ndarray, dur: np.ndarray, t0: datetime, rng: np.random.Generator,
-               result: SimResult) -> None:
+def _feedback_tokens(header: str) -> dict[int, str]:
+    """``X-Feedback-Tokens`` (``USER_ID=TOKEN,...``): each member's phone holds its own."""
+    pairs = (item.split("=", 1) for item in header.split(",") if "=" in item)
+    return {int(user): token for user, token in pairs}
+
+
+def _gathering(client, beh: Behaviour, pid: str, tokens: dict[int, str], group: list[int],
+               tracks: list[str], aff: np.ndarray, dur: np.ndarray, t0: datetime,
+               rng: np.random.Generator, result: SimResult) -> None:
     """The host's phone plays the playlist to the room and reports it through /feedback."""
     feedback: list[tuple[datetime, dict]] = []
     clock = t0 + timedelta(seconds=float(rng.uniform(60, 900)))
@@ -252,7 +264,8 @@ def _gathering(client, beh: Behaviour, pid: str, group: list[int], tracks: list[
                                      "ms_played": min(heard, int(dur[pos]))}))
             clock += timedelta(milliseconds=heard)
     for when, body in feedback:
-        r = client.post("/feedback", json=body)
+        r = client.post("/feedback", json={**body, "feedback_token": tokens.get(body["user_id"])},
+                        environ_base=SIMULATED_CLIENT)
         if r.status_code != 201:
             result.errors[r.status_code] = result.errors.get(r.status_code, 0) + 1
             continue

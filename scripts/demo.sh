@@ -4,4 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/prepare.sh
+# The demo speaks plain HTTP on 127.0.0.1, where a browser would not send a Secure cookie back:
+# switch Secure off for it (only here; every other start keeps it on). Never behind a public
+# address: see SECURITY.md.
+export SESSION_COOKIE_SECURE=${SESSION_COOKIE_SECURE:-0}
 exec bash scripts/serve.sh

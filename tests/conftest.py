@@ -181,6 +181,15 @@ def api_world(small_world, tmp_path_factory) -> ApiWorld:
     return world
 
 
+def feedback_token(response, user_id: int) -> str:
+    """The member's token from a predict answer's X-Feedback-Tokens header (USER=TOKEN,...)."""
+    for item in response.headers["X-Feedback-Tokens"].split(","):
+        user, _, token = item.partition("=")
+        if int(user) == user_id:
+            return token
+    raise KeyError(user_id)
+
+
 def make_api_app(world: ApiWorld, tmp_path: Path, **overrides):
     """An app on a private copy of the trained world's database (already at the head revision)."""
     config = {
@@ -318,6 +327,8 @@ def start_gunicorn(root: Path, *, database_url: str, model_dir: Path | str, work
         "INSTANCE_DIR": str(root), "MODEL_DIR": str(model_dir),
         "PREDICTIONS_LOG": str(log_path), "HOST": "127.0.0.1", "PORT": str(port),
         "WEB_CONCURRENCY": str(workers), "GUNICORN_ACCESSLOG": "/dev/null",
+        # Load tests send more than any one client may; the limit tests pass their own.
+        "PREDICT_RATE_LIMIT": "1000000 per minute", "FEEDBACK_RATE_LIMIT": "1000000 per minute",
         **(env or {}),
     }
     output = open(root / "gunicorn.out", "ab")

@@ -176,7 +176,8 @@ def _traffic(app, n: int = 24) -> list[str]:
             for track in response.get_json()[:12]:
                 client.post("/feedback", json={"prediction_id": pid, "user_id": body["user_id"],
                                                "track_id": track["id"], "event_type": "play",
-                                               "ms_played": 600_000})
+                                               "ms_played": 600_000, "feedback_token":
+                                               response.headers["X-Feedback-Token"]})
     return ids
 
 

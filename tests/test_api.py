@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from app import ab
 from app.db import Assignment, ModelVersion, Prediction
 from app.extensions import db
-from tests.conftest import make_api_app
+from tests.conftest import feedback_token, make_api_app
 
 SEED_BODY = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
 ENDPOINTS = ("/predict", "/predict/base", "/predict/advanced")
@@ -341,7 +341,8 @@ def test_feedback(api_app, api_client):
     prediction_id = served.headers["X-Prediction-Id"]
     track = served.get_json()[3]["id"]
     good = {"prediction_id": prediction_id, "user_id": 125, "track_id": track,
-            "event_type": "play", "ms_played": 61_000}
+            "event_type": "play", "ms_played": 61_000,
+            "feedback_token": feedback_token(served, 125)}
     response = api_client.post("/feedback", json=good)
     assert response.status_code == 201
     stored = response.get_json()

@@ -49,6 +49,7 @@ def _experiment_history(app, days: int = 12, per_day: int = 10) -> None:
                                                  "playlist_length": 20})
         assert response.status_code == 200
         pid, arm = response.headers["X-Prediction-Id"], response.headers["X-AB-Arm"]
+        token = response.headers["X-Feedback-Token"]
         served.append((pid, days - 1 - i // per_day))
         listen = 0.55 if arm == "advanced" else 0.3
         for track in response.get_json():
@@ -56,14 +57,15 @@ def _experiment_history(app, days: int = 12, per_day: int = 10) -> None:
             if x < listen:
                 client.post("/feedback", json={"prediction_id": pid, "user_id": user,
                                                "track_id": track["id"], "event_type": "play",
-                                               "ms_played": 900_000})
+                                               "ms_played": 900_000, "feedback_token": token})
                 if rnd.random() < 0.25:
                     client.post("/feedback", json={"prediction_id": pid, "user_id": user,
-                                                   "track_id": track["id"], "event_type": "like"})
+                                                   "track_id": track["id"], "event_type": "like",
+                                                   "feedback_token": token})
             elif x < listen + 0.25:
                 client.post("/feedback", json={"prediction_id": pid, "user_id": user,
                                                "track_id": track["id"], "event_type": "skip",
-                                               "ms_played": 15_000})
+                                               "ms_played": 15_000, "feedback_token": token})
     with app.app_context():
         for pid, days_ago in served:
             row = db.session.get(Prediction, pid)

@@ -5,23 +5,34 @@ No account exists by default and no password is built in: production gets access
 ``flask --app wsgi admin create-user``. Passwords are checked with werkzeug's salted hashes; an
 unknown user name costs the same hash check as a known one, so timing does not reveal which
 names exist. The session is renewed at login and expires after ``ADMIN_SESSION_HOURS``.
+
+Every admin request checks the session against the database, not only the cookie's signature:
+the user must still exist (or still be the configured login, with the same configured hash)
+and the session must carry the user name's current session version, which logout, a password
+change and a deletion bump. So a deleted admin, a cookie saved before logout, or a cookie
+signed for a name that was never a user opens nothing.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.db import AdminUser
+from app.db import AdminSessionVersion, AdminUser
+from app.db.inserts import insert_ignoring_conflict
 from app.extensions import db
 
 SESSION_KEY = "admin_user"
 SESSION_AT = "admin_since"
+SESSION_VERSION = "admin_version"
+SESSION_ACCOUNT = "admin_account"
 _DUMMY_HASH: str | None = None
 
 
@@ -68,29 +79,75 @@ def check_credentials(username: str, password: str) -> str | None:
     return None
 
 
+def session_version(username: str) -> int:
+    return db.session.scalar(select(AdminSessionVersion.version)
+                             .where(AdminSessionVersion.username == username)) or 0
+
+
+def end_sessions(username: str) -> None:
+    """Bump the name's session version (in the caller's transaction): every session issued
+    before is over, on every worker and host, at its next request."""
+    bump = (update(AdminSessionVersion).where(AdminSessionVersion.username == username)
+            .values(version=AdminSessionVersion.version + 1))
+    if db.session.execute(bump).rowcount:
+        return
+    if not insert_ignoring_conflict(AdminSessionVersion, {"username": username, "version": 1},
+                                    ["username"]):
+        db.session.execute(bump)  # a concurrent first bump inserted the row
+
+
+def _account(username: str) -> str | None:
+    """What the session is bound to besides the version: the database user's id, or a
+    fingerprint of the configured hash (a new ADMIN_PASSWORD_HASH ends the old sessions).
+    None when the name is no longer an admin."""
+    user_id = db.session.scalar(select(AdminUser.id).where(AdminUser.username == username))
+    if user_id is not None:
+        return f"user:{user_id}"
+    configured = str(current_app.config.get("ADMIN_PASSWORD_HASH") or "")
+    if configured and username == config_username():
+        digest = hmac.new(str(current_app.config["SECRET_KEY"]).encode(), configured.encode(),
+                          hashlib.sha256).hexdigest()[:32]
+        return f"config:{digest}"
+    return None
+
+
 def log_in(username: str) -> None:
     session.clear()  # a fresh session: nothing from before the login survives (fixation)
     session[SESSION_KEY] = username
     session[SESSION_AT] = _now().isoformat()
+    session[SESSION_VERSION] = session_version(username)
+    session[SESSION_ACCOUNT] = _account(username)
 
 
 def log_out() -> None:
-    session.pop(SESSION_KEY, None)
-    session.pop(SESSION_AT, None)
+    """End this session and every other session of the same user name."""
+    username = session.get(SESSION_KEY)
+    if username and current_admin() == username:
+        end_sessions(username)
+        db.session.commit()
+    _forget()
+
+
+def _forget() -> None:
+    for key in (SESSION_KEY, SESSION_AT, SESSION_VERSION, SESSION_ACCOUNT):
+        session.pop(key, None)
 
 
 def current_admin() -> str | None:
+    """The logged-in admin's name, checked against the database on every call."""
     username = session.get(SESSION_KEY)
     since = session.get(SESSION_AT)
-    if not username or not since:
+    if not isinstance(username, str) or not username or not isinstance(since, str):
         return None
     hours = float(current_app.config.get("ADMIN_SESSION_HOURS", 8))
     try:
-        if _now() - datetime.fromisoformat(since) > timedelta(hours=hours):
-            log_out()
-            return None
+        expired = _now() - datetime.fromisoformat(since) > timedelta(hours=hours)
     except ValueError:
-        log_out()
+        expired = True
+    account = _account(username)
+    if (expired or account is None or session.get(SESSION_ACCOUNT) != account
+            or session.get(SESSION_VERSION) != session_version(username)):
+        _forget()
         return None
     return username
 

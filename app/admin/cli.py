@@ -9,6 +9,8 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from app.admin.auth import end_sessions
+from app.audit import audit
 from app.db import AdminUser
 from app.extensions import db
 
@@ -47,7 +49,9 @@ def create_user(name: str, password_stdin: bool, update: bool) -> None:
                                  created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
     else:
         existing.password_hash = password_hash
+    end_sessions(name)  # a new password ends the sessions opened with the old one
     db.session.commit()
+    audit("admin user %r %s (command line)", name, "password changed" if existing else "created")
     click.echo(f"admin user {name!r} {'updated' if existing else 'created'}")
 
 
@@ -70,7 +74,9 @@ def delete_user(name: str) -> None:
     if user is None:
         raise click.ClickException(f"no admin user {name!r}")
     db.session.delete(user)
+    end_sessions(name)
     db.session.commit()
+    audit("admin user %r deleted (command line)", name)
     click.echo(f"admin user {name!r} deleted")
 
 

@@ -23,6 +23,7 @@ from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
 from app.admin.metrics import SUCCESS_SHARE, prediction_outcome
 from app.admin.report import build_report
+from app.audit import audit
 from app.db import Experiment, Feedback, Prediction
 from app.extensions import db, limiter
 from app.web.present import members_of, playlist_view
@@ -32,6 +33,20 @@ PAGE_SIZE = 50
 
 def _login_limit() -> str:
     return str(current_app.config.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute"))
+
+
+def _login_user_limit() -> str:
+    return str(current_app.config.get("ADMIN_LOGIN_USER_RATE_LIMIT", "30 per 15 minutes"))
+
+
+def _login_name_key() -> str:
+    """Failures against one user name count together from every address (password spraying
+    from many addresses); the per-address limit stops one address trying many names."""
+    return "admin-login-name:" + (request.form.get("username") or "").strip().lower()[:100]
+
+
+def _login_failed(response) -> bool:
+    return response.status_code == 401
 
 
 @bp.before_request
@@ -52,7 +67,9 @@ def _admin_context() -> dict[str, Any]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(_login_user_limit, methods=["POST"], key_func=_login_name_key,
+               deduct_when=_login_failed)
 def login():
     if g.admin_user and request.method == "GET":
         return redirect(auth.safe_next(request.args.get("next")))
@@ -63,10 +80,10 @@ def login():
         username = auth.check_credentials(form.username.data or "", form.password.data or "")
         if username:
             auth.log_in(username)
-            current_app.logger.info("admin login: %s from %s", username, request.remote_addr)
+            audit("admin login: %s from %s", username, request.remote_addr)
             return redirect(auth.safe_next(request.args.get("next")), code=303)
-        current_app.logger.warning("failed admin login for %r from %s",
-                                   (form.username.data or "")[:100], request.remote_addr)
+        audit("failed admin login for %r from %s", (form.username.data or "")[:100],
+              request.remote_addr)
         error, status = "Wrong user name or password.", 401
     elif request.method == "POST":
         error, status = "Enter a user name and a password.", 400
@@ -79,6 +96,8 @@ def logout():
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
+    if g.admin_user:
+        audit("admin logout: %s from %s", g.admin_user, request.remote_addr)
     auth.log_out()
     flash("You are logged out.", "ok")
     return redirect(url_for("admin.login"), code=303)
@@ -255,7 +274,7 @@ def activate_model(version: str):
         registry.activate(version[:64])
     except LookupError:
         abort(404)
-    current_app.logger.info("admin %s activated model version %s", g.admin_user, version)
+    audit("admin %s activated model version %s", g.admin_user, version)
     flash(f"Model version {version} is now active; servers pick it up within seconds.", "ok")
     return redirect(url_for("admin.models"), code=303)
 
@@ -293,8 +312,7 @@ def set_weights(experiment_id: int):
         db.session.rollback()
         flash(f"Not changed: {exc}.", "error")
         return redirect(url_for("admin.experiments"), code=303)
-    current_app.logger.info("admin %s set weights of %s to %s", g.admin_user, experiment.name,
-                            weights)
+    audit("admin %s set weights of %s to %s", g.admin_user, experiment.name, weights)
     flash(f"New weights for “{experiment.name}” apply to users not yet assigned; "
           "everyone already assigned keeps their arm.", "ok")
     return redirect(url_for("admin.experiments"), code=303)

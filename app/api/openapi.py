@@ -33,16 +33,20 @@ SWAGGER_ASSETS = frozenset({
 SEED_EXAMPLE = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
 FEEDBACK_EXAMPLE = {"prediction_id": "0123456789abcdef0123456789abcdef", "user_id": 124,
                     "track_id": "2iUmqdfGZcHIhS3b9E9EWq", "event_type": "play",
-                    "ms_played": 93000}
+                    "ms_played": 93000, "feedback_token": "1767225600.<22 characters>"}
 _ERRORS = {
     400: "Malformed JSON (error `bad_request`).",
     404: "Unknown users (`unknown_users`, details.unknown_user_ids) or prediction "
          "(`unknown_prediction`).",
     413: "Body larger than MAX_CONTENT_LENGTH (`payload_too_large`).",
+    403: "The feedback token is missing this member's proof: malformed, for another member "
+         "or prediction, or expired (`invalid_feedback_token`).",
     415: "Content-Type is not application/json (`unsupported_media_type`).",
     422: "Invalid fields (`validation_error`, details: a list of {field, reason}), or no "
          "playlist of that length can be built for the group (`cannot_build_playlist`, "
          "`playlist_too_short`).",
+    429: "Too many requests from this address (`too_many_requests`); retry after Retry-After "
+         "seconds.",
     503: "Model, database or predictions log unavailable (`model_unavailable`, "
          "`database_unavailable`, `log_unavailable`); retry after Retry-After seconds.",
     500: "Unexpected server fault (`internal_error`).",
@@ -99,6 +103,11 @@ def build_spec() -> dict[str, Any]:
         "X-Prediction-Id": header("Id of the recorded prediction; send it with /feedback."),
         "X-Model": header("The model that built the playlist.", ["base", "advanced"]),
         "X-Model-Version": header("LightFM model version used, or `none`."),
+        "X-Feedback-Token": header("The requesting user's token for /feedback on this "
+                                   "playlist (`feedback_token`); keep it private."),
+        "X-Feedback-Tokens": header("Every member's token: `USER_ID=TOKEN` pairs joined by "
+                                    "commas, the requesting user first. Hand each member only "
+                                    "their own."),
     }
     ab_headers = {
         **served_headers,
@@ -116,7 +125,7 @@ def build_spec() -> dict[str, Any]:
                 "200": {"description": "Exactly playlist_length distinct tracks.",
                         "headers": headers,
                         "content": {"application/json": {"schema": playlist}}},
-                **errors(400, 404, 413, 415, 422, 503, 500),
+                **errors(400, 404, 413, 415, 422, 429, 503, 500),
             },
         }}
 
@@ -145,13 +154,20 @@ def build_spec() -> dict[str, Any]:
                 "503 `model_unavailable` when no trained model can be loaded.", served_headers),
             "/feedback": {"post": {
                 "summary": "Report a play, skip or like of a served track",
+                "description": "Only a member of the playlist's group can report, with their "
+                               "own token from the predict answer. A repeat of the same "
+                               "(prediction, user, track, event type) answers 200 and changes "
+                               "nothing; ms_played counts up to the track's duration.",
                 "tags": ["playlists"],
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": ref(FeedbackRequest, "validation"), "example": FEEDBACK_EXAMPLE}}},
                 "responses": {
                     "201": {"description": "Recorded.", "content": {
                         "application/json": {"schema": ref(FeedbackResponse)}}},
-                    **errors(400, 404, 413, 415, 422, 503, 500),
+                    "200": {"description": "Already recorded: one row per (prediction, user, "
+                                           "track, event type); the stored row, unchanged.",
+                            "content": {"application/json": {"schema": ref(FeedbackResponse)}}},
+                    **errors(400, 403, 404, 413, 415, 422, 429, 503, 500),
                 },
             }},
             "/health": {"get": {

@@ -76,7 +76,12 @@ class FeedbackRequest(_Strict):
     track_id: str = Field(min_length=1, max_length=64, description="A track of that playlist.")
     event_type: Literal[FEEDBACK_EVENTS]  # type: ignore[valid-type]
     ms_played: int = Field(default=0, ge=0, le=86_400_000,
-                           description="Milliseconds listened (at most a day).")
+                           description="Milliseconds listened; counted up to the track's "
+                                       "duration.")
+    feedback_token: str = Field(
+        min_length=1, max_length=200,
+        description="This member's token from the playlist's X-Feedback-Tokens header "
+                    "(X-Feedback-Token for the requesting user).")
 
 
 class FeedbackResponse(BaseModel):

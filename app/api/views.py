@@ -6,33 +6,44 @@ import logging
 import time
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import ab
+from app import ab, feedback_tokens
 from app.api import bp
 from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
 from app.api.serving import Choice, serve_playlist
+from app.db.catalog import Track
 from app.db.experiments import Experiment, Feedback, Prediction
+from app.db.inserts import insert_ignoring_conflict
 from app.errors import ApiError
-from app.extensions import db
+from app.extensions import db, limiter
 from app.recommender import service
 
 log = logging.getLogger(__name__)
 
+# Per client address, in the store every worker shares. The three predict endpoints count
+# together: each writes a prediction row and hands out feedback tokens.
+_predict_limit = limiter.shared_limit(lambda: current_app.config["PREDICT_RATE_LIMIT"],
+                                      scope="predict")
+_feedback_limit = limiter.limit(lambda: current_app.config["FEEDBACK_RATE_LIMIT"])
+
 
 @bp.post("/predict")
+@_predict_limit
 def predict() -> Response:
     return _serve("/predict", "ab")
 
 
 @bp.post("/predict/base")
+@_predict_limit
 def predict_base() -> Response:
     return _serve("/predict/base", "base")
 
 
 @bp.post("/predict/advanced")
+@_predict_limit
 def predict_advanced() -> Response:
     return _serve("/predict/advanced", "advanced")
 
@@ -63,6 +74,10 @@ def _serve(endpoint: str, choice: Choice) -> Response:
     response.headers["X-Prediction-Id"] = served.prediction_id
     response.headers["X-Model"] = playlist.model
     response.headers["X-Model-Version"] = playlist.model_version or "none"
+    tokens = feedback_tokens.issue_all(served.prediction_id, [req.user_id, *req.other_users])
+    response.headers["X-Feedback-Token"] = tokens[req.user_id]
+    response.headers["X-Feedback-Tokens"] = feedback_tokens.header_value(tokens)
+    response.headers["Cache-Control"] = "no-store"  # the tokens are for this caller only
     if choice == "ab":
         response.headers["X-AB-Arm"] = served.arm or "none"
         response.headers["X-Experiment"] = served.experiment or "none"
@@ -70,7 +85,13 @@ def _serve(endpoint: str, choice: Choice) -> Response:
 
 
 @bp.post("/feedback")
+@_feedback_limit
 def feedback() -> Response:
+    """One row per (prediction, user, track, event type), from a member holding its token.
+
+    A repeat answers 200 with the stored row and changes nothing, so replaying a report (or a
+    client retrying) cannot inflate the metrics; ``ms_played`` is cut at the track's duration.
+    """
     req = parse_body(FeedbackRequest)
     prediction = db.session.get(Prediction, req.prediction_id)
     if prediction is None:
@@ -82,11 +103,21 @@ def feedback() -> Response:
     if req.track_id not in prediction.track_ids:
         raise ApiError(422, "validation_error", "the track is not in this playlist",
                        [{"field": "track_id", "reason": "not in the prediction's playlist"}])
-    row = Feedback(prediction_id=prediction.id, user_id=req.user_id, track_id=req.track_id,
-                   event_type=req.event_type, ms_played=req.ms_played, created_at=ab.utcnow())
-    db.session.add(row)
+    why = feedback_tokens.problem(req.feedback_token, prediction.id, req.user_id)
+    if why is not None:
+        raise ApiError(403, "invalid_feedback_token",
+                       f"the feedback token is {why}: use this member's token from the "
+                       "playlist's X-Feedback-Tokens header", {"field": "feedback_token"})
+    duration = db.session.scalar(select(Track.duration_ms).where(Track.id == req.track_id))
+    ms_played = min(req.ms_played, duration) if duration and duration > 0 else req.ms_played
+    key = {"prediction_id": prediction.id, "user_id": req.user_id, "track_id": req.track_id,
+           "event_type": req.event_type}
+    inserted = insert_ignoring_conflict(Feedback, {**key, "ms_played": ms_played,
+                                                    "created_at": ab.utcnow()}, list(key))
+    status = 201 if inserted else 200  # 200: already reported (unique key uq_feedback_event)
+    row = db.session.scalars(select(Feedback).filter_by(**key)).one()
     db.session.commit()
-    return _json(201, {
+    return _json(status, {
         "id": row.id, "prediction_id": row.prediction_id, "user_id": row.user_id,
         "track_id": row.track_id, "event_type": row.event_type, "ms_played": row.ms_played,
         "created_at": row.created_at.isoformat(),

@@ -116,11 +116,16 @@ class Prediction(db.Model):
 
 
 class Feedback(db.Model):
-    """What happened to a served track, reported by a client through `POST /feedback`."""
+    """What happened to a served track, reported by a client through `POST /feedback`.
+
+    One row per (prediction, user, track, event type): a replayed report changes nothing.
+    """
 
     __tablename__ = "feedback"
     __table_args__ = (
         Index("ix_feedback_prediction", "prediction_id"),
+        Index("uq_feedback_event", "prediction_id", "user_id", "track_id", "event_type",
+              unique=True),
         CheckConstraint("event_type IN ('play', 'skip', 'like')", name="ck_feedback_event"),
         CheckConstraint("ms_played >= 0", name="ck_feedback_ms"),
     )
