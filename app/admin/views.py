@@ -252,12 +252,28 @@ def activate_model(version: str):
     from app.recommender import registry
 
     try:
-        registry.activate(version[:64])
+        registry.activate(version[:64])  # loads and verifies the artifact first
     except LookupError:
         abort(404)
+    except registry.ActivationError as exc:
+        db.session.rollback()
+        current_app.logger.warning("admin %s: model version %s refused: %s", g.admin_user,
+                                   version[:64], exc)
+        flash(f"Not activated: {exc}. The active version is unchanged.", "error")
+        return redirect(url_for("admin.models"), code=303)
     current_app.logger.info("admin %s activated model version %s", g.admin_user, version)
     flash(f"Model version {version} is now active; servers pick it up within seconds.", "ok")
     return redirect(url_for("admin.models"), code=303)
+
+
+@bp.get("/health")
+@auth.login_required
+def health():
+    """The details /health keeps from anonymous callers: errors, paths, counts."""
+    from app import health as checks
+
+    result = checks.check(counts=True)
+    return render_template("admin/health.html", health=result), result.http_status
 
 
 @bp.get("/experiments")
