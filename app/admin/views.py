@@ -25,6 +25,7 @@ from app.admin.metrics import SUCCESS_SHARE, prediction_outcome
 from app.admin.report import build_report
 from app.db import Experiment, Feedback, Prediction
 from app.extensions import db, limiter
+from app.text import ascii_int
 from app.web.present import members_of, playlist_view
 
 PAGE_SIZE = 50
@@ -130,10 +131,13 @@ def dashboard():
 
 
 def _parse_day(value: str | None) -> date | None:
+    """A YYYY-MM-DD day this page can filter by; the last day of year 9999 has no next day to
+    end the range at, so it is refused like any other bad date."""
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return day if day is None or day < date.max else None
 
 
 def _member_condition(user_id: int):
@@ -170,8 +174,9 @@ def predictions():
     if filters["endpoint"]:
         query = query.where(Prediction.endpoint == filters["endpoint"])
     if filters["user"]:
-        if filters["user"].isdigit():
-            query = query.where(_member_condition(int(filters["user"])))
+        member = ascii_int(filters["user"], 9)
+        if member is not None:
+            query = query.where(_member_condition(member))
         else:
             problems.append("The user filter takes a numeric user id.")
     start, end = _parse_day(filters["date_from"]), _parse_day(filters["date_to"])
@@ -283,7 +288,7 @@ def experiments():
     return render_template("admin/experiments.html", items=items, form=WeightsForm())
 
 
-@bp.post("/experiments/<int:experiment_id>/weights")
+@bp.post("/experiments/<int(max=2147483647):experiment_id>/weights")
 @auth.login_required
 def set_weights(experiment_id: int):
     form = WeightsForm()

@@ -225,6 +225,8 @@ class ModelHolder:
                     pointer)
             except Exception as exc:
                 error = f"catalogue refresh failed: {exc}"
+        if recommender is not None and pointer and recommender.version == pointer[0]:
+            fallback = False
         if error is None and recommender is not None and pointer and \
                 recommender.version != pointer[0]:
             error = f"active version {pointer[0]} is not loaded"
