@@ -409,3 +409,41 @@ def test_a_huge_line_is_reported_skipped_and_never_held_whole(app, tmp_path):
     assert base + 2 not in found  # the next line still imports
     assert report.files["sessions.jsonl"].imported == 8
     assert peak < 8 << 20, f"peak {peak / 1e6:.0f} MB of Python allocations"
+
+
+def test_gunicorn_workers_all_serve_the_fallback(api_world, tmp_path):
+    """The issue's repro: 30 calls across fresh workers after the active artifact broke."""
+    import requests
+
+    from app import create_app
+    from tests.conftest import start_gunicorn
+
+    db_path = api_world.copy_db(tmp_path)
+    model_dir = tmp_path / "models"
+    shutil.copytree(api_world.model_dir, model_dir)
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": sqlite_url(db_path),
+                                 "MODEL_DIR": str(model_dir)})
+    with app.app_context():
+        db.session.execute(update(ModelVersion).values(path=str(model_dir) + "/" +
+                                                       ModelVersion.version))
+        db.session.commit()
+        first, second = _second_version(app)
+        db.session.remove()
+        db.engine.dispose()
+    _corrupt(app, second)
+    server = start_gunicorn(tmp_path / "srv", database_url=sqlite_url(db_path),
+                            model_dir=model_dir, workers=2)
+    try:
+        versions, statuses = set(), []
+        for i in range(30):
+            with requests.Session() as fresh:  # new connections spread over the workers
+                r = fresh.post(server.url + "/predict/advanced", timeout=30,
+                               json={"user_id": 101 + i % 5, "playlist_length": 10})
+            statuses.append(r.status_code)
+            versions.add(r.headers.get("X-Model-Version"))
+        assert statuses == [200] * 30 and versions == {first}
+        health = requests.get(server.url + "/health", timeout=10)
+        assert health.status_code == 200 and health.json()["reason"] == "model_fallback"
+        assert f"model version {second} cannot be loaded" in server.output()
+    finally:
+        server.stop()

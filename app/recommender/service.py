@@ -209,6 +209,7 @@ class ModelHolder:
                 except Exception as exc:
                     error = f"model version {pointer[0]} cannot be loaded: {exc}"
                     failed = (pointer, time.monotonic(), error)
+                    self.app.logger.error("%s", error)  # /health shows a reason code only
             if error is not None and recommender is None:
                 recommender, checksum = self._fallback(pointer, catalogue)
                 rebuild = False
