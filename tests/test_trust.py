@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import tracemalloc
 from datetime import datetime
 from pathlib import Path

@@ -2,24 +2,19 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 from flask import Response
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from app import ab
 from app.api import bp
 from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
 from app.api.serving import Choice, serve_playlist
-from app.db.experiments import Experiment, Feedback, Prediction
+from app.db.experiments import Feedback, Prediction
 from app.errors import ApiError
 from app.extensions import db
 from app.recommender import service
-
-log = logging.getLogger(__name__)
 
 
 @bp.post("/predict")
