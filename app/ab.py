@@ -58,12 +58,15 @@ def bucket(salt: str, user_id: int) -> float:
 
 def choose_arm(bucket_value: float, weights: Sequence[tuple[str, float]]) -> str:
     """Map a bucket to the arm whose cumulative-weight slice contains it."""
-    total = sum(w for _, w in weights)
-    if not weights or total <= 0:
+    # Scaled by the largest weight first, so that weights stored before sums were checked
+    # (1e308 + 1e308) still split as their ratios say instead of overflowing.
+    largest = max((w for _, w in weights), default=0.0)
+    if not 0 < largest < math.inf:
         raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    total = _check_total(w / largest for _, w in weights)
     edge = 0.0
     for name, weight in weights:
-        edge += weight / total
+        edge += weight / largest / total
         if bucket_value < edge:
             return name
     # Rounding can leave the last edge a hair below 1.0: the bucket belongs to the last real arm.
@@ -219,6 +222,21 @@ def parse_weights(pairs: Iterable[str]) -> dict[str, float]:
     return weights
 
 
+def _check_total(weights: Iterable[float]) -> float:
+    """The sum of the weights, which must be positive and finite: 1e308 + 1e308 overflows to
+    inf, every share becomes 0 or nan, and every new user would land in one arm."""
+    try:
+        total = math.fsum(weights)  # raises OverflowError where sum() would give inf
+    except OverflowError:
+        total = math.inf
+    if not math.isfinite(total):
+        raise ExperimentError("the weights are too large: their sum is not a finite number "
+                              "(weights are relative; 1 and 3 split like 0.25 and 0.75)")
+    if total <= 0:
+        raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    return total
+
+
 def _validate_weights(weights: Mapping[str, float]) -> None:
     for name, weight in weights.items():
         if name not in ARM_MODELS:
@@ -233,8 +251,7 @@ def create_experiment(name: str, weights: Mapping[str, float], *, salt: str | No
     if not NAME_PATTERN.fullmatch(name):
         raise ExperimentError("the name must be 1-100 letters, digits, '_', '.' or '-'")
     _validate_weights(weights)
-    if sum(weights.values()) <= 0:
-        raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    _check_total(weights.values())
     if db.session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
         raise ExperimentError(f"an experiment named {name!r} already exists")
     salt = salt or name
@@ -259,8 +276,7 @@ def set_weights(name: str, weights: Mapping[str, float]) -> Experiment:
     unknown = sorted(set(weights) - set(arms))
     if unknown:
         raise ExperimentError(f"experiment {name!r} has no arm {', '.join(unknown)}")
-    if sum(weights.get(arm, current.weight) for arm, current in arms.items()) <= 0:
-        raise ExperimentError("an experiment needs at least one arm with a positive weight")
+    _check_total(weights.get(arm, current.weight) for arm, current in arms.items())
     for arm, weight in weights.items():
         arms[arm].weight = weight
     db.session.commit()

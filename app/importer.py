@@ -22,6 +22,12 @@ newer export at any time; the rules that make that safe:
   not a number, ``1`` is not a bool), ranges, enums. Null is allowed only where the contract says
   so: a user's ``favourite_genres`` (no declared taste) and an advert's ``track_id``. Unknown
   extra fields are ignored, blank lines are not rows.
+* **Time window.** Events later than now + 1 day or before 2000 are reported and skipped: one
+  event dated 2999 would otherwise become the reference of the training's time decay.
+* **Text.** Control characters and line separators are dropped from names and genres
+  (``app.text.clean_text``); a line longer than ``MAX_LINE_BYTES`` is reported and skipped while
+  it is read, never held whole. Artist ids may be any printable text up to 64 characters (the
+  contract states no format); track ids keep the Spotify-style check the contract states.
 * **Counts** are exact: for every file, read = imported + updated + already present + skipped.
   Only the first ``report_limit`` problem lines per file are echoed and kept in the report.
 
@@ -41,7 +47,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from hashlib import blake2b as _blake2b
 from json import JSONDecoder
 from operator import itemgetter
@@ -52,6 +58,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from app.text import clean_text
 from app.db.catalog import (
     EVENT_TYPES,
     STORAGE_CLASSES,
@@ -69,6 +76,13 @@ IMPORT_ORDER = ("artists.jsonl", "tracks.jsonl", "users.jsonl", "track_storage.j
                 "sessions.jsonl")
 
 Echo = Callable[[str], None]
+
+# Events outside this window are typos or clock faults (2999-01-01, 9999-12-31): one of them
+# would become "now" for the time decay and weigh every real event down to nothing.
+EARLIEST_EVENT = datetime(2000, 1, 1)
+FUTURE_SLACK = timedelta(days=1)
+# A line longer than this is reported and skipped without being held in memory whole.
+MAX_LINE_BYTES = 1 << 20
 
 
 class ImportError_(Exception):  # noqa: N801 - the trailing underscore avoids the builtin
@@ -162,7 +176,8 @@ def _dedup_key(session_id: int, stamp: str, user_id: int, track_id: str | None,
 
 def import_export(directory: str | Path, *, strict: bool = False, progress: bool = False,
                   echo: Echo | None = None, engine: Engine | None = None,
-                  batch_size: int = 100_000, report_limit: int | None = 50) -> ImportReport:
+                  batch_size: int = 100_000, report_limit: int | None = 50,
+                  max_line_bytes: int = MAX_LINE_BYTES) -> ImportReport:
     """Import the export in ``directory`` and return per-file counts.
 
     Raises :class:`ImportError_` before writing anything when the folder or one of the five
@@ -172,7 +187,8 @@ def import_export(directory: str | Path, *, strict: bool = False, progress: bool
     nothing after it is. Because the import is idempotent, fixing the file and re-running is
     safe. ``progress`` draws a tqdm bar (bytes read) when stderr is a terminal. ``engine``
     defaults to Flask-SQLAlchemy's (needs an app context). ``batch_size`` rows make one
-    transaction; ``report_limit`` problem lines per file are echoed (None: all).
+    transaction; ``report_limit`` problem lines per file are echoed (None: all). A line longer
+    than ``max_line_bytes`` is reported and skipped.
     """
     root = Path(directory)
     _check_files(root)
@@ -181,7 +197,8 @@ def import_export(directory: str | Path, *, strict: bool = False, progress: bool
 
         engine = db.engine
     importer = _Importer(root, engine, strict=strict, progress=progress, echo=echo,
-                         batch_size=batch_size, report_limit=report_limit)
+                         batch_size=batch_size, report_limit=report_limit,
+                         max_line=max_line_bytes)
     return importer.run()
 
 
@@ -214,6 +231,7 @@ _MISSING = object()
 _JSON = JSONDecoder()
 _JSON_SCAN = _JSON.scan_once
 _ID_RE = re.compile(r"[0-9A-Za-z]{16,40}")  # Spotify ids are 22 base-62 chars; allow some slack
+_ARTIST_ID_LEN = 64  # the export states no format for artist ids: any printable text fits
 _TIMESTAMP_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
 _RELEASE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
@@ -252,12 +270,13 @@ def _float(obj: dict, name: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _str(obj: dict, name: str, max_len: int) -> str:
+def _str(obj: dict, name: str, max_len: int, *, clean: bool = True) -> str:
+    """A text field; ``clean`` drops control characters and line separators (app.text)."""
     value = obj.get(name, _MISSING)
     if type(value) is not str or len(value) > max_len:
         raise _problem(name, value, f"a string of at most {max_len} characters")
     _check_unicode(name, value)
-    return value
+    return clean_text(value) if clean else value
 
 
 def _check_unicode(name: str, value: str) -> None:
@@ -268,6 +287,17 @@ def _check_unicode(name: str, value: str) -> None:
             value.encode()
         except UnicodeEncodeError:
             raise _Bad(f"{name} is not valid Unicode text") from None
+
+
+def _artist_id(obj: dict, name: str) -> str:
+    value = obj.get(name, _MISSING)
+    if value == -1 or value == "-1":  # the known fault of real exports
+        raise _Bad(f"{name} is -1")
+    if type(value) is not str or not 0 < len(value) <= _ARTIST_ID_LEN \
+            or not value.isprintable() or value.isspace():
+        raise _problem(name, value, f"a printable id of 1..{_ARTIST_ID_LEN} characters")
+    _check_unicode(name, value)
+    return value
 
 
 def _id(obj: dict, name: str) -> str:
@@ -290,7 +320,7 @@ def _genres(obj: dict, name: str, nullable: bool) -> frozenset[str]:
             raise _problem(f"{name} element", genre,
                            f"a genre name of 1..{_GENRE_LEN} characters")
         _check_unicode(name, genre)
-    return frozenset(value)
+    return frozenset(clean_text(genre) for genre in value)
 
 
 def _release_date(obj: dict) -> str:
@@ -306,16 +336,22 @@ def _release_date(obj: dict) -> str:
     raise _problem("release_date", value, "YYYY, YYYY-MM or YYYY-MM-DD")
 
 
-def _timestamp(obj: dict) -> datetime:
+def _timestamp(obj: dict, latest: datetime) -> datetime:
+    """The event time, naive UTC, between EARLIEST_EVENT and ``latest`` (now + a day)."""
     value = obj.get("timestamp", _MISSING)
     if type(value) is str and _TIMESTAMP_RE.fullmatch(value):
         try:
             stamp = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
             if stamp.tzinfo is not None:  # stored naive, in UTC
                 stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
+        except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:59-01:00
+            pass
+        else:
+            if stamp > latest:
+                raise _Bad(f"timestamp {value} is in the future (later than "
+                           f"{latest:%Y-%m-%d %H:%M} UTC, now + 1 day)")
+            if stamp < EARLIEST_EVENT:
+                raise _Bad(f"timestamp {value} is before {EARLIEST_EVENT:%Y-%m-%d}")
             return stamp
     raise _problem("timestamp", value, "an ISO 8601 date and time")
 
@@ -371,7 +407,8 @@ _IN_CHUNK = 500  # keys per ``IN (...)``: far below every backend's bound-parame
 
 class _Importer:
     def __init__(self, root: Path, engine: Engine, *, strict: bool, progress: bool,
-                 echo: Echo | None, batch_size: int, report_limit: int | None) -> None:
+                 echo: Echo | None, batch_size: int, report_limit: int | None,
+                 max_line: int = MAX_LINE_BYTES) -> None:
         self.root = root
         self.engine = engine
         self.strict = strict
@@ -380,6 +417,7 @@ class _Importer:
         self.echo = echo or (lambda line: None)
         self.batch_size = max(1, batch_size)
         self.report_limit = report_limit
+        self.max_line = max(1, max_line)
         self.report = ImportReport(root)
         self.insert = _dialect_insert(engine)
         self.stamp_as_text = engine.dialect.name == "sqlite"
@@ -393,6 +431,7 @@ class _Importer:
         self.users: set[int] = set()
         self.stored: set[str] = set()  # track ids with a storage row
         self.genre_ids: dict[str, int] = {}
+        self.latest_event = datetime.now(timezone.utc).replace(tzinfo=None) + FUTURE_SLACK
 
     def run(self) -> ImportReport:
         started = time.perf_counter()
@@ -447,11 +486,16 @@ class _Importer:
                 if fh.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:  # Windows editors add one
                     fh.seek(0)
                 pending_bytes = 0
-                for self.lineno, raw in enumerate(fh, 1):
-                    pending_bytes += len(raw)
+                for self.lineno, (raw, size) in enumerate(_bounded_lines(fh, self.max_line), 1):
+                    pending_bytes += size
                     if bar is not None and pending_bytes > 1 << 20:
                         bar.update(pending_bytes)
                         pending_bytes = 0
+                    if raw is None:
+                        self.file.read += 1
+                        self._bad(f"line too long ({size:,} bytes; the limit is "
+                                  f"{self.max_line:,})")
+                        continue
                     if raw.isspace():
                         continue
                     self.file.read += 1
@@ -621,7 +665,7 @@ class _Importer:
         return self.genre_ids
 
     def _parse_artist(self, obj: dict) -> tuple[str, dict, frozenset[str]]:
-        key = _id(obj, "id")
+        key = _artist_id(obj, "id")
         row = {"id": key, "name": _str(obj, "name", _col_len(_ARTISTS.table, "name"))}
         return key, row, _genres(obj, "genres", nullable=False)
 
@@ -637,7 +681,7 @@ class _Importer:
         if explicit not in (0, 1) or type(explicit) is float:  # 0/1; true/false tolerated
             raise _problem("explicit", explicit, "0 or 1")
         row["explicit"] = bool(explicit)
-        artist = _str(obj, "id_artist", _col_len(_TRACKS.table, "artist_id"))
+        artist = _str(obj, "id_artist", _col_len(_TRACKS.table, "artist_id"), clean=False)
         if artist not in self.artists:
             raise _Bad(f"id_artist {artist!r} is not a known artist")
         row["artist_id"] = artist
@@ -715,7 +759,7 @@ class _Importer:
         session = obj.get("session_id", _MISSING)
         if type(session) is not int or not 0 <= session <= _INT64:
             raise _problem("session_id", session, "a non-negative integer")
-        stamp = _timestamp(obj)
+        stamp = _timestamp(obj, self.latest_event)
         user = obj.get("user_id", _MISSING)
         if type(user) is not int:
             raise _problem("user_id", user, "an integer")
@@ -825,6 +869,24 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
         conn.rollback()
         conn.exec_driver_sql(f"PRAGMA cache_size = {int(previous)}")
         conn.commit()
+
+
+def _bounded_lines(fh: Any, limit: int) -> Iterator[tuple[bytes | None, int]]:
+    """(line, bytes) per line of a binary file; (None, bytes) for a line longer than ``limit``,
+    whose rest is read and dropped in ``limit``-sized pieces, so memory stays bounded."""
+    readline = fh.readline
+    while True:
+        raw = readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        while raw and not raw.endswith(b"\n"):
+            raw = readline(limit)
+            size += len(raw)
+        yield None, size
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

@@ -83,6 +83,7 @@ def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | N
         click.echo("error: no listening events in the database; import an export first "
                    "(`flask --app wsgi data import DIR`)", err=True)
         sys.exit(1)
+    _report_future_events()
     progress = bool(current_app.config.get("PROGRESS"))
     started = time.perf_counter()
     trained = train(data, params, progress=progress, echo=lambda m: click.echo(m, err=True))
@@ -95,6 +96,30 @@ def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | N
     click.echo(f"model version {art.version} trained in {time.perf_counter() - started:.1f}s "
                f"and activated ({art.path})")
     return art
+
+
+def _report_future_events(limit: int = 10) -> None:
+    """Name the stored events that training ignores because they lie in the future."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import func, select
+
+    from app.db import ListeningEvent
+    from app.extensions import db
+
+    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1)
+    ev = ListeningEvent
+    future = ev.timestamp > cutoff
+    total = db.session.scalar(select(func.count()).select_from(ev).where(future)) or 0
+    if not total:
+        return
+    rows = db.session.execute(select(ev.id, ev.user_id, ev.track_id, ev.timestamp)
+                              .where(future).order_by(ev.id).limit(limit)).all()
+    for row in rows:
+        click.echo(f"ignored listening_events id {row.id}: user {row.user_id}, track "
+                   f"{row.track_id}, dated {row.timestamp} (later than now + 1 day)", err=True)
+    if total > len(rows):
+        click.echo(f"... and {total - len(rows)} more future events ignored", err=True)
 
 
 def _run_evaluation(data, params, ground_truth: str | None, cfg=None, progress=None):
@@ -180,20 +205,19 @@ def list_command(as_json: bool) -> None:
 @click.argument("version")
 def activate_command(version: str) -> None:
     """Make VERSION the serving version (running workers follow within seconds)."""
-    from app.recommender import artifact, registry
+    from app.recommender import registry
 
-    row = next((r for r in registry.versions() if r.version == version), None)
-    if row is None:
+    try:
+        registry.activate(version)  # loads and verifies the artifact first
+    except LookupError:
         click.echo(f"error: no model version {version!r}; see `flask --app wsgi model list`",
                    err=True)
         sys.exit(1)
-    folder = registry.artifact_folder(row.version, row.path, current_app.config["MODEL_DIR"])
-    try:
-        artifact.load(folder, expected_checksum=row.checksum)
-    except artifact.ArtifactError as exc:
-        click.echo(f"error: version {version} cannot be activated: {exc}", err=True)
+    except registry.ActivationError as exc:
+        current = registry.active()
+        click.echo(f"error: {exc}; version {current.version if current else '(none)'} stays "
+                   "active", err=True)
         sys.exit(1)
-    registry.activate(version)
     click.echo(f"model version {version} is now active")
 
 

@@ -46,6 +46,14 @@ def append_record(path: str, record: dict[str, Any]) -> None:
         raise PredictionLogError(f"cannot append to the predictions log {path}: {exc}") from exc
 
 
+def check_appendable(path: str) -> None:
+    """Open the log as a write would (creating it if needed) and close it; raises OSError.
+
+    For /health: a log that cannot be opened for appending makes every playlist unservable.
+    """
+    os.close(_open(path))
+
+
 def _open(path: str) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:

@@ -239,14 +239,19 @@ def test_reload_picks_up_newly_activated_version_and_survives_a_corrupt_one(worl
         # a third version whose arrays get corrupted after registration
         third = _train_version(world_app, seed=6)
         npz = Path(world_app.config["MODEL_DIR"]) / third / "arrays.npz"
-        npz.write_bytes(npz.read_bytes()[:-100] + b"x" * 100)
+        good = npz.read_bytes()
+        npz.write_bytes(good[:-100] + b"x" * 100)
         assert runner.invoke(args=["model", "activate", third]).exit_code == 1  # CLI refuses
-        registry.activate(third)  # forced behind the CLI's back
+        with pytest.raises(registry.ActivationError):
+            registry.activate(third)  # and so does the registry itself
+        npz.write_bytes(good)
+        registry.activate(third)
+        npz.write_bytes(good[:-100] + b"x" * 100)  # corrupted after its activation
         p = build_playlist(members, 10)
         assert p.model_version == second  # the previous version keeps serving
         status = model_status()
         assert status["version"] == second and status["active_version"] == third
-        assert "checksum" in status["error"]
+        assert "checksum" in status["error"] and status["fallback"]
 
 
 def test_no_model_means_unavailable_but_base_serves(world_app):

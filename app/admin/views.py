@@ -26,6 +26,7 @@ from app.admin.report import build_report
 from app.audit import audit
 from app.db import Experiment, Feedback, Prediction
 from app.extensions import db, limiter
+from app.text import ascii_int
 from app.web.present import members_of, playlist_view
 
 PAGE_SIZE = 50
@@ -149,10 +150,13 @@ def dashboard():
 
 
 def _parse_day(value: str | None) -> date | None:
+    """A YYYY-MM-DD day this page can filter by; the last day of year 9999 has no next day to
+    end the range at, so it is refused like any other bad date."""
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    return day if day is None or day < date.max else None
 
 
 def _member_condition(user_id: int):
@@ -189,8 +193,9 @@ def predictions():
     if filters["endpoint"]:
         query = query.where(Prediction.endpoint == filters["endpoint"])
     if filters["user"]:
-        if filters["user"].isdigit():
-            query = query.where(_member_condition(int(filters["user"])))
+        member = ascii_int(filters["user"], 9)
+        if member is not None:
+            query = query.where(_member_condition(member))
         else:
             problems.append("The user filter takes a numeric user id.")
     start, end = _parse_day(filters["date_from"]), _parse_day(filters["date_to"])
@@ -271,12 +276,27 @@ def activate_model(version: str):
     from app.recommender import registry
 
     try:
-        registry.activate(version[:64])
+        registry.activate(version[:64])  # loads and verifies the artifact first
     except LookupError:
         abort(404)
+    except registry.ActivationError as exc:
+        db.session.rollback()
+        audit("admin %s: model version %s refused: %s", g.admin_user, version[:64], exc)
+        flash(f"Not activated: {exc}. The active version is unchanged.", "error")
+        return redirect(url_for("admin.models"), code=303)
     audit("admin %s activated model version %s", g.admin_user, version)
     flash(f"Model version {version} is now active; servers pick it up within seconds.", "ok")
     return redirect(url_for("admin.models"), code=303)
+
+
+@bp.get("/health")
+@auth.login_required
+def health():
+    """The details /health keeps from anonymous callers: errors, paths, counts."""
+    from app import health as checks
+
+    result = checks.check(counts=True)
+    return render_template("admin/health.html", health=result), result.http_status
 
 
 @bp.get("/experiments")
@@ -286,7 +306,7 @@ def experiments():
     return render_template("admin/experiments.html", items=items, form=WeightsForm())
 
 
-@bp.post("/experiments/<int:experiment_id>/weights")
+@bp.post("/experiments/<int(max=2147483647):experiment_id>/weights")
 @auth.login_required
 def set_weights(experiment_id: int):
     form = WeightsForm()

@@ -171,12 +171,15 @@ def build_spec() -> dict[str, Any]:
                 },
             }},
             "/health": {"get": {
-                "summary": "Database, model and counts",
+                "summary": "Status, serving model version and a reason code",
                 "tags": ["operations"],
                 "responses": {
-                    "200": {"description": "Healthy.", "content": health_content},
-                    "503": {"description": "Degraded: database unreachable, or no advanced "
-                                           "model loaded, or the newest artifact failed to load.",
+                    "200": {"description": "ok, or fallback: the active model version does "
+                                           "not load and an older version serves.",
+                            "content": health_content},
+                    "503": {"description": "degraded: the database cannot be read or written, "
+                                           "the predictions log cannot be appended to, or no "
+                                           "model version loads.",
                             "content": health_content},
                 },
             }},

@@ -94,31 +94,15 @@ class FeedbackResponse(BaseModel):
     created_at: datetime
 
 
-class DatabaseCheck(BaseModel):
-    ok: bool
-    error: str | None = None
-
-
-class ModelCheck(BaseModel):
-    ok: bool
-    version: str | None = None
-    loaded: bool
-    error: str | None = None
-
-
-class ExperimentSummary(BaseModel):
-    name: str
-    weights: dict[str, float]
-
-
 class Health(BaseModel):
-    """``degraded`` (with HTTP 503) when the database or the advanced model is not usable."""
+    """The public health answer; the details are on the admin health page (app/health.py)."""
 
-    status: Literal["ok", "degraded"]
-    database: DatabaseCheck
-    model: ModelCheck
-    experiment: ExperimentSummary | None = None
-    counts: dict[str, int] | None = None
+    status: Literal["ok", "fallback", "degraded"] = Field(
+        description="ok and fallback answer 200, degraded 503.")
+    model_version: str | None = Field(description="The model version serving in this process.")
+    reason: Literal["database_unavailable", "database_read_only", "log_unwritable",
+                    "model_unavailable", "model_error", "model_fallback"] | None = Field(
+        description="The most severe problem, or null when ok.")
 
 
 class ErrorBody(BaseModel):

@@ -2,26 +2,22 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
 from flask import Response, current_app
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 
 from app import ab, feedback_tokens
 from app.api import bp
 from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
 from app.api.serving import Choice, serve_playlist
 from app.db.catalog import Track
-from app.db.experiments import Experiment, Feedback, Prediction
+from app.db.experiments import Feedback, Prediction
 from app.db.inserts import insert_ignoring_conflict
 from app.errors import ApiError
 from app.extensions import db, limiter
 from app.recommender import service
-
-log = logging.getLogger(__name__)
 
 # Per client address, in the store every worker shares. The three predict endpoints count
 # together: each writes a prediction row and hands out feedback tokens.
@@ -126,35 +122,18 @@ def feedback() -> Response:
 
 @bp.get("/health")
 def health() -> Response:
-    """200 when the database answers and the advanced model serves without errors, else 503."""
-    from app.status import catalogue_counts
+    """Status, serving model version and one reason code; details on the admin health page.
 
-    body: dict[str, Any] = {"experiment": None, "counts": None}
-    try:
-        counts = catalogue_counts()
-        counts["predictions"] = db.session.scalar(select(func.count()).select_from(Prediction))
-        body["counts"] = counts
-        experiment: Experiment | None = ab.active_experiment()
-        if experiment is not None:
-            body["experiment"] = {"name": experiment.name,
-                                  "weights": dict(ab.arm_weights(experiment))}
-        body["database"] = {"ok": True, "error": None}
-    except SQLAlchemyError as exc:
-        db.session.rollback()
-        reason = getattr(exc, "orig", None) or exc
-        body["database"] = {"ok": False, "error": f"{type(reason).__name__}: {reason}"[:300]}
-    try:
-        status = service.model_status()
-        model = {"version": status.get("version"), "loaded": bool(status.get("loaded")),
-                 "error": status.get("error")}
-    except Exception as exc:  # health must answer even when the recommender cannot
-        log.exception("model_status failed")
-        model = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
-    model["ok"] = model["loaded"] and not model["error"]
-    body["model"] = model
-    healthy = body["database"]["ok"] and model["ok"]
-    body["status"] = "ok" if healthy else "degraded"
-    return _json(200 if healthy else 503, body)
+    200 ``ok``; 200 ``fallback`` when the active version does not load and another serves;
+    503 ``degraded`` when the database cannot be read or written, the predictions log cannot
+    be appended to, or no model loads (app/health.py).
+    """
+    from app import health as checks
+
+    result = checks.check()
+    response = _json(result.http_status, result.public())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _json(status: int, payload: dict[str, Any]) -> Response:

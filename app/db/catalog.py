@@ -96,7 +96,7 @@ class Track(db.Model):
     @property
     def release_year(self) -> int | None:
         head = (self.release_date or "")[:4]
-        return int(head) if head.isdigit() else None
+        return int(head) if head.isascii() and head.isdigit() else None
 
 
 class ListeningEvent(db.Model):

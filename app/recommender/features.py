@@ -7,6 +7,7 @@ and can be scored from the learned feature embeddings without retraining.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -49,14 +50,16 @@ class WeightParams:
 
 
 def event_weights(events, params: WeightParams, now: float | None = None) -> np.ndarray:
-    """Per event: kind weight x exponential decay by age relative to the newest event."""
+    """Per event: kind weight x exponential decay by age relative to the newest event, or to
+    the wall clock when an event claims to be newer than that (a clock fault must not age every
+    real event to nothing)."""
     base = np.array([params.play, params.skip, params.like, 1.0], dtype=np.float64)
     w = base[events.kind]
     counts = events.kind == COUNT
     if counts.any():  # listen counts: diminishing returns, a 1000-play artist is not 1000x
         w[counts] = np.log1p(events.value[counts])
     if params.half_life_days and params.half_life_days > 0 and len(events):
-        newest = float(events.time.max()) if now is None else now
+        newest = min(float(events.time.max()), time.time()) if now is None else now
         age_days = np.maximum(newest - events.time, 0.0) / DAY
         w = w * np.exp2(-age_days / params.half_life_days)
     return w

@@ -42,10 +42,31 @@ def _activate(version: str) -> None:
                        .values(active=True))
 
 
+class ActivationError(RuntimeError):
+    """The version's artifact does not load; the active version stays as it was."""
+
+
+def verify(row: ModelVersion, model_dir: str | None = None) -> None:
+    """Load ``row``'s artifact with its recorded checksum; raise ActivationError if it fails."""
+    from flask import current_app
+
+    from app.recommender import artifact
+
+    folder = artifact_folder(row.version, row.path,
+                             model_dir or current_app.config["MODEL_DIR"])
+    try:
+        artifact.load(folder, expected_checksum=row.checksum)
+    except artifact.ArtifactError as exc:
+        raise ActivationError(f"version {row.version} cannot be activated: {exc}") from exc
+
+
 def activate(version: str) -> ModelVersion:
+    """Switch serving to ``version`` after loading and verifying it: activating a version no
+    worker can load would leave fresh workers without a model."""
     row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
         raise LookupError(f"no model version {version!r}; see `flask model list`")
+    verify(row)
     _activate(version)
     db.session.commit()
     return row

@@ -21,8 +21,13 @@ and the active model version, loaded lazily. At most every ``MODEL_RELOAD_SECOND
 one request re-reads the active version and the track count from the database; a newly
 activated version or newly imported tracks are then loaded in the background of that request
 while the others keep using the previous state, so gunicorn workers follow `model activate`
-without a restart. A version that fails to load leaves the previous one serving and is reported
-by ``model_status()``.
+without a restart.
+
+A version that fails to load is never the end of serving: the previous version keeps serving,
+and a fresh worker with nothing loaded yet falls back to the newest other version that loads.
+``model_status()["fallback"]`` says so (and /health with it); the failed version is retried when
+the active pointer changes or after ``RETRY_FAILED_SECONDS``, not on every check, because a
+failed load reads and hashes the whole artifact.
 """
 from __future__ import annotations
 
@@ -94,7 +99,8 @@ def build_playlist(members: list[int], length: int, *, model: str = "advanced",
 
 
 def model_status() -> dict:
-    """For /health and the admin page: {"version": str|None, "loaded": bool, "error": str|None}.
+    """For /health and the admin page: {"version": str|None, "loaded": bool, "error": str|None,
+    "fallback": bool} (fallback: the active version does not load, another one serves).
 
     Also: ``active_version`` (what the database says should serve), ``loaded_at``,
     ``tracks``/``new_tracks`` (catalogue size, tracks scored from features only),
@@ -106,6 +112,7 @@ def model_status() -> dict:
         "version": rec.version if rec else None,
         "loaded": rec is not None,
         "error": state.error,
+        "fallback": state.fallback,
         "active_version": state.active_version,
         "loaded_at": state.loaded_at,
         "tracks": len(state.catalogue) if state.catalogue is not None else 0,
@@ -129,6 +136,12 @@ class ServingState:
     active_version: str | None = None
     error: str | None = None
     loaded_at: float | None = None
+    fallback: bool = False  # serving another version because the active one does not load
+    failed: tuple | None = None  # (pointer, monotonic time, error) of the last failed load
+
+
+RETRY_FAILED_SECONDS = 60.0
+FALLBACK_CANDIDATES = 5  # older versions tried, newest first, by a worker with nothing loaded
 
 
 class ModelHolder:
@@ -178,17 +191,30 @@ class ModelHolder:
         if catalogue is None or signature != old.catalogue_signature:
             catalogue = Catalogue.from_database()
         recommender, checksum, error = old.recommender, old.checksum, None
+        fallback, failed = old.fallback, old.failed
         active_version = pointer[0] if pointer else None
         rebuild = catalogue is not old.catalogue
         if pointer is None:
+            fallback = False
             if recommender is None:
                 error = "no trained model version is active: run `flask --app wsgi model train`"
         elif pointer[2] != old.checksum or recommender is None:
-            try:
-                recommender, checksum = self._load(pointer, catalogue), pointer[2]
+            if failed is not None and failed[0] == pointer and \
+                    time.monotonic() - failed[1] < RETRY_FAILED_SECONDS:
+                error = failed[2]  # known bad: do not read and hash it again yet
+            else:
+                try:
+                    recommender, checksum = self._load(pointer, catalogue), pointer[2]
+                    rebuild, fallback, failed = False, False, None
+                except Exception as exc:
+                    error = f"model version {pointer[0]} cannot be loaded: {exc}"
+                    failed = (pointer, time.monotonic(), error)
+                    self.app.logger.error("%s", error)  # /health shows a reason code only
+            if error is not None and recommender is None:
+                recommender, checksum = self._fallback(pointer, catalogue)
                 rebuild = False
-            except Exception as exc:
-                error = f"model version {pointer[0]} cannot be loaded: {exc}"
+            if error is not None and recommender is not None:
+                fallback = True
         elif old.error and old.checksum == pointer[2]:
             error = None
         if rebuild and recommender is not None:
@@ -200,14 +226,40 @@ class ModelHolder:
                     pointer)
             except Exception as exc:
                 error = f"catalogue refresh failed: {exc}"
+        if recommender is not None and pointer and recommender.version == pointer[0]:
+            fallback = False
         if error is None and recommender is not None and pointer and \
                 recommender.version != pointer[0]:
             error = f"active version {pointer[0]} is not loaded"
         self.state = ServingState(
             catalogue=catalogue, catalogue_signature=signature, recommender=recommender,
             checksum=checksum, active_version=active_version, error=error,
-            loaded_at=time.time() if recommender is not old.recommender else old.loaded_at)
+            loaded_at=time.time() if recommender is not old.recommender else old.loaded_at,
+            fallback=fallback, failed=failed)
         self.checked_at = time.monotonic()
+
+    def _fallback(self, active: tuple[str, str, str], catalogue):
+        """(recommender, checksum) of the newest other version that loads, else (None, None)."""
+        from sqlalchemy import select
+
+        from app.db import ModelVersion
+        from app.extensions import db
+
+        try:
+            with db.engine.connect() as conn:
+                rows = conn.execute(
+                    select(ModelVersion.version, ModelVersion.path, ModelVersion.checksum)
+                    .where(ModelVersion.version != active[0])
+                    .order_by(ModelVersion.id.desc()).limit(FALLBACK_CANDIDATES)).all()
+        except Exception:  # noqa: BLE001 - no database, no fallback; the error is reported
+            return None, None
+        for version, path, checksum in rows:
+            try:
+                return self._load((version, path, checksum), catalogue), checksum
+            except Exception as exc:  # noqa: BLE001 - try the next older one
+                self.app.logger.warning("fallback model version %s does not load either: %s",
+                                        version, exc)
+        return None, None
 
     def _load(self, pointer: tuple[str, str, str], catalogue):
         from app.recommender import artifact

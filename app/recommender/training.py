@@ -128,6 +128,33 @@ def recent_profiles(data: InteractionData, item_vectors: np.ndarray,
     return (np.asarray(m @ item_vectors) / norm[:, None]).astype(np.float32)
 
 
+FUTURE_SLACK_SECONDS = 86400.0  # the importer's window (app.importer.FUTURE_SLACK)
+
+
+def drop_future_events(data: InteractionData, now: float | None = None,
+                       echo=None) -> InteractionData:
+    """``data`` without events later than now + 1 day, saying how many were ignored.
+
+    The importer refuses such rows, but older imports or direct writes may hold them; the time
+    decay would otherwise be measured from them and weigh every real event down to nothing.
+    """
+    now = time.time() if now is None else now
+    future = data.events.time > now + FUTURE_SLACK_SECONDS
+    if not future.any():
+        return data
+    if echo:
+        times = data.events.time[future]
+        users = sorted({int(data.user_ids[u]) for u in data.events.user[future]})
+        shown = ", ".join(str(u) for u in users[:10]) + (" ..." if len(users) > 10 else "")
+        echo(f"ignored {int(future.sum()):,} events later than now + 1 day (dated "
+             f"{_day(times.min())} to {_day(times.max())}; users {shown})")
+    return data.with_events(data.events.take(~future))
+
+
+def _day(seconds: float) -> str:
+    return str(np.datetime64(int(seconds), "s").astype("datetime64[D]"))
+
+
 def train(data: InteractionData, params: TrainParams | None = None, *, progress: bool = False,
           echo=None) -> TrainedModel:
     """Fit LightFM with one progress-bar step per epoch; returns plain arrays."""
@@ -136,6 +163,8 @@ def train(data: InteractionData, params: TrainParams | None = None, *, progress:
 
     params = params or TrainParams()
     started = time.perf_counter()
+    events_given = len(data.events)
+    data = drop_future_events(data, echo=echo)
     space, interactions, item_features, user_features = build_matrices(data, params)
     prepared = time.perf_counter() - started
     if interactions.nnz == 0:
@@ -178,6 +207,7 @@ def train(data: InteractionData, params: TrainParams | None = None, *, progress:
         user_history=np.diff(csr.indptr).astype(np.int32),
         skips=skip_matrix(data),
         counts={"users": data.n_users, "tracks": data.n_items, "events": len(data.events),
+                "ignored_future_events": events_given - len(data.events),
                 "pairs": int(interactions.nnz), "item_features": int(item_features.shape[1]),
                 "user_features": int(user_features.shape[1])},
         seconds=time.perf_counter() - started,

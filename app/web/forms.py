@@ -12,6 +12,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
+from app.text import ascii_int
+
 MODEL_CHOICES = [
     ("ab", "A/B test arm"),
     ("advanced", "Advanced (LightFM)"),
@@ -51,8 +53,8 @@ def parse_member_ids(values: Iterable[str], limit: int) -> tuple[list[int], list
     bad: list[str] = []
     for raw in values:
         for part in str(raw).replace(",", " ").split():
-            if part.isdigit() and len(part) < 10 and int(part) > 0:
-                uid = int(part)
+            uid = ascii_int(part, 9)
+            if uid is not None and uid > 0:
                 if uid not in ids:
                     ids.append(uid)
             else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.db import Prediction
+from app.text import clean_text
 from app.web.queries import existing_users, tracks_by_id
 
 HEAT_STEPS = 10
@@ -131,12 +132,12 @@ def as_json(view: PlaylistView) -> str:
         "model_version": p.model_version,
         "strategy": p.strategy,
         "exclude_explicit": bool(p.exclude_explicit),
-        "members": [{"user_id": m.user_id, "name": m.name, "fit": m.fit.value}
+        "members": [{"user_id": m.user_id, "name": clean_text(m.name), "fit": m.fit.value}
                     for m in view.members],
         "total_duration_ms": view.total_ms,
         "tracks": [{
-            "position": r.position, "id": r.track_id, "name": r.name, "artist": r.artist,
-            "genres": r.genres, "duration_ms": r.duration_ms, "explicit": r.explicit,
+            "position": r.position, "id": r.track_id, "name": clean_text(r.name),
+            "artist": clean_text(r.artist), "genres": [clean_text(g) for g in r.genres], "duration_ms": r.duration_ms, "explicit": r.explicit,
             "member_scores": {str(m.user_id): s.value for m, s in zip(view.members, r.scores)},
         } for r in view.rows],
     }
@@ -145,6 +146,8 @@ def as_json(view: PlaylistView) -> str:
 
 def _csv_cell(value: object) -> object:
     """Spreadsheets execute cells starting with = + - @: a leading quote keeps them text."""
+    if isinstance(value, str):
+        value = clean_text(value)
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
@@ -166,7 +169,7 @@ def as_m3u(view: PlaylistView) -> str:
     """Extended M3U; the ids are Spotify-style, so each entry is a ``spotify:track:`` URI."""
     lines = ["#EXTM3U", f"#PLAYLIST:Pozytywka group playlist {view.prediction.id}"]
     for r in view.rows:
-        title = f"{r.artist} - {r.name}".replace("\n", " ").replace("\r", " ")
+        title = clean_text(f"{r.artist} - {r.name}")  # no line break can start a new entry
         lines.append(f"#EXTINF:{round(r.duration_ms / 1000)},{title}")
         lines.append(f"spotify:track:{r.track_id}")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from sqlalchemy import case, distinct, func, or_, select
 
 from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
 from app.extensions import db
+from app.text import ascii_int
 
 SEARCH_PAGE_SIZE = 10
 # Events that say a person enjoyed a track; skips and adverts do not describe taste.
@@ -93,7 +94,7 @@ def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) ->
                               query.upper()])
     conditions = [column.ilike(_like_pattern(v), escape="\\")
                   for v in variants for column in (User.name, User.city)]
-    exact_id = int(query) if query.isdigit() and len(query) < 10 else None
+    exact_id = ascii_int(query, 9)
     if exact_id is not None:
         conditions.append(User.user_id == exact_id)
     where = or_(*conditions)

@@ -234,7 +234,7 @@ def user_search_json():
     })
 
 
-@bp.get("/users/<int:user_id>")
+@bp.get("/users/<int(max=2147483647):user_id>")  # ids are 32-bit; larger: 404
 def user_page(user_id: int):
     user = db.session.get(User, user_id)
     if user is None:
