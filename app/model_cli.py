@@ -208,12 +208,20 @@ def activate_command(version: str) -> None:
 @click.option("--eval-seed", type=int, default=0, show_default=True)
 @click.option("--store/--no-store", default=True, show_default=True,
               help="Write the metrics into the active version's record.")
+@click.option("--served", is_flag=True,
+              help="Measure the serving model itself (no retraining, no time split) on random "
+                   "groups of every user, with the hidden taste.")
 def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
-                     test_fraction: float, eval_seed: int, store: bool, **opts) -> None:
+                     test_fraction: float, eval_seed: int, store: bool, served: bool,
+                     **opts) -> None:
     """Time-split evaluation with the active version's parameters (or the options given)."""
     from app.recommender import registry
     from app.recommender.evaluation import EvalConfig, format_report
     from app.recommender.training import TrainParams
+
+    if served:
+        _evaluate_served(as_json, ground_truth, groups, eval_seed)
+        return
 
     row = registry.active()
     base = TrainParams.from_dict(row.params) if row is not None and row.params else None
@@ -235,6 +243,24 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
         registry.set_metrics(row.version, metrics)
         click.echo(f"metrics stored with model version {row.version}", err=True)
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int) -> None:
+    from app.recommender import evaluation
+    from app.recommender.service import get_holder
+
+    gt = evaluation.find_ground_truth(ground_truth, _export_folders())
+    if gt is None or not gt.is_file():
+        raise click.ClickException("--served needs the hidden taste (ground_truth.npz) of a "
+                                   "generated export: pass --ground-truth PATH")
+    state = get_holder().current()
+    if state.recommender is None:
+        raise click.ClickException(state.error or "no model version is loaded")
+    cfg = evaluation.EvalConfig(groups=groups, seed=seed, max_per_artist=int(
+        current_app.config.get("MAX_TRACKS_PER_ARTIST", 3)))
+    result = evaluation.served(state.recommender, _load_data(), gt, cfg,
+                               progress=bool(current_app.config.get("PROGRESS")))
+    click.echo(json.dumps(result, indent=2) if as_json else evaluation.format_served(result))
 
 
 @model_cli.command("report")

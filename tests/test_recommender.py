@@ -12,6 +12,7 @@ from app.db import Artist, Genre, ListeningEvent, ModelVersion, Track, User
 from app.extensions import db
 from app.recommender import artifact, registry
 from app.recommender.base import base_playlist
+from app.recommender.strategies import STRATEGIES
 from app.recommender.catalogue import Catalogue
 from app.recommender.service import (
     ModelUnavailableError,
@@ -313,7 +314,9 @@ def test_cli_evaluate_json_stores_metrics(world_app, small_world):
     assert result.exit_code == 0, result.output
     body = json.loads(result.output[result.output.index("{"):])
     assert {"per_user", "groups", "targets", "protocol"} <= set(body)
-    assert body["groups"]["oracle"]["true_mean_affinity"] > 0
+    assert body["groups"]["oracle_mean"]["mean_affinity"] > 0
+    assert body["groups"]["oracle_turns"]["fair_share_met"] == 1.0
+    assert body["targets"]["default_least_happy"]["target"] == 0.36
     # options differ from the active version's parameters: not stored
     with world_app.app_context():
         assert "evaluation" not in (registry.active().metrics or {})
@@ -322,6 +325,25 @@ def test_cli_evaluate_json_stores_metrics(world_app, small_world):
     assert stored.exit_code == 0, stored.output
     with world_app.app_context():
         assert registry.active().metrics["evaluation"]["per_user"]["lightfm"]["auc"] > 0.5
+
+
+def test_cli_evaluate_served_measures_the_serving_model(world_app, small_world):
+    result = world_app.test_cli_runner().invoke(args=[
+        "model", "evaluate", "--served", "--json", "--groups", "12",
+        "--ground-truth", str(small_world / "ground_truth.npz")])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output[result.output.index("{"):])
+    with world_app.app_context():
+        assert body["protocol"]["model_version"] == registry.active().version
+    groups = body["groups"]
+    assert set(groups) == set(STRATEGIES) | {"oracle_mean", "oracle_turns", "oracle_maxmin"}
+    for name, measures in groups.items():
+        assert 0 < measures["least_happy"] <= measures["mean_affinity"] < 1, name
+    assert groups["oracle_turns"]["fair_share_met"] == 1.0
+    # on strangers, taking turns represents members that the plain average leaves out
+    assert groups["turns"]["members_with_favourite"] > groups["average"]["members_with_favourite"]
+    assert set(body["targets"]) == {"default_fair_share_met", "default_members_with_favourite",
+                                    "default_least_happy", "default_mean_affinity"}
 
 
 def test_concurrent_requests_share_one_loaded_model(world_app):

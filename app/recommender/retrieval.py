@@ -192,7 +192,7 @@ class CandidateRetrieval:
 
     def recommend(self, rec: "Recommender", members: list["Member"], rules: Rules,
                   strategy: str | None = None) -> "GroupResult":
-        from app.recommender.scoring import SKIP_PENALTY, GroupResult
+        from app.recommender.scoring import SKIP_PENALTY, GroupResult, owed_turns
 
         strategy = check_strategy(strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
@@ -207,7 +207,7 @@ class CandidateRetrieval:
         allowed = rec.not_explicit[cand] if rules.exclude_explicit else None
         try:
             chosen, notes = select(strategy, z, raw, rec.song[cand], rec.artist[cand], rules,
-                                   allowed)
+                                   allowed, owed_turns(members))
         except NotEnoughSongs:
             return _exact(rec, members, rules, strategy)
         if any(note.startswith("artist cap relaxed") for note in notes):

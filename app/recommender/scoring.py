@@ -25,6 +25,9 @@ from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
 SKIP_PENALTY = 2.0  # standard deviations a "keeps skipping" track loses for that member
+# turns: a member the model knows only by favourite genres (or not at all) is owed this many
+# fair shares of turns: their model favourites are far less often true ones (EVALUATION.md).
+COLD_TURNS = 2.0
 
 
 @dataclass
@@ -47,6 +50,10 @@ class GroupResult:
     taste_match: np.ndarray    # members x members, 0-1
     strategy: str
     notes: list[str]
+
+
+def owed_turns(members: list[Member]) -> np.ndarray:
+    return np.array([1.0 if m.kind == "trained" else COLD_TURNS for m in members])
 
 
 class Recommender:
@@ -251,7 +258,8 @@ class Recommender:
             z = self.cold_blend.apply(z, [m.content for m in members])
         allowed = self.not_explicit if rules.exclude_explicit else None
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
-        chosen, notes = select(strategy, z, z, self.song, self.artist, rules, allowed)
+        chosen, notes = select(strategy, z, z, self.song, self.artist, rules, allowed,
+                               owed_turns(members))
         idx = np.asarray(chosen, dtype=np.int64)
         liking = expected_liking(z[:, idx]).T  # playlist x members
         return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),

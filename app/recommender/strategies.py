@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair")
-DEFAULT_STRATEGY = "fair"
+STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
+              "turns")
+DEFAULT_STRATEGY = "turns"
 
 LIKING_SLOPE = 1.0
 LIKING_CENTER = 1.0
@@ -37,6 +38,15 @@ MISERY_LIKING = 0.25
 # fair: offset inside the log of each member's running fit (smaller: more weight on the
 # least happy member; larger: closer to the plain average).
 FAIR_DELTA = 1.15
+# turns: a member's favourites are their top TURN_SHARE of the catalogue by the model (small:
+# the model's very top is far more often a true favourite than its top few percent); on their
+# turn the pick maximises the group's mean liking plus TURN_OWN_WEIGHT times their own.
+TURN_SHARE = 0.001
+TURN_OWN_WEIGHT = 3.0
+# turns, after the turns: proportional fairness with a small offset (close to max-min), on a
+# steeper liking that tells a loved track from a merely acceptable one.
+TURN_FILL_DELTA = 0.1
+TURN_FILL_SLOPE = 1.5
 _EXCLUDED = -1e9
 
 
@@ -51,6 +61,12 @@ class NotEnoughSongs(ValueError):
     pass
 
 
+def fair_share(length: int, members: int) -> int:
+    """Tracks each member is owed in a playlist of ``length``: half the playlist split evenly,
+    the other half left to what the group shares."""
+    return max(1, length // (2 * members))
+
+
 def check_strategy(strategy: str | None) -> str:
     """The strategy to use (None: the default); ValueError names the valid ones."""
     strategy = strategy or DEFAULT_STRATEGY
@@ -59,12 +75,12 @@ def check_strategy(strategy: str | None) -> str:
     return strategy
 
 
-def liking(z: np.ndarray) -> np.ndarray:
+def liking(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
     """Expected liking 0-1 from standardised scores: ``σ(a·(z − c))``, evaluated as
     ``½ + ½·tanh(a·(z − c)/2)``, which numpy computes in float32 without overflow and three
     times faster than ``scipy.special.expit``."""
     t = np.subtract(z, LIKING_CENTER, dtype=np.float32)
-    t *= np.float32(LIKING_SLOPE / 2)
+    t *= np.float32(slope / 2)
     np.tanh(t, out=t)
     t *= np.float32(0.5)
     t += np.float32(0.5)
@@ -131,19 +147,22 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
     return chosen
 
 
-def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int) -> np.ndarray:
+def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int,
+               with_max: bool = True) -> np.ndarray:
     """The group's best tracks by its mean (``2·size``), by its least happy member and by its
     most enthusiastic member (``size/2`` each). The mean pool holds what suits everyone; the
     maximum pool keeps a member with an unusual taste represented (their favourites rank low
     on the mean and the minimum). On the demo data (500 groups, two seeds) these sizes gave
     ``fair`` a higher least-happy affinity at the same mean than three pools of ``size``
-    (+0.004) for the same number of candidates (README: strategy evaluation)."""
+    (+0.004) for the same number of candidates (README: strategy evaluation). ``turns`` adds
+    every member's own favourites instead of the maximum pool (``with_max=False``)."""
     n = z.shape[1]
     if z.shape[0] == 1:  # one member: mean, minimum and maximum are the same ranking
         pools = ((z[0], size),)
     else:  # the sum ranks as the mean does, without a division over the catalogue
         half = max(size // 2, 1)
-        pools = ((z.sum(axis=0), 2 * size), (z.min(axis=0), half), (z.max(axis=0), half))
+        pools = ((z.sum(axis=0), 2 * size), (z.min(axis=0), half)) + (
+            ((z.max(axis=0), half),) if with_max else ())
     mark = np.zeros(n, dtype=bool)
     for score, k in pools:
         if allowed is not None:
@@ -169,8 +188,10 @@ def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
 
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
-           rules: Rules, allowed: np.ndarray | None) -> tuple[list[int], list[str]]:
-    """The playlist's track indices under ``strategy`` and the playlist rules, plus notes."""
+           rules: Rules, allowed: np.ndarray | None, owed: np.ndarray | None = None
+           ) -> tuple[list[int], list[str]]:
+    """The playlist's track indices under ``strategy`` and the playlist rules, plus notes.
+    ``owed`` (``turns``): per member, how many fair shares of turns they are owed."""
     strategy = check_strategy(strategy)
     notes: list[str] = []
     n = z.shape[1]
@@ -183,10 +204,12 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                 score = np.where(allowed, score, _EXCLUDED)
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
-            cand = candidates(z, allowed, size)
+            cand = candidates(z, allowed, size, with_max=strategy != "turns")
             lk = liking(np.take(z, cand, axis=1))
             if strategy == "fair":
                 chosen = _fair(lk, cand, song, artist, rules)
+            elif strategy == "turns":
+                chosen, _turn_of = _turns(z, allowed, cand, song, artist, rules, owed)
             else:
                 chosen = greedy_fill(cand[_order(strategy, lk)], song, artist, rules, None)
         if len(chosen) >= rules.length or size >= n:
@@ -205,7 +228,8 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
 
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
-          rules: Rules) -> list[int]:
+          rules: Rules, start: tuple[np.ndarray, int] | None = None,
+          taken: tuple[set, dict] | None = None, delta: float = FAIR_DELTA) -> list[int]:
     """Proportional fairness, built greedily: each next track maximises the sum over members
     of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
@@ -219,16 +243,18 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     logarithm per member and candidate (half the time). Groups too large for the product to
     stay finite in float64 take the sum of logarithms."""
     m, c = lk.shape
+    songs, per_artist = taken if taken is not None else (set(), {})
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
-    in_logs = m * np.log10((1.0 + FAIR_DELTA) * (rules.length + 1)) > 300
+    done = start[1] if start is not None else 0
+    in_logs = m * np.log10((1.0 + delta) * (rules.length + done + 1)) > 300
     lk = lk.astype(np.float64)
-    gain = lk.T + FAIR_DELTA  # per candidate: what taking it adds to every member's A
-    fit = np.full(m, FAIR_DELTA)  # A at step 0
+    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
+    fit = np.full(m, delta)  # A at step 0
+    if start is not None:  # continue a playlist: A = (s + 1)·δ + what members got so far
+        fit = fit * (done + 1) + start[0]
     work = np.empty((m, c))
     value = np.empty(c)
-    songs: set[int] = set()
-    per_artist: dict[int, int] = {}
     chosen: list[int] = []
     c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
     for _ in range(rules.length):
@@ -253,3 +279,98 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
         chosen.append(c_index[j])
         fit += gain[j]
     return chosen
+
+
+def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
+    """Tracks above some member's threshold for their top ``k``, for all members at once. Each
+    threshold comes from a strided sample of the member's row, as in ``best``, set so that
+    about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that misjudged
+    the row badly, where the exact selection that follows takes the best tracks it has."""
+    m, n = z.shape
+    stride = max(1, n // 512)
+    sample = z[:, ::stride]
+    s = sample.shape[1]
+    r = s - max(1, min(s, (6 * k * s) // n))
+    above = np.subtract(z, np.partition(sample, r, axis=1)[:, r:r + 1]).max(axis=0) >= 0
+    if allowed is not None:
+        above &= allowed
+    return np.flatnonzero(above)
+
+
+def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
+           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
+           ) -> tuple[list[int], list[int]]:
+    """Members take turns until each holds a fair share of their own favourites, then
+    proportional fairness (``_fair``) fills the rest.
+
+    A member's favourites are their top ``TURN_SHARE`` of the catalogue by the model. The next
+    turn goes to the member with the fewest favourites so far (ties: the lowest running fit);
+    they pick, among their own favourites, the track that maximises the group's mean liking
+    plus their own. A track counts for every member whose favourite it is, so friends whose
+    favourites overlap are served by shared tracks in few turns, while strangers each get
+    their own. Returns the tracks and, per track, the position of the member whose turn
+    chose it (-1: chosen after the turns)."""
+    m, n = z.shape
+    if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
+        chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
+        return chosen, [0] * len(chosen)
+    k = min(n, max(rules.length, int(np.ceil(TURN_SHARE * n))))
+    mark = np.zeros(n, dtype=np.int8)
+    mark[_own_pools(z, allowed, k)] = 1
+    mark[cand] = 2
+    wide = np.flatnonzero(mark)
+    ranked = np.take(z, wide, axis=1)
+    if allowed is not None:
+        ranked = np.where(allowed[wide], ranked, _EXCLUDED)
+    c = ranked.shape[1]
+    fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
+    # keep the group's candidates and every member's favourites, not the rest of the pools
+    keep = (mark[wide] == 2) | fav.any(axis=0)
+    cand, zc, fav = wide[keep], ranked[:, keep], fav[:, keep]
+    lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
+    share = fair_share(rules.length, m) * (np.ones(m) if owed is None else owed)
+    share = share.tolist()
+    # A member's preference among their favourites does not change as the playlist grows
+    # (the group's liking is fixed), so each member's picks are ranked once, up front.
+    f_cols = np.flatnonzero(fav.any(axis=0))
+    f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
+    value = np.where(f_fav, f_lk.mean(axis=0) + TURN_OWN_WEIGHT * f_lk, -np.inf)
+    per_member = f_fav.sum(axis=1).tolist()
+    ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)]
+    picks = [ranked_picks[j, :per_member[j]].tolist() for j in range(m)]
+    c_song = song[cand[f_cols]].tolist()
+    c_artist = artist[cand[f_cols]].tolist()
+    count, total = [0] * m, np.zeros(m)
+    used: set[int] = set()
+    songs: set[int] = set()
+    per_artist: dict[int, int] = {}
+    chosen: list[int] = []
+    turns: list[int] = []
+    while len(chosen) < rules.length:
+        needy = [j for j in range(m) if count[j] < share[j] and picks[j]]
+        if not needy:
+            break
+        j = min(needy, key=lambda q: (count[q], total[q]))
+        c = picks[j].pop(0)
+        if c in used:
+            continue
+        used.add(c)
+        if c_song[c] in songs or per_artist.get(c_artist[c], 0) >= rules.max_per_artist:
+            continue
+        songs.add(c_song[c])
+        per_artist[c_artist[c]] = per_artist.get(c_artist[c], 0) + 1
+        chosen.append(int(f_cols[c]))
+        turns.append(j)
+        for q in np.flatnonzero(f_fav[:, c]).tolist():  # every member it is a favourite of
+            count[q] += 1
+        total += f_lk[:, c]
+    out = [int(cand[c]) for c in chosen]
+    if len(out) < rules.length:
+        rest = np.ones(len(cand), dtype=bool)
+        rest[chosen] = False
+        out += _fair(lk[:, rest].astype(np.float32), cand[rest], song, artist,
+                     Rules(rules.length - len(out), rules.max_per_artist,
+                           rules.exclude_explicit),
+                     start=(total, len(out)), taken=(songs, per_artist),
+                     delta=TURN_FILL_DELTA)
+    return out, turns + [-1] * (len(out) - len(turns))
