@@ -319,20 +319,21 @@ def pairwise_similarity(taste: np.ndarray) -> float:
 
 def oracle_fair_share(gt: GroundTruth, groups: int = 300, length: int = 20,
                       seed: int = 0) -> float:
-    """Share of random groups (2-10 members) in which the playlist of the top tracks by mean
-    true affinity gives every member a fair share of their favourites: favourites are a
-    member's top 2 % of the catalogue, a fair share is max(1, L // (2 m)) of them."""
+    """Share of random groups (2-10 members) in which the top-by-mean oracle's playlist
+    (``promise.oracle("oracle_mean")``) gives every member a fair share of their favourites
+    (``promise.measure``'s ``fair_share_met``)."""
+    from app.recommender import promise
+    from app.recommender.strategies import Rules
+
     rng = np.random.default_rng(seed)
     aff = gt.affinity(gt.user_ids, gt.track_ids)
-    n_fav = max(1, round(0.02 * aff.shape[1]))
-    favourite = np.zeros(aff.shape, bool)
-    np.put_along_axis(favourite, np.argpartition(-aff, n_fav - 1, axis=1)[:, :n_fav], True, 1)
+    every = np.arange(aff.shape[1])          # every track its own song and artist: no caps
     served = []
     for _ in range(groups):
         m = int(rng.integers(2, min(10, len(gt.user_ids)) + 1))
-        g = rng.choice(len(gt.user_ids), m, replace=False)
-        playlist = np.argsort(-aff[g].mean(axis=0), kind="stable")[:length]
-        served.append((favourite[g][:, playlist].sum(axis=1) >= max(1, length // (2 * m))).all())
+        true = aff[rng.choice(len(gt.user_ids), m, replace=False)]
+        playlist = promise.oracle("oracle_mean", true, every, every, Rules(length=length))
+        served.append(promise.measure(true, playlist)["fair_share_met"])
     return float(np.mean(served))
 
 
