@@ -20,13 +20,18 @@ data_cli = AppGroup("data", help="Generate and import Pozytywka exports.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--faults/--no-faults", default=True, show_default=True,
               help="Sprinkle the faults of real exports into the files.")
+@click.option("--taste-overlap", default=0.0, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
+              help="0: independent tastes (random groups disagree); up to 1: friends whose "
+                   "tastes overlap (shared genres, popular tracks count more).")
 def generate_command(out_dir: Path, users: int, tracks: int, sessions: int | None, seed: int,
-                     faults: bool) -> None:
+                     faults: bool, taste_overlap: float) -> None:
     """Write a synthetic export (five JSONL files and ground_truth.npz) to OUT_DIR."""
     from app.datagen import generate_export
 
     summary = generate_export(out_dir, users=users, tracks=tracks, sessions=sessions, seed=seed,
-                              faults=faults, progress=current_app.config["PROGRESS"])
+                              faults=faults, taste_overlap=taste_overlap,
+                              progress=current_app.config["PROGRESS"])
     for name, count in summary.items():
         click.echo(f"{name:>30}: {count}")
 

@@ -175,6 +175,10 @@ RERELEASED = 0.03
 LEGACY_SESSIONS = 0.06                  # sessions whose timestamps have no fraction
 FAULT_RATE = {"artists": 0.002, "tracks": 0.002, "track_storage": 0.002,
               "events": 0.0004, "duplicate_runs": 0.0003}
+# Friends (``taste_overlap`` t in [0, 1]; 0 is the default world): every taste moves a share
+# OVERLAP_PULL * t of the way towards the chart taste, popularity weighs (1 + t) times as much
+# in the true affinity and in what gets played.
+OVERLAP_PULL = 0.4
 _USER_CHUNK = 128                       # users per block of the sampling matrices
 _WRITE_CHUNK = 100_000                  # events per formatted block
 
@@ -577,22 +581,37 @@ class _Users:
     activity: np.ndarray        # relative number of sessions; 0 for users who never listened
 
 
-def _draw_tastes(rng: np.random.Generator, n: int, cat: _Catalogue) -> np.ndarray:
-    """Each listener loves one to three genres (usually of different families) plus noise."""
+def _draw_tastes(rng: np.random.Generator, n: int, cat: _Catalogue,
+                 overlap: float = 0.0) -> np.ndarray:
+    """Each listener loves one to three genres (usually of different families) plus noise;
+    with ``overlap`` the taste is then pulled towards the chart taste (no extra random draws,
+    so that the same seed gives the same people, only more alike)."""
     genre_w = _genre_weights()
     picks = rng.choice(len(GENRES), size=(n, 3), p=genre_w)
     weights = rng.dirichlet([2.0, 2.0, 2.0], size=n)
     n_loved = rng.choice([1, 2, 3], size=n, p=[0.4, 0.4, 0.2])
     weights[np.arange(3)[None, :] >= n_loved[:, None]] = 0
     taste = np.einsum("nj,njk->nk", weights, cat.genre_vectors[picks])
-    return _unit(_unit(taste) + 0.35 * _unit(rng.standard_normal((n, LATENT_DIM))))
+    taste = _unit(_unit(taste) + 0.35 * _unit(rng.standard_normal((n, LATENT_DIM))))
+    if not overlap:
+        return taste
+    pull = OVERLAP_PULL * overlap
+    return _unit((1 - pull) * taste + pull * chart_taste(cat.track_vectors, cat.popularity))
 
 
-def _make_users(rng: np.random.Generator, n: int, cat: _Catalogue) -> _Users:
-    start = _draw_tastes(rng, n, cat)
+def chart_taste(track_vectors: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+    """The taste of the charts: the popularity-weighted mean direction of the tracks, i.e. the
+    genres that popular tracks share. Friends' tastes lean towards it."""
+    w = np.asarray(popularity, np.float64) ** 2
+    return _unit(w @ np.asarray(track_vectors, np.float64))
+
+
+def _make_users(rng: np.random.Generator, n: int, cat: _Catalogue,
+                overlap: float = 0.0) -> _Users:
+    start = _draw_tastes(rng, n, cat, overlap)
     # Drift: over the months each listener moves part of the way towards a new taste.
     drift = rng.beta(2.0, 4.0, size=n)[:, None]
-    end = _unit((1 - drift) * start + drift * _draw_tastes(rng, n, cat))
+    end = _unit((1 - drift) * start + drift * _draw_tastes(rng, n, cat, overlap))
 
     # Declared genres come from the sign-up taste, with noise and the odd random pick.
     noisy = start @ cat.genre_vectors.T * 6 + rng.gumbel(size=(n, len(GENRES)))
@@ -631,7 +650,7 @@ def _make_users(rng: np.random.Generator, n: int, cat: _Catalogue) -> _Users:
     return _Users(ids=np.arange(101, 101 + n, dtype=np.int64), names=names, cities=cities,
                   streets=streets, premium=rng.random(n) < 0.25, favourite_genres=favourites,
                   taste_start=start.astype(np.float32), taste_end=end.astype(np.float32),
-                  mainstream=rng.uniform(1.5, 3.5, size=n), activity=activity)
+                  mainstream=rng.uniform(1.5, 3.5, size=n) * (1 + overlap), activity=activity)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1006,14 +1025,20 @@ def _write_sessions(path: Path, rng: np.random.Generator, ev: _Events, users: _U
 # --------------------------------------------------------------------------------------------
 def generate_export(out_dir: Path, *, users: int = 1100, tracks: int = 20000,
                     sessions: int | None = None, seed: int = 0, faults: bool = True,
-                    progress: bool = False) -> dict[str, int]:
+                    taste_overlap: float = 0.0, progress: bool = False) -> dict[str, int]:
     """Write a synthetic export (five JSONL files and ``ground_truth.npz``) into ``out_dir``.
+
+    ``taste_overlap`` (0..1) makes a world of friends: random groups of the default world
+    already disagree, so a group strategy must be measured on people who overlap too (shared
+    genres, popular tracks weighing more) to be tuned to neither. 0 leaves every byte as it was.
 
     Returns counts for the command line to print: rows per file, valid entities and events,
     and how many faults of each kind were injected (all zero with ``faults=False``).
     """
     if users < 1 or tracks < 10:
         raise ValueError("need at least one user and ten tracks")
+    if not 0.0 <= taste_overlap <= 1.0:
+        raise ValueError("taste_overlap must be between 0 and 1")
     n_sessions = SESSIONS_PER_USER * users if sessions is None else int(sessions)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1027,8 +1052,10 @@ def generate_export(out_dir: Path, *, users: int = 1100, tracks: int = 20000,
         stages.update()
 
     cat = _make_catalogue(rng_cat, tracks)
+    if taste_overlap:  # popularity sways the true affinity (and so skips and likes) more
+        cat.track_bias = (cat.track_bias * (1 + taste_overlap)).astype(np.float32)
     done("catalogue")
-    population = _make_users(rng_users, users, cat)
+    population = _make_users(rng_users, users, cat, taste_overlap)
     done("users")
     events = _simulate(rng_listen, n_sessions, population, cat)
     done("listening")

@@ -303,3 +303,114 @@ def test_small_world_fixture(small_world):
     faults, valid = check_export(small_world)
     assert len(valid["users"]) == 200 and len(valid["tracks"]) == 2000
     assert faults["fault_event_bad_json"] == 1
+
+
+# ----- a world of friends (--taste-overlap) --------------------------------------------------
+
+FRIENDS = dict(users=150, tracks=1500, sessions=600, seed=3, faults=False)
+
+
+def pairwise_similarity(taste: np.ndarray) -> float:
+    """Mean cosine between the hidden tastes of two different users."""
+    t = taste / np.linalg.norm(taste, axis=1, keepdims=True)
+    s = t @ t.T
+    return float((s.sum() - np.trace(s)) / (len(t) * (len(t) - 1)))
+
+
+def oracle_fair_share(gt: GroundTruth, groups: int = 300, length: int = 20,
+                      seed: int = 0) -> float:
+    """Share of random groups (2-10 members) in which the top-by-mean oracle's playlist
+    (``promise.oracle("oracle_mean")``) gives every member a fair share of their favourites
+    (``promise.measure``'s ``fair_share_met``)."""
+    from app.recommender import promise
+    from app.recommender.strategies import Rules
+
+    rng = np.random.default_rng(seed)
+    aff = gt.affinity(gt.user_ids, gt.track_ids)
+    every = np.arange(aff.shape[1])          # every track its own song and artist: no caps
+    served = []
+    for _ in range(groups):
+        m = int(rng.integers(2, min(10, len(gt.user_ids)) + 1))
+        true = aff[rng.choice(len(gt.user_ids), m, replace=False)]
+        playlist = promise.oracle("oracle_mean", true, every, every, Rules(length=length))
+        served.append(promise.measure(true, playlist)["fair_share_met"])
+    return float(np.mean(served))
+
+
+def test_oracle_fair_share_by_hand():
+    """Two users, four tracks (top 2 % = 1 favourite each), playlists of 1."""
+    taste = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    tracks = np.array([[2.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.0, 0.0]], np.float32)
+    gt = GroundTruth(user_ids=np.array([1, 2]), track_ids=np.array(list("abcd")),
+                     user_taste=taste, track_vectors=tracks, track_bias=np.zeros(4, np.float32),
+                     scale=1.0, offset=0.0)
+    # the mean picks track a: user 1's favourite only -> never fair for both
+    assert oracle_fair_share(gt, groups=5, length=1) == 0.0
+    gt.track_vectors[1] = [0.0, 2.5]   # now b wins the mean and user 1 still has only a
+    assert oracle_fair_share(gt, groups=5, length=1) == 0.0
+    gt.track_vectors[0] = [2.0, 2.0]   # a is both users' favourite and tops the mean
+    gt.track_vectors[1] = [0.0, 1.0]
+    assert oracle_fair_share(gt, groups=5, length=1) == 1.0
+    assert pairwise_similarity(taste) == 0.0
+    assert pairwise_similarity(np.array([[1.0, 0.0], [2.0, 0.0]])) == pytest.approx(1.0)
+
+
+def test_taste_overlap_zero_is_todays_world(tmp_path, world):
+    """The default world is untouched: an explicit 0 writes the same bytes as a generation
+    without the option, and both match a fingerprint recorded before the option existed
+    (numpy 2.4's generators; re-record it only for a deliberate change of the world)."""
+    generate_export(tmp_path / "zero", **SMALL, faults=True, taste_overlap=0.0)
+    for name in FILES:
+        assert (tmp_path / "zero" / name).read_bytes() == (world[0] / name).read_bytes(), name
+    import hashlib
+
+    recorded = {
+        "users.jsonl": "56e9ee0063c58fde7bc9025daebc0159d5f7a5859b0096f08834f4abebf8b5a9",
+        "ground_truth.npz": "a2d7d6d8a2d9e6bc3b22a6c7b9509609e8899e3ff090673afdcecda827a9e3c7",
+        "sessions.jsonl": "df80cf69633692baf2198e596d1bb0345e1fe4671a293489a68196794160ee0b",
+    }
+    for name, digest in recorded.items():
+        assert hashlib.sha256((world[0] / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_taste_overlap_makes_friends(tmp_path):
+    """The same people (seed), only more alike: tastes closer, popularity weighing more in
+    the hidden taste, and the mean-maximising oracle serves every member far more often."""
+    worlds = {}
+    for overlap in (0.0, 0.5, 1.0):
+        generate_export(tmp_path / str(overlap), **FRIENDS, taste_overlap=overlap)
+        worlds[overlap] = GroundTruth.load(tmp_path / str(overlap))
+    similarity = {t: pairwise_similarity(gt.user_taste) for t, gt in worlds.items()}
+    assert similarity[0.0] < 0.05 and similarity[0.0] + 0.03 < similarity[0.5]
+    assert similarity[0.5] + 0.15 < similarity[1.0]
+    served = {t: oracle_fair_share(gt) for t, gt in worlds.items()}
+    assert served[0.0] < 0.2 and served[1.0] > served[0.0] + 0.3
+    # the catalogue is the same; the true affinity's popularity term is stronger
+    assert np.array_equal(worlds[0.0].track_vectors, worlds[1.0].track_vectors)
+    np.testing.assert_allclose(worlds[1.0].track_bias, 2 * worlds[0.0].track_bias, rtol=1e-6)
+    # what people play follows the shared taste too: more plays of the same popular tracks
+    plays = {}
+    for t in (0.0, 1.0):
+        tracks = [json.loads(line)["track_id"] for line in
+                  (tmp_path / str(t) / "sessions.jsonl").read_text().splitlines()]
+        plays[t] = Counter(x for x in tracks if x)
+    top = lambda c: sum(n for _, n in c.most_common(50)) / sum(c.values())  # noqa: E731
+    assert top(plays[1.0]) > top(plays[0.0])
+
+
+def test_taste_overlap_out_of_range_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="taste_overlap"):
+        generate_export(tmp_path / "bad", **FRIENDS, taste_overlap=1.5)
+    from tests.conftest import make_app
+
+    app = make_app(tmp_path)
+    result = app.test_cli_runner().invoke(args=["data", "generate", str(tmp_path / "cli"),
+                                                "--taste-overlap", "-0.1"])
+    assert result.exit_code != 0 and "taste-overlap" in result.output
+    result = app.test_cli_runner().invoke(args=[
+        "data", "generate", str(tmp_path / "cli"), "--users", "30", "--tracks", "200",
+        "--sessions", "50", "--no-faults", "--taste-overlap", "0.7"])
+    assert result.exit_code == 0, result.output
+    sim = pairwise_similarity(GroundTruth.load(tmp_path / "cli").user_taste)
+    generate_export(tmp_path / "plain", users=30, tracks=200, sessions=50, faults=False)
+    assert sim > pairwise_similarity(GroundTruth.load(tmp_path / "plain").user_taste)

@@ -124,6 +124,98 @@ def lastfm_small():
     return load_lastfm(LASTFM, max_users=150, seed=0)
 
 
+def test_group_figures_by_hand():
+    """Three members, six items; the playlist 0..3 of length 4 holds two held-out items of
+    member 0, one of member 1 and none of member 2 (who is left out)."""
+    from app.recommender.real_eval import group_figures
+
+    held_out = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0],
+                                       [0, 0, 1, 0, 0, 0],
+                                       [0, 0, 0, 0, 0, 1]], np.float32))
+    f = group_figures(held_out, [0, 1, 2, 3], 4)
+    assert f == {"hit_rate": pytest.approx(2 / 3), "mean_precision@20": pytest.approx(0.25),
+                 "min_precision@20": 0.0, "members_no_hit": 1, "members": 3,
+                 "someone_left_out": 1.0}
+    f = group_figures(held_out, [1, 2, 5, 4], 4)
+    assert f["someone_left_out"] == 0.0 and f["hit_rate"] == 1.0
+    assert f["min_precision@20"] == pytest.approx(0.25)
+
+
+def test_summarise_groups_by_hand():
+    from app.recommender.real_eval import group_figures, summarise_groups
+
+    three = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32))
+    two = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32))
+    table = summarise_groups([group_figures(three, [0, 1, 2], 4), group_figures(two, [0, 1], 4)])
+    # group 1: hits 2, 1, 0 -> hit rate 2/3, precision 0.5, 0.25, 0 (mean 0.25, min 0), someone
+    # left out; group 2: hits 1, 1 -> hit rate 1, precision 0.25 each
+    assert table == {"groups": 2, "hit_rate": round((2 / 3 + 1) / 2, 4),
+                     "mean_precision@20": 0.25, "min_precision@20": 0.125,
+                     "share_members_no_hit": 0.2,
+                     "share_groups_someone_left_out": 0.5}
+
+
+def test_paired_groups_by_hand():
+    """Left out in 1 of 4 groups against 3 of 4, on the same groups: differences -1, 0, 0, -1,
+    mean -0.5, standard deviation sqrt(1/3), interval -0.5 +- 1.96 sqrt(1/3) / 2."""
+    from app.recommender.real_eval import paired_groups
+
+    def figures(left_out, hit_rate):
+        return [{"someone_left_out": lo, "hit_rate": h, "min_precision@20": 0.05 * (1 - lo)}
+                for lo, h in zip(left_out, hit_rate)]
+
+    ours = figures([0, 0, 1, 0], [1.0, 1.0, 0.5, 1.0])
+    fair = figures([1, 0, 1, 1], [0.5, 1.0, 0.5, 0.75])
+    pair = paired_groups(ours, fair)
+    half = 1.96 * np.sqrt(1 / 3) / 2
+    assert pair["groups"] == 4
+    assert pair["someone_left_out"] == {"difference": -0.5, "ci_low": round(-0.5 - half, 5),
+                                        "ci_high": round(-0.5 + half, 5), "n": 4}
+    # hit rate: differences 0.5, 0, 0, 0.25 -> mean 0.1875
+    d = np.array([0.5, 0, 0, 0.25])
+    assert pair["hit_rate"]["difference"] == 0.1875
+    assert pair["hit_rate"]["ci_high"] == round(0.1875 + 1.96 * d.std(ddof=1) / 2, 5)
+    assert pair["min_precision@20"]["difference"] == pytest.approx(0.025)
+    with pytest.raises(ValueError):
+        paired_groups(ours, fair[:3])
+
+
+def test_group_targets_compare_the_default_with_fair():
+    """Left out: the drop must reach the margin and its interval must stay below zero; only
+    groups of 3 and 4 count. Hit rate: not lower at any size."""
+    from app.recommender.real_eval import LEFT_OUT_MARGIN, REFERENCE_STRATEGY, group_targets
+
+    def row(left_out, hit):
+        return {"hit_rate": hit, "min_precision@20": 0.01,
+                "share_groups_someone_left_out": left_out}
+
+    def gap(diff, low, high):
+        return {"difference": diff, "ci_low": low, "ci_high": high, "n": 100}
+
+    strategies = {DEFAULT_STRATEGY, REFERENCE_STRATEGY, "mean_rank"}
+    by_size = {"2": {s: row(0.30, 0.80) for s in strategies},
+               "3": {s: row(0.50, 0.70) for s in strategies},
+               "4": {s: row(0.70, 0.60) for s in strategies}}
+    by_size["3"][DEFAULT_STRATEGY] = row(0.43, 0.71)
+    paired = {"2": {"someone_left_out": gap(-0.2, -0.3, -0.1),
+                    "hit_rate": gap(-0.01, -0.03, 0.01)},
+              "3": {"someone_left_out": gap(-0.07, -0.12, -0.02),
+                    "hit_rate": gap(0.01, 0, 0.02)},
+              "4": {"someone_left_out": gap(-0.06, -0.13, 0.01),
+                    "hit_rate": gap(0.0, -0.01, 0.01)}}
+    targets = group_targets({"by_size": by_size, "paired": {"by_size": paired}})
+    left = f"someone_left_out_default_at_least_{LEFT_OUT_MARGIN}_below_{REFERENCE_STRATEGY}"
+    assert f"groups_of_2_{left}" not in targets
+    assert targets[f"groups_of_3_{left}"]["met"]
+    assert targets[f"groups_of_3_{left}"]["difference"] == -0.07
+    assert not targets[f"groups_of_4_{left}"]["met"], "the interval reaches zero"
+    hit = f"hit_rate_default_ge_{REFERENCE_STRATEGY}"
+    assert [targets[f"groups_of_{n}_{hit}"]["met"] for n in "234"] == [False, True, True]
+    paired["3"]["someone_left_out"] = gap(-0.04, -0.06, -0.02)
+    targets = group_targets({"by_size": by_size, "paired": {"by_size": paired}})
+    assert not targets[f"groups_of_3_{left}"]["met"], "below the margin"
+
+
 @needs_lastfm
 def test_subsample_keeps_friends_together(lastfm_small):
     data = lastfm_small
@@ -187,6 +279,24 @@ def test_report_command_writes_evaluation_md(tmp_path):
         > warm["random"]["precision@10"]
     assert data["cold"]["our_cold_path"]["precision@10"] > \
         data["cold"]["lightfm_hybrid_features"]["precision@10"]
+    # the default against fair, paired over the same friend groups, per size
+    from app.recommender.real_eval import REFERENCE_STRATEGY
+
+    paired = data["groups"]["paired"]["by_size"]
+    assert set(paired) == {"2", "3", "4"}
+    for size, pair in paired.items():
+        table = data["groups"]["by_size"][size]
+        assert pair["groups"] == table[DEFAULT_STRATEGY]["groups"]
+        gap = table[DEFAULT_STRATEGY]["share_groups_someone_left_out"] - \
+            table[REFERENCE_STRATEGY]["share_groups_someone_left_out"]
+        assert pair["someone_left_out"]["difference"] == pytest.approx(gap, abs=2e-4)
+        assert pair["someone_left_out"]["ci_low"] <= pair["someone_left_out"]["difference"] \
+            <= pair["someone_left_out"]["ci_high"]
+    left = [t for name, t in data["targets"].items() if "someone_left_out" in name]
+    assert len(left) == 2 and "someone left out default at least 0.05 below" in text
+    if DEFAULT_STRATEGY == REFERENCE_STRATEGY:   # the same playlists: no gap, target unmet
+        assert all(p["hit_rate"]["difference"] == 0 for p in paired.values())
+        assert not any(t["met"] for t in left)
 
 
 def test_report_command_rejects_a_bad_dataset(tmp_path):

@@ -19,7 +19,8 @@ Protocol (also written into EVALUATION.md by ``write_markdown``):
   at until the chosen configurations are final.
 * **Groups.** Real friend groups (cliques of 2, 3 and 4 mutual friends from the loader; random
   groups when the data set has none) on the warm split, all members with held-out pairs; the
-  members' training items are not candidates; playlists of 20.
+  members' training items are not candidates; playlists of 20. The default strategy is also
+  compared with ``fair`` paired over the same groups (who gets left out, hit rate).
 
 Metrics come from ``evaluation.ranking_metrics``; models from ``training.train`` and served
 through ``scoring.Recommender`` (the product's path, including feature-only vectors for new
@@ -377,19 +378,27 @@ def sample_users(test: sp.csr_matrix, n: int, seed: int) -> np.ndarray:
 
 # ----- groups --------------------------------------------------------------------------------
 
+# The default strategy is compared, on the same friend groups, with the strategy that was the
+# default before the whole-group work: it must leave somebody out less often in groups of LEFT_OUT_SIZES
+# (by at least LEFT_OUT_MARGIN) without losing hit rate at any size.
+REFERENCE_STRATEGY = "fair"
+LEFT_OUT_MARGIN = 0.05
+LEFT_OUT_SIZES = (3, 4)
+PAIRED_GROUP_METRICS = ("someone_left_out", "hit_rate", "min_precision@20")
+
+
 def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray],
                history: sp.csr_matrix, test: sp.csr_matrix, p: Protocol,
                popularity: np.ndarray) -> dict:
-    """Per group size and strategy: hit rate (share of members with at least one held-out item
-    in the playlist), mean and minimum member precision@group_k, share of members with no hit,
-    and share of groups that leave at least one member without a hit."""
+    """Per group size and strategy, the ``summarise_groups`` table; and per size the default
+    strategy against ``fair`` (``REFERENCE_STRATEGY``), paired over the same groups."""
     history = sp.csr_matrix(history)
     test = sp.csr_matrix(test)
     n_test = np.diff(test.indptr)
     rules = Rules(length=p.group_k, max_per_artist=3)
     genres = _genre_lists(data)
     names = list(p.strategies) + ["popularity"]
-    acc: dict[int, dict[str, dict[str, list]]] = {}
+    acc: dict[int, dict[str, list[dict]]] = {}
     pop_order = np.argsort(-popularity, kind="stable")
     skipped = 0
     for group in groups:
@@ -405,46 +414,72 @@ def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray]
         allowed = np.ones(data.n_items, bool)
         allowed[np.unique(history[group].indices)] = False
         member_test = test[group]
-        size_acc = acc.setdefault(len(group), {n: {} for n in names})
+        size_acc = acc.setdefault(len(group), {n: [] for n in names})
         for name in names:
             if name == "popularity":
                 chosen = greedy_fill(pop_order[allowed[pop_order]][:10 * rules.length],
                                      rec.song, rec.artist, rules, None)
             else:
                 chosen, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
-            hits = np.asarray(member_test[:, np.asarray(chosen)].sum(axis=1)).ravel()
-            precision = hits / rules.length
-            a = size_acc[name]
-            a.setdefault("hit_rate", []).append(float((hits > 0).mean()))
-            a.setdefault("mean_precision@20", []).append(float(precision.mean()))
-            a.setdefault("min_precision@20", []).append(float(precision.min()))
-            a.setdefault("members_no_hit", []).append(int((hits == 0).sum()))
-            a.setdefault("members", []).append(len(group))
-            a.setdefault("groups_someone_left_out", []).append(float((hits == 0).any()))
-    out: dict = {"skipped_groups": skipped, "by_size": {}}
+            size_acc[name].append(group_figures(member_test, chosen, rules.length))
+    out: dict = {"skipped_groups": skipped, "by_size": {},
+                 "paired": {"strategy": DEFAULT_STRATEGY, "reference": REFERENCE_STRATEGY,
+                            "by_size": {}}}
     for size in sorted(acc):
-        table = {}
-        for name, a in acc[size].items():
-            table[name] = {
-                "groups": len(a["hit_rate"]),
-                "hit_rate": round(float(np.mean(a["hit_rate"])), 4),
-                "mean_precision@20": round(float(np.mean(a["mean_precision@20"])), 4),
-                "min_precision@20": round(float(np.mean(a["min_precision@20"])), 4),
-                "share_members_no_hit": round(sum(a["members_no_hit"]) / sum(a["members"]), 4),
-                "share_groups_someone_left_out": round(
-                    float(np.mean(a["groups_someone_left_out"])), 4),
-            }
-        out["by_size"][str(size)] = table
+        out["by_size"][str(size)] = {name: summarise_groups(per_group)
+                                     for name, per_group in acc[size].items()}
+        if DEFAULT_STRATEGY in acc[size] and REFERENCE_STRATEGY in acc[size]:
+            out["paired"]["by_size"][str(size)] = paired_groups(
+                acc[size][DEFAULT_STRATEGY], acc[size][REFERENCE_STRATEGY])
     return out
 
 
+def group_figures(member_test: sp.csr_matrix, chosen, length: int) -> dict[str, float]:
+    """One group's figures for one playlist: ``member_test`` is members x items (held-out
+    items), ``chosen`` the playlist's item indices. A member is left out when none of their
+    held-out items made the playlist."""
+    hits = np.asarray(sp.csr_matrix(member_test)[:, np.asarray(chosen, dtype=np.int64)]
+                      .sum(axis=1)).ravel()
+    precision = hits / length
+    return {"hit_rate": float((hits > 0).mean()),
+            "mean_precision@20": float(precision.mean()),
+            "min_precision@20": float(precision.min()),
+            "members_no_hit": int((hits == 0).sum()), "members": int(len(hits)),
+            "someone_left_out": float((hits == 0).any())}
+
+
+def summarise_groups(per_group: list[dict]) -> dict:
+    """Averages over groups (hit rate and precisions per group first, then over groups);
+    ``share_members_no_hit`` pools the members of all groups."""
+    def mean(key: str) -> float:
+        return round(float(np.mean([g[key] for g in per_group])), 4)
+
+    return {"groups": len(per_group), "hit_rate": mean("hit_rate"),
+            "mean_precision@20": mean("mean_precision@20"),
+            "min_precision@20": mean("min_precision@20"),
+            "share_members_no_hit": round(sum(g["members_no_hit"] for g in per_group)
+                                          / sum(g["members"] for g in per_group), 4),
+            "share_groups_someone_left_out": mean("someone_left_out")}
+
+
+def paired_groups(ours: list[dict], reference: list[dict]) -> dict:
+    """``ours`` minus ``reference`` on the same groups (in the same order), per metric of
+    ``PAIRED_GROUP_METRICS``, with a 95 % interval: the gap between two strategies is judged
+    against the group-to-group noise, not against two independent samples."""
+    if len(ours) != len(reference):
+        raise ValueError("paired figures need the same groups")
+    return {"groups": len(ours)} | {
+        metric: paired_difference([g[metric] for g in ours], [g[metric] for g in reference])
+        for metric in PAIRED_GROUP_METRICS}
+
+
 def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Mean of ``a - b`` over the same users with a 95% normal interval: whether a gap between
-    two models on one split is larger than the user-to-user noise."""
+    """Mean of ``a - b`` over the same users (or groups) with a 95% normal interval: whether a
+    gap between two models on one split is larger than the user-to-user noise."""
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     half = 1.96 * d.std(ddof=1) / np.sqrt(max(len(d), 1)) if len(d) > 1 else float("nan")
     return {"difference": round(float(d.mean()), 5), "ci_low": round(float(d.mean() - half), 5),
-            "ci_high": round(float(d.mean() + half), 5), "users": int(len(d))}
+            "ci_high": round(float(d.mean() + half), 5), "n": int(len(d))}
 
 
 def random_groups(users: np.ndarray, n: int, sizes: tuple[int, ...], seed: int
@@ -659,15 +694,42 @@ def check_targets(result: dict) -> dict:
         out[f"cold_{metric}_ours_ge_content"] = {
             "ours": c["our_cold_path"][metric], "content": c["content_reference"][metric],
             "met": c["our_cold_path"][metric] >= c["content_reference"][metric]}
-    g = result["groups"]["by_size"]
+    out.update(group_targets(result["groups"]))
+    return out
+
+
+def group_targets(groups: dict) -> dict:
+    """The friend-group targets on ``group_eval``'s result: the default beats ``mean_rank``
+    on hit rate and least-served member; against ``REFERENCE_STRATEGY`` on the same groups it
+    leaves somebody out at least ``LEFT_OUT_MARGIN`` less often in groups of
+    ``LEFT_OUT_SIZES`` (and by more than the interval) with no lower hit rate at any size."""
+    g = groups["by_size"]
     default = DEFAULT_STRATEGY
+    out: dict = {}
     for size, table in g.items():
         if default in table and "mean_rank" in table:
             for metric in ("hit_rate", "min_precision@20"):
                 out[f"groups_of_{size}_{metric}_default_gt_mean_rank"] = {
                     "default": table[default][metric], "mean_rank": table["mean_rank"][metric],
                     "met": table[default][metric] > table["mean_rank"][metric]}
+    for size, pair in groups.get("paired", {}).get("by_size", {}).items():
+        ours_t, ref_t = g[size][default], g[size][REFERENCE_STRATEGY]
+        if int(size) in LEFT_OUT_SIZES:
+            d = pair["someone_left_out"]
+            out[f"groups_of_{size}_someone_left_out_default_at_least_{LEFT_OUT_MARGIN}_below_"
+                f"{REFERENCE_STRATEGY}"] = {
+                "default": ours_t["share_groups_someone_left_out"],
+                REFERENCE_STRATEGY: ref_t["share_groups_someone_left_out"], **_interval(d),
+                "met": d["difference"] <= -LEFT_OUT_MARGIN and d["ci_high"] < 0}
+        d = pair["hit_rate"]
+        out[f"groups_of_{size}_hit_rate_default_ge_{REFERENCE_STRATEGY}"] = {
+            "default": ours_t["hit_rate"], REFERENCE_STRATEGY: ref_t["hit_rate"],
+            **_interval(d), "met": d["difference"] >= 0}
     return out
+
+
+def _interval(d: dict) -> dict:
+    return {"difference": d["difference"], "ci_low": d["ci_low"], "ci_high": d["ci_high"]}
 
 
 # ----- EVALUATION.md -------------------------------------------------------------------------
@@ -703,6 +765,10 @@ def _cell(key: str, value) -> str:
     return str(value)
 
 
+def _gap(d: dict) -> str:
+    return f"{d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
 def _tick(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -735,13 +801,13 @@ def write_markdown(result: dict, path: str | Path, *, command: str) -> str:
         "",
         "## Targets",
         "",
-        "| target | ours | reference | |",
-        "| --- | ---: | ---: | --- |",
+        "| target | ours | reference | paired difference (95% interval) | |",
+        "| --- | ---: | ---: | ---: | --- |",
     ]
     for name, t in result["targets"].items():
         vals = [v for key, v in t.items() if key != "met"]
         lines.append(f"| {name.replace('_', ' ')} | {vals[0]:.4f} | {vals[1]:.4f} | "
-                     f"{_tick(t['met'])} |")
+                     f"{_gap(t) if 'difference' in t else ''} | {_tick(t['met'])} |")
     lines += [
         "",
         "## Protocol",
@@ -779,7 +845,11 @@ def write_markdown(result: dict, path: str | Path, *, command: str) -> str:
         f"by our best model through the product's `Recommender` and `strategies.select`. "
         f"Hit rate: share of members with at least one held-out item in the playlist "
         f"(averaged over groups); precision@{p['group_k']}: a member's held-out items in the "
-        f"playlist / {p['group_k']}; minimum: the worst-served member of each group, averaged.",
+        f"playlist / {p['group_k']}; minimum: the worst-served member of each group, averaged; "
+        f"someone left out: the share of groups in which at least one member has none of "
+        f"their held-out items in the playlist. The default strategy is compared with "
+        f"`{REFERENCE_STRATEGY}` on the same groups: the mean of the per-group differences "
+        f"with a 95% normal interval.",
         f"- Metrics: `app/recommender/evaluation.py::ranking_metrics` (precision@{k}, "
         f"recall@{k}, nDCG@{k}, AUC over all candidates).",
         "",
@@ -789,8 +859,7 @@ def write_markdown(result: dict, path: str | Path, *, command: str) -> str:
     lines += _table(result["warm"], metrics + ["train_s"], bold=chosen["our_best"])
     paired = result.get("warm_paired", {})
     if paired:
-        gaps = "; ".join(f"{m} {v['difference']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}]"
-                         for m, v in paired.items())
+        gaps = "; ".join(f"{m} {_gap(v)}" for m, v in paired.items())
         lines += ["", f"Our best minus ALS, paired over the same users (95% interval): {gaps}."]
     lines += [
         "",
@@ -825,10 +894,18 @@ def write_markdown(result: dict, path: str | Path, *, command: str) -> str:
     ]
     gm = ["groups", "hit_rate", "mean_precision@20", "min_precision@20", "share_members_no_hit",
           "share_groups_someone_left_out"]
+    group_pairs = result["groups"].get("paired", {})
     for size, table in result["groups"]["by_size"].items():
         lines += [f"### Groups of {size}", ""]
         lines += _table({(f"{n} (default)" if n == DEFAULT_STRATEGY else n): v
                          for n, v in table.items()}, gm)
+        pair = group_pairs.get("by_size", {}).get(size)
+        if pair:
+            gaps = "; ".join(f"{m.replace('_', ' ')} {_gap(pair[m])}"
+                             for m in PAIRED_GROUP_METRICS)
+            lines += ["", f"`{group_pairs['strategy']}` minus `{group_pairs['reference']}`, "
+                          f"paired over "
+                          f"the same {pair['groups']} groups (95% interval): {gaps}."]
         lines.append("")
     if result["groups"]["skipped_groups"]:
         lines += [f"{result['groups']['skipped_groups']} sampled groups were skipped because "
