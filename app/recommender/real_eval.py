@@ -411,7 +411,7 @@ def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray]
                 chosen = greedy_fill(pop_order[allowed[pop_order]][:10 * rules.length],
                                      rec.song, rec.artist, rules, None)
             else:
-                chosen, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
+                chosen, _, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
             hits = np.asarray(member_test[:, np.asarray(chosen)].sum(axis=1)).ravel()
             precision = hits / rules.length
             a = size_acc[name]

@@ -38,6 +38,7 @@ MISERY_LIKING = 0.25
 # least happy member; larger: closer to the plain average).
 FAIR_DELTA = 1.15
 _EXCLUDED = -1e9
+NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,10 @@ def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
 
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
-           rules: Rules, allowed: np.ndarray | None) -> tuple[list[int], list[str]]:
-    """The playlist's track indices under ``strategy`` and the playlist rules, plus notes."""
+           rules: Rules, allowed: np.ndarray | None
+           ) -> tuple[list[int], list[str], list[int]]:
+    """The playlist's track indices under ``strategy`` and the playlist rules, notes, and per
+    chosen track the member position whose turn chose it (-1: no member's turn did)."""
     strategy = check_strategy(strategy)
     notes: list[str] = []
     n = z.shape[1]
@@ -201,7 +204,8 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
     if len(chosen) < rules.length:
         raise NotEnoughSongs(f"the catalogue holds only {len(chosen)} distinct songs that pass "
                              f"the filters; asked for {rules.length}")
-    return chosen, notes
+    turns = [NO_TURN] * len(chosen)
+    return chosen, notes, turns
 
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
