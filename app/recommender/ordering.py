@@ -36,25 +36,25 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     for t, ms in enumerate(for_members):
         serves[t, ms] = True
     audio = _scaled([tempo, energy], n)
+    # pairwise steps and artist clashes once: each position is then a few vector operations
+    step = (smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)
+            if audio is not None else np.zeros((n, n)))
+    same_artist = artist[:, None] == artist[None, :]
     left = serves.sum(axis=0).astype(np.float64)  # tracks still to play, per member
-    last = np.full(serves.shape[1], -1)            # position of each member's last track
-    remaining = np.ones(n, dtype=bool)
+    last = np.full(serves.shape[1], -1.0)          # position of each member's last track
+    taken = np.zeros(n, dtype=bool)
     order: list[int] = []
     for pos in range(n):
-        pressure = (pos - last) * left / (n - pos)
-        urgency = np.where(serves, pressure, 0.0).max(axis=1)
-        score = urgency
-        if order and audio is not None:
-            score = urgency - smooth_weight * np.abs(audio - audio[order[-1]]).sum(axis=1)
-        ok = remaining.copy()
+        pressure = (pos - last) * left * (1.0 / (n - pos))
+        score = (serves * pressure).max(axis=1)
         if order:
-            other = ok & (artist != artist[order[-1]])
-            if other.any():
-                ok = other
-        score = np.where(ok, score, -np.inf)
+            prev = order[-1]
+            score -= step[prev]
+            blocked = taken | same_artist[prev]
+            score[blocked if not blocked.all() else taken] = -np.inf
         pick = int(np.argmax(score))  # first of the best: ties go to the strategy's order
         order.append(pick)
-        remaining[pick] = False
+        taken[pick] = True
         served = serves[pick]
         last[served] = pos
         left[served] -= 1

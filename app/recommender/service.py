@@ -330,7 +330,7 @@ def _items(catalogue, indices: list[int], scores: np.ndarray | None, members: li
             explicit=bool(meta.explicit[i]),
             member_scores=[round(float(x), 4) for x in scores[pos]] if scores is not None
             else None,
-            for_members=[members[j] for j in for_members[pos]] if for_members is not None
+            for_members=sorted(members[j] for j in for_members[pos]) if for_members is not None
             else None,
             turn_of=members[turn] if turn >= 0 else None,
         ))
