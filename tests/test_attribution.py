@@ -46,8 +46,9 @@ def test_thresholds_cut_each_members_top_share_of_the_catalogue():
     assert len(cols) <= attribution.SAMPLE_SIZE and cols[0] == 0
     limits = attribution.thresholds(z[:, cols])
     share = (z >= limits[:, None]).mean(axis=1)
-    # the exact top 2 % would be 0.02 for each member; the sample keeps it close
-    assert np.all(np.abs(share - attribution.FAVOURITE_SHARE) < 0.005), share
+    # the exact top 2 % would be 0.02 for each member; the sample keeps it within about
+    # three binomial standard errors
+    assert np.all(np.abs(share - attribution.FAVOURITE_SHARE) < 0.009), share
     # tiny catalogues: at least the single best track is a favourite
     assert attribution.thresholds(np.array([[0.1, 0.9, 0.5]], np.float32))[0] == \
         np.float32(0.9)

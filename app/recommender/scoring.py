@@ -261,8 +261,9 @@ class Recommender:
         idx = np.asarray(chosen, dtype=np.int64)
         z_chosen = z[:, idx]
         liking = expected_liking(z_chosen).T  # playlist x members
-        sample = self.sample_allowed(allowed)
-        favourite = attribution.favourites(z_chosen, attribution.thresholds(z[:, sample]))
+        z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
+                    else z[:, self.sample_allowed(allowed)])
+        favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
         return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),
                            taste_match=self.taste_match(rows), strategy=strategy, notes=notes,
                            turns=turns, for_members=attribution.for_members(turns, favourite))
