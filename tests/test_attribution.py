@@ -213,7 +213,7 @@ def test_page_and_downloads_show_whom_each_track_is_for(api_app, api_client):
     assert html.count(" is-for\"") == 3  # the member cells of the tracks' members
 
     doc = api_client.get("/playlists/" + "a" * 32 + ".json").get_json()
-    assert [t["for_members"] for t in doc["tracks"]] == [[124, 123], [], [125]]
+    assert [t["for_members"] for t in doc["tracks"]] == [[123, 124], [], [125]]
     assert [t["turn_of"] for t in doc["tracks"]] == [124, None, None]
 
     table = list(csv.reader(io.StringIO(

@@ -367,13 +367,14 @@ def in_listening_order(catalogue, result, n_members: int):
     from app.recommender.ordering import listening_order
 
     idx = result.indices
-    order = listening_order(result.for_members, catalogue.meta.artist[np.asarray(idx)],
+    turns = result.turns or [-1] * len(idx)
+    fors = result.for_members or [[] for _ in idx]
+    order = listening_order(fors, catalogue.meta.artist[np.asarray(idx)],
                             catalogue.audio_feature("tempo", idx),
                             catalogue.audio_feature("energy", idx), n_members)
     return replace(result, indices=[idx[i] for i in order],
                    member_scores=result.member_scores[order],
-                   turns=[result.turns[i] for i in order],
-                   for_members=[result.for_members[i] for i in order])
+                   turns=[turns[i] for i in order], for_members=[fors[i] for i in order])
 
 
 def _content_profiles(rec, rows: list) -> None:

@@ -208,7 +208,7 @@ def as_json(view: PlaylistView) -> str:
             "position": r.position, "id": r.track_id, "name": r.name, "artist": r.artist,
             "genres": r.genres, "duration_ms": r.duration_ms, "explicit": r.explicit,
             "member_scores": {str(m.user_id): s.value for m, s in zip(view.members, r.scores)},
-            "for_members": ([m.user_id for m in r.for_members] if p.attribution is not None
+            "for_members": (sorted(m.user_id for m in r.for_members) if p.attribution is not None
                             else None),
             "turn_of": r.turn_of.user_id if r.turn_of else None,
         } for r in view.rows],
