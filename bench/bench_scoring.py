@@ -126,6 +126,33 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(samples) * 1e3, samples[int(0.95 * (len(samples) - 1))] * 1e3
 
 
+def attribution_cost(rec, members, rules, strategy, repeats: int) -> tuple[float, float]:
+    """Median ``recommend`` time with the favourites (attribution.py) and with them switched
+    off (no thresholds, nobody's favourite), alternating call by call so that both see the
+    same machine load."""
+    from types import SimpleNamespace
+
+    from app.recommender import attribution, scoring
+
+    off = SimpleNamespace(
+        sample_stride=attribution.sample_stride, favourites=attribution.favourites,
+        thresholds=lambda z: np.full(len(z), np.inf, np.float32),
+        for_members=lambda turns, fav: [[] for _ in turns])
+    samples: dict[str, list[float]] = {"with": [], "without": []}
+    rec.recommend(members, rules, strategy)
+    try:
+        for i in range(2 * repeats):
+            key = ("with", "without")[(i + i // 2) % 2]  # with, without, without, with, ...
+            scoring.attribution = attribution if key == "with" else off
+            t0 = time.perf_counter()
+            rec.recommend(members, rules, strategy)
+            samples[key].append(time.perf_counter() - t0)
+    finally:
+        scoring.attribution = attribution
+    return (statistics.median(samples["with"]) * 1e3,
+            statistics.median(samples["without"]) * 1e3)
+
+
 def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
@@ -143,6 +170,9 @@ def main(argv=None) -> int:
     ap.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=STRATEGIES)
     ap.add_argument("--all-strategies", action="store_true",
                     help="Also time every strategy for the largest group.")
+    ap.add_argument("--attribution-cost", action="store_true",
+                    help="Also time the largest group with and without the favourites of "
+                         "the attribution (issue 11), interleaved in this run.")
     args = ap.parse_args(argv)
 
     threadpool_limits(1)
@@ -174,6 +204,13 @@ def main(argv=None) -> int:
             for s in STRATEGIES:
                 p50, p95 = timed(lambda: rec.recommend(members, rules, s), args.repeats // 2)
                 print(f"{'':>8} {m:>8} {p50:>12.3f} {p95:>12.3f}   strategy {s}")
+        if args.attribution_cost:
+            m = max(args.members)
+            users = rng.choice(args.users, size=m, replace=False)
+            members = [rec.member(int(model.space.user_ids[u])) for u in users]
+            with_, without = attribution_cost(rec, members, rules, args.strategy, args.repeats)
+            print(f"{'':>8} {m:>8}   with attribution p50 {with_:.3f} ms, without "
+                  f"{without:.3f} ms: +{with_ - without:.3f} ms (interleaved)")
         print(f"  model for {n_tracks:,} tracks: {rec.memory_bytes() / 2**20:.1f} MiB of "
               f"arrays in memory (serving matrix {rec.items.nbytes / 2**20:.1f} MiB); "
               f"built in {load_s:.2f}s")

@@ -205,3 +205,43 @@ def test_admin_dashboard_shows_both_arms(live_server, page):
     page.locator("#predictions-table a").first.click()
     page.wait_for_selector("#outcome-verdict")
     _shot(page, "admin-prediction")
+
+
+@pytest.mark.parametrize("width", [390, 1366])
+def test_playlist_page_fits_the_screen(live_server, browser, width):
+    """Issue 15: on a phone each track is a card (no sideways scrolling, the members' fits as
+    chips on screen); on a laptop the table fits. Ten members, the A/B builder's default 20."""
+    app, base = live_server
+    group = list(range(140, 150))
+    response = app.test_client().post("/predict/advanced", json={
+        "user_id": group[0], "other_users": group[1:], "playlist_length": 20})
+    assert response.status_code == 200
+    pid = response.headers["X-Prediction-Id"]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    try:
+        page.goto(f"{base}/playlists/{pid}")
+        page.wait_for_selector("#playlist-table")
+        sizes = page.evaluate("""() => {
+            const d = document.documentElement, w = document.getElementById('playlist-wrap');
+            const row = document.querySelector('#playlist-table tbody tr');
+            const cells = [...row.querySelectorAll('td.heat')].map(c => c.getBoundingClientRect());
+            const name = row.querySelector('td.track-name').getBoundingClientRect();
+            return {page: [d.scrollWidth, d.clientWidth], list: [w.scrollWidth, w.clientWidth],
+                    cells: cells.length, cellsRight: Math.max(...cells.map(c => c.right)),
+                    nameWidth: name.width, h1: document.querySelector('h1').innerText};
+        }""")
+        _shot(page, f"playlist-{width}")
+        assert sizes["page"][0] <= sizes["page"][1], sizes
+        assert sizes["list"][0] <= sizes["list"][1], sizes
+        # every member's fit for the first track is on screen, without scrolling
+        assert sizes["cells"] == 10 and sizes["cellsRight"] <= width, sizes
+        if width < 640:  # a card: the title gets the card's width, not a narrow column
+            assert sizes["nameWidth"] >= 0.5 * width, sizes
+        assert sizes["h1"].endswith("and 8 others"), sizes
+        assert page.locator("#playlist-table tbody tr").count() == 20
+        assert problems == []
+    finally:
+        context.close()

@@ -58,7 +58,7 @@ def test_recommend_and_describe_use_the_blend(cold_world):
     a = rec.recommend([plain], rules, "average")
     b = rec.recommend([with_content], rules, "average")
     assert len(b.indices) == 20 and b.indices != a.indices
-    liking, _, _ = rec.describe([with_content], b.indices)
+    liking, *_ = rec.describe([with_content], b.indices)
     assert np.allclose(liking[:, 0], b.member_scores[:, 0], atol=1e-5)
     # a member with no profile is scored by the model alone
     assert rec.recommend([plain], rules, "average").indices == a.indices

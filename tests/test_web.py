@@ -159,7 +159,7 @@ def test_downloads_json_csv_m3u(client, web_app):
     table = list(csv.reader(io.StringIO(client.get(f"/playlists/{pid}.csv").get_data(as_text=True))))
     assert table[0][:7] == ["position", "track_id", "name", "artist", "genres", "duration_ms",
                             "explicit"]
-    assert table[0][7:] == ["member_123", "member_124", "member_125"]
+    assert table[0][7:] == ["member_123", "member_124", "member_125", "for_members", "turn_of"]
     assert len(table) == 21 and [r[1] for r in table[1:]] == [t["id"] for t in payload["tracks"]]
 
     m3u = client.get(f"/playlists/{pid}.m3u")

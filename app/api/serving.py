@@ -117,6 +117,7 @@ def _record(endpoint: str, members: list[int], length: int, playlist: service.Pl
         exclude_explicit=exclude_explicit, track_ids=track_ids, members=list(playlist.members),
         member_scores=_rounded(scores) if all(s is not None for s in scores) else None,
         member_fit=_rounded(playlist.member_fit) if playlist.member_fit is not None else None,
+        attribution=_attribution(playlist),
         elapsed_ms=round(elapsed * 1000, 3),
     ))
     db.session.flush()
@@ -139,6 +140,13 @@ def _record(endpoint: str, members: list[int], length: int, playlist: service.Pl
     db.session.commit()
     return Served(prediction_id, playlist, arm.experiment if arm else None,
                   arm.arm if arm else None, fallback, round(elapsed * 1000, 3))
+
+
+def _attribution(playlist: service.Playlist) -> list[dict] | None:
+    """The stored form of whom each track is for; None when no model attributed the tracks."""
+    if any(item.for_members is None for item in playlist.items):
+        return None
+    return [{"for": list(item.for_members), "turn": item.turn_of} for item in playlist.items]
 
 
 def _rounded(values: Any) -> Any:

@@ -110,6 +110,10 @@ class Prediction(db.Model):
     members: Mapped[list] = mapped_column(JSON, default=list)
     member_scores: Mapped[list | None] = mapped_column(JSON, nullable=True)
     member_fit: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # Per track, whom it is for: {"for": [user ids], "turn": user id or null} (the turn member
+    # chose it; the others have it among their favourites). Null on rows served before it
+    # existed or when no model could attribute the tracks.
+    attribution: Mapped[list | None] = mapped_column(JSON, nullable=True)
     elapsed_ms: Mapped[float] = mapped_column(Float)
 
     experiment: Mapped[Experiment | None] = relationship(lazy="joined")

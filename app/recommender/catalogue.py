@@ -64,5 +64,12 @@ class Catalogue:
     def artist_name(self, index: int) -> str:
         return str(self.meta.artist_names[self.meta.artist[index]])
 
+    def audio_feature(self, name: str, indices) -> np.ndarray | None:
+        """One audio column (e.g. tempo, energy) for some tracks; None when not imported."""
+        names = list(self.meta.audio_names)
+        if name not in names or self.meta.audio.shape[1] != len(names):
+            return None
+        return self.meta.audio[np.asarray(indices, dtype=np.int64), names.index(name)]
+
     def artist_id(self, index: int) -> str:
         return str(self.meta.artist_ids[self.meta.artist[index]])

@@ -420,7 +420,7 @@ def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray]
                 chosen = greedy_fill(pop_order[allowed[pop_order]][:10 * rules.length],
                                      rec.song, rec.artist, rules, None)
             else:
-                chosen, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
+                chosen, _, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
             size_acc[name].append(group_figures(member_test, chosen, rules.length))
     out: dict = {"skipped_groups": skipped, "by_size": {},
                  "paired": {"strategy": DEFAULT_STRATEGY, "reference": REFERENCE_STRATEGY,

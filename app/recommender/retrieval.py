@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import ndtr
 
+from app.recommender import attribution
 from app.recommender.artifact import sha256_file
 from app.recommender.strategies import NotEnoughSongs, Rules, check_strategy, select
 
@@ -206,17 +207,26 @@ class CandidateRetrieval:
                 raw[j, hit] -= SKIP_PENALTY * 1e3
         allowed = rec.not_explicit[cand] if rules.exclude_explicit else None
         try:
-            chosen, notes = select(strategy, z, raw, rec.song[cand], rec.artist[cand], rules,
-                                   allowed, owed_turns(members))
+            chosen, notes, turns = select(strategy, z, raw, rec.song[cand], rec.artist[cand],
+                                          rules, allowed, owed_turns(members))
         except NotEnoughSongs:
             return _exact(rec, members, rules, strategy)
         if any(note.startswith("artist cap relaxed") for note in notes):
             return _exact(rec, members, rules, strategy)  # the whole catalogue may not need it
         picked = np.asarray(chosen, dtype=np.int64)
         liking = ndtr(z[:, picked]).T.astype(np.float32)
+        # favourites are judged against the whole catalogue, so their thresholds come from
+        # the catalogue sample (a small exact product), not from the candidates
+        sample = rec.sample_allowed(rec.not_explicit if rules.exclude_explicit else None)
+        z_sample = rec.standardise(rows, rows @ rec.items_t[:, sample])
+        for j, m in enumerate(members):
+            if len(m.skip_items):
+                z_sample[j, np.isin(sample, m.skip_items)] -= SKIP_PENALTY
+        favourite = attribution.favourites(z[:, picked], attribution.thresholds(z_sample))
         return GroupResult(indices=cand[picked].tolist(), member_scores=liking,
                            member_fit=liking.mean(axis=0), taste_match=rec.taste_match(rows),
-                           strategy=strategy, notes=notes)
+                           strategy=strategy, notes=notes, turns=turns,
+                           for_members=attribution.for_members(turns, favourite))
 
 
 def _exact(rec: "Recommender", members: list["Member"], rules: Rules, strategy: str):

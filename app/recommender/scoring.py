@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.strategies import Rules, check_strategy, select
@@ -50,6 +51,10 @@ class GroupResult:
     taste_match: np.ndarray    # members x members, 0-1
     strategy: str
     notes: list[str]
+    # per track: the member position whose turn chose it (-1: none), and the sorted member
+    # positions it is for (that member and those it is a favourite of; attribution.py)
+    turns: list[int] = field(default_factory=list)
+    for_members: list[list[int]] = field(default_factory=list)
 
 
 def owed_turns(members: list[Member]) -> np.ndarray:
@@ -92,6 +97,7 @@ class Recommender:
         pop[known] = model.popularity[model_pos[known]]
         self.popularity = pop
         self.item_index = pd.Index(np.asarray(catalogue.item_ids, str))
+        self.favourite_sample = attribution.sample_columns(n)
 
         # users: trained rows; users cold in training are re-expressed from their genres
         self.user_pos = {int(u): i for i, u in enumerate(space.user_ids)}
@@ -258,26 +264,41 @@ class Recommender:
             z = self.cold_blend.apply(z, [m.content for m in members])
         allowed = self.not_explicit if rules.exclude_explicit else None
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
-        chosen, notes = select(strategy, z, z, self.song, self.artist, rules, allowed,
-                               owed_turns(members))
+        chosen, notes, turns = select(strategy, z, z, self.song, self.artist, rules, allowed,
+                                      owed_turns(members))
         idx = np.asarray(chosen, dtype=np.int64)
-        liking = expected_liking(z[:, idx]).T  # playlist x members
+        z_chosen = z[:, idx]
+        liking = expected_liking(z_chosen).T  # playlist x members
+        z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
+                    else z[:, self.sample_allowed(allowed)])
+        favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
         return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),
-                           taste_match=self.taste_match(rows), strategy=strategy, notes=notes)
+                           taste_match=self.taste_match(rows), strategy=strategy, notes=notes,
+                           turns=turns, for_members=attribution.for_members(turns, favourite))
+
+    def sample_allowed(self, allowed: np.ndarray | None) -> np.ndarray:
+        """The favourite thresholds' catalogue sample, limited to the allowed tracks."""
+        cols = self.favourite_sample
+        return cols if allowed is None else cols[allowed[cols]]
 
     def describe(self, members: list[Member], indices: list[int]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Member liking, fit and taste match for a playlist chosen elsewhere (base model)."""
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Member liking, fit, taste match and favourites (members x playlist) for a playlist
+        chosen elsewhere (base model). The playlist's columns and the favourite sample are
+        scored in one product."""
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         idx = np.asarray(indices, dtype=np.int64)
-        z = self._folded(rows) @ self.items_t[:, idx]
+        cols = np.concatenate([idx, self.favourite_sample])
+        z = self._folded(rows) @ self.items_t[:, cols]
         for j, m in enumerate(members):
             if len(m.skip_items):
-                z[j, np.isin(idx, m.skip_items)] -= SKIP_PENALTY
+                z[j, np.isin(cols, m.skip_items)] -= SKIP_PENALTY
         if self.cold_blend is not None:
-            z = self.cold_blend.apply(z, [m.content for m in members], columns=idx)
-        liking = expected_liking(z).T
-        return liking, liking.mean(axis=0), self.taste_match(rows)
+            z = self.cold_blend.apply(z, [m.content for m in members], columns=cols)
+        z_chosen = z[:, :len(idx)]
+        favourite = attribution.favourites(z_chosen, attribution.thresholds(z[:, len(idx):]))
+        liking = expected_liking(z_chosen).T
+        return liking, liking.mean(axis=0), self.taste_match(rows), favourite
 
     def top_for_user_rows(self, rows: np.ndarray, k: int) -> np.ndarray:
         """Top-k track indices per row (evaluation helper)."""

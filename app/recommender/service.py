@@ -15,6 +15,10 @@ CONTRACT (kept stable for app/api and app/web; the implementation behind it may 
   ``Playlist.member_fit`` is how well the whole playlist fits each member (0-1);
   ``Playlist.taste_match`` is a members x members matrix of taste similarity (0-1).
   For the base model the scores come from the advanced model when one is loaded, else are None.
+- ``PlaylistItem.for_members`` (user ids) says whom the track is for: the member whose turn
+  chose it (``turn_of``) and every member it is a favourite of (attribution.py). Advanced
+  playlists come in listening order (ordering.py); base playlists keep their random order,
+  the original system's, since base is the A/B control.
 
 Serving state lives in one ``ModelHolder`` per application (``app.extensions``): the catalogue
 and the active model version, loaded lazily. At most every ``MODEL_RELOAD_SECONDS`` (default 5)
@@ -59,6 +63,10 @@ class PlaylistItem:
     duration_ms: int
     explicit: bool
     member_scores: list[float] | None
+    # user ids this track is for (the turn member and members it is a favourite of) and the
+    # member whose turn chose it; None when no model could tell (base model without a model)
+    for_members: list[int] | None = None
+    turn_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -356,10 +364,14 @@ def _members(rec, members: list[int]) -> tuple[list, list[str]]:
     return out, notes
 
 
-def _items(catalogue, indices: list[int], scores: np.ndarray | None) -> list[PlaylistItem]:
+def _items(catalogue, indices: list[int], scores: np.ndarray | None, members: list[int],
+           for_members: list[list[int]] | None = None,
+           turns: list[int] | None = None) -> list[PlaylistItem]:
+    """Playlist items; ``for_members`` and ``turns`` hold member positions, turned into ids."""
     meta = catalogue.meta
     items = []
     for pos, i in enumerate(indices):
+        turn = turns[pos] if turns else -1
         items.append(PlaylistItem(
             track_id=str(catalogue.item_ids[i]),
             name=str(catalogue.names[i]) if catalogue.names is not None else "",
@@ -370,6 +382,9 @@ def _items(catalogue, indices: list[int], scores: np.ndarray | None) -> list[Pla
             explicit=bool(meta.explicit[i]),
             member_scores=[round(float(x), 4) for x in scores[pos]] if scores is not None
             else None,
+            for_members=sorted(members[j] for j in for_members[pos]) if for_members is not None
+            else None,
+            turn_of=members[turn] if turn >= 0 else None,
         ))
     return items
 
@@ -387,12 +402,31 @@ def _advanced(state: ServingState, members: list[int], rules, strategy: str | No
         result = rec.recommend(rows, rules, strategy)
     except NotEnoughSongs as exc:
         raise ValueError(str(exc)) from exc
+    result = in_listening_order(rec.catalogue, result, len(members))
     return Playlist(
-        items=_items(rec.catalogue, result.indices, result.member_scores),
+        items=_items(rec.catalogue, result.indices, result.member_scores, members,
+                     result.for_members, result.turns),
         members=members, model="advanced", model_version=rec.version, strategy=result.strategy,
         member_fit=[round(float(x), 4) for x in result.member_fit],
         taste_match=[[round(float(x), 4) for x in row] for row in result.taste_match],
         notes=notes + result.notes)
+
+
+def in_listening_order(catalogue, result, n_members: int):
+    """``result`` (a GroupResult) with its tracks in listening order (ordering.py)."""
+    from dataclasses import replace
+
+    from app.recommender.ordering import listening_order
+
+    idx = result.indices
+    turns = result.turns or [-1] * len(idx)
+    fors = result.for_members or [[] for _ in idx]
+    order = listening_order(fors, catalogue.meta.artist[np.asarray(idx)],
+                            catalogue.audio_feature("tempo", idx),
+                            catalogue.audio_feature("energy", idx), n_members)
+    return replace(result, indices=[idx[i] for i in order],
+                   member_scores=result.member_scores[order],
+                   turns=[turns[i] for i in order], for_members=[fors[i] for i in order])
 
 
 def _content_profiles(rec, rows: list) -> None:
@@ -486,7 +520,9 @@ def _history_cache(holder: ModelHolder) -> _HistoryCache:
 
 def _base(holder: ModelHolder, state: ServingState, members: list[int], rules,
           seed: int | None) -> Playlist:
+    from app.recommender.attribution import for_members
     from app.recommender.base import base_playlist
+    from app.recommender.strategies import NO_TURN
 
     found = _user_genres(members)
     unknown = [u for u in members if u not in found]
@@ -498,12 +534,14 @@ def _base(holder: ModelHolder, state: ServingState, members: list[int], rules,
     indices, notes = base_playlist(_history_cache(holder).get(catalogue, members), catalogue,
                                    rules, seed)
     rec = state.recommender
-    scores = fit = match = None
+    scores = fit = match = attributed = None
     if rec is not None and rec.catalogue is catalogue:
         rows = [rec.member(u, found.get(u)) for u in members]
-        scores, fit, match = rec.describe(rows, indices)
+        scores, fit, match, favourite = rec.describe(rows, indices)
+        attributed = for_members([NO_TURN] * len(indices), favourite)
     return Playlist(
-        items=_items(catalogue, indices, scores), members=members, model="base",
+        items=_items(catalogue, indices, scores, members, attributed), members=members,
+        model="base",
         model_version=rec.version if rec is not None else None, strategy=None,
         member_fit=[round(float(x), 4) for x in fit] if fit is not None else None,
         taste_match=[[round(float(x), 4) for x in r] for r in match] if match is not None

@@ -45,6 +45,7 @@ TURN_OWN_WEIGHT = 3.0
 TURN_FILL_DELTA = 0.1
 TURN_FILL_SLOPE = 1.5
 _EXCLUDED = -1e9
+NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
 
 @dataclass(frozen=True)
@@ -186,14 +187,16 @@ def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
            rules: Rules, allowed: np.ndarray | None, owed: np.ndarray | None = None
-           ) -> tuple[list[int], list[str]]:
-    """The playlist's track indices under ``strategy`` and the playlist rules, plus notes.
+           ) -> tuple[list[int], list[str], list[int]]:
+    """The playlist's track indices under ``strategy`` and the playlist rules, notes, and per
+    chosen track the member position whose turn chose it (-1: no member's turn did).
     ``owed`` (``turns``): per member, how many fair shares of turns they are owed."""
     strategy = check_strategy(strategy)
     notes: list[str] = []
     n = z.shape[1]
     size = max(10 * rules.length, 200)
     chosen: list[int] = []
+    turns: list[int] = []
     while True:
         if strategy == "mean_rank":
             score = percentiles(raw).mean(axis=0)
@@ -202,12 +205,12 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
             cand = candidates(z, allowed, size, with_max=strategy != "turns")
-            lk = liking(np.take(z, cand, axis=1))
-            if strategy == "fair":
-                chosen = _fair(lk, cand, song, artist, rules)
-            elif strategy == "turns":
-                chosen, _turn_of = _turns(z, allowed, cand, song, artist, rules, owed)
+            if strategy == "turns":
+                chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed)
+            elif strategy == "fair":
+                chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
             else:
+                lk = liking(np.take(z, cand, axis=1))
                 chosen = greedy_fill(cand[_order(strategy, lk)], song, artist, rules, None)
         if len(chosen) >= rules.length or size >= n:
             break
@@ -221,7 +224,7 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
     if len(chosen) < rules.length:
         raise NotEnoughSongs(f"the catalogue holds only {len(chosen)} distinct songs that pass "
                              f"the filters; asked for {rules.length}")
-    return chosen, notes
+    return chosen, notes, (turns + [NO_TURN] * len(chosen))[:len(chosen)]
 
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
@@ -306,7 +309,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     plus their own. A track counts for every member whose favourite it is, so friends whose
     favourites overlap are served by shared tracks in few turns, while strangers each get
     their own. Returns the tracks and, per track, the position of the member whose turn
-    chose it (-1: chosen after the turns)."""
+    chose it (``NO_TURN``: chosen after the turns)."""
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
@@ -370,4 +373,4 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
                            rules.exclude_explicit),
                      start=(total, len(out)), taken=(songs, per_artist),
                      delta=TURN_FILL_DELTA)
-    return out, turns + [-1] * (len(out) - len(turns))
+    return out, turns + [NO_TURN] * (len(out) - len(turns))

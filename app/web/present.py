@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.db import Prediction
@@ -17,6 +17,9 @@ from app.text import clean_text
 from app.web.queries import existing_users, tracks_by_id
 
 HEAT_STEPS = 10
+MEMBER_COLOURS = 8
+# headers show first names up to this many members, initials (full name in a tooltip) beyond
+FULL_NAMES_UP_TO = 8
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,28 @@ class MemberView:
     user_id: int
     name: str
     fit: Score
+    index: int = 0  # position in the group: picks the member's chip colour
+
+    @property
+    def initials(self) -> str:
+        parts = self.name.split()
+        if not parts:
+            return str(self.user_id)
+        return (parts[0][:1] + (parts[-1][:1] if len(parts) > 1 else "")).upper()
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.split() else str(self.user_id)
+
+    @property
+    def colour(self) -> str:
+        """A CSS class per member (a small palette, reused past its size)."""
+        return f"mc-{self.index % MEMBER_COLOURS}"
+
+    @property
+    def label(self) -> str:
+        """Name and id, for tooltips and downloads."""
+        return f"{self.name} (#{self.user_id})"
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,12 @@ class Row:
     duration_ms: int
     explicit: bool
     scores: list[Score]
+    # whom the track is for (the turn member first), and the member whose turn chose it
+    for_members: list[MemberView] = field(default_factory=list)
+    turn_of: MemberView | None = None
+
+    def is_for(self, member: MemberView) -> bool:
+        return any(m.user_id == member.user_id for m in self.for_members)
 
 
 @dataclass(frozen=True)
@@ -76,6 +107,27 @@ class PlaylistView:
     @property
     def has_scores(self) -> bool:
         return any(s.value is not None for r in self.rows for s in r.scores)
+
+    @property
+    def has_attribution(self) -> bool:
+        return any(r.for_members for r in self.rows)
+
+    @property
+    def full_names(self) -> bool:
+        """Room for first names in the member columns; initials with a tooltip otherwise."""
+        return len(self.members) <= FULL_NAMES_UP_TO
+
+    @property
+    def title(self) -> str:
+        """'Marcin, Natalia and 4 others': every name for small groups, two for larger ones."""
+        return group_title([m.first_name for m in self.members])
+
+
+def group_title(names: list[str], shown: int = 2) -> str:
+    if len(names) <= shown + 1:
+        return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    rest = len(names) - shown
+    return f"{', '.join(names[:shown])} and {rest} other{'s' if rest > 1 else ''}"
 
 
 def members_of(prediction: Prediction) -> list[int]:
@@ -96,8 +148,11 @@ def playlist_view(prediction: Prediction,
     member_ids = members_of(prediction)
     users = existing_users(member_ids)
     fits = prediction.member_fit or [None] * len(member_ids)
-    members = [MemberView(uid, users[uid].name if uid in users else f"User {uid}", Score(fit))
-               for uid, fit in zip(member_ids, fits)]
+    members = [MemberView(uid, users[uid].name if uid in users else f"User {uid}", Score(fit),
+                          index)
+               for index, (uid, fit) in enumerate(zip(member_ids, fits))]
+    by_id = {m.user_id: m for m in members}
+    attribution = prediction.attribution or []
     tracks = tracks_by_id(list(prediction.track_ids or []))
     all_scores = prediction.member_scores or []
     rows: list[Row] = []
@@ -106,14 +161,29 @@ def playlist_view(prediction: Prediction,
         per_member = all_scores[pos - 1] if pos - 1 < len(all_scores) and all_scores[pos - 1] else []
         scores = [Score(per_member[i] if i < len(per_member) else None)
                   for i in range(len(member_ids))]
+        for_members, turn_of = _attributed(attribution, pos - 1, by_id)
         if track is None:  # deleted from the catalogue since; keep the slot visible
-            rows.append(Row(pos, tid, "(track no longer in the catalogue)", "", [], 0, False, scores))
+            rows.append(Row(pos, tid, "(track no longer in the catalogue)", "", [], 0, False,
+                            scores, for_members, turn_of))
             continue
         rows.append(Row(pos, tid, track.name, track.artist.name if track.artist else "",
                         sorted(g.name for g in (track.artist.genres if track.artist else [])),
-                        track.duration_ms, bool(track.explicit), scores))
+                        track.duration_ms, bool(track.explicit), scores, for_members, turn_of))
     matrix = ([[Score(v) for v in row] for row in taste_match] if taste_match else None)
     return PlaylistView(prediction, members, rows, matrix, taste_note)
+
+
+def _attributed(attribution: list, i: int, by_id: dict[int, MemberView]
+                ) -> tuple[list[MemberView], MemberView | None]:
+    """Track ``i``'s members from the stored attribution, the turn member first; ids that are
+    not members of the group are ignored (the row is data, not trusted to be consistent)."""
+    entry = attribution[i] if i < len(attribution) and isinstance(attribution[i], dict) else {}
+    turn = by_id.get(entry.get("turn")) if isinstance(entry.get("turn"), int) else None
+    ids = [u for u in entry.get("for") or [] if isinstance(u, int) and u in by_id]
+    members = sorted({by_id[u].user_id: by_id[u] for u in ids}.values(), key=lambda m: m.index)
+    if turn is not None:
+        members = [turn] + [m for m in members if m.user_id != turn.user_id]
+    return members, turn
 
 
 def duration(ms: int) -> str:
@@ -139,6 +209,9 @@ def as_json(view: PlaylistView) -> str:
             "position": r.position, "id": r.track_id, "name": clean_text(r.name),
             "artist": clean_text(r.artist), "genres": [clean_text(g) for g in r.genres], "duration_ms": r.duration_ms, "explicit": r.explicit,
             "member_scores": {str(m.user_id): s.value for m, s in zip(view.members, r.scores)},
+            "for_members": (sorted(m.user_id for m in r.for_members) if p.attribution is not None
+                            else None),
+            "turn_of": r.turn_of.user_id if r.turn_of else None,
         } for r in view.rows],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
@@ -157,11 +230,13 @@ def as_csv(view: PlaylistView) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["position", "track_id", "name", "artist", "genres", "duration_ms", "explicit",
-                     *[f"member_{m.user_id}" for m in view.members]])
+                     *[f"member_{m.user_id}" for m in view.members], "for_members", "turn_of"])
     for r in view.rows:
         writer.writerow([r.position, r.track_id, _csv_cell(r.name), _csv_cell(r.artist),
                          _csv_cell("; ".join(r.genres)), r.duration_ms, int(r.explicit),
-                         *["" if s.value is None else f"{s.value:.4f}" for s in r.scores]])
+                         *["" if s.value is None else f"{s.value:.4f}" for s in r.scores],
+                         _csv_cell("; ".join(m.label for m in r.for_members)),
+                         _csv_cell(r.turn_of.label if r.turn_of else "")])
     return out.getvalue()
 
 

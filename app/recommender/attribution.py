@@ -1,0 +1,53 @@
+"""Who each playlist track is *for*: the member whose turn chose it, and every member for whom
+it is a favourite (issue 11: "everyone at the party is represented", shown as member chips).
+
+A favourite is a track in the member's personal top ``FAVOURITE_SHARE`` of the catalogue by the
+model's standardised score z. An exact quantile per member needs a partition of the whole
+catalogue row per member on every request; instead the quantile is read from a fixed strided
+sample of the catalogue's columns (``sample_stride``: at most ``SAMPLE_SIZE`` tracks, the same
+ones on every request, so answers are deterministic). With 2,048 sampled tracks the share of
+the catalogue above the threshold has a binomial standard error of about 0.3 percentage points
+around 2 %, and the cost is one partition of ``members x 2,048`` numbers (a plain strided view
+of z, no gather, when no filter applies); bench/RESULTS.md has the measured cost.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FAVOURITE_SHARE = 0.02
+SAMPLE_SIZE = 2048
+
+
+def sample_stride(n_tracks: int, size: int = SAMPLE_SIZE) -> int:
+    """Every ``ceil(n / size)``-th track: an even, deterministic sample of the catalogue."""
+    return max(1, -(-n_tracks // size))
+
+
+def sample_columns(n_tracks: int, size: int = SAMPLE_SIZE) -> np.ndarray:
+    return np.arange(0, n_tracks, sample_stride(n_tracks, size), dtype=np.int64)
+
+
+def thresholds(z_sample: np.ndarray, share: float = FAVOURITE_SHARE) -> np.ndarray:
+    """Per member (row), the z above which a track is in the member's top ``share``: the
+    ``k``-th best sampled score, ``k = ceil(share · sample)`` (at least 1)."""
+    m, s = z_sample.shape
+    if s == 0:
+        return np.full(m, np.inf, np.float32)
+    k = min(s, max(1, int(np.ceil(share * s))))
+    return np.partition(z_sample, s - k, axis=1)[:, s - k]
+
+
+def favourites(z_chosen: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """members x playlist: True where the track is in that member's top share."""
+    return z_chosen >= limits[:, None]
+
+
+def for_members(turns: list[int], favourite: np.ndarray | None) -> list[list[int]]:
+    """Per track, the sorted member positions it is for: its turn member (when any) and every
+    member it is a favourite of (``favourite``: members x playlist, or None)."""
+    out: list[set[int]] = [set() if t is None or t < 0 else {int(t)} for t in turns]
+    if favourite is not None:
+        tracks, members = np.nonzero(favourite.T)
+        for t, j in zip(tracks.tolist(), members.tolist()):
+            out[t].add(j)
+    return [sorted(s) for s in out]
