@@ -168,8 +168,11 @@ def test_served_playlists_store_attribution_and_never_repeat_an_artist(api_app, 
             row = db.session.get(Prediction, response.headers["X-Prediction-Id"])
             assert row.track_ids == ids and len(row.attribution) == 20
             for entry in row.attribution:
-                assert set(entry) == {"for", "turn"} and entry["turn"] is None
+                assert set(entry) == {"for", "turn"}
                 assert entry["for"] == sorted(entry["for"]) and set(entry["for"]) <= set(group)
+                # the default strategy takes turns: a turn's track is for its member
+                assert entry["turn"] is None or entry["turn"] in entry["for"]
+            assert len({e["turn"] for e in row.attribution} - {None}) >= 2
 
 
 def test_base_playlists_are_attributed_by_the_model_too(api_app, api_client):

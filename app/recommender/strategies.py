@@ -45,6 +45,7 @@ TURN_OWN_WEIGHT = 3.0
 TURN_FILL_DELTA = 0.1
 TURN_FILL_SLOPE = 1.5
 _EXCLUDED = -1e9
+TURN_COUNT_SHARED = True
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
 
@@ -361,8 +362,11 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         per_artist[c_artist[c]] = per_artist.get(c_artist[c], 0) + 1
         chosen.append(int(f_cols[c]))
         turns.append(j)
-        for q in np.flatnonzero(f_fav[:, c]).tolist():  # every member it is a favourite of
-            count[q] += 1
+        if TURN_COUNT_SHARED:
+            for q in np.flatnonzero(f_fav[:, c]).tolist():  # every member it is a favourite of
+                count[q] += 1
+        else:
+            count[j] += 1
         total += f_lk[:, c]
     out = [int(cand[c]) for c in chosen]
     if len(out) < rules.length:
