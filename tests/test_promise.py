@@ -64,12 +64,12 @@ def _world(m: int, n: int, shared: bool, seed: int = 0):
 def test_turns_gives_every_stranger_their_fair_share(m):
     z, song, artist, block = _world(m, 4000, shared=False, seed=m)
     rules = Rules(length=20)
-    chosen, _ = select("turns", z, z, song, artist, rules, None)
+    chosen, _, _ = select("turns", z, z, song, artist, rules, None)
     own = [sum(j * block <= i < (j + 1) * block for i in chosen) for j in range(m)]
     assert len(set(chosen)) == 20
     assert min(own) >= fair_share(20, m), own
     # the plain average serves whoever's block happens to score highest
-    avg, _ = select("average", z, z, song, artist, rules, None)
+    avg, _, _ = select("average", z, z, song, artist, rules, None)
     avg_own = [sum(j * block <= i < (j + 1) * block for i in avg) for j in range(m)]
     assert min(avg_own) < fair_share(20, m)
 
@@ -77,7 +77,7 @@ def test_turns_gives_every_stranger_their_fair_share(m):
 def test_turns_keeps_the_compromise_when_friends_share_a_taste():
     z, song, artist, block = _world(4, 4000, shared=True)
     rules = Rules(length=20)
-    chosen, _ = select("turns", z, z, song, artist, rules, None)
+    chosen, _, _ = select("turns", z, z, song, artist, rules, None)
     assert all(i < block for i in chosen)  # every track is one that everybody loves
     mean_top = set(np.argsort(-z.mean(axis=0))[:60].tolist())
     assert len(set(chosen) & mean_top) >= 15
@@ -87,7 +87,7 @@ def test_turns_respects_the_playlist_rules():
     z, song, artist, block = _world(3, 3000, shared=False, seed=4)
     song = np.arange(3000) // 2        # every song under two track ids
     artist = np.arange(3000) // 10     # ten tracks per artist
-    chosen, _ = select("turns", z, z, song, artist, Rules(length=20, max_per_artist=2), None)
+    chosen, _, _ = select("turns", z, z, song, artist, Rules(length=20, max_per_artist=2), None)
     assert len(chosen) == 20
     assert len(set(song[chosen].tolist())) == 20
     assert np.bincount(artist[chosen]).max() <= 2
@@ -114,3 +114,4 @@ def test_oracles_bound_their_own_measure():
     assert got["oracle_turns"]["fair_share_met"] == 1.0
     assert got["oracle_mean"]["mean_affinity"] >= max(g["mean_affinity"] for g in got.values())
     assert got["oracle_maxmin"]["least_happy"] >= max(g["least_happy"] for g in got.values())
+

@@ -15,8 +15,8 @@ Default ``turns``: the product promises a playlist the *whole* group enjoys, so 
 judged by its least happy member and by whether every member gets some of their own
 favourites, not by the group's mean alone. Strategies that rank by a group score (``average``,
 ``fair``) let the majority win when tastes differ; ``turns`` first gives every member a fair
-share of their own favourites, taking shared favourites when friends have them, and then fills
-the playlist close to max-min (README: strategy evaluation; ``promise.py`` for the measures).
+share of turns to pick their own favourites, and then fills the playlist close to max-min
+(README: strategy evaluation; ``promise.py`` for the measures).
 """
 from __future__ import annotations
 
@@ -39,13 +39,12 @@ FAIR_DELTA = 1.15
 # the model's very top is far more often a true favourite than its top few percent); on their
 # turn the pick maximises the group's mean liking plus TURN_OWN_WEIGHT times their own.
 TURN_SHARE = 0.001
-TURN_OWN_WEIGHT = 3.0
+TURN_OWN_WEIGHT = 10.0
 # turns, after the turns: proportional fairness with a small offset (close to max-min), on a
 # steeper liking that tells a loved track from a merely acceptable one.
 TURN_FILL_DELTA = 0.1
 TURN_FILL_SLOPE = 1.5
 _EXCLUDED = -1e9
-TURN_COUNT_SHARED = True
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
 
@@ -301,16 +300,17 @@ def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
            ) -> tuple[list[int], list[int]]:
-    """Members take turns until each holds a fair share of their own favourites, then
-    proportional fairness (``_fair``) fills the rest.
+    """Members take turns, a fair share of turns each, then proportional fairness close to
+    max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
 
-    A member's favourites are their top ``TURN_SHARE`` of the catalogue by the model. The next
-    turn goes to the member with the fewest favourites so far (ties: the lowest running fit);
-    they pick, among their own favourites, the track that maximises the group's mean liking
-    plus their own. A track counts for every member whose favourite it is, so friends whose
-    favourites overlap are served by shared tracks in few turns, while strangers each get
-    their own. Returns the tracks and, per track, the position of the member whose turn
-    chose it (``NO_TURN``: chosen after the turns)."""
+    ``owed`` scales a member's share (members the model knows only by genres get more turns:
+    fewer of their model favourites are true ones). The next turn goes to the member with the
+    fewest turns so far (ties: the lowest running fit); they pick, among their own favourites
+    (their top ``TURN_SHARE`` of the catalogue by the model), their most liked track, the
+    group's liking breaking near-ties. A turn stays the member's own even where friends share
+    favourites: on real friend groups their own picks are what keeps each member from being
+    left out (README: strategy evaluation). Returns the tracks and, per track, the position
+    of the member whose turn chose it (``NO_TURN``: chosen after the turns)."""
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
@@ -362,11 +362,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         per_artist[c_artist[c]] = per_artist.get(c_artist[c], 0) + 1
         chosen.append(int(f_cols[c]))
         turns.append(j)
-        if TURN_COUNT_SHARED:
-            for q in np.flatnonzero(f_fav[:, c]).tolist():  # every member it is a favourite of
-                count[q] += 1
-        else:
-            count[j] += 1
+        count[j] += 1
         total += f_lk[:, c]
     out = [int(cand[c]) for c in chosen]
     if len(out) < rules.length:
