@@ -27,9 +27,9 @@ STRATEGY_HELP = {
     "fair": "proportional fairness: each next track weighs a gain for the member served "
             "worst so far most, but the group's liking still decides, so the majority wins "
             "when tastes differ",
-    "turns": "members take turns: until everyone has their fair share of their own "
-             "favourites, the member with the fewest picks a favourite of theirs that the "
-             "group likes too; then the rest goes to what the least happy members like",
+    "turns": "members take turns: each picks a fair share of their own favourites, the "
+             "member with the fewest picks going next; then the rest goes to tracks that the "
+             "least happy members like too",
 }
 DEFAULT_LENGTH = 20
 
