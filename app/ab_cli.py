@@ -46,7 +46,7 @@ def list_command() -> None:
 @click.option("--salt", default=None, help="Hash salt; defaults to the experiment name.")
 @click.option("--activate", is_flag=True, help="Make it the active experiment now.")
 def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate: bool) -> None:
-    """Create experiment NAME, e.g. `ab create exp2 --arm base=0.2 --arm advanced=0.8`."""
+    """Create experiment NAME with its arms: ab create exp2 --arm base=0.2 --arm advanced=0.8"""
     weights = _run(ab.parse_weights, arms)
     experiment = _run(ab.create_experiment, name, weights, salt=salt, activate=activate)
     click.echo(_describe(experiment))
@@ -85,8 +85,10 @@ def activate_command(name: str) -> None:
               help="Experiment to run in (created 50/50 if missing); default: a new one.")
 @click.option("--keep-active", is_flag=True,
               help="Leave the simulation's experiment active (default: restore the previous).")
+@click.option("--aa", "aa_model", type=click.Choice(ARM_MODELS), default=None,
+              help="An A/A test: both arms serve this model, so any difference is noise.")
 def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: str | None,
-                     experiment: str | None, keep_active: bool) -> None:
+                     experiment: str | None, keep_active: bool, aa_model: str | None) -> None:
     """Simulated groups ask /predict and react by the demo's hidden taste (app/simulation.py)."""
     from flask import current_app
 
@@ -95,7 +97,8 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
 
     from app.recommender import registry
 
-    if registry.active() is None:  # every "advanced" request would quietly serve the base model
+    if registry.active() is None and aa_model != "base":
+        # every "advanced" request would quietly serve the base model
         raise click.ClickException("no trained model version is active, so both arms would "
                                    "serve the base model; run `flask --app wsgi model train` "
                                    "first")
@@ -105,7 +108,7 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
                                    "--ground-truth PATH (scripts/prepare.sh writes it to "
                                    "instance/demo_data/)")
     cfg = SimConfig(days=days, groups_per_day=groups_per_day, seed=seed, experiment=experiment,
-                    keep_active=keep_active)
+                    keep_active=keep_active, aa_model=aa_model)
     try:
         result = _run(simulate, current_app.test_client(), cfg, GroundTruth.load(path),
                       echo=lambda m: click.echo(m, err=True),
@@ -119,4 +122,5 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
     click.echo(format_summary(summary(result.experiment_id), result))
     click.echo(f"command: flask --app wsgi ab simulate --days {days} --groups-per-day "
                f"{groups_per_day} --seed {seed}" + (f" --ground-truth {ground_truth}"
-                                                     if ground_truth else ""))
+                                                     if ground_truth else "")
+               + (f" --aa {aa_model}" if aa_model else ""))

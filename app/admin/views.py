@@ -17,12 +17,12 @@ from flask import (
 )
 from sqlalchemy import func, or_, select, text
 
-from app import ab
+from app import ab, stats
 from app.admin import auth, bp
 from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
-from app.admin.metrics import SUCCESS_SHARE, prediction_outcome
-from app.admin.report import build_report
+from app.admin.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outcome
+from app.admin.report import build_report, default_experiment
 from app.db import Experiment, Feedback, Prediction
 from app.extensions import db, limiter
 from app.web.present import members_of, playlist_view
@@ -89,7 +89,7 @@ def _experiment_from_args() -> tuple[Experiment | None, list[Experiment]]:
     wanted = request.args.get("experiment", type=int)
     chosen = next((e for e in experiments if e.id == wanted), None)
     if chosen is None:
-        chosen = next((e for e in experiments if e.active), experiments[-1] if experiments else None)
+        chosen = default_experiment(experiments)
     return chosen, experiments
 
 
@@ -105,7 +105,8 @@ def _count_label(v: float) -> str:
 @auth.login_required
 def dashboard():
     experiment, experiments = _experiment_from_args()
-    report = build_report(experiment) if experiment else None
+    sequential = request.args.get("interval") == "sequential"
+    report = build_report(experiment, sequential=sequential) if experiment else None
     charts = []
     if report and report.days:
         charts.append(time_chart(
@@ -114,7 +115,7 @@ def dashboard():
             y_format=_count_label,
             tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v:.0f} playlists"))
         charts.append(time_chart(
-            "Success rate per day", report.days,
+            "Success rate per day (decided playlists)", report.days,
             {a.name: [p.rate for p in report.daily[a.name]] for a in report.arms},
             y_max=1.0, y_format=_pct_label,
             tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v * 100:.1f}% successful"))
@@ -126,7 +127,9 @@ def dashboard():
         status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
     return render_template("admin/dashboard.html", report=report, experiments=experiments,
                            experiment=experiment, charts=charts, model=status,
-                           success_share=SUCCESS_SHARE)
+                           success_share=SUCCESS_SHARE, min_units=stats.MIN_UNITS,
+                           min_srm_units=stats.MIN_SRM_UNITS,
+                           decide_days=DECIDE_AFTER.days)
 
 
 def _parse_day(value: str | None) -> date | None:
