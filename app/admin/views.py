@@ -24,6 +24,7 @@ from app.admin.forms import ActionForm, LoginForm, WeightsForm
 from app.admin.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outcome
 from app.admin.report import build_report, default_experiment
 from app.db import Experiment, Feedback, Prediction
+from app.db.experiments import ARM_MODELS
 from app.extensions import db, limiter
 from app.web.present import members_of, playlist_view
 
@@ -267,7 +268,111 @@ def activate_model(version: str):
 @auth.login_required
 def experiments():
     items = [(e, ab.arm_counts(e)) for e in ab.list_experiments()]
-    return render_template("admin/experiments.html", items=items, form=WeightsForm())
+    return render_template("admin/experiments.html", items=items, form=WeightsForm(),
+                           arm_models=ARM_MODELS)
+
+
+def _is_stopped(experiment: Experiment) -> bool:
+    """Stopped experiments are a record: read-only (no weights, no restart) in the admin."""
+    return not experiment.active and experiment.stopped_at is not None
+
+
+def _confirm(title: str, message: str, action: str, button: str):
+    """The confirmation step of a state change: the same POST again with ``confirm=1``."""
+    fields = [(k, v) for k, v in request.form.items(multi=True)
+              if k not in ("csrf_token", "confirm")]
+    return render_template("admin/confirm.html", title=title, message=message, action=action,
+                           button=button, fields=fields)
+
+
+def _audit(action: str, experiment: Experiment, detail: str = "") -> None:
+    current_app.logger.info("audit: admin %s %s experiment %s%s", g.admin_user, action,
+                            experiment.name, f" ({detail})" if detail else "")
+
+
+@bp.post("/experiments/create")
+@auth.login_required
+def create_experiment():
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    name = request.form.get("name", "").strip()[:100]
+    activate = request.form.get("activate") == "1"
+    weights: dict[str, float] = {}
+    try:
+        for arm in ARM_MODELS:
+            raw = request.form.get(f"weight-{arm}", "0").strip() or "0"
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            if value:
+                weights[arm] = value
+    except ValueError:
+        flash("Weights must be numbers (for example 0.5).", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    if request.form.get("confirm") != "1":
+        shares = ", ".join(f"{arm} {w:g}" for arm, w in weights.items()) or "no arms"
+        return _confirm("Create an experiment?",
+                        f"Create “{name}” with weights {shares}"
+                        + (" and make it the active experiment now (the active one stops)."
+                           if activate else "; it stays inactive until you activate it."),
+                        url_for("admin.create_experiment"), "Create")
+    try:
+        experiment = ab.create_experiment(name, weights, activate=activate)
+        db.session.commit()
+    except ab.ExperimentError as exc:
+        db.session.rollback()
+        flash(f"Not created: {exc}.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    _audit("created" + (" and activated" if activate else ""), experiment, f"weights {weights}")
+    flash(f"Experiment “{experiment.name}” created"
+          + (" and active." if activate else "; activate it when ready."), "ok")
+    return redirect(url_for("admin.experiments"), code=303)
+
+
+def _experiment_action(experiment_id: int, action: str):
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    experiment = db.session.get(Experiment, experiment_id)
+    if experiment is None:
+        abort(404)
+    if _is_stopped(experiment):
+        flash(f"“{experiment.name}” is stopped; a stopped experiment is kept as it is.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    if request.form.get("confirm") != "1":
+        if action == "activate":
+            active = ab.active_experiment()
+            text_ = (f"Make “{experiment.name}” the active experiment? /predict assigns new "
+                     f"users by its weights from now on"
+                     + (f", and “{active.name}” stops for good." if active else "."))
+        else:
+            text_ = (f"Stop “{experiment.name}”? /predict then serves the advanced model to "
+                     f"everyone, and the experiment becomes read-only.")
+        return _confirm(f"{action.capitalize()} the experiment?", text_,
+                        url_for(f"admin.{action}_experiment", experiment_id=experiment.id),
+                        action.capitalize())
+    try:
+        (ab.activate_experiment if action == "activate" else ab.stop_experiment)(experiment.name)
+    except ab.ExperimentError as exc:
+        db.session.rollback()
+        flash(f"Not changed: {exc}.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    _audit("activated" if action == "activate" else "stopped", experiment)
+    flash(f"“{experiment.name}” is {'active' if action == 'activate' else 'stopped'}.", "ok")
+    return redirect(url_for("admin.experiments"), code=303)
+
+
+@bp.post("/experiments/<int:experiment_id>/activate")
+@auth.login_required
+def activate_experiment(experiment_id: int):
+    return _experiment_action(experiment_id, "activate")
+
+
+@bp.post("/experiments/<int:experiment_id>/stop")
+@auth.login_required
+def stop_experiment(experiment_id: int):
+    return _experiment_action(experiment_id, "stop")
 
 
 @bp.post("/experiments/<int:experiment_id>/weights")
@@ -279,6 +384,9 @@ def set_weights(experiment_id: int):
     experiment = db.session.get(Experiment, experiment_id)
     if experiment is None:
         abort(404)
+    if _is_stopped(experiment):
+        flash(f"“{experiment.name}” is stopped; its weights are kept as they were.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
     weights: dict[str, float] = {}
     try:
         for arm in experiment.arms:
@@ -296,8 +404,7 @@ def set_weights(experiment_id: int):
         db.session.rollback()
         flash(f"Not changed: {exc}.", "error")
         return redirect(url_for("admin.experiments"), code=303)
-    current_app.logger.info("admin %s set weights of %s to %s", g.admin_user, experiment.name,
-                            weights)
+    _audit("re-weighted", experiment, f"weights {weights}")
     flash(f"New weights for “{experiment.name}” apply to users not yet assigned; "
           "everyone already assigned keeps their arm.", "ok")
     return redirect(url_for("admin.experiments"), code=303)
