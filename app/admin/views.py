@@ -242,9 +242,15 @@ def models():
         status = model_status()
     except Exception as exc:
         status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    from app.recommender.evaluation import headline
+
     active_id = next((v.id for v in versions if v.active), None)
+    compared = versions[:6]
+    figures = {v.id: headline(v.metrics) for v in compared}
+    labels = list(dict.fromkeys(k for f in figures.values() for k in f))
     return render_template("admin/models.html", versions=versions, status=status,
-                           active_id=active_id, flatten=_flatten)
+                           active_id=active_id, flatten=_flatten, compared=compared,
+                           figures=figures, labels=labels)
 
 
 @bp.post("/models/<version>/activate")

@@ -62,7 +62,9 @@ def _serve(endpoint: str, choice: Choice) -> Response:
     response = Response(body, status=200, mimetype="application/json")
     response.headers["X-Prediction-Id"] = served.prediction_id
     response.headers["X-Model"] = playlist.model
-    response.headers["X-Model-Version"] = playlist.model_version or "none"
+    if playlist.model == "advanced" and playlist.model_version:
+        # only for playlists the trained model built: the base arm uses no trained model
+        response.headers["X-Model-Version"] = playlist.model_version
     if choice == "ab":
         response.headers["X-AB-Arm"] = served.arm or "none"
         response.headers["X-Experiment"] = served.experiment or "none"
