@@ -66,3 +66,31 @@ def test_doc_with_a_trailing_slash(api_client):
     response = api_client.get("/doc/")
     assert response.status_code == 308 and response.headers["Location"].endswith("/doc")
     assert api_client.get("/doc/", follow_redirects=True).status_code == 200
+
+
+def test_import_summarises_skipped_rows_by_reason(app, tmp_path):
+    from app.datagen import generate_export
+
+    generate_export(tmp_path / "x", users=60, tracks=400, sessions=800, seed=2, faults=True)
+    result = app.test_cli_runner().invoke(args=["data", "import", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "sessions.jsonl: problem rows by reason" in out
+    assert "is not a known track" in out and "'" not in out.split("problem rows by reason")[1]
+    # the counts by reason add up to every problem row, also those not echoed line by line
+    from app.extensions import db
+    from app.importer import import_export
+
+    with app.app_context():
+        report = import_export(tmp_path / "x", report_limit=3)
+        db.session.remove()
+    rep = report.files["sessions.jsonl"]
+    assert rep.unshown > 0
+    assert sum(rep.reasons.values()) == rep.skipped + rep.duplicates
+
+
+def test_demo_script_says_the_faults_are_deliberate():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "scripts" / "prepare.sh").read_text()
+    assert "deliberate faults" in text
