@@ -1,12 +1,18 @@
-"""A/A check of the dashboard's statistics: many small simulated experiments in which both arms
-serve the same model (``ab simulate --aa``), so every "significant" difference is a false
-positive. The dashboard's test (ratio metric per user, delta method) should flag about 5 % of
-runs at p < 0.05; the playlist-level z-test it replaced is computed on the same runs beside it.
+"""A/A check of the dashboard's statistics: simulated experiments in which both arms serve the
+same model (``ab simulate --aa``), so every "significant" difference is a false positive. The
+dashboard's test (ratio metric per user, delta method) should flag about 5 % of them at
+p < 0.05; the playlist-level z-test it replaced is computed on the same data beside it.
 
-Runs in-process on a small generated world (a temporary SQLite file), through the real
+Two parts, in-process on a small generated world (a temporary SQLite file), through the real
 application (test client, real assignment, real success metric):
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/aa_check.py --runs 200
+1. ``--runs`` complete A/A simulations, each a new experiment with its own salt.
+2. One longer A/A simulation whose users are then re-randomised ``--reshuffles`` times with
+   the real hash bucketing under fresh salts. With the same model in both arms the arm label
+   cannot change an outcome, so each re-randomisation is one more A/A experiment on the same
+   people, at the cost of arithmetic instead of a simulation.
+
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/aa_check.py --runs 10 --reshuffles 2000
 """
 from __future__ import annotations
 
@@ -24,7 +30,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--reshuffles", type=int, default=2000)
+    parser.add_argument("--long-days", type=int, default=14)
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--groups-per-day", type=int, default=30)
     parser.add_argument("--users", type=int, default=300)
@@ -78,8 +86,10 @@ def main() -> None:
             a, b = fixed.arms
             naive = stats.two_proportion_ztest(a.successes, a.decided, b.successes, b.decided)
             counts["naive"] += naive is not None and naive.p_value < 0.05
-            if (run + 1) % 10 == 0:
-                print(f"{run + 1} runs, {counts}", flush=True)
+            print(f"run {run + 1}: {counts}", flush=True)
+        long_run = simulate(client, SimConfig(days=args.long_days, groups_per_day=40,
+                                              seed=99, aa_model=args.model), truth)
+        reshuffled = _reshuffle(long_run.experiment_id, args.reshuffles)
     n = max(1, counts["tested"])
     print(f"A/A ({args.model} in both arms): {counts['tested']} of {counts['runs']} runs had "
           f"enough data ({args.days} days x {args.groups_per_day} playlists, {args.users} users)")
@@ -89,7 +99,56 @@ def main() -> None:
           f"{counts['sequential'] / n:.1%}")
     print(f"p < 0.05, playlists as independent (old test): {counts['naive']}/{n} = "
           f"{counts['naive'] / n:.1%}")
+    print(f"re-randomised {reshuffled['users']} users of one {args.long_days}-day A/A simulation "
+          f"({reshuffled['playlists']} decided playlists) {args.reshuffles} times:")
+    for key, label in (("delta", "per-user delta method (the dashboard)"),
+                       ("sequential", "always-valid interval excludes 0"),
+                       ("naive", "playlists as independent (old test)")):
+        print(f"  p < 0.05, {label}: {reshuffled[key]}/{reshuffled['tested']} = "
+              f"{reshuffled[key] / max(1, reshuffled['tested']):.1%}")
     print(f"{time.perf_counter() - started:.0f} s")
+
+
+def _reshuffle(experiment_id: int, times: int) -> dict:
+    """Per host: (successes, decided playlists); then arms from ab.bucket under new salts."""
+    from collections import defaultdict
+
+    import numpy as np
+    from sqlalchemy import select
+
+    from app import ab, stats
+    from app.admin.metrics import data_clock, experiment_outcomes, is_decided
+    from app.db import Prediction
+    from app.extensions import db
+
+    rows = db.session.execute(select(Prediction.id, Prediction.user_id, Prediction.created_at)
+                              .where(Prediction.experiment_id == experiment_id)).all()
+    outcomes, clock = experiment_outcomes(experiment_id), data_clock()
+    cells: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        out = outcomes.get(r.id)
+        if is_decided(out, r.created_at, clock):
+            cells[r.user_id][0] += int(out.success)
+            cells[r.user_id][1] += 1
+    users = np.array(sorted(cells))
+    x = np.array([cells[u][0] for u in users])
+    n = np.array([cells[u][1] for u in users])
+    counts = {"users": len(users), "playlists": int(n.sum()), "tested": 0, "delta": 0,
+              "sequential": 0, "naive": 0}
+    for k in range(times):
+        in_b = np.array([ab.bucket(f"aa-reshuffle-{k}", int(u)) < 0.5 for u in users])
+        ra = stats.ratio_estimate(x[~in_b], n[~in_b])
+        rb = stats.ratio_estimate(x[in_b], n[in_b])
+        fixed = stats.ratio_diff_test(ra, rb)
+        if fixed is None or min(ra.units, rb.units) < stats.MIN_UNITS:
+            continue
+        counts["tested"] += 1
+        counts["delta"] += fixed.p_value < 0.05
+        counts["sequential"] += stats.ratio_diff_test(ra, rb, sequential=True).significant
+        naive = stats.two_proportion_ztest(int(x[~in_b].sum()), int(n[~in_b].sum()),
+                                           int(x[in_b].sum()), int(n[in_b].sum()))
+        counts["naive"] += naive.p_value < 0.05
+    return counts
 
 
 if __name__ == "__main__":

@@ -94,3 +94,24 @@ def test_demo_script_says_the_faults_are_deliberate():
 
     text = (Path(__file__).resolve().parent.parent / "scripts" / "prepare.sh").read_text()
     assert "deliberate faults" in text
+
+
+def test_readme_commands_exist_and_flask_is_explained(app):
+    """Every `flask --app wsgi GROUP COMMAND` in the README is a real command, and bare `flask`
+    is introduced by the activation line before its first use."""
+    import re as _re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    activate = text.index("source .venv/bin/activate")
+    first_bare = _re.search(r"(?<![/\w])flask --app", text).start()
+    assert activate < first_bare
+    commands = set(_re.findall(r"flask --app wsgi ([a-z-]+) ([a-z-]+)", text))
+    for row in _re.findall(r"^\| (`.*?) \|", text, _re.M):  # the command table
+        commands |= {m for m in _re.findall(r"`([a-z]+) ([a-z-]+)", row)
+                     if m[0] in ("data", "model", "ab", "admin", "db")}
+    assert len(commands) >= 15
+    runner = app.test_cli_runner()
+    for group, command in sorted(commands):
+        result = runner.invoke(args=[group, command, "--help"])
+        assert result.exit_code == 0, f"README: flask --app wsgi {group} {command}: {result.output}"
