@@ -108,3 +108,22 @@ def test_dashboard_opens_on_the_experiment_with_playlists(admin_app, logged_in):
     assert "fixed-horizon interval" in html
     assert "always-valid (sequential) interval" in logged_in.get(
         "/admin/?interval=sequential").get_data(as_text=True)
+
+
+def test_models_page_compares_headline_metrics_with_raw_values_folded(admin_app, logged_in):  # noqa: F811
+    from app.db import ModelVersion
+
+    with admin_app.app_context():
+        row = db.session.scalar(select(ModelVersion).where(ModelVersion.active.is_(True)))
+        row.metrics = {**(row.metrics or {}), "evaluation": {
+            "per_user": {"lightfm": {"precision@10": 0.4123, "ndcg@10": 0.4321, "auc": 0.9}},
+            "default_strategy": "fair", "groups": {"fair": {"hit_rate": 0.6}},
+            "protocol": {"a": 1, "b": 2}}}
+        db.session.commit()
+    html = logged_in.get("/admin/models").get_data(as_text=True)
+    table = re.search(r'<table class="compact" id="model-comparison">(.*?)</table>', html, re.S)
+    assert table is not None
+    assert "precision@10" in table.group(1) and "0.412" in table.group(1)
+    assert "nDCG@10" in table.group(1) and "groups: hit rate" in table.group(1)
+    assert "protocol" not in table.group(1)  # the raw dump stays behind <details>, closed
+    assert re.search(r"<details class=\"section\">\s*<summary>All stored metrics, raw", html)
