@@ -62,21 +62,11 @@ def proportion(successes: int, trials: int) -> float | None:
     return successes / trials if trials else None
 
 
-def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Interval for one arm's rate; Wilson stays inside [0, 1] and behaves at small counts."""
-    if trials <= 0:
-        return None
-    z = float(_sp.norm.ppf(0.5 + confidence / 2))
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def two_proportion_ztest(x_a: int, n_a: int, x_b: int, n_b: int,
                          confidence: float = 0.95) -> ProportionDiff | None:
-    """Compare B with A; None when either arm is empty (no test is possible)."""
+    """Compare B with A treating every trial as independent; None when an arm is empty. Not
+    used for the dashboard's verdict (playlists of one user are not independent): kept as the
+    reference that the A/A check compares the per-user test with."""
     if n_a <= 0 or n_b <= 0:
         return None
     if not (0 <= x_a <= n_a and 0 <= x_b <= n_b):

@@ -127,3 +127,10 @@ def test_models_page_compares_headline_metrics_with_raw_values_folded(admin_app,
     assert "nDCG@10" in table.group(1) and "groups: hit rate" in table.group(1)
     assert "protocol" not in table.group(1)  # the raw dump stays behind <details>, closed
     assert re.search(r"<details class=\"section\">\s*<summary>All stored metrics, raw", html)
+
+
+def test_login_page_header_carries_the_public_menu(client):  # noqa: F811
+    html = client.get("/admin/login").get_data(as_text=True)
+    nav = re.search(r'<nav class="site-nav"[^>]*>(.*?)</nav>', html, re.S).group(1)
+    assert "Build a playlist" in nav and "People" in nav and "Admin" in nav
+    assert "Log out" not in nav
