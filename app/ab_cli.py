@@ -29,7 +29,8 @@ def _describe(experiment) -> str:
             f"{'':<20} weights: {weights}\n{'':<20} assigned users: {assigned}")
 
 
-@ab_cli.command("list")
+@ab_cli.command("list",
+                short_help="List experiments, their weights and assigned users.")
 def list_command() -> None:
     """Show every experiment, its weights and how many users each arm holds."""
     experiments = ab.list_experiments()
@@ -39,7 +40,8 @@ def list_command() -> None:
         click.echo(_describe(experiment))
 
 
-@ab_cli.command("create")
+@ab_cli.command("create",
+                short_help="Create experiment NAME from --arm MODEL=WEIGHT options.")
 @click.argument("name")
 @click.option("--arm", "arms", multiple=True, required=True, metavar="MODEL=WEIGHT",
               help=f"An arm and its weight; MODEL is one of {', '.join(ARM_MODELS)}. Repeat.")
@@ -52,7 +54,7 @@ def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate:
     click.echo(_describe(experiment))
 
 
-@ab_cli.command("set-weights")
+@ab_cli.command("set-weights", short_help="Re-weight NAME for users not yet assigned.")
 @click.argument("name")
 @click.argument("weights", nargs=-1, required=True, metavar="MODEL=WEIGHT...")
 def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
@@ -61,21 +63,23 @@ def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
     click.echo(_describe(experiment))
 
 
-@ab_cli.command("stop")
+@ab_cli.command("stop",
+                short_help="Stop NAME; /predict then serves the advanced model.")
 @click.argument("name")
 def stop_command(name: str) -> None:
     """Stop NAME; with no active experiment /predict serves the advanced model."""
     click.echo(_describe(_run(ab.stop_experiment, name)))
 
 
-@ab_cli.command("activate")
+@ab_cli.command("activate", short_help="Make NAME the one active experiment.")
 @click.argument("name")
 def activate_command(name: str) -> None:
     """Make NAME the one active experiment (the previous one is stopped)."""
     click.echo(_describe(_run(ab.activate_experiment, name)))
 
 
-@ab_cli.command("simulate")
+@ab_cli.command("simulate",
+                short_help="Simulated groups use /predict and react by the hidden taste.")
 @click.option("--days", default=14, show_default=True, type=click.IntRange(min=1))
 @click.option("--groups-per-day", default=40, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)

@@ -9,7 +9,9 @@ from app.recommender.evaluation import format_targets, headline
 def test_ab_help_shows_the_whole_create_summary(app):
     out = app.test_cli_runner().invoke(args=["ab", "--help"]).output
     line = next(x for x in out.splitlines() if x.strip().startswith("create"))
-    assert "e.g." not in line and "Create experiment NAME" in line
+    assert "e.g." not in line and "--arm MODEL=WEIGHT" in line
+    commands = out.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 6 and not any(x.rstrip().endswith("...") for x in commands)
 
 
 def test_model_list_shows_a_dash_before_evaluation(app):
