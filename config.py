@@ -50,6 +50,9 @@ class Config:
     # Playlist rules.
     MAX_TRACKS_PER_ARTIST = _env_int("MAX_TRACKS_PER_ARTIST", 3)
     DEFAULT_STRATEGY = os.environ.get("DEFAULT_STRATEGY", "")  # empty: the recommender's default
+    # A/A test: every arm of the active experiment serves this model (base / advanced), so the
+    # assignment, logging and statistics can be checked against a known zero difference.
+    AB_AA_MODEL = os.environ.get("AB_AA_MODEL", "")
 
     # Admin login: a werkzeug password hash (``flask admin hash-password``) or database users.
     ADMIN_PASSWORD_HASH = os.environ.get("ADMIN_PASSWORD_HASH", "")

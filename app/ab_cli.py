@@ -29,7 +29,8 @@ def _describe(experiment) -> str:
             f"{'':<20} weights: {weights}\n{'':<20} assigned users: {assigned}")
 
 
-@ab_cli.command("list")
+@ab_cli.command("list",
+                short_help="List experiments, their weights and assigned users.")
 def list_command() -> None:
     """Show every experiment, its weights and how many users each arm holds."""
     experiments = ab.list_experiments()
@@ -39,20 +40,21 @@ def list_command() -> None:
         click.echo(_describe(experiment))
 
 
-@ab_cli.command("create")
+@ab_cli.command("create",
+                short_help="Create experiment NAME from --arm MODEL=WEIGHT options.")
 @click.argument("name")
 @click.option("--arm", "arms", multiple=True, required=True, metavar="MODEL=WEIGHT",
               help=f"An arm and its weight; MODEL is one of {', '.join(ARM_MODELS)}. Repeat.")
 @click.option("--salt", default=None, help="Hash salt; defaults to the experiment name.")
 @click.option("--activate", is_flag=True, help="Make it the active experiment now.")
 def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate: bool) -> None:
-    """Create experiment NAME, e.g. `ab create exp2 --arm base=0.2 --arm advanced=0.8`."""
+    """Create experiment NAME with its arms: ab create exp2 --arm base=0.2 --arm advanced=0.8"""
     weights = _run(ab.parse_weights, arms)
     experiment = _run(ab.create_experiment, name, weights, salt=salt, activate=activate)
     click.echo(_describe(experiment))
 
 
-@ab_cli.command("set-weights")
+@ab_cli.command("set-weights", short_help="Re-weight NAME for users not yet assigned.")
 @click.argument("name")
 @click.argument("weights", nargs=-1, required=True, metavar="MODEL=WEIGHT...")
 def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
@@ -61,21 +63,23 @@ def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
     click.echo(_describe(experiment))
 
 
-@ab_cli.command("stop")
+@ab_cli.command("stop",
+                short_help="Stop NAME; /predict then serves the advanced model.")
 @click.argument("name")
 def stop_command(name: str) -> None:
     """Stop NAME; with no active experiment /predict serves the advanced model."""
     click.echo(_describe(_run(ab.stop_experiment, name)))
 
 
-@ab_cli.command("activate")
+@ab_cli.command("activate", short_help="Make NAME the one active experiment.")
 @click.argument("name")
 def activate_command(name: str) -> None:
     """Make NAME the one active experiment (the previous one is stopped)."""
     click.echo(_describe(_run(ab.activate_experiment, name)))
 
 
-@ab_cli.command("simulate")
+@ab_cli.command("simulate",
+                short_help="Simulated groups use /predict and react by the hidden taste.")
 @click.option("--days", default=14, show_default=True, type=click.IntRange(min=1))
 @click.option("--groups-per-day", default=40, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -85,8 +89,10 @@ def activate_command(name: str) -> None:
               help="Experiment to run in (created 50/50 if missing); default: a new one.")
 @click.option("--keep-active", is_flag=True,
               help="Leave the simulation's experiment active (default: restore the previous).")
+@click.option("--aa", "aa_model", type=click.Choice(ARM_MODELS), default=None,
+              help="An A/A test: both arms serve this model, so any difference is noise.")
 def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: str | None,
-                     experiment: str | None, keep_active: bool) -> None:
+                     experiment: str | None, keep_active: bool, aa_model: str | None) -> None:
     """Simulated groups ask /predict and react by the demo's hidden taste (app/simulation.py)."""
     from flask import current_app
 
@@ -95,7 +101,8 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
 
     from app.recommender import registry
 
-    if registry.active() is None:  # every "advanced" request would quietly serve the base model
+    if registry.active() is None and aa_model != "base":
+        # every "advanced" request would quietly serve the base model
         raise click.ClickException("no trained model version is active, so both arms would "
                                    "serve the base model; run `flask --app wsgi model train` "
                                    "first")
@@ -105,7 +112,7 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
                                    "--ground-truth PATH (scripts/prepare.sh writes it to "
                                    "instance/demo_data/)")
     cfg = SimConfig(days=days, groups_per_day=groups_per_day, seed=seed, experiment=experiment,
-                    keep_active=keep_active)
+                    keep_active=keep_active, aa_model=aa_model)
     try:
         result = _run(simulate, current_app.test_client(), cfg, GroundTruth.load(path),
                       echo=lambda m: click.echo(m, err=True),
@@ -119,4 +126,5 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
     click.echo(format_summary(summary(result.experiment_id), result))
     click.echo(f"command: flask --app wsgi ab simulate --days {days} --groups-per-day "
                f"{groups_per_day} --seed {seed}" + (f" --ground-truth {ground_truth}"
-                                                     if ground_truth else ""))
+                                                     if ground_truth else "")
+               + (f" --aa {aa_model}" if aa_model else ""))

@@ -119,6 +119,7 @@ class FileReport:
     duplicates: int = 0  # repeats reported line by line; also counted in already_present
     issues: list[Issue] = field(default_factory=list)
     unshown: int = 0  # problem lines beyond report_limit, counted but not echoed or kept
+    reasons: dict[str, int] = field(default_factory=dict)  # every problem row, by kind of reason
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # this process only: throughput on a busy machine
 
@@ -147,7 +148,32 @@ class ImportReport:
                      f"{self.seconds:.1f} s")
         if self.stopped_at:
             lines.append(f"stopped at {self.stopped_at} (--strict)")
+        lines.extend(self.reason_summary())
         return "\n".join(lines)
+
+    def reason_summary(self) -> list[str]:
+        """Every problem row (echoed or not) counted by kind of reason, per file."""
+        out: list[str] = []
+        for rep in self.files.values():
+            if rep.reasons:
+                out.append(f"{rep.name}: problem rows by reason")
+                for reason, n in sorted(rep.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+                    out.append(f"  {n:>9,}  {reason}")
+        return out
+
+
+_REASON_KINDS = [(re.compile(p), r) for p, r in [
+    (r"'[^']*'|\"[^\"]*\"", "…"), (r"user_id -?\d+", "user_id …"),
+    (r"duplicate of line \d+", "duplicate of an earlier line"), (r", got .*$", ""),
+    (r"^invalid JSON \(.*\)$", "invalid JSON"),
+]]
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without the row's own values, so that like problems are counted together."""
+    for pattern, replacement in _REASON_KINDS:
+        reason = pattern.sub(replacement, reason)
+    return reason
 
 
 def event_dedup_key(session_id: int, timestamp: datetime, user_id: int, track_id: str | None,
@@ -518,7 +544,8 @@ class _Importer:
         finally:
             self.bar = None
         if self.file.unshown:
-            self.echo(f"{name}: ... and {self.file.unshown} more problem rows not shown")
+            self.echo(f"{name}: ... and {self.file.unshown} more problem rows not shown "
+                      f"(all of them are counted by reason in the summary at the end)")
 
     def _bad(self, reason: str) -> None:
         self.file.skipped += 1
@@ -535,6 +562,8 @@ class _Importer:
                          f"duplicate of line {first_line}, skipped", duplicate=True))
 
     def _note(self, issue: Issue) -> None:
+        kind = reason_kind(issue.reason)
+        self.file.reasons[kind] = self.file.reasons.get(kind, 0) + 1
         if self.report_limit is not None and len(self.file.issues) >= self.report_limit:
             self.file.unshown += 1
             return

@@ -190,15 +190,19 @@ def list_command(as_json: bool) -> None:
         return
     click.echo(f"{'':2}{'version':<26}{'created (UTC)':<21}{'events':>11}{'pairs':>10}"
                f"{'train s':>9}{'prec@10':>9}{'ndcg@10':>9}")
+    from app.recommender.evaluation import headline
+
+    def figure(value: float | None) -> str:  # a dash before `model evaluate`, not "nan"
+        return f"{value:>9.4f}" if isinstance(value, (int, float)) else f"{'–':>9}"
+
     for r in rows:
-        ev = (r.metrics or {}).get("evaluation", {}).get("per_user", {}).get("lightfm", {})
+        ev = headline(r.metrics)
         click.echo(f"{'*' if r.active else ' ':2}{r.version:<26}"
                    f"{r.created_at:%Y-%m-%d %H:%M:%S}  "
                    f"{(r.data_counts or {}).get('events', 0):>11,}"
                    f"{(r.data_counts or {}).get('pairs', 0):>10,}"
                    f"{(r.metrics or {}).get('training_seconds', 0):>9.1f}"
-                   f"{ev.get('precision@10', float('nan')):>9.4f}"
-                   f"{ev.get('ndcg@10', float('nan')):>9.4f}")
+                   f"{figure(ev['precision@10'])}{figure(ev['nDCG@10'])}")
 
 
 @model_cli.command("activate")

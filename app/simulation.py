@@ -72,6 +72,7 @@ class SimConfig:
     playlist_length: int = 20
     experiment: str | None = None     # None: a new "simulation-..." experiment, 50/50
     keep_active: bool = False         # leave the simulation experiment active afterwards
+    aa_model: str | None = None       # an A/A run: both arms serve this model
     behaviour: Behaviour = field(default_factory=Behaviour)
 
 
@@ -137,7 +138,7 @@ def _start_experiment(cfg: SimConfig, start: datetime) -> tuple[Experiment, Expe
         except ab.ExperimentError:
             experiment = ab.create_experiment(cfg.experiment, {"base": 0.5, "advanced": 0.5})
     else:
-        base = f"simulation-s{cfg.seed}-{cfg.days}d"
+        base = f"simulation-{'aa-' if cfg.aa_model else ''}s{cfg.seed}-{cfg.days}d"
         name, n = base, 1
         while db.session.scalar(select(Experiment.id).where(Experiment.name == name)):
             n += 1
@@ -181,6 +182,10 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
     bar = tqdm(total=cfg.days * cfg.groups_per_day, desc="playlists", unit="playlist",
                disable=not progress)
     sessions = iter(range(next_session, next_session + 10**9))
+    config = client.application.config
+    saved_aa = config.get("AB_AA_MODEL")
+    if cfg.aa_model:
+        config["AB_AA_MODEL"] = cfg.aa_model
     try:
         for day in range(cfg.days):
             day_start = start + timedelta(days=day)
@@ -199,6 +204,7 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
             result.events += _insert_events(events)
             result.end = day_start + timedelta(days=1)
     finally:  # even when a step fails, the experiment that was active before comes back
+        config["AB_AA_MODEL"] = saved_aa
         bar.close()
         db.session.rollback()
         _finish_experiment(experiment, previous, result.end, cfg.keep_active)
@@ -354,11 +360,13 @@ def _finish_experiment(experiment: Experiment, previous: Experiment | None, end:
 
 def summary(experiment_id: int) -> dict:
     """The dashboard's own numbers (``admin.report.build_report``) as a plain dict."""
+    from app import stats
     from app.admin.report import build_report
 
     experiment = db.session.get(Experiment, experiment_id)
     report = build_report(experiment)
     arms = {a.name: {"playlists": a.served, "assigned_users": a.assigned,
+                     "decided": a.decided, "pending": a.pending, "units": a.rate.units,
                      "successes": a.successes, "success_rate": a.success_rate,
                      "success_ci": a.success_ci, "like_rate": a.like_rate,
                      "skip_rate": a.skip_rate, "fallbacks": a.fallbacks}
@@ -370,11 +378,13 @@ def summary(experiment_id: int) -> dict:
                             "difference": r.diff if r else None,
                             "ci": (r.ci_low, r.ci_high) if r else None,
                             "p_value": r.p_value if r else None,
-                            "significant": r.significant if r else None})
+                            "significant": r.significant if r else None,
+                            "enough": c.enough})
     srm = report.srm
     return {"experiment": experiment.name, "arms": arms, "comparisons": comparisons,
             "srm_p_value": srm.p_value if srm else None,
-            "srm_flagged": srm.flagged if srm else None, "days": len(report.days)}
+            "srm_flagged": srm.flagged if srm else None, "days": len(report.days),
+            "assigned_users": report.assigned_total, "srm_min_users": stats.MIN_SRM_UNITS}
 
 
 def format_summary(s: dict, result: SimResult | None = None) -> str:
@@ -382,7 +392,8 @@ def format_summary(s: dict, result: SimResult | None = None) -> str:
         return "-" if v is None else f"{100 * v:.1f}%"
 
     lines = [f"experiment {s['experiment']}: {s['days']} days"]
-    lines.append(f"{'arm':<10}{'playlists':>10}{'users':>7}{'success':>9}{'95% CI':>17}"
+    lines.append(f"{'arm':<10}{'playlists':>10}{'pending':>8}{'users':>7}{'success':>9}"
+                 f"{'95% CI':>17}"
                  f"{'like':>8}{'skip':>8}" + (f"{'true fit':>10}" if result else ""))
     for name, a in s["arms"].items():
         ci = a["success_ci"]
@@ -390,19 +401,27 @@ def format_summary(s: dict, result: SimResult | None = None) -> str:
         fit = ""
         if result and result.true_fit.get(name):
             fit = f"{np.mean(result.true_fit[name]):>10.3f}"
-        lines.append(f"{name:<10}{a['playlists']:>10}{a['assigned_users']:>7}"
+        lines.append(f"{name:<10}{a['playlists']:>10}{a['pending']:>8}{a['assigned_users']:>7}"
                      f"{pct(a['success_rate']):>9}{ci_text:>17}{pct(a['like_rate']):>8}"
                      f"{pct(a['skip_rate']):>8}{fit}")
     for c in s["comparisons"]:
         if c["difference"] is None:
-            lines.append(f"{c['treatment']} vs {c['control']}: no test (an arm is empty)")
+            lines.append(f"{c['treatment']} - {c['control']}: success rate difference: not "
+                         f"enough data yet (needs decided playlists of two or more users in "
+                         f"each arm)")
             continue
         lines.append(f"{c['treatment']} - {c['control']}: success rate difference "
                      f"{100 * c['difference']:+.1f} points, 95% CI "
                      f"[{100 * c['ci'][0]:+.1f}, {100 * c['ci'][1]:+.1f}], "
                      f"p = {c['p_value']:.2g}"
-                     + (" (significant)" if c["significant"] else " (not significant)"))
+                     + (" (significant)" if c["significant"] else " (not significant)")
+                     + ("" if c["enough"] else "; not enough data yet for a verdict"))
+    lines.append("success: successful / decided playlists per user (delta method); pending "
+                 "playlists (20-session window still open) count in no rate")
     if s["srm_p_value"] is not None:
         lines.append(f"sample ratio check: p = {s['srm_p_value']:.3f} "
                      + ("FLAGGED (p < 0.001)" if s["srm_flagged"] else "(passes)"))
+    else:
+        lines.append(f"sample ratio check: not enough data yet ({s['assigned_users']} assigned "
+                     f"users, needs {s['srm_min_users']})")
     return "\n".join(lines)

@@ -11,6 +11,9 @@ if [ "$(flask --app wsgi data count-events)" = "0" ]; then
   if [ ! -f "$DEMO_DIR/sessions.jsonl" ]; then
     flask --app wsgi data generate "$DEMO_DIR" --seed "${DEMO_SEED:-0}"
   fi
+  echo "Importing the demo export. Like real exports it contains deliberate faults (bad and"
+  echo "unknown ids, nulls, duplicates, a broken JSON line): the importer reports those rows as"
+  echo "file:line: reason, skips them, imports the rest and counts them by reason at the end."
   flask --app wsgi data import "$DEMO_DIR"
 fi
 if flask --app wsgi --help 2>/dev/null | grep -q '^  model'; then

@@ -190,9 +190,10 @@ def test_dashboard_shows_both_arms_with_statistics(admin_app, logged_in):
             select(Prediction.arm, db.func.count()).group_by(Prediction.arm)).all())
     for arm in ("base", "advanced"):
         card = re.search(rf'data-arm="{arm}".*?</article>', html, re.S).group(0)
-        assert f"<dt>Playlists</dt><dd>{served[arm]}</dd>" in card
+        assert f"<dt>Playlists</dt><dd>{served[arm]}<span" in card
         assert "Latency p50" in card and "Success rate" in card and "Skip rate" in card
-    assert 'id="verdict-advanced"' in html and "95% CI" in html and "p-value" in html
+    # fresh playlists are pending (their 20-session window is open): no rate, no verdict yet
+    assert 'id="verdict-advanced"' in html and "not enough data yet" in html
     assert 'id="srm-verdict"' in html
     assert html.count("<svg class=\"chart\"") == 2 and "Success rate per day" in html
     assert "<script>" not in html and " style=" not in html

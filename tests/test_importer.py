@@ -388,8 +388,12 @@ def test_report_limit_caps_lines_but_not_counts(app, tmp_path):
         report = import_export(export, echo=echoed.append, report_limit=5)
     problem_lines = [line for line in echoed if line[len("sessions.jsonl:"):][:1].isdigit()]
     assert problem_lines == [f"sessions.jsonl:{n}: user_id is null" for n in range(2, 7)]
-    assert "sessions.jsonl: ... and 25 more problem rows not shown" in echoed
+    assert any(line.startswith("sessions.jsonl: ... and 25 more problem rows not shown")
+               for line in echoed)
     assert counts(report)["sessions.jsonl"] == (31, 1, 0, 0, 30)
+    # ... and the summary counts all 30 by reason
+    assert report.files["sessions.jsonl"].reasons == {"user_id is null": 30}
+    assert "         30  user_id is null" in report.summary_table()
 
 
 def test_strict_stops_at_the_first_bad_row(app):

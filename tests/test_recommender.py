@@ -321,7 +321,7 @@ def test_cli_evaluate_json_stores_metrics(world_app, small_world):
     assert {"per_user", "groups", "targets", "protocol"} <= set(body)
     assert body["groups"]["oracle_mean"]["mean_affinity"] > 0
     assert body["groups"]["oracle_turns"]["fair_share_met"] == 1.0
-    assert body["targets"]["default_least_happy"]["target"] == 0.36
+    assert body["targets"]["default_least_happy"]["threshold"] == 0.36
     # options differ from the active version's parameters: not stored
     with world_app.app_context():
         assert "evaluation" not in (registry.active().metrics or {})

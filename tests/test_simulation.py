@@ -72,8 +72,29 @@ def test_simulate_runs_through_the_api_and_records_everything(api_app, small_wor
 
         s = summary(sim.id)
         assert sum(a["playlists"] for a in s["arms"].values()) == 12
-        assert s["srm_p_value"] is not None and s["comparisons"]
-        assert sum(a["successes"] for a in s["arms"].values()) > 0
+        assert s["comparisons"]
+        # two days of data: the latest playlists' windows are still open (pending, not failed)
+        assert sum(a["pending"] + a["decided"] for a in s["arms"].values()) == 12
+        assert sum(a["pending"] for a in s["arms"].values()) > 0
+        assert s["srm_p_value"] is None and s["assigned_users"] < s["srm_min_users"]
+    assert "not enough data yet" in result.output
+
+
+def test_simulate_aa_serves_one_model_in_both_arms(world_app, small_world):
+    with world_app.app_context():
+        db.session.execute(ModelVersion.__table__.update().values(active=False))
+        db.session.commit()  # an A/A run on the base model needs no trained model
+    result = world_app.test_cli_runner().invoke(args=[
+        "ab", "simulate", "--days", "1", "--groups-per-day", "10", "--seed", "4", "--aa", "base",
+        "--ground-truth", str(small_world / "ground_truth.npz")])
+    assert result.exit_code == 0, result.output
+    assert world_app.config.get("AB_AA_MODEL") in ("", None), "the switch is put back"
+    with world_app.app_context():
+        sim = db.session.scalar(select(Experiment).where(Experiment.name.like("simulation-aa-%")))
+        preds = db.session.scalars(select(Prediction).where(Prediction.experiment_id == sim.id)
+                                   ).all()
+    assert {p.arm for p in preds} == {"base", "advanced"}
+    assert {p.model for p in preds} == {"base"} and not any(p.fallback for p in preds)
 
 
 def test_simulate_without_ground_truth_explains(api_app, monkeypatch, tmp_path):

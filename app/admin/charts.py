@@ -19,6 +19,7 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 14, 34, 30
 class Tick:
     pos: float
     label: str
+    anchor: str = "middle"            # SVG text-anchor: the last x label ends at the plot edge
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,18 @@ class Chart:
     plot_bottom: int
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
+def nice_step(top: float, ticks: int = 5, *, whole: bool = False) -> float:
+    """A 1, 2 or 5 times a power of ten step giving at most ``ticks`` intervals up to ``top``,
+    so that labels read 0, 10, 20 and not 0, 12, 25, 38 (``whole``: counts, step >= 1)."""
+    if top <= 0:
         return 1.0
-    exponent = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10 ** exponent
-        if candidate >= value:
-            return candidate
-    return 10 ** (exponent + 1)
+    raw = top / ticks
+    exponent = math.floor(math.log10(raw))
+    for m in (1, 2, 5, 10):
+        step = m * 10 ** exponent
+        if step >= raw - 1e-12:
+            break
+    return max(step, 1.0) if whole else step
 
 
 def time_chart(title: str, days: Sequence[date], series: dict[str, Sequence[float | None]],
@@ -63,7 +67,12 @@ def time_chart(title: str, days: Sequence[date], series: dict[str, Sequence[floa
     plot_h = HEIGHT - TOP - BOTTOM
     n = len(days)
     values = [v for vals in series.values() for v in vals if v is not None]
-    top = y_max if y_max is not None else _nice_max(max(values, default=0.0))
+    if y_max is not None:
+        top, step = y_max, nice_step(y_max)
+    else:  # counts: a round step, and the top at the first step above the data
+        peak = max(values, default=0.0)
+        step = nice_step(peak, whole=True)
+        top = max(step, math.ceil(peak / step) * step)
 
     def x(i: int) -> float:
         return LEFT + (plot_w / 2 if n <= 1 else plot_w * i / (n - 1))
@@ -76,7 +85,10 @@ def time_chart(title: str, days: Sequence[date], series: dict[str, Sequence[floa
                if i % label_every == 0 or i == n - 1]
     if len(x_ticks) > 1 and x_ticks[-1].pos - x_ticks[-2].pos < 60:
         x_ticks.pop(-2)  # keep the last day's label readable
-    y_ticks = [Tick(round(y(top * k / 4), 1), y_format(top * k / 4)) for k in range(5)]
+    if n > 1 and x_ticks:  # the last label ends at the plot's edge instead of running past it
+        x_ticks[-1] = Tick(x_ticks[-1].pos, x_ticks[-1].label, "end")
+    steps = int(round(top / step))
+    y_ticks = [Tick(round(y(step * k), 1), y_format(step * k)) for k in range(steps + 1)]
 
     drawn: list[Series] = []
     for index, (name, vals) in enumerate(series.items()):

@@ -20,6 +20,11 @@ sessions after the prediction. Exactly:
   later imported as a listening event is not counted twice; a track heard twice counts once.
 * **Success** — max over participants of (sum of heard time over the playlist's tracks) is at
   least ``SUCCESS_SHARE`` (35%) of the playlist duration.
+* **Decided or pending** — an outcome is final once every participant has had their 20
+  sessions (``Outcome.window_complete``), or once the listening data reach ``DECIDE_AFTER``
+  past the prediction (people who stop listening would otherwise keep a playlist pending
+  forever). Until then the playlist is *pending*: not a failure, and not counted in the rates
+  even when it already succeeded, since counting only early successes would bias them up.
 
 Like and skip rates use the same window and feedback, per (participant, playlist track) pair
 that was *started* (any play, like or skip event, or any feedback row): like rate = pairs with a
@@ -37,7 +42,7 @@ CROSS JOIN, because SQLite's planner otherwise probes every session of a user pe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -46,6 +51,7 @@ from app.extensions import db
 
 SUCCESS_SHARE = 0.35
 NEXT_SESSIONS = 20
+DECIDE_AFTER = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,12 @@ class Outcome:
     started: int          # (participant, track) pairs started
     liked: int
     skipped: int
+    window_sessions: int = 0  # sessions seen so far in the window of the least active member
+
+    @property
+    def window_complete(self) -> bool:
+        """Every participant has had their next NEXT_SESSIONS sessions: the outcome is final."""
+        return self.window_sessions >= NEXT_SESSIONS
 
     @property
     def best_share(self) -> float:
@@ -195,15 +207,20 @@ def outcomes(where: str = "1 = 1", params: dict[str, Any] | None = None) -> dict
     dialect = db.session.get_bind().dialect.name
     sql = _outcome_ctes(dialect, where) + """
 SELECT p.id, COALESCE(tt.total_ms, 0), COALESCE(m.best_ms, 0), COALESCE(m.started, 0),
-       COALESCE(m.liked, 0), COALESCE(m.skipped, 0)
+       COALESCE(m.liked, 0), COALESCE(m.skipped, 0), COALESCE(wn.fewest, 0)
 FROM preds p
 LEFT JOIN totals tt ON tt.pid = p.id
+LEFT JOIN (SELECT pa.pid, MIN(COALESCE(w.n, 0)) AS fewest
+           FROM participants pa
+           LEFT JOIN (SELECT pid, uid, COUNT(*) AS n FROM window_sessions GROUP BY pid, uid) w
+                  ON w.pid = pa.pid AND w.uid = pa.uid
+           GROUP BY pa.pid) wn ON wn.pid = p.id
 LEFT JOIN (SELECT pid, MAX(ms) AS best_ms, SUM(started) AS started, SUM(liked) AS liked,
                   SUM(skipped) AS skipped
            FROM members GROUP BY pid) m ON m.pid = p.id
 """
     rows = db.session.execute(text(sql), params or {}).all()
-    return {r[0]: Outcome(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+    return {r[0]: Outcome(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
             for r in rows}
 
 
@@ -219,6 +236,23 @@ def experiment_outcomes(experiment_id: int, since: datetime | None = None,
         where += " AND p.created_at < :until"
         params["until"] = until
     return outcomes(where, params)
+
+
+def data_clock() -> datetime | None:
+    """The newest listening event: outcomes are known up to the data imported so far."""
+    from sqlalchemy import func, select
+
+    from app.db import ListeningEvent
+
+    return db.session.scalar(select(func.max(ListeningEvent.timestamp)))
+
+
+def is_decided(outcome: Outcome | None, created_at: datetime, clock: datetime | None) -> bool:
+    if outcome is None:
+        return False
+    if outcome.window_complete:
+        return True
+    return clock is not None and clock >= created_at + DECIDE_AFTER
 
 
 def prediction_outcome(prediction_id: str) -> tuple[Outcome | None, list[MemberOutcome]]:

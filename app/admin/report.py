@@ -9,10 +9,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import ab, stats
-from app.admin.metrics import Outcome, experiment_outcomes
+from app.admin.metrics import data_clock, experiment_outcomes, is_decided
 from app.db import Experiment, Prediction
 from app.extensions import db
 
@@ -27,12 +27,27 @@ class ArmSummary:
     users: int                        # distinct requesting users
     fallbacks: int
     latency: dict[str, float | None]
-    successes: int
-    success_rate: float | None
-    success_ci: tuple[float, float] | None
+    decided: int                      # playlists whose outcome is final
+    pending: int                      # playlists still inside their 20-session window
+    pending_successes: int            # of those, already successful (not yet counted)
+    successes: int                    # successful decided playlists
+    rate: stats.RatioEstimate         # successes / decided, per user (delta method)
     started: int
     liked: int
     skipped: int
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.rate.ratio
+
+    @property
+    def success_ci(self) -> tuple[float, float] | None:
+        return self.rate.interval() if self.enough else None
+
+    @property
+    def enough(self) -> bool:
+        """Enough users with decided playlists for the interval's approximation to hold."""
+        return self.rate.units >= stats.MIN_UNITS
 
     @property
     def like_rate(self) -> float | None:
@@ -47,18 +62,20 @@ class ArmSummary:
 class Comparison:
     control: str
     treatment: str
-    result: stats.ProportionDiff | None
+    result: stats.RatioDiff | None
+    enough: bool                      # both arms have the minimum sample
 
 
 @dataclass(frozen=True)
 class DailyPoint:
     day: date
     served: int
+    decided: int
     successes: int
 
     @property
     def rate(self) -> float | None:
-        return stats.proportion(self.successes, self.served)
+        return stats.proportion(self.successes, self.decided)
 
 
 @dataclass
@@ -70,6 +87,12 @@ class ExperimentReport:
     days: list[date]
     daily: dict[str, list[DailyPoint]] = field(default_factory=dict)
     total_served: int = 0
+    assigned_total: int = 0
+    sequential: bool = False
+
+    @property
+    def srm_enough(self) -> bool:
+        return self.assigned_total >= stats.MIN_SRM_UNITS
 
 
 def _control_first(names: list[str]) -> list[str]:
@@ -77,7 +100,8 @@ def _control_first(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "base", names.index(n)))
 
 
-def build_report(experiment: Experiment) -> ExperimentReport:
+def build_report(experiment: Experiment, *, sequential: bool = False) -> ExperimentReport:
+    """``sequential``: always-valid intervals for the differences instead of fixed-horizon."""
     rows = db.session.execute(
         select(Prediction.id, Prediction.created_at, Prediction.arm, Prediction.user_id,
                Prediction.elapsed_ms, Prediction.fallback)
@@ -85,6 +109,8 @@ def build_report(experiment: Experiment) -> ExperimentReport:
         .order_by(Prediction.created_at)
     ).all()
     outcomes = experiment_outcomes(experiment.id) if rows else {}
+    clock = data_clock() if rows else None
+    decided = {r.id for r in rows if is_decided(outcomes.get(r.id), r.created_at, clock)}
     weights = dict(ab.arm_weights(experiment))
     weight_sum = sum(weights.values()) or 1.0
     assigned = ab.arm_counts(experiment)
@@ -99,15 +125,26 @@ def build_report(experiment: Experiment) -> ExperimentReport:
         arm_rows = by_arm.get(name, [])
         outs = [outcomes.get(r.id) for r in arm_rows]
         outs = [o for o in outs if o is not None]
-        successes = sum(1 for o in outs if o.success)
+        per_user: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # successes, decided
+        pending = pending_successes = 0
+        for r in arm_rows:
+            out = outcomes.get(r.id)
+            if r.id in decided:
+                per_user[r.user_id][0] += 1 if out.success else 0
+                per_user[r.user_id][1] += 1
+            else:
+                pending += 1
+                pending_successes += 1 if out is not None and out.success else 0
+        cells = list(per_user.values())
+        rate = stats.ratio_estimate([c[0] for c in cells], [c[1] for c in cells])
         arms.append(ArmSummary(
             name=name, weight=weights.get(name, 0.0), share=weights.get(name, 0.0) / weight_sum,
             assigned=assigned.get(name, 0), served=len(arm_rows),
             users=len({r.user_id for r in arm_rows}),
             fallbacks=sum(1 for r in arm_rows if r.fallback),
             latency=stats.latency_percentiles([r.elapsed_ms for r in arm_rows]),
-            successes=successes, success_rate=stats.proportion(successes, len(arm_rows)),
-            success_ci=stats.wilson_interval(successes, len(arm_rows)),
+            decided=len(arm_rows) - pending, pending=pending,
+            pending_successes=pending_successes, successes=int(rate.numerator), rate=rate,
             started=sum(o.started for o in outs), liked=sum(o.liked for o in outs),
             skipped=sum(o.skipped for o in outs),
         ))
@@ -115,23 +152,44 @@ def build_report(experiment: Experiment) -> ExperimentReport:
     control = arms[0] if arms else None
     comparisons = [
         Comparison(control.name, arm.name,
-                   stats.two_proportion_ztest(control.successes, control.served,
-                                              arm.successes, arm.served))
+                   stats.ratio_diff_test(control.rate, arm.rate, sequential=sequential),
+                   control.enough and arm.enough)
         for arm in arms[1:]
     ] if control else []
-    srm = stats.srm_check({a.name: a.assigned for a in arms}, weights)
+    assigned_total = sum(a.assigned for a in arms)
+    srm = (stats.srm_check({a.name: a.assigned for a in arms}, weights)
+           if assigned_total >= stats.MIN_SRM_UNITS else None)
 
     days: list[date] = []
     daily: dict[str, list[DailyPoint]] = {}
     if rows:
         first, last = rows[0].created_at.date(), rows[-1].created_at.date()
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        counts: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+        counts: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0, 0])
         for row in rows:
             cell = counts[(row.arm, row.created_at.date())]
             cell[0] += 1
-            out: Outcome | None = outcomes.get(row.id)
-            cell[1] += 1 if out is not None and out.success else 0
+            if row.id in decided:
+                cell[1] += 1
+                cell[2] += 1 if outcomes[row.id].success else 0
         for arm in arms:
-            daily[arm.name] = [DailyPoint(d, *counts.get((arm.name, d), [0, 0])) for d in days]
-    return ExperimentReport(experiment, arms, comparisons, srm, days, daily, len(rows))
+            daily[arm.name] = [DailyPoint(d, *counts.get((arm.name, d), [0, 0, 0])) for d in days]
+    return ExperimentReport(experiment, arms, comparisons, srm, days, daily, len(rows),
+                            assigned_total, sequential)
+
+
+def default_experiment(experiments: list[Experiment]) -> Experiment | None:
+    """The running experiment when it has playlists, else the newest one with playlists (a
+    finished simulation, say), else the running one, else the newest."""
+    if not experiments:
+        return None
+    with_rows = set(db.session.scalars(
+        select(Prediction.experiment_id).where(Prediction.is_ab.is_(True))
+        .group_by(Prediction.experiment_id).having(func.count() > 0)))
+    active = next((e for e in experiments if e.active), None)
+    if active is not None and active.id in with_rows:
+        return active
+    newest = sorted((e for e in experiments if e.id in with_rows), key=lambda e: e.id)
+    if newest:
+        return newest[-1]
+    return active or experiments[-1]

@@ -17,14 +17,15 @@ from flask import (
 )
 from sqlalchemy import func, or_, select, text
 
-from app import ab
+from app import ab, stats
 from app.admin import auth, bp
 from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
-from app.admin.metrics import SUCCESS_SHARE, prediction_outcome
-from app.admin.report import build_report
+from app.admin.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outcome
+from app.admin.report import build_report, default_experiment
 from app.audit import audit
 from app.db import Experiment, Feedback, Prediction
+from app.db.experiments import ARM_MODELS
 from app.extensions import db, limiter
 from app.text import ascii_int
 from app.web.present import members_of, playlist_view
@@ -109,7 +110,7 @@ def _experiment_from_args() -> tuple[Experiment | None, list[Experiment]]:
     wanted = request.args.get("experiment", type=int)
     chosen = next((e for e in experiments if e.id == wanted), None)
     if chosen is None:
-        chosen = next((e for e in experiments if e.active), experiments[-1] if experiments else None)
+        chosen = default_experiment(experiments)
     return chosen, experiments
 
 
@@ -125,7 +126,8 @@ def _count_label(v: float) -> str:
 @auth.login_required
 def dashboard():
     experiment, experiments = _experiment_from_args()
-    report = build_report(experiment) if experiment else None
+    sequential = request.args.get("interval") == "sequential"
+    report = build_report(experiment, sequential=sequential) if experiment else None
     charts = []
     if report and report.days:
         charts.append(time_chart(
@@ -134,7 +136,7 @@ def dashboard():
             y_format=_count_label,
             tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v:.0f} playlists"))
         charts.append(time_chart(
-            "Success rate per day", report.days,
+            "Success rate per day (decided playlists)", report.days,
             {a.name: [p.rate for p in report.daily[a.name]] for a in report.arms},
             y_max=1.0, y_format=_pct_label,
             tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v * 100:.1f}% successful"))
@@ -146,7 +148,9 @@ def dashboard():
         status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
     return render_template("admin/dashboard.html", report=report, experiments=experiments,
                            experiment=experiment, charts=charts, model=status,
-                           success_share=SUCCESS_SHARE)
+                           success_share=SUCCESS_SHARE, min_units=stats.MIN_UNITS,
+                           min_srm_units=stats.MIN_SRM_UNITS,
+                           decide_days=DECIDE_AFTER.days)
 
 
 def _parse_day(value: str | None) -> date | None:
@@ -262,9 +266,15 @@ def models():
         status = model_status()
     except Exception as exc:
         status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    from app.recommender.evaluation import headline
+
     active_id = next((v.id for v in versions if v.active), None)
+    compared = versions[:6]
+    figures = {v.id: headline(v.metrics) for v in compared}
+    labels = list(dict.fromkeys(k for f in figures.values() for k in f))
     return render_template("admin/models.html", versions=versions, status=status,
-                           active_id=active_id, flatten=_flatten)
+                           active_id=active_id, flatten=_flatten, compared=compared,
+                           figures=figures, labels=labels)
 
 
 @bp.post("/models/<version>/activate")
@@ -303,7 +313,111 @@ def health():
 @auth.login_required
 def experiments():
     items = [(e, ab.arm_counts(e)) for e in ab.list_experiments()]
-    return render_template("admin/experiments.html", items=items, form=WeightsForm())
+    return render_template("admin/experiments.html", items=items, form=WeightsForm(),
+                           arm_models=ARM_MODELS)
+
+
+def _is_stopped(experiment: Experiment) -> bool:
+    """Stopped experiments are a record: read-only (no weights, no restart) in the admin."""
+    return not experiment.active and experiment.stopped_at is not None
+
+
+def _confirm(title: str, message: str, action: str, button: str):
+    """The confirmation step of a state change: the same POST again with ``confirm=1``."""
+    fields = [(k, v) for k, v in request.form.items(multi=True)
+              if k not in ("csrf_token", "confirm")]
+    return render_template("admin/confirm.html", title=title, message=message, action=action,
+                           button=button, fields=fields)
+
+
+def _audit(action: str, experiment: Experiment, detail: str = "") -> None:
+    audit("audit: admin %s %s experiment %s%s", g.admin_user, action, experiment.name,
+          f" ({detail})" if detail else "")
+
+
+@bp.post("/experiments/create")
+@auth.login_required
+def create_experiment():
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    name = request.form.get("name", "").strip()[:100]
+    activate = request.form.get("activate") == "1"
+    weights: dict[str, float] = {}
+    try:
+        for arm in ARM_MODELS:
+            raw = request.form.get(f"weight-{arm}", "0").strip() or "0"
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            if value:
+                weights[arm] = value
+    except ValueError:
+        flash("Weights must be numbers (for example 0.5).", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    if request.form.get("confirm") != "1":
+        shares = ", ".join(f"{arm} {w:g}" for arm, w in weights.items()) or "no arms"
+        return _confirm("Create an experiment?",
+                        f"Create “{name}” with weights {shares}"
+                        + (" and make it the active experiment now (the active one stops)."
+                           if activate else "; it stays inactive until you activate it."),
+                        url_for("admin.create_experiment"), "Create")
+    try:
+        experiment = ab.create_experiment(name, weights, activate=activate)
+        db.session.commit()
+    except ab.ExperimentError as exc:
+        db.session.rollback()
+        flash(f"Not created: {exc}.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    _audit("created" + (" and activated" if activate else ""), experiment, f"weights {weights}")
+    flash(f"Experiment “{experiment.name}” created"
+          + (" and active." if activate else "; activate it when ready."), "ok")
+    return redirect(url_for("admin.experiments"), code=303)
+
+
+def _experiment_action(experiment_id: int, action: str):
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    experiment = db.session.get(Experiment, experiment_id)
+    if experiment is None:
+        abort(404)
+    if _is_stopped(experiment):
+        flash(f"“{experiment.name}” is stopped; a stopped experiment is kept as it is.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    if request.form.get("confirm") != "1":
+        if action == "activate":
+            active = ab.active_experiment()
+            text_ = (f"Make “{experiment.name}” the active experiment? /predict assigns new "
+                     f"users by its weights from now on"
+                     + (f", and “{active.name}” stops for good." if active else "."))
+        else:
+            text_ = (f"Stop “{experiment.name}”? /predict then serves the advanced model to "
+                     f"everyone, and the experiment becomes read-only.")
+        return _confirm(f"{action.capitalize()} the experiment?", text_,
+                        url_for(f"admin.{action}_experiment", experiment_id=experiment.id),
+                        action.capitalize())
+    try:
+        (ab.activate_experiment if action == "activate" else ab.stop_experiment)(experiment.name)
+    except ab.ExperimentError as exc:
+        db.session.rollback()
+        flash(f"Not changed: {exc}.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
+    _audit("activated" if action == "activate" else "stopped", experiment)
+    flash(f"“{experiment.name}” is {'active' if action == 'activate' else 'stopped'}.", "ok")
+    return redirect(url_for("admin.experiments"), code=303)
+
+
+@bp.post("/experiments/<int:experiment_id>/activate")
+@auth.login_required
+def activate_experiment(experiment_id: int):
+    return _experiment_action(experiment_id, "activate")
+
+
+@bp.post("/experiments/<int:experiment_id>/stop")
+@auth.login_required
+def stop_experiment(experiment_id: int):
+    return _experiment_action(experiment_id, "stop")
 
 
 @bp.post("/experiments/<int(max=2147483647):experiment_id>/weights")
@@ -315,6 +429,9 @@ def set_weights(experiment_id: int):
     experiment = db.session.get(Experiment, experiment_id)
     if experiment is None:
         abort(404)
+    if _is_stopped(experiment):
+        flash(f"“{experiment.name}” is stopped; its weights are kept as they were.", "error")
+        return redirect(url_for("admin.experiments"), code=303)
     weights: dict[str, float] = {}
     try:
         for arm in experiment.arms:
@@ -332,7 +449,7 @@ def set_weights(experiment_id: int):
         db.session.rollback()
         flash(f"Not changed: {exc}.", "error")
         return redirect(url_for("admin.experiments"), code=303)
-    audit("admin %s set weights of %s to %s", g.admin_user, experiment.name, weights)
+    _audit("re-weighted", experiment, f"weights {weights}")
     flash(f"New weights for “{experiment.name}” apply to users not yet assigned; "
           "everyone already assigned keeps their arm.", "ok")
     return redirect(url_for("admin.experiments"), code=303)

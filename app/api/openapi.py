@@ -11,7 +11,7 @@ from typing import Any
 import json
 
 import swagger_ui_bundle
-from flask import Response, abort, current_app, send_from_directory
+from flask import Response, abort, current_app, redirect, send_from_directory, url_for
 from pydantic import BaseModel
 
 from app.api import bp
@@ -62,6 +62,12 @@ def openapi_json() -> Response:
     return Response(spec, mimetype="application/json")
 
 
+@bp.get("/doc/")
+def swagger_ui_slash() -> Response:
+    """The page's asset paths are relative to /doc, so the slashed form redirects there."""
+    return redirect(url_for("api.swagger_ui"), code=308)
+
+
 @bp.get("/doc")
 def swagger_ui() -> Response:
     return send_from_directory(Path(current_app.static_folder) / "swagger", "index.html")
@@ -93,16 +99,19 @@ def build_spec() -> dict[str, Any]:
                             "content": {"application/json": {"schema": error}}}
                 for code in codes}
 
-    def header(description: str, enum: list[str] | None = None) -> dict[str, Any]:
+    def header(description: str, enum: list[str] | None = None, *,
+               required: bool = True) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": "string"}
         if enum:
             schema["enum"] = enum
-        return {"description": description, "required": True, "schema": schema}
+        return {"description": description, "required": required, "schema": schema}
 
     served_headers = {
         "X-Prediction-Id": header("Id of the recorded prediction; send it with /feedback."),
         "X-Model": header("The model that built the playlist.", ["base", "advanced"]),
-        "X-Model-Version": header("LightFM model version used, or `none`."),
+        "X-Model-Version": header("Version of the trained LightFM model that built the "
+                                  "playlist; sent only when it did (`X-Model: advanced`).",
+                                  required=False),
         "X-Feedback-Token": header("The requesting user's token for /feedback on this "
                                    "playlist (`feedback_token`); keep it private."),
         "X-Feedback-Tokens": header("Every member's token: `USER_ID=TOKEN` pairs joined by "

@@ -53,6 +53,18 @@ def predict_request_model(max_length: int, max_group: int) -> type[_Strict]:
     return PredictRequest
 
 
+def _reason(err: dict, data: Any) -> str:
+    """Pydantic's message, except where it counts differently from the docs: other_users is
+    limited to the group size minus the asking user, which pydantic words as "at most 49 items"
+    for a documented group of 50."""
+    if err.get("type") == "too_long" and tuple(err.get("loc", ())) == ("other_users",):
+        limit = int(current_app.config["MAX_GROUP_SIZE"])
+        given = len(data.get("other_users", [])) + 1 if isinstance(data, dict) else "more"
+        return (f"a group has at most {limit} members (the asking user and up to {limit - 1} "
+                f"others); this one has {given}")
+    return err["msg"]
+
+
 def current_predict_request_model() -> type[_Strict]:
     config = current_app.config
     return predict_request_model(int(config["MAX_PLAYLIST_LENGTH"]),
@@ -142,7 +154,8 @@ def parse_body(model: type[M]) -> M:
         return model.model_validate(data, strict=True)
     except ValidationError as exc:
         problems = [
-            {"field": ".".join(str(part) for part in err["loc"]) or "body", "reason": err["msg"]}
+            {"field": ".".join(str(part) for part in err["loc"]) or "body",
+             "reason": _reason(err, data)}
             for err in exc.errors(include_url=False, include_input=False)
         ]
         raise ApiError(422, "validation_error", "the request body is invalid", problems) from None

@@ -66,6 +66,8 @@ def serve_playlist(members: list[int], length: int, *, choice: Choice = "ab",
             experiment = ab.serving_experiment()
             arm = ab.arm_for(experiment, user_id) if experiment is not None else None
         wanted = arm.arm if arm is not None else ("advanced" if choice == "ab" else choice)
+        if arm is not None and current_app.config.get("AB_AA_MODEL"):
+            wanted = current_app.config["AB_AA_MODEL"]  # an A/A test: the arm is recorded only
         db.session.rollback()  # hold no read snapshot while the playlist is built
         playlist, fallback = _build(members, length, wanted, strategy, exclude_explicit,
                                     may_fall_back=choice == "ab")

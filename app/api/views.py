@@ -69,7 +69,9 @@ def _serve(endpoint: str, choice: Choice) -> Response:
     response = Response(body, status=200, mimetype="application/json")
     response.headers["X-Prediction-Id"] = served.prediction_id
     response.headers["X-Model"] = playlist.model
-    response.headers["X-Model-Version"] = playlist.model_version or "none"
+    if playlist.model == "advanced" and playlist.model_version:
+        # only for playlists the trained model built: the base arm uses no trained model
+        response.headers["X-Model-Version"] = playlist.model_version
     tokens = feedback_tokens.issue_all(served.prediction_id, [req.user_id, *req.other_users])
     response.headers["X-Feedback-Token"] = tokens[req.user_id]
     response.headers["X-Feedback-Tokens"] = feedback_tokens.header_value(tokens)

@@ -285,19 +285,23 @@ def check_targets(result: dict, default: str = DEFAULT_STRATEGY) -> dict:
         lf = pu["lightfm"]
         out["lightfm_beats_popularity_and_base"] = all(
             lf[m] > pu[b][m] for b in ("popularity", "base") for m in lf)
-    out.update(promise_targets(result.get("groups", {}), default))
+    out.update(promise_targets(result.get("groups", {}), default,
+                               result.get("protocol", {}).get("groups")))
     return out
 
 
-def promise_targets(groups: dict, default: str = DEFAULT_STRATEGY) -> dict:
+def promise_targets(groups: dict, default: str = DEFAULT_STRATEGY, n: int | None = None
+                    ) -> dict:
     """Each promise target as ``{met, value, target, ci95, means}`` for the default strategy."""
     out: dict = {}
     d = groups.get(default, {})
     for key, (target, means) in PROMISE_TARGETS.items():
         if key in d:
+            ci = d.get(f"{key}_ci95") or 0.0
             out[f"default_{key}"] = {"met": d[key] >= target, "value": d[key],
-                                     "target": target, "ci95": d.get(f"{key}_ci95"),
-                                     "means": means}
+                                     "threshold": target, "description": means,
+                                     "interval": [round(d[key] - ci, 5), round(d[key] + ci, 5)],
+                                     "n": n}
     return out
 
 
@@ -362,7 +366,7 @@ def format_report(result: dict) -> str:
                          f"playlists of {p['group_k']})",
                          result.get("group_ms_per_playlist", {}))
     lines.append("")
-    lines += target_lines(result.get("targets", {}))
+    lines.extend(format_targets(result))
     return "\n".join(lines)
 
 
@@ -380,19 +384,6 @@ def group_table(groups: dict, default: str | None, title: str, ms: dict | None =
     return lines
 
 
-def target_lines(targets: dict) -> list[str]:
-    """Each target with its meaning, value, 95 % interval and threshold."""
-    lines = []
-    for key, t in targets.items():
-        if isinstance(t, dict):
-            ci = f" ± {t['ci95']:.3f}" if t.get("ci95") is not None else ""
-            lines.append(f"{'met    ' if t['met'] else 'NOT MET'} {key}: {t['value']:.3f}{ci} "
-                         f"(target >= {t['target']}; {t['means']})")
-        else:
-            lines.append(f"{'met    ' if t else 'NOT MET'} {key}")
-    return lines
-
-
 def served(rec: Recommender, data: InteractionData, ground_truth: str | Path,
            cfg: EvalConfig | None = None, progress: bool = False) -> dict:
     """``served_metrics`` with its protocol and targets; a JSON-ready dict."""
@@ -404,7 +395,7 @@ def served(rec: Recommender, data: InteractionData, ground_truth: str | Path,
     return {"protocol": {**cfg.as_dict(), "model_version": rec.version,
                          "ground_truth": str(ground_truth)},
             "groups": groups, "default_strategy": DEFAULT_STRATEGY,
-            "targets": promise_targets(groups), "seconds": round(time.perf_counter() - started, 1)}
+            "targets": promise_targets(groups, n=cfg.groups), "seconds": round(time.perf_counter() - started, 1)}
 
 
 def format_served(result: dict) -> str:
@@ -413,4 +404,74 @@ def format_served(result: dict) -> str:
                         f"as served by model {p['model_version']}: {p['groups']} random groups of "
                         f"{p['min_group']}-{p['max_group']}, playlists of {p['group_k']}, "
                         f"scored with the hidden taste")
-    return "\n".join(lines + [""] + target_lines(result["targets"]))
+    return "\n".join(lines + [""] + format_targets(result))
+
+
+def headline(metrics: dict | None) -> dict[str, float | None]:
+    """The few figures people compare across model versions (``model list``, the admin's
+    models page): LightFM's precision@10 and nDCG@10 per user, then the default strategy's
+    group figures. None where a version was not evaluated."""
+    ev = (metrics or {}).get("evaluation") or {}
+    lightfm = ev.get("per_user", {}).get("lightfm", {})
+    out: dict[str, float | None] = {"precision@10": lightfm.get("precision@10"),
+                                    "nDCG@10": lightfm.get("ndcg@10")}
+    default = ev.get("default_strategy")
+    for key, value in (ev.get("groups", {}).get(default) or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and not key.endswith("_ci95"):
+            out[f"groups: {key.replace('_', ' ')}"] = value
+    return out
+
+
+# What each target of check_targets means, for results whose targets are bare values.
+TARGET_DESCRIPTIONS = {
+    "lightfm_beats_popularity_and_base": "LightFM scores above popularity and the base model on "
+                                         "every per-user ranking metric",
+}
+
+
+def format_targets(result: dict) -> list[str]:
+    """One line per target: met or not, what it means, its value, the interval and the sample.
+
+    A target is either a bare value (bool or number) or a dict with any of ``met``,
+    ``description``, ``value``, ``interval`` ([low, high]), ``threshold`` and ``n`` (groups or
+    users it was measured on). With an interval, a reader can tell a miss that is within noise
+    from a real failure.
+    """
+    targets = result.get("targets", {})
+    if not targets:
+        return []
+    groups = result.get("protocol", {}).get("groups")
+    lines = [f"targets (measured on {groups} groups; a miss whose interval reaches the "
+             f"threshold is within noise — run more groups to decide)" if groups else "targets"]
+    for key, target in targets.items():
+        t = target if isinstance(target, dict) else {"value": target}
+        value = t.get("value", t.get("met"))
+        met = t.get("met", value if isinstance(value, bool) else None)
+        status = "" if met is None else ("met" if met else "NOT met")
+        text = t.get("description") or TARGET_DESCRIPTIONS.get(key, "")
+        parts = [f"target {key}: {status or _fmt(value)}"]
+        if text:
+            parts.append(f" — {text}")
+        details = []
+        if status and value is not None and not isinstance(value, bool):
+            details.append(f"value {_fmt(value)}")
+        if t.get("threshold") is not None:
+            details.append(f"threshold {_fmt(t['threshold'])}")
+        if t.get("interval"):
+            low, high = t["interval"]
+            details.append(f"95% interval {_fmt(low)} to {_fmt(high)}")
+        if t.get("n") is not None:
+            details.append(f"n = {t['n']}")
+        if details:
+            parts.append(" (" + ", ".join(details) + ")")
+        lines.append("".join(parts))
+    return lines
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

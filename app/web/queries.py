@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy import String, case, cast, distinct, func, or_, select
 
 from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
 from app.extensions import db
@@ -84,7 +84,8 @@ def _like_pattern(text: str) -> str:
 
 
 def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) -> SearchPage:
-    """Match an exact id, or a substring of name or city (case-insensitive); exact ids first."""
+    """Match an id or the start of one ("12" finds 12, 120, 1234), or a substring of name or
+    city (case-insensitive); an exact id comes first."""
     query = query.strip()[:100]
     if not query:
         return SearchPage(query, 1, 0, 0, [])
@@ -97,6 +98,7 @@ def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) ->
     exact_id = ascii_int(query, 9)
     if exact_id is not None:
         conditions.append(User.user_id == exact_id)
+        conditions.append(cast(User.user_id, String).like(f"{exact_id}%"))
     where = or_(*conditions)
     total = db.session.scalar(select(func.count()).select_from(User).where(where)) or 0
     pages = max(1, -(-total // per_page))
@@ -182,7 +184,8 @@ def history_summary(user_id: int, top: int = 10, recent: int = 15) -> HistorySum
         select(e.timestamp, e.session_id, e.event_type, e.track_id, Track.name, Artist.name)
         .select_from(e).outerjoin(Track, Track.id == e.track_id)
         .outerjoin(Artist, Artist.id == Track.artist_id)
-        .where(e.user_id == user_id).order_by(e.timestamp.desc(), e.id.desc()).limit(recent)
+        .where(e.user_id == user_id, e.event_type != "advertisement")  # adverts say nothing
+        .order_by(e.timestamp.desc(), e.id.desc()).limit(recent)
     ).all()
     return HistorySummary(
         events=totals[0] or 0, sessions=totals[1] or 0, plays=totals[2] or 0,
