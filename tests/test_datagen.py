@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.datagen import GENRE_FAMILIES, GENRES, GroundTruth, generate_export
+from app.data.generator.world import GENRE_FAMILIES, GENRES, GroundTruth, generate_export
 
 FILES = ("users.jsonl", "artists.jsonl", "tracks.jsonl", "sessions.jsonl", "track_storage.jsonl",
          "ground_truth.npz")

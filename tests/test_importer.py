@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.db import Artist, Genre, ListeningEvent, Track, TrackStorage, User
 from app.extensions import db
-from app.importer import (
+from app.data.importer.write import (
     IMPORT_ORDER,
     ImportError_,
     StrictImportError,
@@ -477,7 +477,7 @@ def test_cli_import_errors_exit_non_zero(app, tmp_path):
 
 
 def test_generated_world_imports_exactly_what_the_generator_wrote(app, small_world, tmp_path):
-    from app.datagen import generate_export
+    from app.data.generator.world import generate_export
 
     # The generator is deterministic: the same arguments give the summary of small_world.
     wrote = generate_export(tmp_path / "again", users=200, tracks=2000, sessions=6000, seed=1,
