@@ -101,7 +101,7 @@ class _Clock:
 
 def _generate(out: Path, args: argparse.Namespace) -> Path:
     """In a child process, so that the peak memory printed later is the importer's alone."""
-    from app.data.generator.world import generate_export
+    from app.data.generator.writers import generate_export
 
     started = time.perf_counter()
     child = multiprocessing.Process(target=generate_export, args=(out,), kwargs=dict(
@@ -135,7 +135,7 @@ def _import(work: Path, export: Path, args: argparse.Namespace):
 
 def _json_reference(sessions: Path) -> tuple[tuple[float, float], list[tuple]]:
     """Parse every line; then build the rows the importer writes (untimed)."""
-    from app.data.importer.write import _dedup_key, _timestamp
+    from app.data.importer.validate import _dedup_key, _timestamp
 
     objects = []
     with _Clock() as clock, open(sessions, "rb") as fh:

@@ -72,7 +72,7 @@ def test_doc_with_a_trailing_slash(api_client):
 
 
 def test_import_summarises_skipped_rows_by_reason(app, tmp_path):
-    from app.data.generator.world import generate_export
+    from app.data.generator.writers import generate_export
 
     generate_export(tmp_path / "x", users=60, tracks=400, sessions=800, seed=2, faults=True)
     result = app.test_cli_runner().invoke(args=["data", "import", str(tmp_path / "x")])
