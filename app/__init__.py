@@ -73,7 +73,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.ab_cli import ab_cli
     from app.api import bp as api_bp
-    from app.data_cli import data_cli
+    from app.data.cli import data_cli
     from app.model_cli import model_cli
     from app.admin import bp as admin_bp
     from app.admin.cli import admin_cli

@@ -96,7 +96,7 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
     """Simulated groups ask /predict and react by the demo's hidden taste (app/simulation.py)."""
     from flask import current_app
 
-    from app.datagen import GroundTruth
+    from app.data.generator.ground_truth import GroundTruth
     from app.simulation import SimConfig, default_ground_truth, format_summary, simulate, summary
 
     from app.recommender import registry

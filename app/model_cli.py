@@ -100,14 +100,15 @@ def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | N
 
 def _report_future_events(limit: int = 10) -> None:
     """Name the stored events that training ignores because they lie in the future."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
     from sqlalchemy import func, select
 
+    from app.clock import utcnow
     from app.db import ListeningEvent
     from app.extensions import db
 
-    cutoff = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1)
+    cutoff = utcnow() + timedelta(days=1)
     ev = ListeningEvent
     future = ev.timestamp > cutoff
     total = db.session.scalar(select(func.count()).select_from(ev).where(future)) or 0

@@ -43,10 +43,11 @@ def main() -> None:
 
     from app import create_app, stats
     from app.admin.report import build_report
-    from app.datagen import GroundTruth, generate_export
+    from app.data.generator.ground_truth import GroundTruth
+    from app.data.generator.writers import generate_export
     from app.db import Experiment
     from app.extensions import db
-    from app.importer import import_export
+    from app.data.importer.write import import_export
     from app.simulation import SimConfig, simulate
 
     tmp = Path(tempfile.mkdtemp(prefix="aa-check-"))

@@ -81,7 +81,7 @@ def _line(label: str, rates: tuple[float, float], note: str = "") -> str:
 def _importer_default_batch() -> int:
     import inspect
 
-    from app.importer import import_export
+    from app.data.importer.write import import_export
 
     return inspect.signature(import_export).parameters["batch_size"].default
 
@@ -101,7 +101,7 @@ class _Clock:
 
 def _generate(out: Path, args: argparse.Namespace) -> Path:
     """In a child process, so that the peak memory printed later is the importer's alone."""
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
 
     started = time.perf_counter()
     child = multiprocessing.Process(target=generate_export, args=(out,), kwargs=dict(
@@ -119,7 +119,7 @@ def _import(work: Path, export: Path, args: argparse.Namespace):
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.importer import import_export
+    from app.data.importer.write import import_export
 
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{work / 'bench.db'}",
                                  "MODEL_DIR": str(work / "models")})
@@ -135,7 +135,7 @@ def _import(work: Path, export: Path, args: argparse.Namespace):
 
 def _json_reference(sessions: Path) -> tuple[tuple[float, float], list[tuple]]:
     """Parse every line; then build the rows the importer writes (untimed)."""
-    from app.importer import _dedup_key, _timestamp
+    from app.data.importer.validate import _dedup_key, _timestamp
 
     objects = []
     with _Clock() as clock, open(sessions, "rb") as fh:
@@ -165,7 +165,7 @@ def _sqlite_reference(path: Path, app_db: Path, rows: list[tuple], batch: int
     """Raw executemany into a copy of the migrated listening_events table (same DDL, indexes,
     CHECK; foreign keys not enforced, there are no parent tables), with the app's WAL settings
     and the importer's page cache and batch size."""
-    from app.importer import _SQLITE_CACHE_KIB
+    from app.data.importer.write import _SQLITE_CACHE_KIB
 
     source = sqlite3.connect(app_db)
     ddl = [sql for (sql,) in source.execute(

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 
 def main(argv=None) -> int:
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
     from app.recommender.catalogue import Catalogue
     from app.recommender.dataset import load_from_export
     from app.recommender.ordering import (

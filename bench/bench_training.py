@@ -47,7 +47,7 @@ DEMO_SESSIONS = 100_000
 
 
 def export_for(work: Path, scale: float, users: int, tracks: int, seed: int) -> Path:
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
 
     folder = work / f"sessions-{int(DEMO_SESSIONS * scale)}"
     if not (folder / "sessions.jsonl").exists() or not (folder / ".complete").exists():

@@ -50,7 +50,7 @@ def client(app):
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> Path:
     """A small generated export (200 users, 2,000 tracks), shared read-only by the session."""
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
 
     out = tmp_path_factory.mktemp("world")
     generate_export(out, users=200, tracks=2000, sessions=6000, seed=1, faults=True)
@@ -164,7 +164,7 @@ class ApiWorld:
 
 @pytest.fixture(scope="session")
 def api_world(small_world, tmp_path_factory) -> ApiWorld:
-    from app.importer import import_export
+    from app.data.importer.write import import_export
     from app.recommender import artifact, registry
     from app.recommender.dataset import load_from_database
     from app.recommender.training import TrainParams, train

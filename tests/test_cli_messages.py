@@ -72,7 +72,7 @@ def test_doc_with_a_trailing_slash(api_client):
 
 
 def test_import_summarises_skipped_rows_by_reason(app, tmp_path):
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
 
     generate_export(tmp_path / "x", users=60, tracks=400, sessions=800, seed=2, faults=True)
     result = app.test_cli_runner().invoke(args=["data", "import", str(tmp_path / "x")])
@@ -82,7 +82,7 @@ def test_import_summarises_skipped_rows_by_reason(app, tmp_path):
     assert "is not a known track" in out and "'" not in out.split("problem rows by reason")[1]
     # the counts by reason add up to every problem row, also those not echoed line by line
     from app.extensions import db
-    from app.importer import import_export
+    from app.data.importer.write import import_export
 
     with app.app_context():
         report = import_export(tmp_path / "x", report_limit=3)

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.datagen import GENRE_FAMILIES, GENRES, GroundTruth, generate_export
+from app.data.generator.ground_truth import GroundTruth
+from app.data.generator.vocabulary import GENRE_FAMILIES, GENRES
+from app.data.generator.writers import generate_export
 
 FILES = ("users.jsonl", "artists.jsonl", "tracks.jsonl", "sessions.jsonl", "track_storage.jsonl",
          "ground_truth.npz")

@@ -16,13 +16,9 @@ from sqlalchemy import func, select
 
 from app.db import Artist, Genre, ListeningEvent, Track, TrackStorage, User
 from app.extensions import db
-from app.importer import (
-    IMPORT_ORDER,
-    ImportError_,
-    StrictImportError,
-    event_dedup_key,
-    import_export,
-)
+from app.data.importer.report import ExportError, StrictImportError
+from app.data.importer.validate import event_dedup_key
+from app.data.importer.write import IMPORT_ORDER, import_export
 
 FIXTURE = Path(__file__).parent / "fixtures" / "faulty_export"
 
@@ -427,23 +423,23 @@ def test_missing_file_is_a_clear_error_before_anything_is_written(app, tmp_path,
     shutil.copytree(FIXTURE, export)
     (export / missing).unlink()
     with app.app_context():
-        with pytest.raises(ImportError_, match=rf"{missing} is missing in {export}"):
+        with pytest.raises(ExportError, match=rf"{missing} is missing in {export}"):
             import_export(export)
         assert table_sizes()["artists"] == 0
 
 
 def test_missing_or_wrong_folder_is_a_clear_error(app, tmp_path):
     with app.app_context():
-        with pytest.raises(ImportError_, match="does not exist"):
+        with pytest.raises(ExportError, match="does not exist"):
             import_export(tmp_path / "nowhere")
         (tmp_path / "a_file").write_text("")
-        with pytest.raises(ImportError_, match="is not a folder"):
+        with pytest.raises(ExportError, match="is not a folder"):
             import_export(tmp_path / "a_file")
         export = tmp_path / "e"
         shutil.copytree(FIXTURE, export)
         (export / "users.jsonl").unlink()
         (export / "users.jsonl").mkdir()
-        with pytest.raises(ImportError_, match="users.jsonl is not a file"):
+        with pytest.raises(ExportError, match="users.jsonl is not a file"):
             import_export(export)
 
 
@@ -477,7 +473,7 @@ def test_cli_import_errors_exit_non_zero(app, tmp_path):
 
 
 def test_generated_world_imports_exactly_what_the_generator_wrote(app, small_world, tmp_path):
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
 
     # The generator is deterministic: the same arguments give the summary of small_world.
     wrote = generate_export(tmp_path / "again", users=200, tracks=2000, sessions=6000, seed=1,

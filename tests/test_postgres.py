@@ -66,7 +66,7 @@ def _counts() -> dict[str, int]:
 
 def test_import_small_world_same_as_sqlite_and_idempotent(pg_app, app, small_world):
     """The same export gives the same rows on PostgreSQL as on SQLite; a re-import adds none."""
-    from app.importer import import_export
+    from app.data.importer.write import import_export
 
     with app.app_context():
         import_export(small_world)
@@ -125,7 +125,7 @@ def pg_world(tmp_path: Path, postgres_database: str, api_world, small_world):
     registered from a shared model directory (what an NFS / object-store mount would hold)."""
     import shutil
 
-    from app.importer import import_export
+    from app.data.importer.write import import_export
     from app.recommender import artifact, registry
 
     model_dir = tmp_path / "shared-models"

@@ -19,7 +19,7 @@ from werkzeug.security import generate_password_hash
 from app import ab
 from app.db import Artist, ListeningEvent, ModelVersion, Prediction, Track, User
 from app.extensions import db
-from app.importer import import_export
+from app.data.importer.write import import_export
 from tests.conftest import make_api_app, sqlite_url
 
 FIXTURE = Path(__file__).parent / "fixtures" / "faulty_export"

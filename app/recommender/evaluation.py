@@ -324,7 +324,7 @@ def evaluate(data: InteractionData, params: TrainParams, cfg: EvalConfig | None 
     result["per_user"] = per_user(rec, split, data, model.popularity, cfg.k, cfg.seed)
     affinity = None
     if ground_truth is not None:
-        from app.datagen import GroundTruth
+        from app.data.generator.ground_truth import GroundTruth
 
         gt = GroundTruth.load(ground_truth)
         affinity = gt.affinity
@@ -387,7 +387,7 @@ def group_table(groups: dict, default: str | None, title: str, ms: dict | None =
 def served(rec: Recommender, data: InteractionData, ground_truth: str | Path,
            cfg: EvalConfig | None = None, progress: bool = False) -> dict:
     """``served_metrics`` with its protocol and targets; a JSON-ready dict."""
-    from app.datagen import GroundTruth
+    from app.data.generator.ground_truth import GroundTruth
 
     cfg = cfg or EvalConfig()
     started = time.perf_counter()

@@ -6,11 +6,11 @@ before its final commit leaves the previous version active.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select, update
 
+from app.clock import utcnow
 from app.db import ModelVersion
 from app.extensions import db
 from app.recommender.artifact import Artifact
@@ -19,7 +19,7 @@ from app.recommender.artifact import Artifact
 def register(art: Artifact, *, activate: bool, metrics: dict | None = None) -> ModelVersion:
     row = ModelVersion(
         version=art.version,
-        created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        created_at=utcnow(),
         params=art.meta.get("params", {}),
         metrics=metrics if metrics is not None else art.meta.get("metrics", {}),
         data_counts=art.meta.get("counts", {}),

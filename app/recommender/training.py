@@ -128,7 +128,7 @@ def recent_profiles(data: InteractionData, item_vectors: np.ndarray,
     return (np.asarray(m @ item_vectors) / norm[:, None]).astype(np.float32)
 
 
-FUTURE_SLACK_SECONDS = 86400.0  # the importer's window (app.importer.FUTURE_SLACK)
+FUTURE_SLACK_SECONDS = 86400.0  # the importer's window (app.data.importer.validate.FUTURE_SLACK)
 
 
 def drop_future_events(data: InteractionData, now: float | None = None,

@@ -27,7 +27,7 @@ data_cli = AppGroup("data", help="Generate and import Pozytywka exports.")
 def generate_command(out_dir: Path, users: int, tracks: int, sessions: int | None, seed: int,
                      faults: bool, taste_overlap: float) -> None:
     """Write a synthetic export (five JSONL files and ground_truth.npz) to OUT_DIR."""
-    from app.datagen import generate_export
+    from app.data.generator.writers import generate_export
 
     summary = generate_export(out_dir, users=users, tracks=tracks, sessions=sessions, seed=seed,
                               faults=faults, taste_overlap=taste_overlap,
@@ -41,12 +41,13 @@ def generate_command(out_dir: Path, users: int, tracks: int, sessions: int | Non
 @click.option("--strict", is_flag=True, help="Stop at the first bad row.")
 def import_command(directory: Path, strict: bool) -> None:
     """Import the five JSONL files of a Pozytywka export in DIRECTORY."""
-    from app.importer import ImportError_, StrictImportError, import_export
+    from app.data.importer.report import ExportError, StrictImportError
+    from app.data.importer.write import import_export
 
     try:
         report = import_export(directory, strict=strict, progress=current_app.config["PROGRESS"],
                                echo=lambda line: click.echo(line, err=True))
-    except ImportError_ as exc:
+    except ExportError as exc:
         if isinstance(exc, StrictImportError):
             click.echo(exc.report.summary_table())
         click.echo(f"error: {exc}", err=True)

@@ -1,5 +1,8 @@
 """Import a Pozytywka export (five JSONL files, see /work/shared/pozytywka-data.md).
 
+This module reads the files and writes the database; each row's contract lives in
+``validate.py`` and the counts and errors in ``report.py``.
+
 Real exports contain broken rows, so the importer validates every row, reports each bad one as
 ``file:line: reason`` through ``echo`` and imports the rest. It can be re-run on the same or a
 newer export at any time; the rules that make that safe:
@@ -41,15 +44,11 @@ batches and a larger SQLite page cache while importing.
 from __future__ import annotations
 
 import codecs
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from hashlib import blake2b as _blake2b
-from json import JSONDecoder
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -58,10 +57,14 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from app.text import clean_text
+from app.clock import utcnow
+from app.data.importer.report import (
+    ExportError, FileReport, ImportReport, Issue, StrictImportError, reason_kind,
+)
+from app.data.importer.validate import (
+    FUTURE_SLACK, JSON_KINDS, BadRow, RowValidator, parse_json_line,
+)
 from app.db.catalog import (
-    EVENT_TYPES,
-    STORAGE_CLASSES,
     Artist,
     Genre,
     ListeningEvent,
@@ -77,127 +80,8 @@ IMPORT_ORDER = ("artists.jsonl", "tracks.jsonl", "users.jsonl", "track_storage.j
 
 Echo = Callable[[str], None]
 
-# Events outside this window are typos or clock faults (2999-01-01, 9999-12-31): one of them
-# would become "now" for the time decay and weigh every real event down to nothing.
-EARLIEST_EVENT = datetime(2000, 1, 1)
-FUTURE_SLACK = timedelta(days=1)
 # A line longer than this is reported and skipped without being held in memory whole.
 MAX_LINE_BYTES = 1 << 20
-
-
-class ImportError_(Exception):  # noqa: N801 - the trailing underscore avoids the builtin
-    """The export cannot be imported at all (missing or unreadable folder or file)."""
-
-
-class StrictImportError(ImportError_):
-    """``strict=True`` met a bad row; ``report`` holds the counts up to that row."""
-
-    def __init__(self, message: str, report: ImportReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass(frozen=True)
-class Issue:
-    file: str
-    line: int
-    reason: str
-    duplicate: bool = False  # True: a repeated row, counted as already present, not an error
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-
-@dataclass
-class FileReport:
-    name: str
-    read: int = 0
-    imported: int = 0
-    updated: int = 0
-    already_present: int = 0
-    skipped: int = 0
-    duplicates: int = 0  # repeats reported line by line; also counted in already_present
-    issues: list[Issue] = field(default_factory=list)
-    unshown: int = 0  # problem lines beyond report_limit, counted but not echoed or kept
-    reasons: dict[str, int] = field(default_factory=dict)  # every problem row, by kind of reason
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # this process only: throughput on a busy machine
-
-
-@dataclass
-class ImportReport:
-    directory: Path
-    files: dict[str, FileReport] = field(default_factory=dict)
-    genres_created: int = 0
-    seconds: float = 0.0
-    stopped_at: Issue | None = None  # strict mode: the bad row that ended the import
-
-    @property
-    def issues(self) -> list[Issue]:
-        return [issue for rep in self.files.values() for issue in rep.issues]
-
-    def summary_table(self) -> str:
-        head = ("file", "read", "imported", "updated", "already present", "skipped")
-        rows = [(r.name, r.read, r.imported, r.updated, r.already_present, r.skipped)
-                for r in self.files.values()]
-        widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-        lines = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                           for i, (v, w) in enumerate(zip(row, widths))) for row in [head, *rows]]
-        duplicates = sum(r.duplicates for r in self.files.values())
-        lines.append(f"genres created: {self.genres_created}; duplicate rows: {duplicates}; "
-                     f"{self.seconds:.1f} s")
-        if self.stopped_at:
-            lines.append(f"stopped at {self.stopped_at} (--strict)")
-        lines.extend(self.reason_summary())
-        return "\n".join(lines)
-
-    def reason_summary(self) -> list[str]:
-        """Every problem row (echoed or not) counted by kind of reason, per file."""
-        out: list[str] = []
-        for rep in self.files.values():
-            if rep.reasons:
-                out.append(f"{rep.name}: problem rows by reason")
-                for reason, n in sorted(rep.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
-                    out.append(f"  {n:>9,}  {reason}")
-        return out
-
-
-_REASON_KINDS = [(re.compile(p), r) for p, r in [
-    (r"'[^']*'|\"[^\"]*\"", "…"), (r"user_id -?\d+", "user_id …"),
-    (r"duplicate of line \d+", "duplicate of an earlier line"), (r", got .*$", ""),
-    (r"^invalid JSON \(.*\)$", "invalid JSON"),
-]]
-
-
-def reason_kind(reason: str) -> str:
-    """The reason without the row's own values, so that like problems are counted together."""
-    for pattern, replacement in _REASON_KINDS:
-        reason = pattern.sub(replacement, reason)
-    return reason
-
-
-def event_dedup_key(session_id: int, timestamp: datetime, user_id: int, track_id: str | None,
-                    event_type: str) -> int:
-    """Signed 64-bit key of an event's whole content, stable across processes and versions.
-
-    ``hash()`` is salted per process, so a digest is used; the timestamp is rendered canonically
-    (naive UTC, microseconds) so that ``...:56`` and ``...:56.000000`` are the same event.
-    """
-    if timestamp.tzinfo is not None:
-        timestamp = timestamp.astimezone(timezone.utc).replace(tzinfo=None)
-    return _dedup_key(session_id, _canonical_time(timestamp), user_id, track_id, event_type)
-
-
-def _canonical_time(stamp: datetime) -> str:
-    # Also SQLAlchemy's storage format for DateTime on SQLite, which lets events skip its
-    # per-row bind processing there.
-    return stamp.isoformat(" ", "microseconds")
-
-
-def _dedup_key(session_id: int, stamp: str, user_id: int, track_id: str | None,
-               event_type: str) -> int:
-    text = f"{session_id}\x1f{stamp}\x1f{user_id}\x1f{track_id or ''}\x1f{event_type}"
-    return int.from_bytes(_blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def import_export(directory: str | Path, *, strict: bool = False, progress: bool = False,
@@ -206,7 +90,7 @@ def import_export(directory: str | Path, *, strict: bool = False, progress: bool
                   max_line_bytes: int = MAX_LINE_BYTES) -> ImportReport:
     """Import the export in ``directory`` and return per-file counts.
 
-    Raises :class:`ImportError_` before writing anything when the folder or one of the five
+    Raises :class:`ExportError` before writing anything when the folder or one of the five
     files is missing or unreadable. With ``strict`` the first bad row raises
     :class:`StrictImportError`: the rows before it are written and committed (batches are
     committed as they fill, and so is the partial batch holding the rows before the bad one),
@@ -230,178 +114,21 @@ def import_export(directory: str | Path, *, strict: bool = False, progress: bool
 
 def _check_files(root: Path) -> None:
     if not root.exists():
-        raise ImportError_(f"export folder {root} does not exist")
+        raise ExportError(f"export folder {root} does not exist")
     if not root.is_dir():
-        raise ImportError_(f"{root} is not a folder")
+        raise ExportError(f"{root} is not a folder")
     for name in IMPORT_ORDER:
         path = root / name
         if not path.exists():
-            raise ImportError_(f"{name} is missing in {root} "
+            raise ExportError(f"{name} is missing in {root} "
                                f"(an export has {', '.join(IMPORT_ORDER)})")
         if not path.is_file():
-            raise ImportError_(f"{path} is not a file")
+            raise ExportError(f"{path} is not a file")
         try:
             with open(path, "rb") as fh:
                 fh.read(1)
         except OSError as exc:
-            raise ImportError_(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-# --- validation --------------------------------------------------------------------------------
-
-class _Bad(Exception):
-    """A row breaks the contract; the message is the reason shown to the user."""
-
-
-_MISSING = object()
-_JSON = JSONDecoder()
-_JSON_SCAN = _JSON.scan_once
-_ID_RE = re.compile(r"[0-9A-Za-z]{16,40}")  # Spotify ids are 22 base-62 chars; allow some slack
-_ARTIST_ID_LEN = 64  # the export states no format for artist ids: any printable text fits
-_TIMESTAMP_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
-_RELEASE_RE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
-_EVENT_TYPES = frozenset(EVENT_TYPES)
-_STORAGE_CLASSES = frozenset(STORAGE_CLASSES)
-_INT32 = 2**31 - 1
-_INT64 = 2**63 - 1
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "a boolean", type(None): "null"}
-_AUDIO_UNIT = ("danceability", "energy", "speechiness", "acousticness", "instrumentalness",
-               "liveness", "valence")
-
-
-def _problem(name: str, value: Any, expected: str) -> _Bad:
-    if value is _MISSING:
-        return _Bad(f"{name} is missing")
-    if value is None:
-        return _Bad(f"{name} is null")
-    shown = repr(value)
-    if len(shown) > 40:
-        shown = shown[:37] + "..."
-    return _Bad(f"{name} must be {expected}, got {shown}")
-
-
-def _int(obj: dict, name: str, lo: int, hi: int) -> int:
-    value = obj.get(name, _MISSING)
-    if type(value) is not int or not lo <= value <= hi:
-        raise _problem(name, value, f"an integer in {lo}..{hi}")
-    return value
-
-
-def _float(obj: dict, name: str, lo: float, hi: float) -> float:
-    value = obj.get(name, _MISSING)
-    if type(value) not in (int, float) or not lo <= value <= hi:  # NaN fails the range test
-        raise _problem(name, value, f"a number in {lo:g}..{hi:g}")
-    return float(value)
-
-
-def _str(obj: dict, name: str, max_len: int, *, clean: bool = True) -> str:
-    """A text field; ``clean`` drops control characters and line separators (app.text)."""
-    value = obj.get(name, _MISSING)
-    if type(value) is not str or len(value) > max_len:
-        raise _problem(name, value, f"a string of at most {max_len} characters")
-    _check_unicode(name, value)
-    return clean_text(value) if clean else value
-
-
-def _check_unicode(name: str, value: str) -> None:
-    # JSON may escape a lone surrogate ("\ud800"); the database driver would then fail the
-    # whole batch, so the row is rejected here instead.
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise _Bad(f"{name} is not valid Unicode text") from None
-
-
-def _artist_id(obj: dict, name: str) -> str:
-    value = obj.get(name, _MISSING)
-    if value == -1 or value == "-1":  # the known fault of real exports
-        raise _Bad(f"{name} is -1")
-    if type(value) is not str or not 0 < len(value) <= _ARTIST_ID_LEN \
-            or not value.isprintable() or value.isspace():
-        raise _problem(name, value, f"a printable id of 1..{_ARTIST_ID_LEN} characters")
-    _check_unicode(name, value)
-    return value
-
-
-def _id(obj: dict, name: str) -> str:
-    value = obj.get(name, _MISSING)
-    if type(value) is not str or not _ID_RE.fullmatch(value):
-        if value == -1 or value == "-1":
-            raise _Bad(f"{name} is -1")
-        raise _problem(name, value, "a 22-character base-62 id")
-    return value
-
-
-def _genres(obj: dict, name: str, nullable: bool) -> frozenset[str]:
-    value = obj.get(name, _MISSING)
-    if value is None and nullable:
-        return frozenset()
-    if type(value) is not list:
-        raise _problem(name, value, "a list of genre names")
-    for genre in value:
-        if type(genre) is not str or not genre or len(genre) > _GENRE_LEN:
-            raise _problem(f"{name} element", genre,
-                           f"a genre name of 1..{_GENRE_LEN} characters")
-        _check_unicode(name, genre)
-    return frozenset(clean_text(genre) for genre in value)
-
-
-def _release_date(obj: dict) -> str:
-    value = obj.get("release_date", _MISSING)
-    match = _RELEASE_RE.fullmatch(value) if type(value) is str else None
-    if match is not None:
-        year, month, day = (int(part) if part else 1 for part in match.groups())
-        try:
-            date(year, month, day)
-            return value
-        except ValueError:
-            pass
-    raise _problem("release_date", value, "YYYY, YYYY-MM or YYYY-MM-DD")
-
-
-def _timestamp(obj: dict, latest: datetime) -> datetime:
-    """The event time, naive UTC, between EARLIEST_EVENT and ``latest`` (now + a day)."""
-    value = obj.get("timestamp", _MISSING)
-    if type(value) is str and _TIMESTAMP_RE.fullmatch(value):
-        try:
-            stamp = datetime.fromisoformat(value)
-            if stamp.tzinfo is not None:  # stored naive, in UTC
-                stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
-        except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:59-01:00
-            pass
-        else:
-            if stamp > latest:
-                raise _Bad(f"timestamp {value} is in the future (later than "
-                           f"{latest:%Y-%m-%d %H:%M} UTC, now + 1 day)")
-            if stamp < EARLIEST_EVENT:
-                raise _Bad(f"timestamp {value} is before {EARLIEST_EVENT:%Y-%m-%d}")
-            return stamp
-    raise _problem("timestamp", value, "an ISO 8601 date and time")
-
-
-def _parse_json_line(text: str) -> Any:
-    """``json.loads`` for one line, about 1 µs faster per line (a third of parsing).
-
-    The scanner handles the usual line (a value then a newline); anything else, including every
-    error, goes through the full decoder for its exact message.
-    """
-    try:
-        value, end = _JSON_SCAN(text, 0)
-    except StopIteration:
-        return _JSON.decode(text)
-    if end == len(text) or text[end:].isspace():
-        return value
-    return _JSON.decode(text)
-
-
-def _col_len(table: Table, column: str) -> int:
-    return table.c[column].type.length
-
-
-_GENRE_LEN = _col_len(Genre.__table__, "name")
+            raise ExportError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 # --- the import --------------------------------------------------------------------------------
@@ -446,18 +173,14 @@ class _Importer:
         self.max_line = max(1, max_line)
         self.report = ImportReport(root)
         self.insert = _dialect_insert(engine)
-        self.stamp_as_text = engine.dialect.name == "sqlite"
         self.bar: Any = None
         self.file: FileReport = FileReport("")
         self.lineno = 0
         self.conn: Connection
         # Reference sets: what is in the database plus what this run accepted.
-        self.artists: set[str] = set()
-        self.tracks: set[str] = set()
-        self.users: set[int] = set()
-        self.stored: set[str] = set()  # track ids with a storage row
+        self.valid = RowValidator(latest_event=utcnow() + FUTURE_SLACK,
+                                  stamp_as_text=engine.dialect.name == "sqlite")
         self.genre_ids: dict[str, int] = {}
-        self.latest_event = datetime.now(timezone.utc).replace(tzinfo=None) + FUTURE_SLACK
 
     def run(self) -> ImportReport:
         started = time.perf_counter()
@@ -465,10 +188,10 @@ class _Importer:
             self.conn = conn
             self._load_known()
             catalogue = {
-                "artists.jsonl": (_ARTISTS, self._parse_artist, self.artists),
-                "tracks.jsonl": (_TRACKS, self._parse_track, self.tracks),
-                "users.jsonl": (_USERS, self._parse_user, self.users),
-                "track_storage.jsonl": (_STORAGE, self._parse_storage, self.stored),
+                "artists.jsonl": (_ARTISTS, self.valid.parse_artist, self.valid.artists),
+                "tracks.jsonl": (_TRACKS, self.valid.parse_track, self.valid.tracks),
+                "users.jsonl": (_USERS, self.valid.parse_user, self.valid.users),
+                "track_storage.jsonl": (_STORAGE, self.valid.parse_storage, self.valid.stored),
             }
             try:
                 for name in IMPORT_ORDER:
@@ -488,10 +211,10 @@ class _Importer:
 
     def _load_known(self) -> None:
         c = self.conn
-        self.artists = set(c.scalars(select(_ARTISTS.table.c.id)))
-        self.tracks = set(c.scalars(select(_TRACKS.table.c.id)))
-        self.users = set(c.scalars(select(_USERS.table.c.user_id)))
-        self.stored = set(c.scalars(select(_STORAGE.table.c.track_id)))
+        self.valid.artists = set(c.scalars(select(_ARTISTS.table.c.id)))
+        self.valid.tracks = set(c.scalars(select(_TRACKS.table.c.id)))
+        self.valid.users = set(c.scalars(select(_USERS.table.c.user_id)))
+        self.valid.stored = set(c.scalars(select(_STORAGE.table.c.track_id)))
         genres = Genre.__table__
         self.genre_ids = {name: gid for gid, name in c.execute(select(genres.c.id, genres.c.name))}
         c.rollback()  # end the read transaction so that batches start clean
@@ -505,7 +228,7 @@ class _Importer:
         if not self.progress:
             self.echo(f"importing {name} ({size / 1e6:.1f} MB)")
         bar_cm = _tqdm(size, name) if self.progress else nullcontext()
-        parse = _parse_json_line
+        parse = parse_json_line
         try:
             with open(path, "rb") as fh, bar_cm as bar:
                 self.bar = bar
@@ -534,13 +257,13 @@ class _Importer:
                         self._bad(f"invalid JSON ({getattr(exc, 'msg', exc)})")
                         continue
                     if type(obj) is not dict:
-                        self._bad(f"not a JSON object but {_JSON_KINDS.get(type(obj), 'a value')}")
+                        self._bad(f"not a JSON object but {JSON_KINDS.get(type(obj), 'a value')}")
                         continue
                     yield obj
                 if bar is not None:
                     bar.update(pending_bytes)
         except OSError as exc:
-            raise ImportError_(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise ExportError(f"cannot read {path}: {exc.strerror or exc}") from exc
         finally:
             self.bar = None
         if self.file.unshown:
@@ -586,7 +309,7 @@ class _Importer:
             for obj in self._rows(name):
                 try:
                     key, row, genres = parse(obj)
-                except _Bad as exc:
+                except BadRow as exc:
                     self._bad(str(exc))
                     continue
                 earlier = pending.get(key)
@@ -693,64 +416,6 @@ class _Importer:
             self.genre_ids.update((name, genre_id) for name, genre_id in self.conn.execute(query))
         return self.genre_ids
 
-    def _parse_artist(self, obj: dict) -> tuple[str, dict, frozenset[str]]:
-        key = _artist_id(obj, "id")
-        row = {"id": key, "name": _str(obj, "name", _col_len(_ARTISTS.table, "name"))}
-        return key, row, _genres(obj, "genres", nullable=False)
-
-    def _parse_track(self, obj: dict) -> tuple[str, dict, None]:
-        key = _id(obj, "id")
-        row: dict[str, Any] = {
-            "id": key,
-            "name": _str(obj, "name", _col_len(_TRACKS.table, "name")),
-            "popularity": _int(obj, "popularity", 0, 100),
-            "duration_ms": _int(obj, "duration_ms", 1, _INT32),
-        }
-        explicit = obj.get("explicit", _MISSING)
-        if explicit not in (0, 1) or type(explicit) is float:  # 0/1; true/false tolerated
-            raise _problem("explicit", explicit, "0 or 1")
-        row["explicit"] = bool(explicit)
-        artist = _str(obj, "id_artist", _col_len(_TRACKS.table, "artist_id"), clean=False)
-        if artist not in self.artists:
-            raise _Bad(f"id_artist {artist!r} is not a known artist")
-        row["artist_id"] = artist
-        row["release_date"] = _release_date(obj)
-        for name in _AUDIO_UNIT:
-            row[name] = _float(obj, name, 0.0, 1.0)
-        row["key"] = _int(obj, "key", 0, 11)
-        row["loudness"] = _float(obj, "loudness", -100.0, 10.0)
-        row["tempo"] = _float(obj, "tempo", 0.0, 1000.0)
-        return key, row, None
-
-    def _parse_user(self, obj: dict) -> tuple[int, dict, frozenset[str]]:
-        table = _USERS.table
-        key = _int(obj, "user_id", 0, _INT32)
-        row = {
-            "user_id": key,
-            "name": _str(obj, "name", _col_len(table, "name")),
-            "city": _str(obj, "city", _col_len(table, "city")),
-            "street": _str(obj, "street", _col_len(table, "street")),
-        }
-        genres = _genres(obj, "favourite_genres", nullable=True)
-        premium = obj.get("premium_user", _MISSING)
-        if type(premium) is not bool:
-            raise _problem("premium_user", premium, "true or false")
-        row["premium_user"] = premium
-        return key, row, genres
-
-    def _parse_storage(self, obj: dict) -> tuple[str, dict, None]:
-        track = obj.get("track_id", _MISSING)
-        if type(track) is not str:
-            raise _problem("track_id", track, "a track id")
-        if track not in self.tracks:
-            raise _Bad(f"track_id {track!r} is not a known track")
-        storage_class = obj.get("storage_class", _MISSING)
-        if type(storage_class) is not str or storage_class not in _STORAGE_CLASSES:
-            raise _problem("storage_class", storage_class, " or ".join(STORAGE_CLASSES))
-        row = {"track_id": track, "storage_class": storage_class,
-               "daily_cost": _float(obj, "daily_cost", 0.0, 1e12)}
-        return track, row, None
-
     # -- events --
 
     def _import_events(self, name: str) -> None:
@@ -758,14 +423,14 @@ class _Importer:
         batch: list[tuple] = []
         recent: dict[int, int] = {}  # dedup_key -> line, for this batch
         previous: dict[int, int] = {}  # ... and the one before, so runs across a flush are seen
-        parse = self._parse_event
+        parse = self.valid.parse_event
         batch_size = self.batch_size
         write = self._event_writer()
         try:
             for obj in self._rows(name):
                 try:
                     row = parse(obj)
-                except _Bad as exc:
+                except BadRow as exc:
                     self._bad(str(exc))
                     continue
                 key = row[0]
@@ -782,32 +447,6 @@ class _Importer:
             self._flush_events(write, batch)
             raise self._strict_error(stop.issue) from None
         self._flush_events(write, batch)
-
-    def _parse_event(self, obj: dict) -> tuple:
-        """Validate one event; returns the row in ``_EVENT_COLUMNS`` order."""
-        session = obj.get("session_id", _MISSING)
-        if type(session) is not int or not 0 <= session <= _INT64:
-            raise _problem("session_id", session, "a non-negative integer")
-        stamp = _timestamp(obj, self.latest_event)
-        user = obj.get("user_id", _MISSING)
-        if type(user) is not int:
-            raise _problem("user_id", user, "an integer")
-        event_type = obj.get("event_type", _MISSING)
-        if type(event_type) is not str or event_type not in _EVENT_TYPES:
-            raise _problem("event_type", event_type, " or ".join(EVENT_TYPES))
-        track = obj.get("track_id", _MISSING)
-        if track is None:
-            if event_type != "advertisement":
-                raise _Bad(f"track_id is null on a {event_type} event")
-        elif type(track) is not str:
-            raise _problem("track_id", track, "a track id or null")
-        elif track not in self.tracks:
-            raise _Bad(f"track_id {track!r} is not a known track")
-        if user not in self.users:
-            raise _Bad(f"user_id {user} is not a known user")
-        text = _canonical_time(stamp)
-        return (_dedup_key(session, text, user, track, event_type), session,
-                text if self.stamp_as_text else stamp, user, track, event_type)
 
     def _event_writer(self) -> Callable[[list[tuple]], int]:
         """Insert and commit one batch (``INSERT ... ON CONFLICT (dedup_key) DO NOTHING``);
@@ -874,7 +513,7 @@ def _dialect_insert(engine: Engine) -> Callable[[Table], Any]:
         return sqlite.insert
     if engine.dialect.name == "postgresql":
         return postgresql.insert
-    raise ImportError_(f"importing needs SQLite or PostgreSQL, not {engine.dialect.name}")
+    raise ExportError(f"importing needs SQLite or PostgreSQL, not {engine.dialect.name}")
 
 
 @contextmanager

@@ -1,0 +1,1 @@
+"""Pozytywka exports: the synthetic generator, the validating importer and the ``data`` CLI."""

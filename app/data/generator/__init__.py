@@ -1,0 +1,1 @@
+"""Synthetic exports with a known ground truth: vocabulary, world, writers, ground truth."""
