@@ -6,7 +6,7 @@ bucket in [0, 1) and the arms, in creation order, take consecutive slices of [0,
 to their weights (weights need not sum to 1; they are normalised). The arm is stored on the
 user's first served request and read back afterwards, so re-weighting never moves anyone.
 
-Statistics live elsewhere (the admin pages); this module only decides and records.
+Statistics live beside it (stats.py, metrics.py, report.py); this module only decides and records.
 """
 from __future__ import annotations
 
