@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from app.audit import configure_audit_log
 from app.secret_key import configure_secret_key
 from app.security import init_security
+from app.templating import register_filters
 from config import CONFIGS, INSTANCE_DIR
 
 
@@ -37,6 +38,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     configure_audit_log(app)
 
     _init_extensions(app)
+    register_filters(app)
     _register_blueprints(app)
     init_security(app, production=name == "production")
     return app
@@ -71,7 +73,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.ab_cli import ab_cli
+    from app.experiments.cli import ab_cli
     from app.api import bp as api_bp
     from app.data.cli import data_cli
     from app.model_cli import model_cli

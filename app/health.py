@@ -87,13 +87,13 @@ def check(*, counts: bool = False) -> Health:
 
 
 def _check_database(counts: bool) -> dict[str, Any]:
-    from app import ab
+    from app.experiments import assignment
     from app.extensions import db
 
     out: dict[str, Any] = {"readable": False, "writable": False, "error": None,
                            "counts": None, "experiment": None}
     try:
-        experiment = ab.active_experiment()
+        experiment = assignment.active_experiment()
         if counts:
             from sqlalchemy import func, select
 
@@ -105,7 +105,7 @@ def _check_database(counts: bool) -> dict[str, Any]:
                 select(func.count()).select_from(Prediction))
             if experiment is not None:
                 out["experiment"] = {"name": experiment.name,
-                                     "weights": dict(ab.arm_weights(experiment))}
+                                     "weights": dict(assignment.arm_weights(experiment))}
         out["readable"] = True
     except SQLAlchemyError as exc:
         db.session.rollback()

@@ -41,14 +41,15 @@ def main() -> None:
 
     from flask_migrate import upgrade
 
-    from app import create_app, stats
-    from app.admin.report import build_report
+    from app import create_app
     from app.data.generator.ground_truth import GroundTruth
     from app.data.generator.writers import generate_export
-    from app.db import Experiment
-    from app.extensions import db
     from app.data.importer.write import import_export
-    from app.simulation import SimConfig, simulate
+    from app.db import Experiment
+    from app.experiments import stats
+    from app.experiments.report import build_report
+    from app.experiments.simulation import SimConfig, simulate
+    from app.extensions import db
 
     tmp = Path(tempfile.mkdtemp(prefix="aa-check-"))
     generate_export(tmp / "world", users=args.users, tracks=2000, sessions=args.users * 30,
@@ -111,14 +112,14 @@ def main() -> None:
 
 
 def _reshuffle(experiment_id: int, times: int) -> dict:
-    """Per host: (successes, decided playlists); then arms from ab.bucket under new salts."""
+    """Per host: (successes, decided playlists); then arms by assignment.bucket, new salts."""
     from collections import defaultdict
 
     import numpy as np
     from sqlalchemy import select
 
-    from app import ab, stats
-    from app.admin.metrics import data_clock, experiment_outcomes, is_decided
+    from app.experiments import assignment, stats
+    from app.experiments.metrics import data_clock, experiment_outcomes, is_decided
     from app.db import Prediction
     from app.extensions import db
 
@@ -137,7 +138,7 @@ def _reshuffle(experiment_id: int, times: int) -> dict:
     counts = {"users": len(users), "playlists": int(n.sum()), "tested": 0, "delta": 0,
               "sequential": 0, "naive": 0}
     for k in range(times):
-        in_b = np.array([ab.bucket(f"aa-reshuffle-{k}", int(u)) < 0.5 for u in users])
+        in_b = np.array([assignment.bucket(f"aa-reshuffle-{k}", int(u)) < 0.5 for u in users])
         ra = stats.ratio_estimate(x[~in_b], n[~in_b])
         rb = stats.ratio_estimate(x[in_b], n[in_b])
         fixed = stats.ratio_diff_test(ra, rb)

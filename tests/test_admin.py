@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from app import ab, create_app
+from app import create_app
+from app.experiments import assignment
 from app.db import AdminUser, Assignment, Experiment, ModelVersion, Prediction
 from app.extensions import db
 from tests.conftest import make_api_app
@@ -277,7 +278,7 @@ def test_weights_change_never_moves_assigned_users(admin_app, logged_in):
     assert "keeps their arm" in logged_in.get("/admin/experiments").get_data(as_text=True)
     with admin_app.app_context():
         exp = db.session.get(Experiment, exp_id)
-        assert dict(ab.arm_weights(exp)) == {"base": 0.0, "advanced": 1.0}
+        assert dict(assignment.arm_weights(exp)) == {"base": 0.0, "advanced": 1.0}
         after = dict(db.session.execute(select(Assignment.user_id, Assignment.arm)).all())
         assert after == before and "base" in before.values()
     # a new user now lands in advanced; an assigned base user stays in base
@@ -292,7 +293,7 @@ def test_weights_change_never_moves_assigned_users(admin_app, logged_in):
         logged_in.post(f"/admin/experiments/{exp_id}/weights", data={"csrf_token": token, **bad})
         assert "alert-error" in logged_in.get("/admin/experiments").get_data(as_text=True)
     with admin_app.app_context():
-        assert dict(ab.arm_weights(db.session.get(Experiment, exp_id))) == \
+        assert dict(assignment.arm_weights(db.session.get(Experiment, exp_id))) == \
             {"base": 0.0, "advanced": 1.0}
 
 

@@ -8,7 +8,7 @@ import re
 
 from sqlalchemy import select
 
-from app import ab
+from app.experiments import assignment
 from app.db import Experiment
 from app.extensions import db
 from tests.test_admin import admin_app, client, csrf_token, logged_in  # noqa: F401 (fixtures)
@@ -37,7 +37,7 @@ def test_create_asks_for_confirmation_then_creates_and_audits(admin_app, logged_
     created = _experiment(admin_app, "spring")
     assert created is not None and not created.active
     with admin_app.app_context():
-        assert dict(ab.arm_weights(db.session.get(Experiment, created.id))) == \
+        assert dict(assignment.arm_weights(db.session.get(Experiment, created.id))) == \
             {"base": 0.2, "advanced": 0.8}
     assert any("audit: admin admin created experiment spring" in r.getMessage()
                for r in caplog.records)
@@ -53,7 +53,7 @@ def test_actions_need_the_csrf_token(admin_app, logged_in):  # noqa: F811
 
 def test_activate_and_stop_with_confirmation_then_read_only(admin_app, logged_in, caplog):  # noqa: F811
     with admin_app.app_context():
-        ab.create_experiment("summer", {"base": 0.5, "advanced": 0.5})
+        assignment.create_experiment("summer", {"base": 0.5, "advanced": 0.5})
         db.session.commit()
     summer = _experiment(admin_app, "summer")
     ask = logged_in.post(f"/admin/experiments/{summer.id}/activate",
@@ -83,19 +83,19 @@ def test_activate_and_stop_with_confirmation_then_read_only(admin_app, logged_in
                    data={"csrf_token": _token(logged_in), "confirm": "1"})
     with admin_app.app_context():
         exp = db.session.get(Experiment, summer.id)
-        assert dict(ab.arm_weights(exp)) == {"base": 0.5, "advanced": 0.5} and not exp.active
+        assert dict(assignment.arm_weights(exp)) == {"base": 0.5, "advanced": 0.5} and not exp.active
 
 
 def test_dashboard_opens_on_the_experiment_with_playlists(admin_app, logged_in):  # noqa: F811
     with admin_app.app_context():
-        ab.create_experiment("sim", {"base": 0.5, "advanced": 0.5}, activate=True)
+        assignment.create_experiment("sim", {"base": 0.5, "advanced": 0.5}, activate=True)
         db.session.commit()
     c = admin_app.test_client()
     response = c.post("/predict", json={"user_id": 123, "other_users": [124],
                                         "playlist_length": 5})
     assert response.status_code == 200
     with admin_app.app_context():
-        ab.activate_experiment("default")  # as `ab simulate` leaves it: default active, empty
+        assignment.activate_experiment("default")  # as `ab simulate` leaves it: default active, empty
     html = logged_in.get("/admin/").get_data(as_text=True)
     selected = re.search(r'<option value="\d+" selected>([^<]+)</option>', html).group(1)
     assert selected.startswith("sim")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from app import ab
+from app.clock import utcnow
+from app.experiments import assignment
 from app.db import Assignment, ModelVersion, Prediction
 from app.extensions import db
 from tests.conftest import feedback_token, make_api_app
@@ -45,10 +46,10 @@ def assert_error(response, status: int, error: str):
 def user_in_arm(app, arm: str, start: int = 101) -> int:
     """A demo user whose hash puts them in ``arm`` of the default experiment."""
     with app.app_context():
-        experiment = ab.active_experiment()
-        weights = ab.arm_weights(experiment)
+        experiment = assignment.active_experiment()
+        weights = assignment.arm_weights(experiment)
         return next(u for u in range(start, 301)
-                    if ab.choose_arm(ab.bucket(experiment.salt, u), weights) == arm)
+                    if assignment.choose_arm(assignment.bucket(experiment.salt, u), weights) == arm)
 
 
 # ----- served playlists -----
@@ -116,7 +117,7 @@ def test_predict_arm_is_sticky_and_follows_weights_for_new_users(api_app, api_cl
     first = api_client.post("/predict", json=body(user_id=user))
     assert first.headers["X-AB-Arm"] == "base"
     with api_app.app_context():
-        ab.set_weights("default", {"base": 0.0, "advanced": 1.0})
+        assignment.set_weights("default", {"base": 0.0, "advanced": 1.0})
     again = api_client.post("/predict", json=body(user_id=user))
     assert again.headers["X-AB-Arm"] == "base" and again.headers["X-Model"] == "base"
     # the newcomer's hash said base under the old weights; unassigned, they follow the new ones
@@ -126,7 +127,7 @@ def test_predict_arm_is_sticky_and_follows_weights_for_new_users(api_app, api_cl
 
 def test_predict_without_an_active_experiment_serves_advanced(api_app, api_client):
     with api_app.app_context():
-        ab.stop_experiment("default")
+        assignment.stop_experiment("default")
     response = api_client.post("/predict", json=SEED_BODY)
     assert response.status_code == 200
     assert response.headers["X-AB-Arm"] == "none" and response.headers["X-Model"] == "advanced"
@@ -137,19 +138,19 @@ def test_a_race_lost_to_another_arm_serves_the_stored_arm(api_app, api_client, m
     """A first request that computed 'base' but finds 'advanced' stored meanwhile re-serves."""
     user = user_in_arm(api_app, "base")
     with api_app.app_context():
-        experiment = ab.active_experiment()
-        stale = ab.arm_for(experiment, user)
+        experiment = assignment.active_experiment()
+        stale = assignment.arm_for(experiment, user)
         db.session.add(Assignment(experiment_id=experiment.id, user_id=user, arm="advanced",
-                                     bucket=stale.bucket, assigned_at=ab.utcnow()))
+                                     bucket=stale.bucket, assigned_at=utcnow()))
         db.session.commit()
-    real_arm_for = ab.arm_for
+    real_arm_for = assignment.arm_for
     calls = []
 
     def first_call_is_stale(experiment, user_id):
         calls.append(user_id)
         return stale if len(calls) == 1 else real_arm_for(experiment, user_id)
 
-    monkeypatch.setattr(ab, "arm_for", first_call_is_stale)
+    monkeypatch.setattr(assignment, "arm_for", first_call_is_stale)
     response = api_client.post("/predict", json=body(user_id=user))
     assert response.status_code == 200 and len(calls) == 2
     assert response.headers["X-AB-Arm"] == "advanced" == response.headers["X-Model"]
@@ -337,7 +338,7 @@ def test_a_failed_log_write_is_not_served(api_world, tmp_path):
     assert_error(response, 503, "log_unavailable")
     assert prediction_count(app) == 0
     with app.app_context():  # nor is the assignment of that unserved first request kept
-        assert ab.arm_counts(ab.active_experiment()) == {"base": 0, "advanced": 0}
+        assert assignment.arm_counts(assignment.active_experiment()) == {"base": 0, "advanced": 0}
 
 
 # ----- feedback -----

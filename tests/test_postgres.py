@@ -82,7 +82,7 @@ def test_import_small_world_same_as_sqlite_and_idempotent(pg_app, app, small_wor
 
 def test_concurrent_first_requests_store_one_assignment(pg_app):
     """Many workers racing on a user's first request: one row, and every racer sees its arm."""
-    from app import ab
+    from app.experiments import assignment
     from app.db.experiments import Assignment
 
     racers, users = 8, list(range(900_001, 900_021))
@@ -94,10 +94,10 @@ def test_concurrent_first_requests_store_one_assignment(pg_app):
         def race(uid: int = user_id) -> None:
             try:
                 with pg_app.app_context():
-                    experiment = ab.active_experiment()
-                    choice = ab.arm_for(experiment, uid)
+                    experiment = assignment.active_experiment()
+                    choice = assignment.arm_for(experiment, uid)
                     barrier.wait(timeout=10)
-                    arms.append(ab.store_assignment(choice))
+                    arms.append(assignment.store_assignment(choice))
                     db.session.commit()
                     db.session.remove()
             except BaseException as exc:  # noqa: BLE001 - reported below

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
-from app import ab
+from app.experiments import assignment
 from app.db import Artist, ListeningEvent, ModelVersion, Prediction, Track, User
 from app.extensions import db
 from app.data.importer.write import import_export
@@ -303,15 +303,15 @@ def test_weights_whose_sum_overflows_are_refused(api_app):
                                  "advanced=1e308"])
     assert result.exit_code != 0 and "too large" in result.output
     with api_app.app_context():
-        assert dict(ab.arm_weights(ab.get_experiment("default"))) == \
+        assert dict(assignment.arm_weights(assignment.get_experiment("default"))) == \
             {"base": 0.5, "advanced": 0.5}
-        with pytest.raises(ab.ExperimentError):
-            ab.set_weights("default", {"base": 1.7e308, "advanced": 1.7e308})
+        with pytest.raises(assignment.ExperimentError):
+            assignment.set_weights("default", {"base": 1.7e308, "advanced": 1.7e308})
 
 
 def test_stored_huge_weights_still_split_by_their_ratio():
     buckets = [i / 1000 for i in range(1000)]
-    arms = [ab.choose_arm(b, [("base", 1e308), ("advanced", 1e308)]) for b in buckets]
+    arms = [assignment.choose_arm(b, [("base", 1e308), ("advanced", 1e308)]) for b in buckets]
     assert arms.count("base") == 500 and arms.count("advanced") == 500
 
 

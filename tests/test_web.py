@@ -139,9 +139,9 @@ def test_ab_choice_uses_the_first_members_arm(client, web_app):
     pid = response.headers["Location"].rsplit("/", 1)[1]
     with web_app.app_context():
         row = db.session.get(Prediction, pid)
-        from app import ab
+        from app.experiments import assignment
 
-        assert row.is_ab and row.arm == ab.arm_for(ab.active_experiment(), 123).arm
+        assert row.is_ab and row.arm == assignment.arm_for(assignment.active_experiment(), 123).arm
         assert row.model == row.arm
 
 
@@ -198,11 +198,11 @@ def test_no_model_is_a_friendly_message(api_world, tmp_path):
     assert response.status_code == 503
     assert "No recommendation model is available yet" in response.get_data(as_text=True)
     # the A/B choice falls back to the base model, like the API, and says so on the page
-    from app import ab
+    from app.experiments import assignment
 
     with app.app_context():
-        experiment = ab.active_experiment()
-        user = next(u for u in range(101, 400) if ab.arm_for(experiment, u).arm == "advanced")
+        experiment = assignment.active_experiment()
+        user = next(u for u in range(101, 400) if assignment.arm_for(experiment, u).arm == "advanced")
     served = build(client, [user], model="ab")
     assert served.status_code == 303
     page = client.get(served.headers["Location"]).get_data(as_text=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ from flask import current_app, redirect, request, session, url_for
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.clock import utcnow
 from app.db import AdminSessionVersion, AdminUser
 from app.db.inserts import insert_ignoring_conflict
 from app.extensions import db
@@ -34,10 +35,6 @@ SESSION_AT = "admin_since"
 SESSION_VERSION = "admin_version"
 SESSION_ACCOUNT = "admin_account"
 _DUMMY_HASH: str | None = None
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def _dummy_hash() -> str:
@@ -64,7 +61,7 @@ def check_credentials(username: str, password: str) -> str | None:
     user = db.session.scalar(select(AdminUser).where(AdminUser.username == username))
     if user is not None:
         if check_password_hash(user.password_hash, password):
-            user.last_login_at = _now()
+            user.last_login_at = utcnow()
             db.session.commit()
             return user.username
         return None
@@ -114,7 +111,7 @@ def _account(username: str) -> str | None:
 def log_in(username: str) -> None:
     session.clear()  # a fresh session: nothing from before the login survives (fixation)
     session[SESSION_KEY] = username
-    session[SESSION_AT] = _now().isoformat()
+    session[SESSION_AT] = utcnow().isoformat()
     session[SESSION_VERSION] = session_version(username)
     session[SESSION_ACCOUNT] = _account(username)
 
@@ -141,7 +138,7 @@ def current_admin() -> str | None:
         return None
     hours = float(current_app.config.get("ADMIN_SESSION_HOURS", 8))
     try:
-        expired = _now() - datetime.fromisoformat(since) > timedelta(hours=hours)
+        expired = utcnow() - datetime.fromisoformat(since) > timedelta(hours=hours)
     except ValueError:
         expired = True
     account = _account(username)

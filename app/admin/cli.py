@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from app.clock import utcnow
 from app.admin.auth import end_sessions
 from app.audit import audit
 from app.db import AdminUser
@@ -46,7 +46,7 @@ def create_user(name: str, password_stdin: bool, update: bool) -> None:
     password_hash = generate_password_hash(_read_password(password_stdin))
     if existing is None:
         db.session.add(AdminUser(username=name, password_hash=password_hash,
-                                 created_at=datetime.now(timezone.utc).replace(tzinfo=None)))
+                                 created_at=utcnow()))
     else:
         existing.password_hash = password_hash
     end_sessions(name)  # a new password ends the sessions opened with the old one

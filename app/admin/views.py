@@ -17,15 +17,15 @@ from flask import (
 )
 from sqlalchemy import func, or_, select, text
 
-from app import ab, stats
 from app.admin import auth, bp
 from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
-from app.admin.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outcome
-from app.admin.report import build_report, default_experiment
 from app.audit import audit
 from app.db import Experiment, Feedback, Prediction
 from app.db.experiments import ARM_MODELS
+from app.experiments import assignment, stats
+from app.experiments.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outcome
+from app.experiments.report import build_report, default_experiment
 from app.extensions import db, limiter
 from app.text import ascii_int
 from app.web.present import members_of, playlist_view
@@ -106,7 +106,7 @@ def logout():
 
 
 def _experiment_from_args() -> tuple[Experiment | None, list[Experiment]]:
-    experiments = ab.list_experiments()
+    experiments = assignment.list_experiments()
     wanted = request.args.get("experiment", type=int)
     chosen = next((e for e in experiments if e.id == wanted), None)
     if chosen is None:
@@ -312,7 +312,7 @@ def health():
 @bp.get("/experiments")
 @auth.login_required
 def experiments():
-    items = [(e, ab.arm_counts(e)) for e in ab.list_experiments()]
+    items = [(e, assignment.arm_counts(e)) for e in assignment.list_experiments()]
     return render_template("admin/experiments.html", items=items, form=WeightsForm(),
                            arm_models=ARM_MODELS)
 
@@ -363,9 +363,9 @@ def create_experiment():
                            if activate else "; it stays inactive until you activate it."),
                         url_for("admin.create_experiment"), "Create")
     try:
-        experiment = ab.create_experiment(name, weights, activate=activate)
+        experiment = assignment.create_experiment(name, weights, activate=activate)
         db.session.commit()
-    except ab.ExperimentError as exc:
+    except assignment.ExperimentError as exc:
         db.session.rollback()
         flash(f"Not created: {exc}.", "error")
         return redirect(url_for("admin.experiments"), code=303)
@@ -387,7 +387,7 @@ def _experiment_action(experiment_id: int, action: str):
         return redirect(url_for("admin.experiments"), code=303)
     if request.form.get("confirm") != "1":
         if action == "activate":
-            active = ab.active_experiment()
+            active = assignment.active_experiment()
             text_ = (f"Make “{experiment.name}” the active experiment? /predict assigns new "
                      f"users by its weights from now on"
                      + (f", and “{active.name}” stops for good." if active else "."))
@@ -398,8 +398,11 @@ def _experiment_action(experiment_id: int, action: str):
                         url_for(f"admin.{action}_experiment", experiment_id=experiment.id),
                         action.capitalize())
     try:
-        (ab.activate_experiment if action == "activate" else ab.stop_experiment)(experiment.name)
-    except ab.ExperimentError as exc:
+        if action == "activate":
+            assignment.activate_experiment(experiment.name)
+        else:
+            assignment.stop_experiment(experiment.name)
+    except assignment.ExperimentError as exc:
         db.session.rollback()
         flash(f"Not changed: {exc}.", "error")
         return redirect(url_for("admin.experiments"), code=303)
@@ -444,8 +447,8 @@ def set_weights(experiment_id: int):
         flash("Weights must be numbers (for example 0.5).", "error")
         return redirect(url_for("admin.experiments"), code=303)
     try:
-        ab.set_weights(experiment.name, weights)
-    except ab.ExperimentError as exc:
+        assignment.set_weights(experiment.name, weights)
+    except assignment.ExperimentError as exc:
         db.session.rollback()
         flash(f"Not changed: {exc}.", "error")
         return redirect(url_for("admin.experiments"), code=303)

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from flask import current_app
 
-from app import ab
+from app.clock import utcnow
+from app.experiments import assignment
 from app.db.experiments import Prediction
 from app.errors import ApiError
 from app.extensions import db
@@ -63,15 +64,15 @@ def serve_playlist(members: list[int], length: int, *, choice: Choice = "ab",
     for _attempt in range(2):
         arm = None
         if choice == "ab":
-            experiment = ab.serving_experiment()
-            arm = ab.arm_for(experiment, user_id) if experiment is not None else None
+            experiment = assignment.serving_experiment()
+            arm = assignment.arm_for(experiment, user_id) if experiment is not None else None
         wanted = arm.arm if arm is not None else ("advanced" if choice == "ab" else choice)
         if arm is not None and current_app.config.get("AB_AA_MODEL"):
             wanted = current_app.config["AB_AA_MODEL"]  # an A/A test: the arm is recorded only
         db.session.rollback()  # hold no read snapshot while the playlist is built
         playlist, fallback = _build(members, length, wanted, strategy, exclude_explicit,
                                     may_fall_back=choice == "ab")
-        if arm is not None and ab.store_assignment(arm) != arm.arm:
+        if arm is not None and assignment.store_assignment(arm) != arm.arm:
             # A concurrent first request stored another arm (the weights changed in between):
             # serve the stored one, so that the user sees one arm only.
             db.session.rollback()
@@ -96,14 +97,14 @@ def _build(members: list[int], length: int, wanted: str, strategy: str | None,
 
 
 def _record(endpoint: str, members: list[int], length: int, playlist: service.Playlist,
-            arm: ab.ArmChoice | None, fallback: bool, strategy: str | None,
+            arm: assignment.ArmChoice | None, fallback: bool, strategy: str | None,
             exclude_explicit: bool, started: float) -> Served:
     if len(playlist.items) != length:
         db.session.rollback()
         raise ApiError(422, "playlist_too_short",
                        f"only {len(playlist.items)} tracks qualify for this group; ask for fewer",
                        {"available": len(playlist.items)})
-    now = ab.utcnow()
+    now = utcnow()
     prediction_id = uuid.uuid4().hex
     elapsed = time.perf_counter() - started
     track_ids = [item.track_id for item in playlist.items]

@@ -8,7 +8,8 @@ from typing import Any
 from flask import Response, current_app
 from sqlalchemy import select
 
-from app import ab, feedback_tokens
+from app.clock import utcnow
+from app import feedback_tokens
 from app.api import bp
 from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
 from app.api.serving import Choice, serve_playlist
@@ -111,7 +112,7 @@ def feedback() -> Response:
     key = {"prediction_id": prediction.id, "user_id": req.user_id, "track_id": req.track_id,
            "event_type": req.event_type}
     inserted = insert_ignoring_conflict(Feedback, {**key, "ms_played": ms_played,
-                                                    "created_at": ab.utcnow()}, list(key))
+                                                    "created_at": utcnow()}, list(key))
     status = 201 if inserted else 200  # 200: already reported (unique key uq_feedback_event)
     row = db.session.scalars(select(Feedback).filter_by(**key)).one()
     db.session.commit()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.db import Prediction
+from app.templating import heat
 from app.text import clean_text
 from app.web.queries import existing_users, tracks_by_id
 
-HEAT_STEPS = 10
 MEMBER_COLOURS = 8
 # headers show first names up to this many members, initials (full name in a tooltip) beyond
 FULL_NAMES_UP_TO = 8
@@ -32,10 +32,7 @@ class Score:
 
     @property
     def heat(self) -> str:
-        """A CSS class per tenth: colours without style attributes keep a strict CSP possible."""
-        if self.value is None:
-            return "heat-na"
-        return f"heat-{min(HEAT_STEPS, max(0, round(self.value * HEAT_STEPS)))}"
+        return heat(self.value)
 
     @property
     def width(self) -> str:
@@ -184,13 +181,6 @@ def _attributed(attribution: list, i: int, by_id: dict[int, MemberView]
     if turn is not None:
         members = [turn] + [m for m in members if m.user_id != turn.user_id]
     return members, turn
-
-
-def duration(ms: int) -> str:
-    seconds = max(0, int(round(ms / 1000)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def as_json(view: PlaylistView) -> str:

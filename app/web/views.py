@@ -28,7 +28,7 @@ from app.web.forms import (
     parse_member_ids,
     strategies,
 )
-from app.web.present import Score, as_csv, as_json, as_m3u, duration, playlist_view
+from app.web.present import as_csv, as_json, as_m3u, playlist_view
 from app.web.queries import (
     catalogue_counts_cached,
     existing_users,
@@ -85,31 +85,6 @@ def builder_url(members: list[int], options: dict[str, Any] | None = None, **ext
 @bp.app_template_global()
 def builder_link(members: list[int], options: dict[str, Any] | None = None, **extra: Any) -> str:
     return builder_url(members, options, **extra)
-
-
-@bp.app_template_filter("duration")
-def _duration_filter(ms: int | None) -> str:
-    return duration(ms or 0)
-
-
-@bp.app_template_filter("thousands")
-def _thousands(value: int | float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}".replace(",", "\u202f")
-
-
-@bp.app_template_filter("pct")
-def _pct(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value * 100:.{digits}f}%"
-
-
-@bp.app_template_filter("heat")
-def _heat(value: float | None) -> str:
-    return Score(value).heat
-
-
-@bp.app_template_filter("when")
-def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "–"
 
 
 def _render_builder(members: list[int], options: dict[str, Any], *, errors: list[str] | None = None,

@@ -1,11 +1,11 @@
-"""`flask ab ...`: manage A/B experiments (the logic lives in app/ab.py, shared with the admin)."""
+"""`flask ab ...`: manage A/B experiments (logic in assignment.py, shared with the admin)."""
 from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
 
-from app import ab
 from app.db.experiments import ARM_MODELS
+from app.experiments import assignment
 
 ab_cli = AppGroup("ab", help="List, create, re-weight, activate and stop A/B experiments.")
 
@@ -13,7 +13,7 @@ ab_cli = AppGroup("ab", help="List, create, re-weight, activate and stop A/B exp
 def _run(action, *args, **kwargs):
     try:
         return action(*args, **kwargs)
-    except ab.ExperimentError as exc:
+    except assignment.ExperimentError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -21,7 +21,7 @@ def _describe(experiment) -> str:
     total = sum(arm.weight for arm in experiment.arms) or 1.0
     weights = ", ".join(f"{arm.name}={arm.weight:g} ({arm.weight / total:.0%})"
                         for arm in experiment.arms)
-    counts = ab.arm_counts(experiment)
+    counts = assignment.arm_counts(experiment)
     assigned = ", ".join(f"{name}={count}" for name, count in counts.items())
     state = "ACTIVE" if experiment.active else (
         f"stopped {experiment.stopped_at:%Y-%m-%d %H:%M}" if experiment.stopped_at else "inactive")
@@ -33,7 +33,7 @@ def _describe(experiment) -> str:
                 short_help="List experiments, their weights and assigned users.")
 def list_command() -> None:
     """Show every experiment, its weights and how many users each arm holds."""
-    experiments = ab.list_experiments()
+    experiments = assignment.list_experiments()
     if not experiments:
         click.echo("no experiments; /predict serves the advanced model to everyone")
     for experiment in experiments:
@@ -49,8 +49,8 @@ def list_command() -> None:
 @click.option("--activate", is_flag=True, help="Make it the active experiment now.")
 def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate: bool) -> None:
     """Create experiment NAME with its arms: ab create exp2 --arm base=0.2 --arm advanced=0.8"""
-    weights = _run(ab.parse_weights, arms)
-    experiment = _run(ab.create_experiment, name, weights, salt=salt, activate=activate)
+    weights = _run(assignment.parse_weights, arms)
+    experiment = _run(assignment.create_experiment, name, weights, salt=salt, activate=activate)
     click.echo(_describe(experiment))
 
 
@@ -59,7 +59,7 @@ def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate:
 @click.argument("weights", nargs=-1, required=True, metavar="MODEL=WEIGHT...")
 def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
     """Re-weight NAME for users not yet assigned; assigned users keep their arm."""
-    experiment = _run(ab.set_weights, name, _run(ab.parse_weights, weights))
+    experiment = _run(assignment.set_weights, name, _run(assignment.parse_weights, weights))
     click.echo(_describe(experiment))
 
 
@@ -68,14 +68,14 @@ def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
 @click.argument("name")
 def stop_command(name: str) -> None:
     """Stop NAME; with no active experiment /predict serves the advanced model."""
-    click.echo(_describe(_run(ab.stop_experiment, name)))
+    click.echo(_describe(_run(assignment.stop_experiment, name)))
 
 
 @ab_cli.command("activate", short_help="Make NAME the one active experiment.")
 @click.argument("name")
 def activate_command(name: str) -> None:
     """Make NAME the one active experiment (the previous one is stopped)."""
-    click.echo(_describe(_run(ab.activate_experiment, name)))
+    click.echo(_describe(_run(assignment.activate_experiment, name)))
 
 
 @ab_cli.command("simulate",
@@ -93,12 +93,18 @@ def activate_command(name: str) -> None:
               help="An A/A test: both arms serve this model, so any difference is noise.")
 def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: str | None,
                      experiment: str | None, keep_active: bool, aa_model: str | None) -> None:
-    """Simulated groups ask /predict and react by the demo's hidden taste (app/simulation.py)."""
+    """Simulated groups ask /predict and react by the demo's hidden taste
+    (app/experiments/simulation.py)."""
     from flask import current_app
 
     from app.data.generator.ground_truth import GroundTruth
-    from app.simulation import SimConfig, default_ground_truth, format_summary, simulate, summary
-
+    from app.experiments.simulation import (
+        SimConfig,
+        default_ground_truth,
+        format_summary,
+        simulate,
+        summary,
+    )
     from app.recommender import registry
 
     if registry.active() is None and aa_model != "base":

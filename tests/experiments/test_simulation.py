@@ -68,7 +68,7 @@ def test_simulate_runs_through_the_api_and_records_everything(api_app, small_wor
         assert {e.user_id for e in later} <= participants
         assert all(e.track_id in {t for p in preds for t in p.track_ids} for e in later)
 
-        from app.simulation import summary
+        from app.experiments.simulation import summary
 
         s = summary(sim.id)
         assert sum(a["playlists"] for a in s["arms"].values()) == 12

@@ -10,7 +10,8 @@ from scipy.stats import chisquare
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app import ab
+from app.clock import utcnow
+from app.experiments import assignment
 from app.db import Assignment, Experiment
 from app.extensions import db
 
@@ -18,10 +19,10 @@ from app.extensions import db
 
 
 def test_bucket_is_deterministic_uniform_range_and_salted():
-    values = [ab.bucket("default", u) for u in range(10_000)]
-    assert values == [ab.bucket("default", u) for u in range(10_000)]
+    values = [assignment.bucket("default", u) for u in range(10_000)]
+    assert values == [assignment.bucket("default", u) for u in range(10_000)]
     assert all(0.0 <= v < 1.0 for v in values)
-    assert values != [ab.bucket("other", u) for u in range(10_000)]
+    assert values != [assignment.bucket("other", u) for u in range(10_000)]
     # ten equal bins hold about 1,000 users each
     assert chisquare(list(Counter(int(v * 10) for v in values).values())).pvalue > 0.001
 
@@ -33,7 +34,7 @@ def test_bucket_is_deterministic_uniform_range_and_salted():
 ])
 def test_split_over_10000_users_is_within_tolerance(weights):
     users = range(100_000, 110_000)
-    counts = Counter(ab.choose_arm(ab.bucket("exp", u), weights) for u in users)
+    counts = Counter(assignment.choose_arm(assignment.bucket("exp", u), weights) for u in users)
     total = sum(w for _, w in weights)
     expected = [len(users) * w / total for _, w in weights]
     observed = [counts[name] for name, _ in weights]
@@ -44,34 +45,34 @@ def test_split_over_10000_users_is_within_tolerance(weights):
 
 def test_choose_arm_edges():
     weights = [("base", 0.0), ("advanced", 1.0)]
-    assert ab.choose_arm(0.0, weights) == "advanced"
-    assert ab.choose_arm(0.999999999, [("base", 0.5), ("advanced", 0.5)]) == "advanced"
-    assert ab.choose_arm(0.0, [("base", 0.5), ("advanced", 0.5)]) == "base"
-    assert ab.choose_arm(0.999999999999, [("base", 1 / 3), ("advanced", 2 / 3)]) == "advanced"
-    with pytest.raises(ab.ExperimentError):
-        ab.choose_arm(0.5, [("base", 0.0)])
+    assert assignment.choose_arm(0.0, weights) == "advanced"
+    assert assignment.choose_arm(0.999999999, [("base", 0.5), ("advanced", 0.5)]) == "advanced"
+    assert assignment.choose_arm(0.0, [("base", 0.5), ("advanced", 0.5)]) == "base"
+    assert assignment.choose_arm(0.999999999999, [("base", 1 / 3), ("advanced", 2 / 3)]) == "advanced"
+    with pytest.raises(assignment.ExperimentError):
+        assignment.choose_arm(0.5, [("base", 0.0)])
 
 
 # ----- the database -----
 
 def test_default_experiment_comes_with_the_migration(app):
     with app.app_context():
-        experiment = ab.active_experiment()
+        experiment = assignment.active_experiment()
         assert experiment.name == "default" and experiment.salt == "default"
-        assert ab.arm_weights(experiment) == [("base", 0.5), ("advanced", 0.5)]
+        assert assignment.arm_weights(experiment) == [("base", 0.5), ("advanced", 0.5)]
 
 
 def test_assignment_is_sticky_across_weight_changes(app):
     users = range(1_000, 1_400)
     with app.app_context():
-        experiment = ab.active_experiment()
-        before = {u: ab.assign(experiment, u) for u in users}
+        experiment = assignment.active_experiment()
+        before = {u: assignment.assign(experiment, u) for u in users}
         assert 140 < Counter(before.values())["base"] < 260
-        ab.set_weights("default", {"base": 0.0, "advanced": 1.0})
-        experiment = ab.active_experiment()
-        assert {u: ab.assign(experiment, u) for u in users} == before
-        assert {ab.assign(experiment, u) for u in range(5_000, 5_100)} == {"advanced"}
-        counts = ab.arm_counts(experiment)
+        assignment.set_weights("default", {"base": 0.0, "advanced": 1.0})
+        experiment = assignment.active_experiment()
+        assert {u: assignment.assign(experiment, u) for u in users} == before
+        assert {assignment.assign(experiment, u) for u in range(5_000, 5_100)} == {"advanced"}
+        counts = assignment.arm_counts(experiment)
         assert counts["base"] == Counter(before.values())["base"]
         assert sum(counts.values()) == 500
 
@@ -82,9 +83,9 @@ def _assign_in_process(db_uri: str, users: list[int], barrier, results) -> None:
 
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": db_uri})
     with app.app_context():
-        experiment = ab.active_experiment()
+        experiment = assignment.active_experiment()
         barrier.wait()
-        results.put((os.getpid(), {u: ab.assign(experiment, u) for u in users}))
+        results.put((os.getpid(), {u: assignment.assign(experiment, u) for u in users}))
         db.engine.dispose()
 
 
@@ -114,21 +115,21 @@ def test_concurrent_first_requests_store_exactly_one_assignment(app):
 
 def test_store_assignment_reports_the_winner_of_a_race(app):
     with app.app_context():
-        experiment = ab.active_experiment()
-        choice = ab.arm_for(experiment, 42)
+        experiment = assignment.active_experiment()
+        choice = assignment.arm_for(experiment, 42)
         other = "advanced" if choice.arm == "base" else "base"
         db.session.add(Assignment(experiment_id=experiment.id, user_id=42, arm=other,
-                                  bucket=choice.bucket, assigned_at=ab.utcnow()))
+                                  bucket=choice.bucket, assigned_at=utcnow()))
         db.session.commit()
         assert not choice.stored
-        assert ab.store_assignment(choice) == other
+        assert assignment.store_assignment(choice) == other
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(Assignment)) == 1
 
 
 def test_only_one_experiment_can_be_active_in_the_database(app):
     with app.app_context():
-        db.session.add(Experiment(name="second", salt="s", active=True, created_at=ab.utcnow()))
+        db.session.add(Experiment(name="second", salt="s", active=True, created_at=utcnow()))
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
@@ -136,24 +137,24 @@ def test_only_one_experiment_can_be_active_in_the_database(app):
 
 def test_management_rules(app):
     with app.app_context():
-        with pytest.raises(ab.ExperimentError, match="not a model"):
-            ab.create_experiment("x", {"random": 1.0})
-        with pytest.raises(ab.ExperimentError, match="positive weight"):
-            ab.create_experiment("x", {"base": 0.0})
-        with pytest.raises(ab.ExperimentError, match=">= 0"):
-            ab.create_experiment("x", {"base": -1.0, "advanced": 2.0})
-        with pytest.raises(ab.ExperimentError, match="letters"):
-            ab.create_experiment("naïve name", {"base": 1.0})
-        with pytest.raises(ab.ExperimentError, match="already exists"):
-            ab.create_experiment("default", {"base": 1.0})
-        ab.create_experiment("solo", {"advanced": 1.0})
-        with pytest.raises(ab.ExperimentError, match="no arm base"):
-            ab.set_weights("solo", {"base": 0.5})
-        with pytest.raises(ab.ExperimentError, match="no experiment"):
-            ab.stop_experiment("missing")
-        with pytest.raises(ab.ExperimentError, match="ARM=WEIGHT"):
-            ab.parse_weights(["base:0.5"])
-        assert ab.parse_weights(["base=0.25", "advanced=3"]) == {"base": 0.25, "advanced": 3.0}
+        with pytest.raises(assignment.ExperimentError, match="not a model"):
+            assignment.create_experiment("x", {"random": 1.0})
+        with pytest.raises(assignment.ExperimentError, match="positive weight"):
+            assignment.create_experiment("x", {"base": 0.0})
+        with pytest.raises(assignment.ExperimentError, match=">= 0"):
+            assignment.create_experiment("x", {"base": -1.0, "advanced": 2.0})
+        with pytest.raises(assignment.ExperimentError, match="letters"):
+            assignment.create_experiment("naïve name", {"base": 1.0})
+        with pytest.raises(assignment.ExperimentError, match="already exists"):
+            assignment.create_experiment("default", {"base": 1.0})
+        assignment.create_experiment("solo", {"advanced": 1.0})
+        with pytest.raises(assignment.ExperimentError, match="no arm base"):
+            assignment.set_weights("solo", {"base": 0.5})
+        with pytest.raises(assignment.ExperimentError, match="no experiment"):
+            assignment.stop_experiment("missing")
+        with pytest.raises(assignment.ExperimentError, match="ARM=WEIGHT"):
+            assignment.parse_weights(["base:0.5"])
+        assert assignment.parse_weights(["base=0.25", "advanced=3"]) == {"base": 0.25, "advanced": 3.0}
 
 
 # ----- the command line -----
@@ -171,21 +172,21 @@ def test_ab_cli(app):
     assert "base=0.2 (20%)" in out and "inactive" in out
     run("activate", "exp2")
     with app.app_context():
-        assert ab.active_experiment().name == "exp2"
-        assert ab.get_experiment("default").stopped_at is not None
+        assert assignment.active_experiment().name == "exp2"
+        assert assignment.get_experiment("default").stopped_at is not None
     assert "base=0.3 (30%), advanced=0.7 (70%)" in run("set-weights", "exp2", "base=0.3",
                                                         "advanced=0.7")
     assert "stopped" in run("stop", "exp2")
     with app.app_context():
-        assert ab.active_experiment() is None
+        assert assignment.active_experiment() is None
     run("create", "exp3", "--arm", "advanced=1", "--activate")
     with app.app_context():
-        assert ab.active_experiment().name == "exp3"
+        assert assignment.active_experiment().name == "exp3"
     assert "not a model" in run("create", "bad", "--arm", "lightfm=1", ok=False)
     assert "no experiment" in run("stop", "nope", ok=False)
     assert "ARM=WEIGHT" in run("set-weights", "exp3", "advanced", ok=False)
     run("activate", "default")
     with app.app_context():
-        assert ab.active_experiment().name == "default"
+        assert assignment.active_experiment().name == "default"
         assert db.session.scalar(select(func.count()).select_from(Experiment)
                                  .where(Experiment.active.is_(True))) == 1

@@ -1,7 +1,7 @@
 """The business success rate and the dashboard report on a tiny database built by hand.
 
 Every number asserted below is worked out in the comments from the rows inserted here; see
-app/admin/metrics.py for the definition.
+app/experiments/metrics.py for the definition.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app.admin.metrics import experiment_outcomes, outcomes, prediction_outcome
-from app.admin.report import build_report
+from app.experiments.metrics import experiment_outcomes, outcomes, prediction_outcome
+from app.experiments.report import build_report
 from app.db import (
     Artist,
     Assignment,

@@ -11,8 +11,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from app import ab, stats
-from app.admin.metrics import data_clock, experiment_outcomes, is_decided
+from app.experiments import assignment, stats
+from app.experiments.metrics import data_clock, experiment_outcomes, is_decided
 from app.db import Experiment, Prediction
 from app.extensions import db
 
@@ -111,9 +111,9 @@ def build_report(experiment: Experiment, *, sequential: bool = False) -> Experim
     outcomes = experiment_outcomes(experiment.id) if rows else {}
     clock = data_clock() if rows else None
     decided = {r.id for r in rows if is_decided(outcomes.get(r.id), r.created_at, clock)}
-    weights = dict(ab.arm_weights(experiment))
+    weights = dict(assignment.arm_weights(experiment))
     weight_sum = sum(weights.values()) or 1.0
-    assigned = ab.arm_counts(experiment)
+    assigned = assignment.arm_counts(experiment)
     arm_names = _control_first(list(weights) + sorted({r.arm for r in rows if r.arm} - set(weights)))
 
     by_arm: dict[str, list] = defaultdict(list)

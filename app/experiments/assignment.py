@@ -6,7 +6,7 @@ bucket in [0, 1) and the arms, in creation order, take consecutive slices of [0,
 to their weights (weights need not sum to 1; they are normalised). The arm is stored on the
 user's first served request and read back afterwards, so re-weighting never moves anyone.
 
-Statistics live elsewhere (the admin pages); this module only decides and records.
+Statistics live beside it (stats.py, metrics.py, report.py); this module only decides and records.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.clock import utcnow
 from app.db.experiments import ARM_MODELS, Assignment, Experiment, ExperimentArm
 from app.extensions import db
 
@@ -43,11 +43,6 @@ class ArmChoice:
     arm: str
     bucket: float
     stored: bool
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the convention of every timestamp column in this project."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def bucket(salt: str, user_id: int) -> float:

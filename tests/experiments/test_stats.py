@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from app import stats
+from app.experiments import stats
 
 
 def test_two_proportion_ztest_hand_example():

@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 from sqlalchemy import func, insert, select, update
 
-from app import ab
+from app.experiments import assignment
 from app.db import Experiment, Feedback, ListeningEvent, Prediction, Track, User
 from app.db.experiments import Assignment
 from app.extensions import IN_PROCESS_SIMULATION, db
@@ -131,23 +131,24 @@ def _listen(affinity: np.ndarray, rng: np.random.Generator, patience: int
 
 
 def _start_experiment(cfg: SimConfig, start: datetime) -> tuple[Experiment, Experiment | None]:
-    previous = ab.active_experiment()
+    previous = assignment.active_experiment()
     if cfg.experiment:
         try:
-            experiment = ab.get_experiment(cfg.experiment)
-        except ab.ExperimentError:
-            experiment = ab.create_experiment(cfg.experiment, {"base": 0.5, "advanced": 0.5})
+            experiment = assignment.get_experiment(cfg.experiment)
+        except assignment.ExperimentError:
+            experiment = assignment.create_experiment(cfg.experiment,
+                                                      {"base": 0.5, "advanced": 0.5})
     else:
         base = f"simulation-{'aa-' if cfg.aa_model else ''}s{cfg.seed}-{cfg.days}d"
         name, n = base, 1
         while db.session.scalar(select(Experiment.id).where(Experiment.name == name)):
             n += 1
             name = f"{base}-{n}"
-        experiment = ab.create_experiment(name, {"base": 0.5, "advanced": 0.5})
+        experiment = assignment.create_experiment(name, {"base": 0.5, "advanced": 0.5})
         experiment.created_at = start
         db.session.commit()
     if not experiment.active:
-        ab.activate_experiment(experiment.name)
+        assignment.activate_experiment(experiment.name)
     return experiment, (previous if previous is not None and previous.id != experiment.id
                         else None)
 
@@ -348,9 +349,9 @@ def _finish_experiment(experiment: Experiment, previous: Experiment | None, end:
     if keep_active:
         return
     if previous is not None:
-        ab.activate_experiment(previous.name)
+        assignment.activate_experiment(previous.name)
     else:
-        ab.stop_experiment(experiment.name)
+        assignment.stop_experiment(experiment.name)
     db.session.execute(update(Experiment).where(Experiment.id == experiment.id)
                        .values(stopped_at=end))
     db.session.commit()
@@ -359,9 +360,9 @@ def _finish_experiment(experiment: Experiment, previous: Experiment | None, end:
 # ----- the figures ---------------------------------------------------------------------------
 
 def summary(experiment_id: int) -> dict:
-    """The dashboard's own numbers (``admin.report.build_report``) as a plain dict."""
-    from app import stats
-    from app.admin.report import build_report
+    """The dashboard's own numbers (``report.build_report``) as a plain dict."""
+    from app.experiments import stats
+    from app.experiments.report import build_report
 
     experiment = db.session.get(Experiment, experiment_id)
     report = build_report(experiment)

@@ -1,0 +1,1 @@
+"""Tests of app/experiments: assignment, the success metric, statistics, the simulation."""
