@@ -301,7 +301,7 @@ def test_weights_change_never_moves_assigned_users(admin_app, logged_in):
 def test_admin_pages_on_postgresql(postgres_database, tmp_path):
     """The pages' own SQL (member filter, outcomes) on PostgreSQL, with the hand-built world."""
     from tests.conftest import make_app
-    from tests.test_admin_metrics import _populate
+    from tests.experiments.test_metrics import _populate
 
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_database,
                    ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD))

@@ -134,3 +134,11 @@ def test_login_page_header_carries_the_public_menu(client):  # noqa: F811
     nav = re.search(r'<nav class="site-nav"[^>]*>(.*?)</nav>', html, re.S).group(1)
     assert "Build a playlist" in nav and "People" in nav and "Admin" in nav
     assert "Log out" not in nav
+
+
+def test_ids_past_32_bits_are_not_found_not_a_crash(logged_in):  # noqa: F811
+    token = _token(logged_in)
+    for action in ("activate", "stop", "weights"):
+        response = logged_in.post(f"/admin/experiments/99999999999999999999/{action}",
+                                  data={"csrf_token": token, "confirm": "1"})
+        assert response.status_code == 404, action

@@ -375,16 +375,25 @@ def create_experiment():
     return redirect(url_for("admin.experiments"), code=303)
 
 
-def _experiment_action(experiment_id: int, action: str):
-    form = ActionForm()
+def _changeable(form, experiment_id: int, refusal: str):
+    """The experiment a change is about, and the answer when it cannot change: 400 without a
+    valid form, 404 when unknown, a message and a redirect when it is stopped."""
     if not form.validate_on_submit():
         abort(400)
     experiment = db.session.get(Experiment, experiment_id)
     if experiment is None:
         abort(404)
     if _is_stopped(experiment):
-        flash(f"“{experiment.name}” is stopped; a stopped experiment is kept as it is.", "error")
-        return redirect(url_for("admin.experiments"), code=303)
+        flash(f"“{experiment.name}” is stopped; {refusal}", "error")
+        return experiment, redirect(url_for("admin.experiments"), code=303)
+    return experiment, None
+
+
+def _experiment_action(experiment_id: int, action: str):
+    experiment, refused = _changeable(ActionForm(), experiment_id,
+                                      "a stopped experiment is kept as it is.")
+    if refused is not None:
+        return refused
     if request.form.get("confirm") != "1":
         if action == "activate":
             active = assignment.active_experiment()
@@ -411,13 +420,13 @@ def _experiment_action(experiment_id: int, action: str):
     return redirect(url_for("admin.experiments"), code=303)
 
 
-@bp.post("/experiments/<int:experiment_id>/activate")
+@bp.post("/experiments/<int(max=2147483647):experiment_id>/activate")
 @auth.login_required
 def activate_experiment(experiment_id: int):
     return _experiment_action(experiment_id, "activate")
 
 
-@bp.post("/experiments/<int:experiment_id>/stop")
+@bp.post("/experiments/<int(max=2147483647):experiment_id>/stop")
 @auth.login_required
 def stop_experiment(experiment_id: int):
     return _experiment_action(experiment_id, "stop")
@@ -427,14 +436,9 @@ def stop_experiment(experiment_id: int):
 @auth.login_required
 def set_weights(experiment_id: int):
     form = WeightsForm()
-    if not form.validate_on_submit():
-        abort(400)
-    experiment = db.session.get(Experiment, experiment_id)
-    if experiment is None:
-        abort(404)
-    if _is_stopped(experiment):
-        flash(f"“{experiment.name}” is stopped; its weights are kept as they were.", "error")
-        return redirect(url_for("admin.experiments"), code=303)
+    experiment, refused = _changeable(form, experiment_id, "its weights are kept as they were.")
+    if refused is not None:
+        return refused
     weights: dict[str, float] = {}
     try:
         for arm in experiment.arms:
