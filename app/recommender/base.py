@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.recommender.catalogue import Catalogue
-from app.recommender.strategies import Rules
+from app.recommender.strategies import Rules, Taken
 
 
 def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rules,
@@ -24,16 +24,14 @@ def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rule
             h = h[~meta.explicit[h]]
         queues.append(rng.permutation(h).tolist())
     chosen: list[int] = []
-    songs: set[int] = set()
-    per_artist: dict[int, int] = {}
+    taken = Taken(rules.max_per_artist)
 
     def take(i: int) -> bool:
         s, a = int(meta.song[i]), int(meta.artist[i])
-        if s in songs or per_artist.get(a, 0) >= rules.max_per_artist:
+        if not taken.allows(s, a):
             return False
         chosen.append(i)
-        songs.add(s)
-        per_artist[a] = per_artist.get(a, 0) + 1
+        taken.take(s, a)
         return True
 
     cursors = [0] * len(queues)
@@ -61,10 +59,10 @@ def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rule
         for i in catalogue.popular_order.tolist():
             if len(chosen) >= rules.length:
                 break
-            if (rules.exclude_explicit and meta.explicit[i]) or int(meta.song[i]) in songs:
+            if (rules.exclude_explicit and meta.explicit[i]) or int(meta.song[i]) in taken.songs:
                 continue
             chosen.append(i)
-            songs.add(int(meta.song[i]))
+            taken.songs.add(int(meta.song[i]))
     if len(chosen) < rules.length:
         raise ValueError(f"the catalogue holds only {len(chosen)} distinct songs that pass the "
                          f"filters; asked for {rules.length}")

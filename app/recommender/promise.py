@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.recommender.strategies import Rules, best, fair_share, greedy_fill
+from app.recommender.strategies import Rules, Taken, best, fair_share, greedy_fill
 
 FAVOURITE_SHARE = 0.02
 PROPORTIONAL_SHARE = 0.05
@@ -80,24 +80,6 @@ def oracle(name: str, true: np.ndarray, song: np.ndarray, artist: np.ndarray, ru
     raise ValueError(f"unknown oracle {name!r}")
 
 
-class _Taken:
-    """The playlist rules as a running state: no song twice, at most N tracks per artist."""
-
-    def __init__(self, song: np.ndarray, artist: np.ndarray, rules: Rules):
-        self.song, self.artist, self.cap = song, artist, rules.max_per_artist
-        self.songs: set[int] = set()
-        self.per_artist: dict[int, int] = {}
-
-    def ok(self, i: int) -> bool:
-        return (int(self.song[i]) not in self.songs
-                and self.per_artist.get(int(self.artist[i]), 0) < self.cap)
-
-    def take(self, i: int) -> None:
-        self.songs.add(int(self.song[i]))
-        a = int(self.artist[i])
-        self.per_artist[a] = self.per_artist.get(a, 0) + 1
-
-
 def _oracle_turns(true, fav, song, artist, rules) -> list[int]:
     """Until every member holds a fair share of favourites, the member with the fewest so far
     picks, among their own favourites, the one the group likes best (ties: the member served
@@ -105,7 +87,7 @@ def _oracle_turns(true, fav, song, artist, rules) -> list[int]:
     m = true.shape[0]
     share = fair_share(rules.length, m)
     mean = true.mean(axis=0)
-    taken = _Taken(song, artist, rules)
+    taken = Taken(rules.max_per_artist)
     chosen: list[int] = []
     count = np.zeros(m)
     total = np.zeros(m)
@@ -119,10 +101,10 @@ def _oracle_turns(true, fav, song, artist, rules) -> list[int]:
         j = needy[0]
         i = int(own[j][pos[j]])
         pos[j] += 1
-        if i in chosen or not taken.ok(i):
+        if i in chosen or not taken.allows(int(song[i]), int(artist[i])):
             continue
         chosen.append(i)
-        taken.take(i)
+        taken.take(int(song[i]), int(artist[i]))
         count += fav[:, i]
         total += true[:, i]
     return greedy_fill(np.argsort(-mean, kind="stable"), song, artist, rules, None, chosen)
@@ -136,7 +118,7 @@ def _oracle_maxmin(true, song, artist, rules) -> list[int]:
                                     + [best(true.mean(axis=0), k)]))
     sub = true[:, pool]
     total = np.zeros(m)
-    taken = _Taken(song, artist, rules)
+    taken = Taken(rules.max_per_artist)
     chosen: list[int] = []
     alive = np.ones(len(pool), dtype=bool)
     while len(chosen) < rules.length and alive.any():
@@ -145,10 +127,10 @@ def _oracle_maxmin(true, song, artist, rules) -> list[int]:
         j = int(value.argmax())
         alive[j] = False
         i = int(pool[j])
-        if not taken.ok(i):
+        if not taken.allows(int(song[i]), int(artist[i])):
             continue
         chosen.append(i)
-        taken.take(i)
+        taken.take(int(song[i]), int(artist[i]))
         total += sub[:, j]
     if len(chosen) < rules.length:
         chosen = greedy_fill(np.argsort(-true.mean(axis=0), kind="stable"), song, artist, rules,

@@ -59,6 +59,26 @@ class NotEnoughSongs(ValueError):
     pass
 
 
+class Taken:
+    """The playlist rules as running state: no song twice, at most ``cap`` tracks per artist.
+    It takes song and artist ids as plain ints, so the greedy loops can pass values they read
+    from lists instead of indexing numpy arrays per candidate."""
+
+    __slots__ = ("cap", "songs", "per_artist")
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.songs: set[int] = set()
+        self.per_artist: dict[int, int] = {}
+
+    def allows(self, s: int, a: int) -> bool:
+        return s not in self.songs and self.per_artist.get(a, 0) < self.cap
+
+    def take(self, s: int, a: int) -> None:
+        self.songs.add(s)
+        self.per_artist[a] = self.per_artist.get(a, 0) + 1
+
+
 def fair_share(length: int, members: int) -> int:
     """Tracks each member is owed in a playlist of ``length``: half the playlist split evenly,
     the other half left to what the group shares."""
@@ -127,21 +147,18 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
     """Walk candidates best first; take a track unless its song is already in, its artist is at
     the cap, or it is filtered out. Loops over candidates (hundreds), never over the catalogue."""
     chosen = list(chosen or [])
-    cap = rules.max_per_artist if max_per_artist is None else max_per_artist
-    songs = {int(song[i]) for i in chosen}
-    per_artist: dict[int, int] = {}
+    taken = Taken(rules.max_per_artist if max_per_artist is None else max_per_artist)
     for i in chosen:
-        per_artist[int(artist[i])] = per_artist.get(int(artist[i]), 0) + 1
+        taken.take(int(song[i]), int(artist[i]))
     if allowed is not None:
         order = order[allowed[order]]
     for i, s, a in zip(order.tolist(), song[order].tolist(), artist[order].tolist()):
         if len(chosen) >= rules.length:
             break
-        if s in songs or per_artist.get(a, 0) >= cap:
+        if not taken.allows(s, a):
             continue
         chosen.append(i)
-        songs.add(s)
-        per_artist[a] = per_artist.get(a, 0) + 1
+        taken.take(s, a)
     return chosen
 
 
@@ -229,7 +246,7 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
           rules: Rules, start: tuple[np.ndarray, int] | None = None,
-          taken: tuple[set, dict] | None = None, delta: float = FAIR_DELTA) -> list[int]:
+          taken: Taken | None = None, delta: float = FAIR_DELTA) -> list[int]:
     """Proportional fairness, built greedily: each next track maximises the sum over members
     of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
@@ -243,7 +260,7 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     logarithm per member and candidate (half the time). Groups too large for the product to
     stay finite in float64 take the sum of logarithms."""
     m, c = lk.shape
-    songs, per_artist = taken if taken is not None else (set(), {})
+    taken = taken if taken is not None else Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
     done = start[1] if start is not None else 0
@@ -272,10 +289,9 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
                 return chosen
             lk[0, j] = value[j] = -np.inf
             s, a = c_song[j], c_artist[j]
-            if s not in songs and per_artist.get(a, 0) < rules.max_per_artist:
+            if taken.allows(s, a):
                 break
-        songs.add(s)
-        per_artist[a] = per_artist.get(a, 0) + 1
+        taken.take(s, a)
         chosen.append(c_index[j])
         fit += gain[j]
     return chosen
@@ -343,8 +359,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     c_artist = artist[cand[f_cols]].tolist()
     count, total = [0] * m, np.zeros(m)
     used: set[int] = set()
-    songs: set[int] = set()
-    per_artist: dict[int, int] = {}
+    taken = Taken(rules.max_per_artist)
     chosen: list[int] = []
     turns: list[int] = []
     while len(chosen) < rules.length:
@@ -356,10 +371,9 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         if c in used:
             continue
         used.add(c)
-        if c_song[c] in songs or per_artist.get(c_artist[c], 0) >= rules.max_per_artist:
+        if not taken.allows(c_song[c], c_artist[c]):
             continue
-        songs.add(c_song[c])
-        per_artist[c_artist[c]] = per_artist.get(c_artist[c], 0) + 1
+        taken.take(c_song[c], c_artist[c])
         chosen.append(int(f_cols[c]))
         turns.append(j)
         count[j] += 1
@@ -371,6 +385,6 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         out += _fair(lk[:, rest].astype(np.float32), cand[rest], song, artist,
                      Rules(rules.length - len(out), rules.max_per_artist,
                            rules.exclude_explicit),
-                     start=(total, len(out)), taken=(songs, per_artist),
+                     start=(total, len(out)), taken=taken,
                      delta=TURN_FILL_DELTA)
     return out, turns + [NO_TURN] * (len(out) - len(turns))
