@@ -210,8 +210,7 @@ def group_metrics(rec: Recommender, split: Split, data: InteractionData, cfg: Ev
         true = fav = prop = None
         if affinity is not None:
             true = affinity(data.user_ids[group], data.item_ids)  # members x catalogue
-            fav = promise.top_share(true, promise.FAVOURITE_SHARE)
-            prop = promise.top_share(true, promise.PROPORTIONAL_SHARE)
+            fav, prop = promise.masks(true)
         for name in names:
             t0 = time.perf_counter()
             chosen = _playlist(name, rec, members, rules, true, fav, hist, gi)
@@ -229,18 +228,7 @@ def group_metrics(rec: Recommender, split: Split, data: InteractionData, cfg: Ev
                     a.setdefault(key, []).append(value)
     if timings is not None:
         timings.update({n: round(1e3 * s / max(len(groups), 1), 3) for n, s in spent.items()})
-    return {n: _means(metrics) for n, metrics in acc.items()}
-
-
-def _means(metrics: dict[str, list[float]]) -> dict[str, float]:
-    """Mean over groups, and for the promise measures ``*_ci95``, a normal 95 % half-width."""
-    out: dict[str, float] = {}
-    for key, values in metrics.items():
-        v = np.asarray(values, dtype=np.float64)
-        out[key] = round(float(v.mean()), 5)
-        if key in promise.MEASURES and len(v) > 1:
-            out[f"{key}_ci95"] = round(float(1.96 * v.std(ddof=1) / np.sqrt(len(v))), 5)
-    return out
+    return {n: promise.summarise(metrics) for n, metrics in acc.items()}
 
 
 def served_metrics(rec: Recommender, data: InteractionData, affinity: Callable,
@@ -259,13 +247,12 @@ def served_metrics(rec: Recommender, data: InteractionData, affinity: Callable,
     for group in tqdm(groups, desc="groups", disable=not progress):
         members = [rec.member(int(data.user_ids[u]), genres[u]) for u in group]
         true = affinity(data.user_ids[group], item_ids)
-        fav = promise.top_share(true, promise.FAVOURITE_SHARE)
-        prop = promise.top_share(true, promise.PROPORTIONAL_SHARE)
+        fav, prop = promise.masks(true)
         for name in names:
             chosen = _playlist(name, rec, members, rules, true, fav)
             for key, value in promise.measure(true, chosen, fav, prop).items():
                 acc[name].setdefault(key, []).append(value)
-    return {n: _means(metrics) for n, metrics in acc.items()}
+    return {n: promise.summarise(metrics) for n, metrics in acc.items()}
 
 
 # Issue 11's targets for the default strategy on 2-10 member groups, playlists of 20.

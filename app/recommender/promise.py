@@ -138,12 +138,19 @@ def _oracle_maxmin(true, song, artist, rules) -> list[int]:
     return chosen
 
 
-def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of each measure over groups, with ``*_ci95``: half-width of a normal interval."""
+def masks(true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A group's favourites and proportionality masks (``measure`` takes them, so that many
+    playlists of one group share one selection per member)."""
+    return top_share(true, FAVOURITE_SHARE), top_share(true, PROPORTIONAL_SHARE)
+
+
+def summarise(values: dict[str, list[float]]) -> dict[str, float]:
+    """Mean of each figure over groups; for the promise measures also ``*_ci95``, the
+    half-width of a normal 95 % interval."""
     out: dict[str, float] = {}
-    for key in rows[0]:
-        v = np.asarray([r[key] for r in rows], dtype=np.float64)
+    for key, vals in values.items():
+        v = np.asarray(vals, dtype=np.float64)
         out[key] = round(float(v.mean()), 5)
-        out[f"{key}_ci95"] = round(float(1.96 * v.std(ddof=1) / np.sqrt(len(v))), 5) \
-            if len(v) > 1 else 0.0
+        if key in MEASURES and len(v) > 1:
+            out[f"{key}_ci95"] = round(float(1.96 * v.std(ddof=1) / np.sqrt(len(v))), 5)
     return out
