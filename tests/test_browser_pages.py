@@ -30,6 +30,18 @@ def _tag(viewport) -> str:
     return f"{viewport['width']}"
 
 
+def _checked(live_server, open_page, viewport, path: str, ready: str, name: str):  # noqa: F811
+    """A public page at ``viewport``: it fits, passes axe-core, and leaves a screenshot."""
+    _, base = live_server
+    page = open_page(viewport)
+    page.goto(base + path)
+    page.wait_for_selector(ready)
+    assert_fits(page)
+    assert_accessible(page, f"{name}-{_tag(viewport)}")
+    shot(page, f"{name}-{_tag(viewport)}")
+    return page
+
+
 def _login(page, base):
     page.goto(base + "/admin/login")
     page.fill("#username", "admin")
@@ -40,13 +52,8 @@ def _login(page, base):
 
 @viewports()
 def test_builder_fits_and_is_accessible(live_server, open_page, viewport):  # noqa: F811
-    _, base = live_server
-    page = open_page(viewport)
-    page.goto(base + "/?member=123&member=124&member=125&q=12")
-    page.wait_for_selector("#members")
-    assert_fits(page)
-    assert_accessible(page, f"builder-{_tag(viewport)}")
-    shot(page, f"builder-{_tag(viewport)}")
+    page = _checked(live_server, open_page, viewport, "/?member=123&member=124&member=125&q=12",
+                    "#members", "builder")
     if viewport is DESKTOP:
         # the two cards side by side end at about the same height: no empty column under one
         group = page.locator("section[aria-labelledby=group-title]").bounding_box()
@@ -56,13 +63,7 @@ def test_builder_fits_and_is_accessible(live_server, open_page, viewport):  # no
 
 @viewports()
 def test_user_page_fits_and_is_accessible(live_server, open_page, viewport):  # noqa: F811
-    _, base = live_server
-    page = open_page(viewport)
-    page.goto(base + "/users/123")
-    page.wait_for_selector("#recent-title")
-    assert_fits(page)
-    assert_accessible(page, f"user-{_tag(viewport)}")
-    shot(page, f"user-{_tag(viewport)}")
+    page = _checked(live_server, open_page, viewport, "/users/123", "#recent-title", "user")
     assert page.locator("#recent-events").inner_text().count("advert") == 0
     if viewport is DESKTOP:
         # the favourite genres share a card with the history instead of a box of their own
