@@ -33,7 +33,7 @@ def post_worker_init(worker):
     """
     app = worker.wsgi
     try:
-        from app.recommender.service import model_status
+        from app.playlists.holder import model_status
 
         with app.app_context():
             status = model_status()

@@ -21,6 +21,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.playlists.holder import model_status
+from app.playlists.log import check_appendable
+
 log = logging.getLogger(__name__)
 
 # Most severe first: the public answer names the first that applies.
@@ -73,7 +76,7 @@ def check(*, counts: bool = False) -> Health:
     if log_error is not None:
         health.reasons.append("log_unwritable")
 
-    model = _model_status()
+    model = model_status()
     model["model_dir"] = str(current_app.config["MODEL_DIR"])
     health.details["model"] = model
     health.model_version = model.get("version")
@@ -124,24 +127,11 @@ def _check_database(counts: bool) -> dict[str, Any]:
 
 
 def _check_log(path: str) -> str | None:
-    from app.predictions_log import check_appendable
-
     try:
         check_appendable(path)
         return None
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
-
-
-def _model_status() -> dict[str, Any]:
-    from app.recommender import service
-
-    try:
-        return dict(service.model_status())
-    except Exception as exc:  # noqa: BLE001 - health must answer even when the recommender cannot
-        log.exception("model_status failed")
-        return {"version": None, "loaded": False, "fallback": False,
-                "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _describe(exc: SQLAlchemyError) -> str:

@@ -276,7 +276,7 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
 
 def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int) -> None:
     from app.recommender import evaluation
-    from app.recommender.service import get_holder
+    from app.playlists.holder import get_holder
 
     gt = evaluation.find_ground_truth(ground_truth, _export_folders())
     if gt is None or not gt.is_file():

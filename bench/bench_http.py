@@ -11,7 +11,7 @@ commands as scripts/prepare.sh. Then, for groups of 2, 6 and 10 members, playlis
 wrk (1 thread, fixed concurrency, 30 s, bench/wrk_predict.lua: a random group per request)
 against gunicorn with the production configuration; and in the same process as the bench, the
 same kind of requests through the Flask test client (the whole request: parsing, A/B lookup,
-scoring, the prediction row, the log line) and through `service.build_playlist` alone.
+scoring, the prediction row, the log line) and through the playlist service's `build_playlist` alone.
 The CPU time of gunicorn's processes and of wrk per request is measured too: on a shared
 machine it is steadier than wall-clock figures, and `2 cores / CPU per request` is what an
 otherwise idle machine would serve.
@@ -179,7 +179,8 @@ def in_process(env: dict[str, str], members: int, length: int, users: tuple[int,
                 "POZYTYWKA_CONFIG", "SESSION_COOKIE_SECURE"):
         os.environ[key] = env[key]
     from app import create_app
-    from app.recommender import service
+    from app.playlists import service
+    from app.playlists.request import PlaylistRequest
 
     app = create_app("production", {"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
                                     "MODEL_DIR": env["MODEL_DIR"],
@@ -204,7 +205,7 @@ def in_process(env: dict[str, str], members: int, length: int, users: tuple[int,
     with app.app_context():
         for g in groups:
             t0 = time.perf_counter()
-            service.build_playlist(g, length, model="advanced")
+            service.build_playlist(PlaylistRequest.settle(g, length))
             build_ms.append(time.perf_counter() - t0)
     return np.array(request_ms) * 1000, np.array(build_ms) * 1000, cpu_ms
 

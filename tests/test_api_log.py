@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from app import predictions_log
-from app.predictions_log import PredictionLogError, append_record
+from app.playlists import log as predictions_log
+from app.playlists.log import PredictionLogError, append_record
 
 
 def _writer(path: str, worker: int, lines: int) -> None:

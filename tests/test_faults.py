@@ -181,7 +181,8 @@ def test_broken_artifact_starts_degraded_and_serves_base(api_world, tmp_path, da
 def test_training_killed_half_way_leaves_previous_version_active(api_world, tmp_path):
     from app import create_app
     from app.extensions import db
-    from app.recommender import artifact, registry, service
+    from app.recommender import artifact, registry
+    from app.playlists.holder import model_status
 
     db_path, model_dir, version = _copy_world(api_world, tmp_path)
     env = {**os.environ, "POZYTYWKA_CONFIG": "development", "DATABASE_URL": sqlite_url(db_path),
@@ -213,7 +214,7 @@ def test_training_killed_half_way_leaves_previous_version_active(api_world, tmp_
         assert pointer is not None and pointer[0] == version
         artifact.load(registry.artifact_folder(pointer[0], pointer[1], str(model_dir)),
                       expected_checksum=pointer[2])
-        status = service.model_status()
+        status = model_status()
         assert status["loaded"] and status["version"] == version and not status["error"]
         db.session.remove()
         db.engine.dispose()

@@ -2,7 +2,7 @@
 
 Tracks the model never saw get ``(1 - w) * z_model + w * z_content``; tracks it knows keep the
 model's score. These tests pin that it is wired into ``Recommender.recommend`` / ``describe``
-and into ``service.build_playlist`` (profiles from the members' listening).
+and into the playlist service (profiles from the members' listening).
 """
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ def test_genre_only_members_get_a_profile(cold_world):
 def test_service_fills_profiles_for_tracks_newer_than_the_model(world_app):
     from app.db import ListeningEvent, Track
     from app.extensions import db
-    from app.recommender.service import build_playlist, get_holder
+    from app.playlists.holder import get_holder
+    from app.playlists.request import PlaylistRequest
+    from app.playlists.service import build_playlist
 
     with world_app.app_context():
         user = db.session.execute(
@@ -101,7 +103,7 @@ def test_service_fills_profiles_for_tracks_newer_than_the_model(world_app):
             track.id, track.name = f"coldBlendTrack00000000{n}", f"Cold {n}"
             db.session.add(track)
         db.session.commit()
-        playlist = build_playlist([user], 20)
+        playlist = build_playlist(PlaylistRequest.settle([user], 20))
         rec = get_holder().current().recommender
         assert rec.n_new_items == 3 and rec.cold_blend is not None
         assert len(playlist.items) == 20 and playlist.member_fit is not None

@@ -14,14 +14,18 @@ from app.recommender import artifact, registry
 from app.recommender.base import base_playlist
 from app.recommender.strategies import STRATEGIES
 from app.recommender.catalogue import Catalogue
-from app.recommender.service import (
-    ModelUnavailableError,
-    UnknownUsersError,
-    build_playlist,
-    get_holder,
-    model_status,
-)
+from app.playlists import service as playlists
+from app.playlists.errors import ModelUnavailable as ModelUnavailableError
+from app.playlists.errors import UnknownUsers as UnknownUsersError
+from app.playlists.holder import get_holder, model_status
+from app.playlists.request import PlaylistRequest
 from app.recommender.strategies import STRATEGIES, Rules
+
+
+def build_playlist(members, length, *, model="advanced", **options):
+    """Build without recording, as the service does for a settled request."""
+    return playlists.build_playlist(PlaylistRequest.settle(members, length, choice=model,
+                                                           **options))
 
 
 def _active_users(n: int) -> list[int]:

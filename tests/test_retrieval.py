@@ -102,11 +102,13 @@ def test_small_catalogues_stay_exact():
 def test_service_attaches_retrieval_past_the_configured_size(api_world, tmp_path):
     """Serving switches retrieval on by catalogue size and still honours the playlist contract."""
     from tests.conftest import make_api_app
-    from app.recommender.service import build_playlist, get_holder
+    from app.playlists.holder import get_holder
+    from app.playlists.request import PlaylistRequest
+    from app.playlists.service import build_playlist
 
     app = make_api_app(api_world, tmp_path, RETRIEVAL_MIN_TRACKS=1)
     with app.app_context():
-        playlist = build_playlist([123, 124, 125], 20)
+        playlist = build_playlist(PlaylistRequest.settle([123, 124, 125], 20))
         assert get_holder().state.recommender.retrieval is not None
         assert len({item.track_id for item in playlist.items}) == 20
     assert list((api_world.model_dir).rglob("ann-*.hnsw")), "the index is saved for other workers"

@@ -147,7 +147,7 @@ def test_a_fresh_worker_serves_the_last_version_that_loads(world_app, tmp_path):
     assert health.get_json() == {"status": "fallback", "model_version": first,
                                  "reason": "model_fallback"}
     with fresh.app_context():
-        from app.recommender.service import model_status
+        from app.playlists.holder import model_status
 
         status = model_status()
         assert status["fallback"] and status["active_version"] == second

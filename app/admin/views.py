@@ -27,6 +27,7 @@ from app.experiments import assignment, stats
 from app.experiments.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outcome
 from app.experiments.report import build_report, default_experiment
 from app.extensions import db, limiter
+from app.playlists.holder import model_status
 from app.text import ascii_int
 from app.web.present import members_of, playlist_view
 
@@ -140,12 +141,7 @@ def dashboard():
             {a.name: [p.rate for p in report.daily[a.name]] for a in report.arms},
             y_max=1.0, y_format=_pct_label,
             tooltip=lambda d, v: f"{d:%Y-%m-%d}: {v * 100:.1f}% successful"))
-    from app.recommender.service import model_status
-
-    try:
-        status = model_status()
-    except Exception as exc:  # the dashboard must open even when the recommender cannot
-        status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    status = model_status()
     return render_template("admin/dashboard.html", report=report, experiments=experiments,
                            experiment=experiment, charts=charts, model=status,
                            success_share=SUCCESS_SHARE, min_units=stats.MIN_UNITS,
@@ -259,13 +255,8 @@ def _flatten(metrics: Any, prefix: str = "") -> list[tuple[str, Any]]:
 @auth.login_required
 def models():
     from app.recommender import registry
-    from app.recommender.service import model_status
-
     versions = list(reversed(registry.versions()))
-    try:
-        status = model_status()
-    except Exception as exc:
-        status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
+    status = model_status()
     from app.recommender.evaluation import headline
 
     active_id = next((v.id for v in versions if v.active), None)

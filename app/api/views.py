@@ -12,13 +12,15 @@ from app.clock import utcnow
 from app import feedback_tokens
 from app.api import bp
 from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
-from app.api.serving import Choice, serve_playlist
 from app.db.catalog import Track
 from app.db.experiments import Feedback, Prediction
 from app.db.inserts import insert_ignoring_conflict
 from app.errors import ApiError
 from app.extensions import db, limiter
-from app.recommender import service
+from app.playlists import service as playlists
+from app.playlists.errors import (AssignmentBusy, CannotBuild, InvalidRequest, LogUnavailable,
+                                  ModelUnavailable, PlaylistError, UnknownUsers)
+from app.playlists.request import Choice, PlaylistRequest
 
 # Per client address, in the store every worker shares. The three predict endpoints count
 # together: each writes a prediction row and hands out feedback tokens.
@@ -48,21 +50,13 @@ def predict_advanced() -> Response:
 def _serve(endpoint: str, choice: Choice) -> Response:
     started = time.perf_counter()
     req: Any = parse_body(current_predict_request_model())
+    members = [req.user_id, *req.other_users]
     try:
-        served = serve_playlist([req.user_id, *req.other_users], req.playlist_length,
-                                choice=choice, strategy=req.strategy,
-                                exclude_explicit=req.exclude_explicit, endpoint=endpoint,
-                                started=started)
-    except service.UnknownUsersError as exc:
-        raise ApiError(404, "unknown_users", f"unknown user ids: {exc.ids}",
-                       {"unknown_user_ids": exc.ids}) from None
-    except service.ModelUnavailableError as exc:
-        raise ApiError(503, "model_unavailable",
-                       f"the advanced model is not available ({exc}); train or activate one "
-                       "with `flask --app wsgi model train`, or use /predict/base",
-                       None, {"Retry-After": "60"}) from None
-    except ValueError as exc:  # strategies are validated above: the group cannot be served
-        raise ApiError(422, "cannot_build_playlist", str(exc)) from None
+        served = playlists.serve(PlaylistRequest.settle(
+            members, req.playlist_length, choice=choice, strategy=req.strategy,
+            exclude_explicit=req.exclude_explicit, endpoint=endpoint), started)
+    except PlaylistError as exc:
+        raise _api_error(exc) from None
 
     playlist = served.playlist
     body = json.dumps([{"id": item.track_id, "name": item.name, "artist": item.artist}
@@ -73,7 +67,7 @@ def _serve(endpoint: str, choice: Choice) -> Response:
     if playlist.model == "advanced" and playlist.model_version:
         # only for playlists the trained model built: the base arm uses no trained model
         response.headers["X-Model-Version"] = playlist.model_version
-    tokens = feedback_tokens.issue_all(served.prediction_id, [req.user_id, *req.other_users])
+    tokens = feedback_tokens.issue_all(served.prediction_id, members)
     response.headers["X-Feedback-Token"] = tokens[req.user_id]
     response.headers["X-Feedback-Tokens"] = feedback_tokens.header_value(tokens)
     response.headers["Cache-Control"] = "no-store"  # the tokens are for this caller only
@@ -81,6 +75,26 @@ def _serve(endpoint: str, choice: Choice) -> Response:
         response.headers["X-AB-Arm"] = served.arm or "none"
         response.headers["X-Experiment"] = served.experiment or "none"
     return response
+
+
+def _api_error(exc: PlaylistError) -> ApiError:
+    """The playlist service's errors as API answers: the one table for the JSON API."""
+    if isinstance(exc, UnknownUsers):
+        return ApiError(404, "unknown_users", exc.message, {"unknown_user_ids": exc.ids})
+    if isinstance(exc, ModelUnavailable):
+        return ApiError(503, "model_unavailable",
+                        f"the advanced model is not available ({exc.message}); train or "
+                        "activate one with `flask --app wsgi model train`, or use /predict/base",
+                        None, {"Retry-After": "60"})
+    if isinstance(exc, CannotBuild) and exc.available is not None:
+        return ApiError(422, "playlist_too_short", exc.message, {"available": exc.available})
+    if isinstance(exc, (CannotBuild, InvalidRequest)):
+        return ApiError(422, "cannot_build_playlist", exc.message)
+    if isinstance(exc, LogUnavailable):
+        return ApiError(503, "log_unavailable", exc.message, None, {"Retry-After": "5"})
+    if isinstance(exc, AssignmentBusy):
+        return ApiError(503, "service_unavailable", exc.message, None, {"Retry-After": "1"})
+    raise TypeError(f"no API answer for {type(exc).__name__}") from exc
 
 
 @bp.post("/feedback")

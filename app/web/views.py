@@ -1,6 +1,7 @@
 """Routes of the public pages: builder, playlist permalink and downloads, user search and pages."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,11 @@ from werkzeug.datastructures import MultiDict
 
 from app.db import Prediction, User
 from app.extensions import db
-from app.recommender.service import ModelUnavailableError, UnknownUsersError
+from app.playlists import service as playlists
+from app.playlists.build import Playlist
+from app.playlists.errors import (AssignmentBusy, CannotBuild, InvalidRequest, LogUnavailable,
+                                  ModelUnavailable, PlaylistError, UnknownUsers)
+from app.playlists.request import PlaylistRequest
 from app.web import bp
 from app.web.forms import (
     DEFAULT_LENGTH,
@@ -36,7 +41,9 @@ from app.web.queries import (
     search_users,
     top_genres,
 )
-from app.web.serve import ServeError, current_taste_match, own_top, serve_playlist
+
+log = logging.getLogger(__name__)
+ENDPOINT = "/playlists"  # recorded with the prediction, like the API's endpoint paths
 
 DOWNLOADS = {
     "json": "application/json",
@@ -134,20 +141,66 @@ def build():
         return _render_builder(members, options, status=422, errors=[
             "The group is empty. Search for people above and add at least one member."])
     try:
-        served = serve_playlist(
+        served = playlists.serve(PlaylistRequest.settle(
             members, form.length.data, choice=form.model.data, strategy=form.strategy.data,
-            exclude_explicit=bool(form.exclude_explicit.data),
-        )
-    except UnknownUsersError as exc:
+            exclude_explicit=bool(form.exclude_explicit.data), endpoint=ENDPOINT))
+    except UnknownUsers as exc:
         known = [m for m in members if m not in exc.ids]
         return _render_builder(known, options, status=422, unknown=exc.ids)
-    except ModelUnavailableError:
-        return _render_builder(members, options, status=503, errors=[
-            "No recommendation model is available yet, so the advanced model cannot run. "
-            "Choose the base model, or train one with “flask --app wsgi model train”."])
-    except ServeError as exc:
-        return _render_builder(members, options, status=exc.status, errors=[exc.message])
+    except PlaylistError as exc:
+        status, message = _page_error(exc)
+        return _render_builder(members, options, status=status, errors=[message])
     return redirect(url_for("web.playlist", prediction_id=served.prediction_id), code=303)
+
+
+def _page_error(exc: PlaylistError) -> tuple[int, str]:
+    """The playlist service's errors as builder messages: the one table for the pages."""
+    if isinstance(exc, ModelUnavailable):
+        return 503, ("No recommendation model is available yet, so the advanced model cannot "
+                     "run. Choose the base model, or train one with “flask --app wsgi model "
+                     "train”.")
+    if isinstance(exc, CannotBuild) and exc.available is not None:
+        return 422, ("Not enough distinct songs qualify for this group with these options; ask "
+                     "for a shorter playlist or allow explicit tracks.")
+    if isinstance(exc, (CannotBuild, InvalidRequest)):
+        return 422, f"This group cannot be served with these options: {exc.message}"
+    if isinstance(exc, LogUnavailable):
+        return 503, ("The playlist could not be saved right now, so it was not served. Please "
+                     "try again in a moment.")
+    if isinstance(exc, AssignmentBusy):
+        return 503, "The playlist could not be served right now; please try again."
+    raise TypeError(f"no page message for {type(exc).__name__}") from exc
+
+
+def _taste_match(view) -> tuple[list[list[float]] | None, str | None]:
+    """The members' taste match under the serving model (it is not stored with a prediction),
+    and a note when that model is not the one that built the playlist."""
+    member_ids = [m.user_id for m in view.members]
+    if not member_ids:
+        return None, None
+    try:
+        matrix, version = playlists.taste_match(member_ids)
+    except PlaylistError:
+        return None, None
+    except Exception:  # the page still shows the stored playlist
+        log.exception("taste match failed")
+        return None, None
+    note = None
+    if version and view.prediction.model_version != version:
+        note = f"Computed with the model now serving ({version})."
+    return matrix, note
+
+
+def _own_top(user_id: int, length: int = 20) -> tuple[Playlist | None, str | None]:
+    """A person's own top tracks for their page; a view, not a served playlist, so not logged."""
+    try:
+        return playlists.build_playlist(PlaylistRequest.settle([user_id], length)), None
+    except ModelUnavailable:
+        return None, ("No recommendation model has been trained yet, so there is no personal "
+                      "top list. Train one with “flask --app wsgi model train”.")
+    except Exception:
+        log.exception("top tracks for user %s failed", user_id)
+        return None, "The personal top list could not be computed right now."
 
 
 def _prediction_or_404(prediction_id: str) -> Prediction:
@@ -163,7 +216,7 @@ def _prediction_or_404(prediction_id: str) -> Prediction:
 def playlist(prediction_id: str):
     prediction = _prediction_or_404(prediction_id)
     view = playlist_view(prediction)
-    matrix, note = current_taste_match(view)
+    matrix, note = _taste_match(view)
     view = playlist_view(prediction, matrix, note)
     options = {"length": prediction.playlist_length, "strategy": prediction.strategy,
                "exclude_explicit": prediction.exclude_explicit,
@@ -215,7 +268,7 @@ def user_page(user_id: int):
     if user is None:
         abort(404)
     summary = history_summary(user_id)
-    top, top_error = own_top(user_id, 20)
+    top, top_error = _own_top(user_id, 20)
     return render_template(
         "user.html", user=user, summary=summary, top=top, top_error=top_error,
         declared=sorted(g.name for g in user.favourite_genres),

@@ -1,0 +1,115 @@
+"""Build a playlist for a settled request: the members' data from the database, the tracks from
+the recommender, the names and artists from the catalogue. Nothing is recorded here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
+from app.playlists.holder import ServingState, get_holder
+from app.playlists.members import user_genres
+from app.recommender.catalogue import Catalogue
+from app.recommender.group import BaseModel, GroupInput, GroupPlaylist, LightFMModel
+from app.recommender.strategies import NotEnoughSongs, Rules
+
+
+@dataclass(frozen=True)
+class PlaylistItem:
+    track_id: str
+    name: str
+    artist: str
+    artist_id: str
+    genres: list[str]
+    duration_ms: int
+    explicit: bool
+    member_scores: list[float] | None  # expected liking 0-1, in the order of Playlist.members
+    # user ids this track is for (the turn member and members it is a favourite of) and the
+    # member whose turn chose it; None when no model could tell (base without a model)
+    for_members: list[int] | None = None
+    turn_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Playlist:
+    items: list[PlaylistItem]
+    members: list[int]
+    model: str  # "base" or "advanced"
+    model_version: str | None
+    strategy: str | None
+    member_fit: list[float] | None  # how well the whole playlist fits each member, 0-1
+    taste_match: list[list[float]] | None = None  # members x members, 0-1
+    notes: list[str] = field(default_factory=list)  # e.g. cold-start members, padding used
+
+
+def model_for(state: ServingState, name: str) -> LightFMModel | BaseModel:
+    if name == "base":
+        base = state.base()
+        if base is None:
+            raise CannotBuild("the catalogue is empty: import an export first")
+        return base
+    advanced = state.advanced()
+    if advanced is None:
+        raise ModelUnavailable(state.error or "no trained model version is loaded")
+    return advanced
+
+
+def group_input(model: LightFMModel | BaseModel, members: list[int], *,
+                with_histories: bool = True) -> GroupInput:
+    """What ``model`` needs to know about the members; raises UnknownUsers for members that
+    neither the model nor the database knows."""
+    histories = None
+    if with_histories and model.needs_history:
+        histories = get_holder().histories.get(model.catalogue, members)
+    asked = model.needs_genres(members, histories)
+    genres = user_genres(asked)
+    unknown = [u for u in asked if u not in genres]
+    if unknown:
+        raise UnknownUsers(unknown)
+    return GroupInput(user_ids=members, genres=genres, histories=histories)
+
+
+def build(model: LightFMModel | BaseModel, members: list[int], rules: Rules, strategy: str,
+          seed: int | None = None) -> Playlist:
+    group = group_input(model, members)
+    try:
+        result = model.recommend(group, rules, strategy, seed)
+    except NotEnoughSongs as exc:
+        raise CannotBuild(str(exc)) from None
+    return _playlist(model.catalogue, result, members)
+
+
+def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> Playlist:
+    return Playlist(
+        items=_items(catalogue, result, members), members=members, model=result.model,
+        model_version=result.version, strategy=result.strategy,
+        member_fit=_rounded(result.member_fit), taste_match=_rounded(result.taste_match),
+        notes=result.notes)
+
+
+def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> list[PlaylistItem]:
+    meta = catalogue.meta
+    scores, fors, turns = result.member_scores, result.for_members, result.turns
+    items = []
+    for pos, i in enumerate(result.indices):
+        turn = turns[pos] if turns else -1
+        items.append(PlaylistItem(
+            track_id=str(catalogue.item_ids[i]),
+            name=str(catalogue.names[i]) if catalogue.names is not None else "",
+            artist=catalogue.artist_name(i),
+            artist_id=catalogue.artist_id(i),
+            genres=catalogue.genres_of(i),
+            duration_ms=int(catalogue.durations[i]) if catalogue.durations is not None else 0,
+            explicit=bool(meta.explicit[i]),
+            member_scores=_rounded(scores[pos]) if scores is not None else None,
+            for_members=sorted(members[j] for j in fors[pos]) if fors is not None else None,
+            turn_of=members[turn] if turn >= 0 else None,
+        ))
+    return items
+
+
+def _rounded(values: np.ndarray | None):
+    """Four decimals (once, here): plenty for 0-1 likings, and what the prediction stores."""
+    if values is None:
+        return None
+    return [_rounded(v) if np.ndim(v) else round(float(v), 4) for v in values]

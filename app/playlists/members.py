@@ -1,0 +1,93 @@
+"""What the service reads about a group's members: favourite genres and listening histories.
+
+Histories are cached per process (``HistoryCache``): the history query reads every event of
+every member and used to cost more than the rest of a request (bench/RESULTS.md, issue 7).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+from sqlalchemy import func, select
+
+from app.db import Genre, ListeningEvent, User, user_genres as user_genres_table
+from app.extensions import db
+from app.recommender.catalogue import Catalogue
+
+
+def user_genres(user_ids: list[int]) -> dict[int, list[str]]:
+    """Existing users among ``user_ids`` with their favourite genres (one query); a missing key
+    is a user that does not exist."""
+    if not user_ids:
+        return {}
+    rows = db.session.execute(
+        select(User.user_id, Genre.name)
+        .outerjoin(user_genres_table, user_genres_table.c.user_id == User.user_id)
+        .outerjoin(Genre, Genre.id == user_genres_table.c.genre_id)
+        .where(User.user_id.in_(user_ids))).all()
+    found: dict[int, list[str]] = {}
+    for uid, genre in rows:
+        found.setdefault(int(uid), [])
+        if genre is not None:
+            found[int(uid)].append(genre)
+    return found
+
+
+def histories(catalogue: Catalogue, members: list[int]) -> list[np.ndarray]:
+    """Per member, catalogue indices of the tracks they played or liked."""
+    ev = ListeningEvent.__table__.c
+    rows = db.session.execute(
+        select(ev.user_id, ev.track_id).distinct()
+        .where(ev.user_id.in_(members), ev.track_id.is_not(None),
+               ev.event_type.in_(("play", "like")))).all()
+    by_user: dict[int, list[str]] = {u: [] for u in members}
+    for uid, tid in rows:
+        by_user[int(uid)].append(tid)
+    out = []
+    for u in members:
+        idx = catalogue.index.get_indexer(by_user[u]) if by_user[u] else np.zeros(0, np.int64)
+        out.append(idx[idx >= 0])
+    return out
+
+
+class HistoryCache:
+    """Per-process, LRU-bounded cache of ``histories``.
+
+    Histories change only when listening events are imported, so the cache is dropped when the
+    catalogue object changes or ``max(listening_events.id)`` moves (checked at most every
+    ``interval`` seconds: an import reaches the playlists that much later, as new tracks do).
+    """
+
+    MAX_USERS = 20_000
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.users: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.key: tuple | None = None
+        self.checked_at = float("-inf")
+        self.lock = threading.Lock()
+
+    def get(self, catalogue: Catalogue, members: list[int]) -> list[np.ndarray]:
+        if time.monotonic() - self.checked_at >= self.interval:
+            key = (id(catalogue), db.session.scalar(select(func.max(ListeningEvent.id))))
+            with self.lock:
+                if key != self.key:
+                    self.users.clear()
+                    self.key = key
+                self.checked_at = time.monotonic()
+        with self.lock:
+            found = {u: self.users.get(u) for u in members}
+            for u in members:
+                if found[u] is not None:
+                    self.users.move_to_end(u)
+        missing = [u for u in members if found[u] is None]
+        if missing:
+            fresh = histories(catalogue, missing)
+            with self.lock:
+                for u, h in zip(missing, fresh):
+                    found[u] = self.users[u] = h.astype(np.int32)
+                while len(self.users) > self.MAX_USERS:
+                    self.users.popitem(last=False)
+        return [found[u] for u in members]  # type: ignore[misc]

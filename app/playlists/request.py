@@ -1,0 +1,60 @@
+"""A playlist request with every default settled once, from the configuration, before building.
+
+Everything downstream (the recommender, the record, the log line) reads the settled values
+and never consults the configuration or re-checks them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from flask import current_app
+
+from app.playlists.errors import InvalidRequest
+from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules
+
+Choice = Literal["ab", "base", "advanced"]
+CHOICES = ("ab", "base", "advanced")
+
+
+@dataclass(frozen=True)
+class PlaylistRequest:
+    members: tuple[int, ...]  # the requesting user first; no duplicates
+    rules: Rules
+    choice: Choice            # "ab": the requesting user's arm decides
+    strategy: str             # settled: the client's, else the configured, else the default
+    strategy_named: bool      # the client or the configuration named it (recorded as asked)
+    endpoint: str = "web"
+    seed: int | None = None   # base model: the same seed gives the same playlist
+
+    @property
+    def user_id(self) -> int:
+        return self.members[0]
+
+    @property
+    def length(self) -> int:
+        return self.rules.length
+
+    @classmethod
+    def settle(cls, members, length: int, *, choice: str = "advanced",
+               strategy: str | None = None, exclude_explicit: bool = False,
+               endpoint: str = "web", seed: int | None = None) -> "PlaylistRequest":
+        config = current_app.config
+        ids = tuple(dict.fromkeys(int(m) for m in members))
+        if not ids:
+            raise InvalidRequest("a playlist needs at least one member")
+        if int(length) < 1:
+            raise InvalidRequest("playlist length must be at least 1")
+        if choice not in CHOICES:
+            raise InvalidRequest(f"unknown model {choice!r}; use one of {', '.join(CHOICES)}")
+        named = strategy or config.get("DEFAULT_STRATEGY") or None
+        settled = named or DEFAULT_STRATEGY
+        if settled not in STRATEGIES:
+            raise InvalidRequest(f"unknown strategy {settled!r}; use one of "
+                                 f"{', '.join(STRATEGIES)}")
+        rules = Rules(length=int(length),
+                      max_per_artist=int(config["MAX_TRACKS_PER_ARTIST"]),
+                      exclude_explicit=bool(exclude_explicit))
+        return cls(members=ids, rules=rules, choice=choice,  # type: ignore[arg-type]
+                   strategy=settled, strategy_named=named is not None, endpoint=endpoint,
+                   seed=seed)

@@ -1,0 +1,149 @@
+"""The base model and the LightFM model behind one ``recommend`` interface.
+
+The playlist service asks a model what it needs to know about the members (favourite genres of
+the members it cannot represent otherwise; listening histories), reads that from the database,
+and hands it over as a ``GroupInput``; the model never reads the database itself. Both models
+answer with a ``GroupPlaylist`` of catalogue indices plus, where a trained model can tell, how
+much each member likes each track and whom each track is for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from app.recommender.attribution import for_members
+from app.recommender.base import base_playlist
+from app.recommender.catalogue import Catalogue
+from app.recommender.ordering import listening_order
+from app.recommender.scoring import GroupResult, Member, Recommender
+from app.recommender.strategies import NO_TURN, Rules
+
+
+@dataclass(frozen=True)
+class GroupInput:
+    user_ids: list[int]
+    genres: dict[int, list[str]] = field(default_factory=dict)  # for the ids needs_genres named
+    histories: list[np.ndarray] | None = None  # played/liked catalogue indices per member
+
+
+@dataclass(frozen=True)
+class GroupPlaylist:
+    indices: list[int]
+    model: str
+    version: str | None
+    strategy: str | None
+    member_scores: np.ndarray | None  # playlist x members, 0-1
+    member_fit: np.ndarray | None     # members, 0-1
+    taste_match: np.ndarray | None    # members x members, 0-1
+    # member positions each track is for, and the position whose turn chose it (-1: none)
+    for_members: list[list[int]] | None
+    turns: list[int] | None
+    notes: list[str]
+
+
+class LightFMModel:
+    """The advanced model: the trained recommender with the group strategy, in listening order."""
+
+    name = "advanced"
+
+    def __init__(self, recommender: Recommender):
+        self.recommender = recommender
+        self.catalogue: Catalogue = recommender.catalogue
+        self.version = recommender.version
+
+    def needs_genres(self, user_ids: list[int],
+                     histories: list[np.ndarray] | None = None) -> list[int]:
+        """Members without trained history (represented by their favourite genres), and, for
+        the cold-start blend, members with no listening at all (profiled by their genres)."""
+        rec = self.recommender
+        blend = rec.cold_blend is not None and histories is not None
+        return [u for j, u in enumerate(user_ids)
+                if not rec.is_warm(u) or (blend and not len(histories[j]))]
+
+    @property
+    def needs_history(self) -> bool:
+        """Tracks newer than the model are scored from the members' listening (content.py)."""
+        return self.recommender.cold_blend is not None
+
+    def members(self, group: GroupInput) -> tuple[list[Member], list[str]]:
+        rec = self.recommender
+        rows, notes = [], []
+        for u in group.user_ids:
+            m = rec.member(u, group.genres.get(u))
+            if m.kind == "genres":
+                notes.append(f"user {u} has no listening history in the model: represented by "
+                             f"favourite genres")
+            elif m.kind == "popular":
+                notes.append(f"user {u} has neither listening history nor favourite genres: "
+                             f"popularity profile")
+            rows.append(m)
+        if rec.cold_blend is not None and group.histories is not None:
+            for m, h in zip(rows, group.histories):
+                m.content = rec.cold_blend.profile(h, None if len(h) else
+                                                   group.genres.get(m.user_id))
+        return rows, notes
+
+    def recommend(self, group: GroupInput, rules: Rules, strategy: str,
+                  seed: int | None = None) -> GroupPlaylist:
+        rows, notes = self.members(group)
+        result = in_listening_order(self.catalogue,
+                                    self.recommender.recommend(rows, rules, strategy),
+                                    len(rows))
+        return GroupPlaylist(
+            indices=result.indices, model=self.name, version=self.version,
+            strategy=result.strategy, member_scores=result.member_scores,
+            member_fit=result.member_fit, taste_match=result.taste_match,
+            for_members=result.for_members, turns=result.turns, notes=notes + result.notes)
+
+    def taste_match(self, group: GroupInput) -> np.ndarray:
+        rows, _ = self.members(group)
+        return self.recommender.taste_match(np.vstack([m.row for m in rows]).astype(np.float32))
+
+
+class BaseModel:
+    """The A/B control: random tracks from the members' history, in their random order (the
+    original system's). Described by the trained model when one is loaded for this catalogue."""
+
+    name = "base"
+    needs_history = True
+
+    def __init__(self, catalogue: Catalogue, recommender: Recommender | None = None):
+        self.catalogue = catalogue
+        self.describer = LightFMModel(recommender) if recommender is not None and \
+            recommender.catalogue is catalogue else None
+        self.version = recommender.version if recommender is not None else None
+
+    def needs_genres(self, user_ids: list[int],
+                     histories: list[np.ndarray] | None = None) -> list[int]:
+        """Everyone: this model knows no user, so the genre query is also the existence check."""
+        return list(user_ids)
+
+    def recommend(self, group: GroupInput, rules: Rules, strategy: str | None = None,
+                  seed: int | None = None) -> GroupPlaylist:
+        histories = group.histories if group.histories is not None else \
+            [np.zeros(0, np.int64) for _ in group.user_ids]
+        indices, notes = base_playlist(histories, self.catalogue, rules, seed)
+        scores = fit = match = attributed = None
+        if self.describer is not None:
+            rows = [self.describer.recommender.member(u, group.genres.get(u))
+                    for u in group.user_ids]
+            scores, fit, match, favourite = self.describer.recommender.describe(rows, indices)
+            attributed = for_members([NO_TURN] * len(indices), favourite)
+        return GroupPlaylist(
+            indices=indices, model=self.name, version=self.version, strategy=None,
+            member_scores=scores, member_fit=fit, taste_match=match, for_members=attributed,
+            turns=None, notes=notes)
+
+
+def in_listening_order(catalogue: Catalogue, result: GroupResult, n_members: int) -> GroupResult:
+    """``result`` with its tracks in listening order (ordering.py)."""
+    idx = result.indices
+    turns = result.turns or [NO_TURN] * len(idx)
+    fors = result.for_members or [[] for _ in idx]
+    order = listening_order(fors, catalogue.meta.artist[np.asarray(idx)],
+                            catalogue.audio_feature("tempo", idx),
+                            catalogue.audio_feature("energy", idx), n_members)
+    return replace(result, indices=[idx[i] for i in order],
+                   member_scores=result.member_scores[order],
+                   turns=[turns[i] for i in order], for_members=[fors[i] for i in order])
