@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.audit import configure_audit_log
+from app.errors import register_error_handlers
 from app.secret_key import configure_secret_key
 from app.security import init_security
 from app.templating import register_filters
@@ -39,6 +40,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
     _init_extensions(app)
     register_filters(app)
+    register_error_handlers(app)  # JSON app-wide; the pages register HTML ones on their blueprint
     _register_blueprints(app)
     init_security(app, production=name == "production")
     return app

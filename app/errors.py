@@ -1,6 +1,6 @@
 """Every error the application answers is JSON: ``{"error": code, "message": ..., "details": ...}``.
 
-Installed app-wide (from the API blueprint), so that Flask's own 404/405/413 and any unexpected
+Installed app-wide by ``create_app``, so that Flask's own 404/405/413 and any unexpected
 exception follow the same contract as the API's validation errors. A blueprint that wants HTML
 error pages registers its own blueprint-level handlers, which Flask prefers for its views.
 """

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.cache import cached, forget
 from app.clock import utcnow
 from app.db.experiments import ARM_MODELS, Assignment, Experiment, ExperimentArm
 from app.extensions import db
@@ -94,7 +94,7 @@ class ExperimentSnapshot:
 
 def serving_experiment() -> ExperimentSnapshot | None:
     """``active_experiment()`` for the /predict hot path, cached per app for
-    ``EXPERIMENT_CACHE_SECONDS`` (default 2).
+    ``EXPERIMENT_CACHE_SECONDS``.
 
     Why: loading the experiment and its arms was a quarter of a request's CPU (issue 7,
     bench/RESULTS.md). Staleness is harmless: stored assignments are always read from the
@@ -104,22 +104,21 @@ def serving_experiment() -> ExperimentSnapshot | None:
     from flask import current_app
 
     ttl = float(current_app.config.get("EXPERIMENT_CACHE_SECONDS", 2.0))
-    cache = current_app.extensions.setdefault("ab_experiment_cache", {})
-    now = time.monotonic()
-    if "value" in cache and now - cache["at"] < ttl:
-        return cache["value"]
+    return cached(_CACHE_NAME, ttl, _snapshot)
+
+
+_CACHE_NAME = "serving_experiment"
+
+
+def _snapshot() -> ExperimentSnapshot | None:
     experiment = active_experiment()
-    value = None if experiment is None else ExperimentSnapshot(
+    return None if experiment is None else ExperimentSnapshot(
         experiment.id, experiment.name, experiment.salt,
         tuple(_ArmSnapshot(arm.name, arm.weight) for arm in experiment.arms))
-    cache.update(value=value, at=now)
-    return value
 
 
 def _forget_cached_experiment() -> None:
-    from flask import current_app
-
-    current_app.extensions.pop("ab_experiment_cache", None)
+    forget(_CACHE_NAME)
 
 
 def get_experiment(name: str) -> Experiment:

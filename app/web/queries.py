@@ -5,7 +5,6 @@ ten events or ten thousand.
 """
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Iterable
 
 from sqlalchemy import String, case, cast, distinct, func, or_, select
 
+from app.cache import cached
 from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
 from app.extensions import db
 from app.text import ascii_int
@@ -205,18 +205,8 @@ def tracks_by_id(track_ids: list[str]) -> dict[str, Track]:
     return {t.id: t for t in tracks}
 
 
-_COUNTS_CACHE: dict[str, tuple[float, dict[str, int]]] = {}
-_COUNTS_TTL_S = 60.0
-
-
 def catalogue_counts_cached() -> dict[str, int]:
     """Counting millions of events costs a full scan: the builder shows a minute-old figure."""
     from app.status import catalogue_counts
 
-    key = str(db.engine.url)
-    hit = _COUNTS_CACHE.get(key)
-    now = time.monotonic()
-    if hit is None or now - hit[0] > _COUNTS_TTL_S:
-        hit = (now, catalogue_counts())
-        _COUNTS_CACHE[key] = hit
-    return hit[1]
+    return cached("catalogue_counts", 60.0, catalogue_counts)
