@@ -32,11 +32,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from sqlalchemy import func, insert, select, update
 
+from app.progress import Echo
 from app.experiments import assignment
 from app.db import Experiment, Feedback, ListeningEvent, Prediction, Track, User
 from app.db.experiments import Assignment
@@ -47,7 +47,6 @@ from app.data.importer.validate import event_dedup_key
 # plays days in seconds, so its in-process requests carry the bypass no HTTP client can set.
 SIMULATED_CLIENT = {"REMOTE_ADDR": "127.0.0.1", IN_PROCESS_SIMULATION: True}
 
-Echo = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,6 @@ def tracks_by_id(track_ids: list[str]) -> dict[str, Track]:
 
 def catalogue_counts_cached() -> dict[str, int]:
     """Counting millions of events costs a full scan: the builder shows a minute-old figure."""
-    from app.status import catalogue_counts
+    from app.db.counts import catalogue_counts
 
     return cached("catalogue_counts", 60.0, catalogue_counts)

@@ -57,6 +57,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from app.progress import Echo
 from app.clock import utcnow
 from app.data.importer.report import (
     ExportError, FileReport, ImportReport, Issue, StrictImportError, reason_kind,
@@ -78,7 +79,6 @@ from app.db.catalog import (
 IMPORT_ORDER = ("artists.jsonl", "tracks.jsonl", "users.jsonl", "track_storage.jsonl",
                 "sessions.jsonl")
 
-Echo = Callable[[str], None]
 
 # A line longer than this is reported and skipped without being held in memory whole.
 MAX_LINE_BYTES = 1 << 20
