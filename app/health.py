@@ -101,7 +101,7 @@ def _check_database(counts: bool) -> dict[str, Any]:
             from sqlalchemy import func, select
 
             from app.db.experiments import Prediction
-            from app.db.counts import catalogue_counts
+            from app.db.lookups import catalogue_counts
 
             out["counts"] = catalogue_counts()
             out["counts"]["predictions"] = db.session.scalar(

@@ -22,7 +22,7 @@ from app.recommender.ordering import (
 )
 from app.recommender.scoring import SKIP_PENALTY, Recommender
 from app.recommender.strategies import Rules
-from app.web.present import group_title
+from app.playlists.stored import group_title
 
 GROUP = [123, 124, 125, 126, 127]
 

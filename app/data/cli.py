@@ -58,6 +58,6 @@ def import_command(directory: Path, strict: bool) -> None:
 @data_cli.command("count-events")
 def count_events_command() -> None:
     """Print the number of listening events (scripts use it to see an empty database)."""
-    from app.db.counts import catalogue_counts
+    from app.db.lookups import catalogue_counts
 
     click.echo(catalogue_counts()["events"])

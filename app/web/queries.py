@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy import String, case, cast, distinct, func, or_, select
 
 from app.cache import cached
+from app.db.lookups import existing_users
 from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
 from app.extensions import db
 from app.text import ascii_int
@@ -113,14 +113,6 @@ def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) ->
     return SearchPage(query, page, pages, total, hits)
 
 
-def existing_users(ids: Iterable[int]) -> dict[int, User]:
-    ids = list(dict.fromkeys(ids))
-    if not ids:
-        return {}
-    users = db.session.scalars(select(User).where(User.user_id.in_(ids))).all()
-    return {u.user_id: u for u in users}
-
-
 def top_genres(user_ids: list[int], limit: int = 3) -> dict[int, list[str]]:
     """Each user's most-listened genres in one grouped query; declared favourites as fallback.
 
@@ -197,16 +189,8 @@ def history_summary(user_id: int, top: int = 10, recent: int = 15) -> HistorySum
     )
 
 
-def tracks_by_id(track_ids: list[str]) -> dict[str, Track]:
-    """Catalogue rows for a stored playlist (artist joined, genres selected in)."""
-    if not track_ids:
-        return {}
-    tracks = db.session.scalars(select(Track).where(Track.id.in_(list(set(track_ids))))).all()
-    return {t.id: t for t in tracks}
-
-
 def catalogue_counts_cached() -> dict[str, int]:
     """Counting millions of events costs a full scan: the builder shows a minute-old figure."""
-    from app.db.counts import catalogue_counts
+    from app.db.lookups import catalogue_counts
 
     return cached("catalogue_counts", 60.0, catalogue_counts)

@@ -18,6 +18,7 @@ from flask import (
 from werkzeug.datastructures import MultiDict
 
 from app.db import Prediction, User
+from app.db.lookups import existing_users
 from app.extensions import db
 from app.playlists import service as playlists
 from app.playlists.build import Playlist
@@ -33,10 +34,9 @@ from app.web.forms import (
     parse_member_ids,
     strategies,
 )
-from app.web.present import as_csv, as_json, as_m3u, playlist_view
+from app.playlists.stored import as_csv, as_json, as_m3u, playlist_view
 from app.web.queries import (
     catalogue_counts_cached,
-    existing_users,
     history_summary,
     search_users,
     top_genres,

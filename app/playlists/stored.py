@@ -1,4 +1,4 @@
-"""Turn a stored prediction into what the playlist page and the downloads show.
+"""A stored prediction as the playlist pages (public and admin) and the downloads show it.
 
 Everything is read from the prediction row (track ids, members, per-track member scores, member
 fit), so a permalink shows exactly what was served, even after the model has moved on. Only the
@@ -15,7 +15,7 @@ from datetime import datetime
 from app.db import Prediction
 from app.templating import heat
 from app.text import clean_text
-from app.web.queries import existing_users, tracks_by_id
+from app.db.lookups import existing_users, tracks_by_id
 
 MEMBER_COLOURS = 8
 # headers show first names up to this many members, initials (full name in a tooltip) beyond
