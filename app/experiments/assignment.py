@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -133,17 +135,65 @@ def list_experiments() -> list[Experiment]:
                                                                Experiment.id)))
 
 
-def arm_for(experiment: Experiment, user_id: int) -> ArmChoice:
+def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmChoice:
     """The stored arm if there is one, else the arm the hash gives under the current weights."""
+    value = bucket(experiment.salt, user_id)
+    known = _known_arms().get((experiment.id, experiment.name, user_id))
+    if known is not None:
+        return ArmChoice(experiment.id, experiment.name, user_id, known, value, True)
     stored = db.session.scalar(
         select(Assignment.arm).where(Assignment.experiment_id == experiment.id,
                                      Assignment.user_id == user_id)
     )
-    value = bucket(experiment.salt, user_id)
     if stored is not None:
-        return ArmChoice(experiment.id, experiment.name, user_id, stored, value, True)
+        choice = ArmChoice(experiment.id, experiment.name, user_id, stored, value, True)
+        remember(choice)
+        return choice
     arm = choose_arm(value, arm_weights(experiment))
     return ArmChoice(experiment.id, experiment.name, user_id, arm, value, False)
+
+
+class KnownArms:
+    """Committed assignments this process has seen, so a returning user costs no query.
+
+    Assignments are never updated or deleted, so one that was committed stays true; the
+    database remains the truth for every user not in here (another worker's new users are read
+    from it). LRU-bounded."""
+
+    MAX_USERS = 200_000
+
+    def __init__(self) -> None:
+        self.arms: OrderedDict[tuple[int, str, int], str] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[int, str, int]) -> str | None:
+        with self.lock:
+            arm = self.arms.get(key)
+            if arm is not None:
+                self.arms.move_to_end(key)
+            return arm
+
+    def put(self, key: tuple[int, str, int], arm: str) -> None:
+        with self.lock:
+            self.arms[key] = arm
+            while len(self.arms) > self.MAX_USERS:
+                self.arms.popitem(last=False)
+
+
+def _known_arms() -> KnownArms:
+    from flask import current_app
+
+    known = current_app.extensions.get("ab_known_arms")
+    if known is None:
+        known = current_app.extensions.setdefault("ab_known_arms", KnownArms())
+    return known
+
+
+def remember(choice: ArmChoice) -> None:
+    """Call only once ``choice`` is committed (read from the database, or stored and the
+    transaction committed): an assignment rolled back with its prediction must be stored by
+    the user's next request."""
+    _known_arms().put((choice.experiment_id, choice.experiment, choice.user_id), choice.arm)
 
 
 def store_assignment(choice: ArmChoice) -> str:

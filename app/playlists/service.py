@@ -48,7 +48,10 @@ def serve(req: PlaylistRequest, started: float | None = None) -> Served:
             # serve the stored one, so that the user sees one arm only.
             db.session.rollback()
             continue
-        return record(req, playlist, arm, fallback, started)
+        served = record(req, playlist, arm, fallback, started)
+        if arm is not None:
+            assignment.remember(arm)  # committed with the prediction
+        return served
     raise AssignmentBusy("could not settle the A/B assignment; retry")
 
 

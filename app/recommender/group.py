@@ -116,8 +116,11 @@ class BaseModel:
 
     def needs_genres(self, user_ids: list[int],
                      histories: list[np.ndarray] | None = None) -> list[int]:
-        """Everyone: this model knows no user, so the genre query is also the existence check."""
-        return list(user_ids)
+        """The members the describing model has not trained (their genres describe them, and
+        the query is their existence check); everyone when there is no describing model."""
+        if self.describer is None:
+            return list(user_ids)
+        return self.describer.needs_genres(user_ids)
 
     def recommend(self, group: GroupInput, rules: Rules, strategy: str | None = None,
                   seed: int | None = None) -> GroupPlaylist:

@@ -1,0 +1,71 @@
+"""The request path's shortcuts against the plain path: what they skip, and what they must not.
+
+A returning user's A/B arm is served from what this process has seen committed; the base model
+reads favourite genres only for members the trained model does not know. Neither may change a
+playlist, an arm or a record.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
+
+from app.db import Assignment
+from app.experiments import assignment
+from app.extensions import db
+
+SEED_BODY = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
+
+
+@contextmanager
+def statements(app):
+    seen: list[str] = []
+
+    def _record(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)
+
+
+def test_a_returning_users_arm_costs_no_query_and_stays_the_same(api_app, api_client):
+    first = api_client.post("/predict", json=SEED_BODY)
+    assert first.status_code == 200
+    with statements(api_app) as seen:
+        again = [api_client.post("/predict", json=SEED_BODY) for _ in range(3)]
+    assert all(r.status_code == 200 for r in again)
+    assert {r.headers["X-AB-Arm"] for r in again} == {first.headers["X-AB-Arm"]}
+    assert not [s for s in seen if "assignments" in s], seen
+
+
+def test_an_assignment_rolled_back_with_its_prediction_is_stored_by_the_next_request(
+        api_app, api_client, tmp_path):
+    good_log = api_app.config["PREDICTIONS_LOG"]
+    blocker = tmp_path / "log-is-a-directory"
+    blocker.mkdir()
+    api_app.config["PREDICTIONS_LOG"] = str(blocker)
+    assert api_client.post("/predict", json=SEED_BODY).status_code == 503
+    api_app.config["PREDICTIONS_LOG"] = good_log
+    served = api_client.post("/predict", json=SEED_BODY)
+    assert served.status_code == 200
+    with api_app.app_context():
+        experiment = assignment.active_experiment()
+        stored = db.session.scalar(select(Assignment.arm).where(
+            Assignment.experiment_id == experiment.id, Assignment.user_id == 123))
+    assert stored == served.headers["X-AB-Arm"]
+
+
+def test_base_playlists_of_trained_members_read_no_user_rows(api_app, api_client):
+    api_client.post("/predict/base", json=SEED_BODY)  # caches warmed
+    with statements(api_app) as seen:
+        response = api_client.post("/predict/base", json=SEED_BODY)
+    assert response.status_code == 200
+    assert not [s for s in seen if "FROM users" in s], seen
+    unknown = api_client.post("/predict/base", json={**SEED_BODY, "other_users": [999_999]})
+    assert unknown.status_code == 404
+    assert unknown.get_json()["details"] == {"unknown_user_ids": [999_999]}
