@@ -1,7 +1,7 @@
 """Where a /predict request's time goes under gunicorn: CPU per stage, SQL statements, commits.
 
     OPENBLAS_NUM_THREADS=1 python bench/profile_request.py [--members 6] [--duration 20]
-        [--connections 4] [--work-dir DIR] [--path /predict]
+        [--connections 4] [--warmup 15] [--work-dir DIR] [--path /predict]
 
 The demo world of bench_http.py (same --work-dir cache) is served by gunicorn (2 workers,
 production configuration) while wrk sends random groups; py-spy samples both workers (CPU
@@ -83,11 +83,14 @@ def parse_raw(path: Path) -> collections.Counter:
 
 
 def sample_gunicorn(work: Path, env: dict[str, str], members: int, seconds: int,
-                    connections: int, path: str) -> tuple[collections.Counter, dict]:
+                    connections: int, path: str, warmup: int) -> tuple[collections.Counter, dict]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     proc, url = bench_http.start_gunicorn(work, env, 2, access_log=False)
     raw = work / "profile.raw"
     try:
+        if warmup:  # every worker's caches as in a long run: users' arms, histories
+            bench_http.run_wrk(url, proc.pid, members, 20, (101, 1200), warmup, connections, 1,
+                               path)
         spy_proc = subprocess.Popen(
             [spy, "record", "--pid", str(proc.pid), "--subprocesses", "--format", "raw",
              "--rate", "250", "--duration", str(seconds + 2), "--output", str(raw),
@@ -131,8 +134,8 @@ def count_statements(env: dict[str, str], members: int, requests: int, path: str
         counts["commits"] += 1
 
     users = np.arange(101, 1201)
-    for _ in range(50):  # warm-up: every worker cache as under load
-        g = rng.choice(users, members, replace=False).tolist()
+    for i in range(0, len(users), 10):  # warm-up, as under load: every user seen once
+        g = users[i:i + 10].tolist()
         client.post(path, json={"user_id": g[0], "other_users": g[1:], "playlist_length": 20})
     event.listen(engine, "before_cursor_execute", _statement)
     event.listen(engine, "commit", _commit)
@@ -154,11 +157,12 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--path", default="/predict")
     ap.add_argument("--requests", type=int, default=500, help="for the statement counts")
+    ap.add_argument("--warmup", type=int, default=15, help="seconds of load before sampling")
     args = ap.parse_args()
     db_url, model_dir = bench_http.prepare(args.work_dir, 1100, 20000, 0)
     env = bench_http._base_env(args.work_dir, db_url, model_dir)
     shares, load = sample_gunicorn(args.work_dir, env, args.members, args.duration,
-                                   args.connections, args.path)
+                                   args.connections, args.path, args.warmup)
     total = sum(shares.values()) or 1
     rps = load.get("rps", 0.0)
     cpu_ms = load.get("server_cpu_ms", float("nan"))
