@@ -11,44 +11,13 @@ from app import create_app
 from app.experiments import assignment
 from app.db import AdminUser, Assignment, Experiment, ModelVersion, Prediction
 from app.extensions import db
-from tests.conftest import make_api_app
+from tests.support.apps import make_app
+from tests.support.factories import populate_tiny_experiment
+from tests.support.pages import ADMIN_PASSWORD as PASSWORD
+from tests.support.pages import csrf_token, login
 
-PASSWORD = "correct horse battery staple"
 SEED = {"user_id": 123, "other_users": [124, 125, 126], "playlist_length": 20}
 PAGES = ["/admin/", "/admin/predictions", "/admin/models", "/admin/experiments"]
-
-
-@pytest.fixture
-def admin_app(api_world, tmp_path):
-    app = make_api_app(api_world, tmp_path, ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD))
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture
-def client(admin_app):
-    return admin_app.test_client()
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def login(client, username="admin", password=PASSWORD, next_url=None):
-    page = client.get("/admin/login").get_data(as_text=True)
-    url = "/admin/login" + (f"?next={next_url}" if next_url else "")
-    return client.post(url, data={"csrf_token": csrf_token(page), "username": username,
-                                  "password": password})
-
-
-@pytest.fixture
-def logged_in(client):
-    assert login(client).status_code == 303
-    return client
 
 
 def test_every_admin_page_requires_login(client):
@@ -300,13 +269,11 @@ def test_weights_change_never_moves_assigned_users(admin_app, logged_in):
 @pytest.mark.postgres
 def test_admin_pages_on_postgresql(postgres_database, tmp_path):
     """The pages' own SQL (member filter, outcomes) on PostgreSQL, with the hand-built world."""
-    from tests.conftest import make_app
-    from tests.experiments.test_metrics import _populate
 
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=postgres_database,
                    ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD))
     try:
-        _populate(app)
+        populate_tiny_experiment(app)
         client = app.test_client()
         assert login(client).status_code == 303
         member = client.get("/admin/predictions?user=4").get_data(as_text=True)

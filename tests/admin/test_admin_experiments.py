@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.experiments import assignment
 from app.db import Experiment
 from app.extensions import db
-from tests.test_admin import admin_app, client, csrf_token, logged_in  # noqa: F401 (fixtures)
+from tests.support.pages import csrf_token
 
 
 def _token(c) -> str:
@@ -23,7 +23,7 @@ def _experiment(app, name):
         return db.session.scalar(select(Experiment).where(Experiment.name == name))
 
 
-def test_create_asks_for_confirmation_then_creates_and_audits(admin_app, logged_in, caplog):  # noqa: F811
+def test_create_asks_for_confirmation_then_creates_and_audits(admin_app, logged_in, caplog):
     form = {"name": "spring", "weight-base": "0.2", "weight-advanced": "0.8"}
     first = logged_in.post("/admin/experiments/create", data={"csrf_token": _token(logged_in),
                                                                  **form})
@@ -43,7 +43,7 @@ def test_create_asks_for_confirmation_then_creates_and_audits(admin_app, logged_
                for r in caplog.records)
 
 
-def test_actions_need_the_csrf_token(admin_app, logged_in):  # noqa: F811
+def test_actions_need_the_csrf_token(admin_app, logged_in):
     exp = _experiment(admin_app, "default")
     for url in ("/admin/experiments/create", f"/admin/experiments/{exp.id}/stop",
                 f"/admin/experiments/{exp.id}/activate"):
@@ -51,7 +51,7 @@ def test_actions_need_the_csrf_token(admin_app, logged_in):  # noqa: F811
     assert _experiment(admin_app, "default").active
 
 
-def test_activate_and_stop_with_confirmation_then_read_only(admin_app, logged_in, caplog):  # noqa: F811
+def test_activate_and_stop_with_confirmation_then_read_only(admin_app, logged_in, caplog):
     with admin_app.app_context():
         assignment.create_experiment("summer", {"base": 0.5, "advanced": 0.5})
         db.session.commit()
@@ -86,7 +86,7 @@ def test_activate_and_stop_with_confirmation_then_read_only(admin_app, logged_in
         assert dict(assignment.arm_weights(exp)) == {"base": 0.5, "advanced": 0.5} and not exp.active
 
 
-def test_dashboard_opens_on_the_experiment_with_playlists(admin_app, logged_in):  # noqa: F811
+def test_dashboard_opens_on_the_experiment_with_playlists(admin_app, logged_in):
     with admin_app.app_context():
         assignment.create_experiment("sim", {"base": 0.5, "advanced": 0.5}, activate=True)
         db.session.commit()
@@ -110,7 +110,7 @@ def test_dashboard_opens_on_the_experiment_with_playlists(admin_app, logged_in):
         "/admin/?interval=sequential").get_data(as_text=True)
 
 
-def test_models_page_compares_headline_metrics_with_raw_values_folded(admin_app, logged_in):  # noqa: F811
+def test_models_page_compares_headline_metrics_with_raw_values_folded(admin_app, logged_in):
     from app.db import ModelVersion
 
     with admin_app.app_context():
@@ -129,14 +129,14 @@ def test_models_page_compares_headline_metrics_with_raw_values_folded(admin_app,
     assert re.search(r"<details class=\"section\">\s*<summary>All stored metrics, raw", html)
 
 
-def test_login_page_header_carries_the_public_menu(client):  # noqa: F811
+def test_login_page_header_carries_the_public_menu(client):
     html = client.get("/admin/login").get_data(as_text=True)
     nav = re.search(r'<nav class="site-nav"[^>]*>(.*?)</nav>', html, re.S).group(1)
     assert "Build a playlist" in nav and "People" in nav and "Admin" in nav
     assert "Log out" not in nav
 
 
-def test_ids_past_32_bits_are_not_found_not_a_crash(logged_in):  # noqa: F811
+def test_ids_past_32_bits_are_not_found_not_a_crash(logged_in):
     token = _token(logged_in)
     for action in ("activate", "stop", "weights"):
         response = logged_in.post(f"/admin/experiments/99999999999999999999/{action}",

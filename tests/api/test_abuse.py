@@ -1,35 +1,39 @@
-"""Hostile clients against the real server, and model files crafted to run code.
+"""Hostile clients against the real server.
 
 Why through gunicorn: body limits, chunked uploads and slow parsing are decided where the socket
 is read; the in-process checks in test_api.py cannot see a server that buffers 50 MB before
-saying no. Why a crafted artifact with a *valid* checksum: the checksum protects against
-accidents, while ``allow_pickle=False`` is what protects against an attacker who can write to
-the model store and recompute it; this test removes the first guard to prove the second.
+saying no. Model files crafted to run code are in tests/recommender/test_artifact_safety.py.
+
+Every test stands alone: the checks of the log and of the server's health "after abuse" use the
+``abused_server`` fixture, which sends its own fuzzing, load and hostile bodies first, so they
+hold whether the file runs whole, one test at a time, or in any order.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
+import random
 import socket
 import time
-import zipfile
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import GunicornServer, sqlite_url, start_gunicorn
+from tests.support.apps import sqlite_url
+from tests.support.servers import GunicornServer, start_gunicorn
+from tests.support.traffic import random_predict
 
 pytestmark = pytest.mark.slow
 
 # Many examples per operation; SCHEMATHESIS_ABUSE_EXAMPLES overrides (e.g. 1000 for a long run).
 ABUSE_EXAMPLES = int(os.environ.get("SCHEMATHESIS_ABUSE_EXAMPLES", "200"))
 POSTS = ("/predict", "/predict/base", "/predict/advanced", "/feedback")
+# What ``abused_server`` sends before the "after abuse" checks (a short pass of each kind).
+SETUP_FUZZ_EXAMPLES = 40
+SETUP_PREDICTS = 48
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +53,49 @@ def abuse_schema(abuse_server: GunicornServer):
 schema = schemathesis.pytest.from_fixture("abuse_schema")
 
 
+OVERSIZED = b"[" + b"1," * 100_000 + b"1]"
+
+
+def _chunks():  # no Content-Length: the limit must hold while the stream is read
+    for _ in range(64):
+        yield b" " * 16_384
+
+
+@pytest.fixture(scope="module")
+def abused_server(abuse_server: GunicornServer, abuse_schema):
+    """The server after abuse this fixture sends itself: a fuzzing pass over every operation,
+    concurrent playlists from the small world's users (so the log has lines from both workers
+    to check), oversized, chunked and pathological bodies. The checks that follow abuse use it,
+    so they never depend on the fuzz test (or any other test here) having run first."""
+    @given(case=abuse_schema.as_strategy())
+    @settings(max_examples=SETUP_FUZZ_EXAMPLES, deadline=None, database=None,
+              derandomize=True, suppress_health_check=list(HealthCheck))
+    def fuzz(case):
+        case.call(timeout=30)
+
+    def client(seed: int) -> int:
+        rng = random.Random(seed)
+        with requests.Session() as session:
+            return sum(random_predict(session, abuse_server.url, rng).status_code == 200
+                       for _ in range(SETUP_PREDICTS // 4))
+
+    fuzz()
+    with ThreadPoolExecutor(4) as pool:
+        served = sum(pool.map(client, range(4)))
+    for path in POSTS:
+        requests.post(abuse_server.url + path, data=OVERSIZED, timeout=30,
+                      headers={"Content-Type": "application/json"})
+        requests.post(abuse_server.url + path, data=_chunks(), timeout=30,
+                      headers={"Content-Type": "application/json"})
+    for body, _, _ in PATHOLOGICAL:
+        requests.post(abuse_server.url + "/predict", data=body, timeout=30,
+                      headers={"Content-Type": "application/json"})
+    if served == 0 or not abuse_server.log_lines():
+        pytest.fail(f"the abuse set-up served {served} playlists and logged none: the checks "
+                    "after it would have nothing to check")
+    return abuse_server
+
+
 @schema.parametrize()
 @settings(max_examples=ABUSE_EXAMPLES, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
@@ -57,8 +104,8 @@ def test_every_json_endpoint_over_http_conforms(case):
     case.call_and_validate(timeout=30)
 
 
-def test_log_stays_valid_after_fuzzing(abuse_server: GunicornServer):
-    lines = abuse_server.log_lines()
+def test_log_stays_valid_after_fuzzing(abused_server: GunicornServer):
+    lines = abused_server.log_lines()
     assert len({line["prediction_id"] for line in lines}) == len(lines)
 
 
@@ -80,15 +127,11 @@ def _assert_error(response: requests.Response, status: int, error: str) -> None:
 @pytest.mark.parametrize("path", POSTS)
 def test_oversized_bodies_are_413(abuse_server: GunicornServer, path: str):
     url = abuse_server.url + path
-    response, took = _timed_post(url, b"[" + b"1," * 100_000 + b"1]")
+    response, took = _timed_post(url, OVERSIZED)
     _assert_error(response, 413, "payload_too_large")
     assert took < 1.0
 
-    def chunks():  # no Content-Length: the limit must hold while the stream is read
-        for _ in range(64):
-            yield b" " * 16_384
-
-    response, took = _timed_post(url, chunks())
+    response, took = _timed_post(url, _chunks())
     _assert_error(response, 413, "payload_too_large")
     assert took < 1.0
 
@@ -109,7 +152,7 @@ def test_declared_huge_body_is_refused_before_it_is_sent(abuse_server: GunicornS
     assert time.perf_counter() - started < 1.0
 
 
-@pytest.mark.parametrize("body, status, error", [
+PATHOLOGICAL = [
     (b"[" * 100_000 + b"]" * 100_000, 413, "payload_too_large"),  # 100,000 nested arrays
     (b"[" * 30_000 + b"]" * 30_000, 400, "bad_request"),            # deep, within the size limit
     (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400, "bad_request"),  # deep objects
@@ -120,7 +163,10 @@ def test_declared_huge_body_is_refused_before_it_is_sent(abuse_server: GunicornS
      422, "validation_error"),
     (b'{"user_id": 101, "playlist_length": 1e999}', 422, "validation_error"),
     (b'\xff\xfe{"user_id": 101}', 400, "bad_request"),
-])
+]
+
+
+@pytest.mark.parametrize("body, status, error", PATHOLOGICAL)
 def test_pathological_json_is_rejected_quickly(abuse_server: GunicornServer, body, status,
                                                 error):
     response, took = _timed_post(abuse_server.url + "/predict", body)
@@ -128,71 +174,9 @@ def test_pathological_json_is_rejected_quickly(abuse_server: GunicornServer, bod
     assert took < 1.0, f"took {took:.2f}s"
 
 
-def test_server_still_healthy_after_abuse(abuse_server: GunicornServer):
-    assert requests.get(abuse_server.url + "/health", timeout=10).status_code == 200
-    served = requests.post(abuse_server.url + "/predict", timeout=30, json={
+def test_server_still_healthy_after_abuse(abused_server: GunicornServer):
+    assert requests.get(abused_server.url + "/health", timeout=10).status_code == 200
+    served = requests.post(abused_server.url + "/predict", timeout=30, json={
         "user_id": 123, "other_users": [124], "playlist_length": 5})
     assert served.status_code == 200 and len(served.json()) == 5
-    assert "Traceback" not in abuse_server.output()
-
-
-# ----- model files are data, never code -----
-
-class _Payload:
-    """Unpickling this would create the sentinel file: proof that code ran."""
-
-    def __init__(self, sentinel: Path):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (Path.touch, (self.sentinel,))
-
-
-def _rewrite_arrays(folder: Path, replace: dict[str, bytes]) -> None:
-    """Swap members of arrays.npz and re-sign meta.json, as an attacker with write access
-    to the model store could: the checksum then passes and only allow_pickle=False remains."""
-    arrays = folder / "arrays.npz"
-    with zipfile.ZipFile(arrays) as src:
-        members = {name: src.read(name) for name in src.namelist()}
-    members.update(replace)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as dst:
-        for name, data in members.items():
-            dst.writestr(name, data)
-    arrays.write_bytes(buf.getvalue())
-    meta = json.loads((folder / "meta.json").read_text())
-    meta["arrays_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
-    (folder / "meta.json").write_text(json.dumps(meta, separators=(",", ":")))
-
-
-def _npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, array, allow_pickle=True)
-    return buf.getvalue()
-
-
-@pytest.mark.parametrize("member", ["user_bias.npy", "item_vectors.npy"])
-def test_object_array_in_artifact_is_refused_not_unpickled(trained_small, tmp_path, member):
-    from app.recommender import artifact
-
-    art = artifact.save(trained_small, tmp_path / "models")
-    sentinel = tmp_path / "code-ran"
-    payload = np.empty(3, dtype=object)
-    payload[:] = [_Payload(sentinel), 1.0, 2.0]
-    _rewrite_arrays(art.path, {member: _npy(payload)})
-    with pytest.raises(artifact.ArtifactError, match="(?i)pickle|object"):
-        artifact.load(art.path)
-    assert not sentinel.exists(), "loading the artifact executed code from it"
-
-
-def test_artifact_failing_its_recorded_checksum_is_refused(trained_small, tmp_path):
-    """Consistent arrays + meta.json that differ from what the database recorded at training."""
-    from app.recommender import artifact
-
-    art = artifact.save(trained_small, tmp_path / "models")
-    with zipfile.ZipFile(art.path / "arrays.npz") as src:
-        bias = np.load(io.BytesIO(src.read("item_bias.npy")), allow_pickle=False)
-    _rewrite_arrays(art.path, {"item_bias.npy": _npy(bias + 10.0)})  # "boost my tracks"
-    artifact.load(art.path)  # self-consistent on its own ...
-    with pytest.raises(artifact.ArtifactError, match="checksum"):
-        artifact.load(art.path, expected_checksum=art.checksum)  # ... but not what was trained
+    assert "Traceback" not in abused_server.output()

@@ -14,7 +14,8 @@ from app.clock import utcnow
 from app.experiments import assignment
 from app.db import Assignment, ModelVersion, Prediction
 from app.extensions import db
-from tests.conftest import feedback_token, make_api_app
+from tests.support.apps import make_api_app
+from tests.support.traffic import feedback_token
 
 SEED_BODY = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
 ENDPOINTS = ("/predict", "/predict/base", "/predict/advanced")

@@ -403,7 +403,7 @@ def test_taste_overlap_makes_friends(tmp_path):
 def test_taste_overlap_out_of_range_is_refused(tmp_path):
     with pytest.raises(ValueError, match="taste_overlap"):
         generate_export(tmp_path / "bad", **FRIENDS, taste_overlap=1.5)
-    from tests.conftest import make_app
+    from tests.support.apps import make_app
 
     app = make_app(tmp_path)
     result = app.test_cli_runner().invoke(args=["data", "generate", str(tmp_path / "cli"),

@@ -19,8 +19,9 @@ from app.extensions import db
 from app.data.importer.report import ExportError, StrictImportError
 from app.data.importer.validate import event_dedup_key
 from app.data.importer.write import IMPORT_ORDER, import_export
+from tests.support.paths import FAULTY_EXPORT
 
-FIXTURE = Path(__file__).parent / "fixtures" / "faulty_export"
+FIXTURE = FAULTY_EXPORT
 
 ALPHA, BETA, GAMMA, EPSILON = ("0LyfQWJT6nXafLPZqxe9Of", "1dfeR4HaWDbWqFHLkxsg1d",
                                "2CIMQHirSU0MQqyYHq0eOx", "4Z8W4fKeB5YxbusRsdQVPb")

@@ -371,7 +371,7 @@ def test_concurrent_requests_share_one_loaded_model(world_app):
 
 
 def test_reload_interval_is_respected(api_world, tmp_path):
-    from tests.conftest import make_api_app
+    from tests.support.apps import make_api_app
 
     app = make_api_app(api_world, tmp_path, MODEL_RELOAD_SECONDS=3600)
     with app.app_context():

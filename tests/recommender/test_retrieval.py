@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 hnswlib = pytest.importorskip("hnswlib", reason="hnswlib is not installed")
 
@@ -101,7 +101,7 @@ def test_small_catalogues_stay_exact():
 
 def test_service_attaches_retrieval_past_the_configured_size(api_world, tmp_path):
     """Serving switches retrieval on by catalogue size and still honours the playlist contract."""
-    from tests.conftest import make_api_app
+    from tests.support.apps import make_api_app
     from app.recommender.service import build_playlist, get_holder
 
     app = make_api_app(api_world, tmp_path, RETRIEVAL_MIN_TRACKS=1)

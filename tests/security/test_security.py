@@ -12,14 +12,13 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from app import create_app
 from app.security import SECURITY_HEADERS
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _directives(csp: str) -> dict[str, list[str]]:
@@ -205,7 +204,7 @@ def admin_app(api_world, tmp_path):
     from werkzeug.security import generate_password_hash
 
     from app.extensions import db
-    from tests.conftest import make_api_app
+    from tests.support.apps import make_api_app
 
     app = make_api_app(api_world, tmp_path,
                        ADMIN_PASSWORD_HASH=generate_password_hash("correct horse"))

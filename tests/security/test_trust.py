@@ -22,13 +22,10 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from app.db import Feedback, Track
 from app.extensions import db
-from tests.conftest import (
-    ROOT,
-    feedback_token,
-    make_api_app,
-    sqlite_url,
-    start_gunicorn,
-)
+from tests.support.apps import make_api_app, sqlite_url
+from tests.support.paths import ROOT
+from tests.support.servers import start_gunicorn
+from tests.support.traffic import feedback_token
 
 SEED = {"user_id": 123, "other_users": [124, 125, 126], "playlist_length": 10}
 PASSWORD = "correct horse battery staple"

@@ -20,9 +20,10 @@ from app.experiments import assignment
 from app.db import Artist, ListeningEvent, ModelVersion, Prediction, Track, User
 from app.extensions import db
 from app.data.importer.write import import_export
-from tests.conftest import make_api_app, sqlite_url
+from tests.support.apps import make_api_app, sqlite_url
+from tests.support.paths import FAULTY_EXPORT
 
-FIXTURE = Path(__file__).parent / "fixtures" / "faulty_export"
+FIXTURE = FAULTY_EXPORT
 SUMMER = "2iUmqdfGZcHIhS3b9E9EWq"
 ALPHA = "0LyfQWJT6nXafLPZqxe9Of"
 PASSWORD = "correct horse battery staple"
@@ -415,7 +416,7 @@ def test_gunicorn_workers_all_serve_the_fallback(api_world, tmp_path):
     import requests
 
     from app import create_app
-    from tests.conftest import start_gunicorn
+    from tests.support.servers import start_gunicorn
 
     db_path = api_world.copy_db(tmp_path)
     model_dir = tmp_path / "models"

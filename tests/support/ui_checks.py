@@ -4,7 +4,7 @@ or critical accessibility violation found by axe-core.
 axe-core's JavaScript comes from the ``axe-playwright-python`` wheel (requirements-dev.txt),
 which ships it; only the script is used, run through Playwright's own ``evaluate``. Usage::
 
-    from tests.ui_checks import assert_accessible, assert_fits, viewports
+    from tests.support.ui_checks import assert_accessible, assert_fits, viewports
     assert_fits(page)                      # nothing wider than the viewport
     assert_accessible(page, "builder")     # axe-core, serious + critical = failure
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.support.paths import ARTIFACTS
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}

@@ -4,6 +4,7 @@ where the trained model built the playlist."""
 from __future__ import annotations
 
 from app.recommender.evaluation import format_targets, headline
+from tests.support.paths import ROOT
 
 
 def test_ab_help_shows_the_whole_create_summary(app):
@@ -93,9 +94,7 @@ def test_import_summarises_skipped_rows_by_reason(app, tmp_path):
 
 
 def test_demo_script_says_the_faults_are_deliberate():
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "scripts" / "prepare.sh").read_text()
+    text = (ROOT / "scripts" / "prepare.sh").read_text()
     assert "deliberate faults" in text
 
 
@@ -103,9 +102,8 @@ def test_readme_commands_exist_and_flask_is_explained(app):
     """Every `flask --app wsgi GROUP COMMAND` in the README is a real command, and bare `flask`
     is introduced by the activation line before its first use."""
     import re as _re
-    from pathlib import Path
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     activate = text.index("source .venv/bin/activate")
     first_bare = _re.search(r"(?<![/\w])flask --app", text).start()
     assert activate < first_bare

@@ -23,8 +23,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import (ROOT, GunicornServer, prediction_rows, random_predict,
-                            serve_world, sqlite_url, start_gunicorn)
+from tests.support.apps import sqlite_url
+from tests.support.paths import ROOT
+from tests.support.servers import GunicornServer, serve_world, start_gunicorn
+from tests.support.traffic import prediction_rows, random_predict
 
 pytestmark = pytest.mark.slow
 

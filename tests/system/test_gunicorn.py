@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import ROOT, SHARED, prediction_rows, random_predict, serve_world
+from tests.support.paths import ROOT, SHARED
+from tests.support.servers import serve_world
+from tests.support.traffic import prediction_rows, random_predict
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 NOTEBOOK = ROOT / "notebooks" / "example.ipynb"
 

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from app.extensions import db
-from tests.conftest import make_app, random_predict
+from tests.support.apps import make_app
+from tests.support.traffic import random_predict
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -152,7 +153,7 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
     from app.recommender.dataset import load_from_database
     from app.recommender import artifact
     from app.recommender.training import TrainParams, train
-    from tests.conftest import start_gunicorn
+    from tests.support.servers import start_gunicorn
 
     app, url, model_dir = pg_world
     env = {"MODEL_RELOAD_SECONDS": "1"}

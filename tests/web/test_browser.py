@@ -6,23 +6,16 @@ with the reason (.ci/run installs it). Screenshots go to test-artifacts/ (git-ig
 from __future__ import annotations
 
 import os
-import random
 import re
-import threading
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
 from app.db import Prediction
 from app.extensions import db
-from tests.conftest import ARTIFACTS, make_api_app
+from tests.support.browser import CHROMIUM, PASSWORD
+from tests.support.paths import ARTIFACTS
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-PASSWORD = "browser test password"
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,87 +24,6 @@ pytestmark = [
                               "(apt-get install -y chromium chromium-driver); .ci/run installs "
                               "it in CI"),
 ]
-
-
-def _experiment_history(app, days: int = 12, per_day: int = 10) -> None:
-    """Two weeks of /predict traffic with feedback, so the dashboard has something to show.
-
-    Requests and feedback go through the real API; only the timestamps are moved back a few
-    days afterwards, since a test cannot wait for calendar days to pass.
-    """
-    client = app.test_client()
-    rnd = random.Random(5)
-    served: list[tuple[str, int]] = []
-    for i in range(days * per_day):
-        user = 101 + rnd.randrange(200)
-        others = rnd.sample([u for u in range(101, 301) if u != user], rnd.randint(1, 4))
-        response = client.post("/predict", json={"user_id": user, "other_users": others,
-                                                 "playlist_length": 20})
-        assert response.status_code == 200
-        pid, arm = response.headers["X-Prediction-Id"], response.headers["X-AB-Arm"]
-        token = response.headers["X-Feedback-Token"]
-        served.append((pid, days - 1 - i // per_day))
-        listen = 0.55 if arm == "advanced" else 0.3
-        for track in response.get_json():
-            x = rnd.random()
-            if x < listen:
-                client.post("/feedback", json={"prediction_id": pid, "user_id": user,
-                                               "track_id": track["id"], "event_type": "play",
-                                               "ms_played": 900_000, "feedback_token": token})
-                if rnd.random() < 0.25:
-                    client.post("/feedback", json={"prediction_id": pid, "user_id": user,
-                                                   "track_id": track["id"], "event_type": "like",
-                                                   "feedback_token": token})
-            elif x < listen + 0.25:
-                client.post("/feedback", json={"prediction_id": pid, "user_id": user,
-                                               "track_id": track["id"], "event_type": "skip",
-                                               "ms_played": 15_000, "feedback_token": token})
-    with app.app_context():
-        for pid, days_ago in served:
-            row = db.session.get(Prediction, pid)
-            row.created_at = row.created_at - timedelta(days=days_ago)
-        db.session.commit()
-
-
-@pytest.fixture(scope="session")
-def live_server(api_world, tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    app = make_api_app(api_world, tmp_path_factory.mktemp("browser"),
-                       ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD))
-    _experiment_history(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Module scope: Playwright's sync API runs an event loop, which must be closed before
-    another module starts its own."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield page
-    context.close()
-    assert problems == [], f"browser console errors: {problems}"
 
 
 def _shot(page, name: str) -> None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import PASSWORD, browser, live_server  # noqa: F401 (fixtures)
-from tests.ui_checks import DESKTOP, PHONE, assert_accessible, assert_fits, shot, viewports
+from tests.support.browser import PASSWORD
+from tests.support.ui_checks import (DESKTOP, assert_accessible, assert_fits, shot,
+                                      viewports)
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def open_page(browser):  # noqa: F811
+def open_page(browser):
     contexts = []
 
     def make(viewport):
@@ -30,7 +31,7 @@ def _tag(viewport) -> str:
     return f"{viewport['width']}"
 
 
-def _checked(live_server, open_page, viewport, path: str, ready: str, name: str):  # noqa: F811
+def _checked(live_server, open_page, viewport, path: str, ready: str, name: str):
     """A public page at ``viewport``: it fits, passes axe-core, and leaves a screenshot."""
     _, base = live_server
     page = open_page(viewport)
@@ -51,7 +52,7 @@ def _login(page, base):
 
 
 @viewports()
-def test_builder_fits_and_is_accessible(live_server, open_page, viewport):  # noqa: F811
+def test_builder_fits_and_is_accessible(live_server, open_page, viewport):
     page = _checked(live_server, open_page, viewport, "/?member=123&member=124&member=125&q=12",
                     "#members", "builder")
     if viewport is DESKTOP:
@@ -62,7 +63,7 @@ def test_builder_fits_and_is_accessible(live_server, open_page, viewport):  # no
 
 
 @viewports()
-def test_user_page_fits_and_is_accessible(live_server, open_page, viewport):  # noqa: F811
+def test_user_page_fits_and_is_accessible(live_server, open_page, viewport):
     page = _checked(live_server, open_page, viewport, "/users/123", "#recent-title", "user")
     assert page.locator("#recent-events").inner_text().count("advert") == 0
     if viewport is DESKTOP:
@@ -73,7 +74,7 @@ def test_user_page_fits_and_is_accessible(live_server, open_page, viewport):  # 
 
 
 @viewports()
-def test_admin_pages_fit_and_are_accessible(live_server, open_page, viewport):  # noqa: F811
+def test_admin_pages_fit_and_are_accessible(live_server, open_page, viewport):
     _, base = live_server
     page = open_page(viewport)
     page.goto(base + "/admin/login")

@@ -11,31 +11,14 @@ import json
 import re
 from datetime import datetime
 
-import pytest
 from sqlalchemy import select, update
 
 from app.db import Artist, ListeningEvent, ModelVersion, Prediction, Track, User
 from app.extensions import db
-from tests.conftest import make_api_app
+from tests.support.apps import make_api_app
+from tests.support.pages import csrf_token
 
 SEED_GROUP = [123, 124, 125]
-
-
-@pytest.fixture
-def web_app(api_app):
-    """The trained small world behind the pages (the API's fixture: one private DB copy)."""
-    return api_app
-
-
-@pytest.fixture
-def client(web_app):
-    return web_app.test_client()
-
-
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "the page has no CSRF token"
-    return match.group(1)
 
 
 def build(client, members, **options):

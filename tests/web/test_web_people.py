@@ -9,10 +9,9 @@ from sqlalchemy import func, select
 
 from app.db import ListeningEvent, User
 from app.extensions import db
-from tests.test_web import client, web_app  # noqa: F401 (fixtures)
 
 
-def test_id_prefix_finds_people(client, web_app):  # noqa: F811
+def test_id_prefix_finds_people(client, web_app):
     with web_app.app_context():
         expected = sorted(u for u in db.session.scalars(select(User.user_id))
                           if str(u).startswith("12"))
@@ -24,7 +23,7 @@ def test_id_prefix_finds_people(client, web_app):  # noqa: F811
     assert exact["results"][0]["user_id"] == 123  # the exact id first, then its extensions
 
 
-def test_recent_events_leave_adverts_out(client, web_app):  # noqa: F811
+def test_recent_events_leave_adverts_out(client, web_app):
     with web_app.app_context():
         newest = db.session.scalar(select(func.max(ListeningEvent.timestamp))
                                    .where(ListeningEvent.user_id == 123)) or datetime(2024, 1, 1)

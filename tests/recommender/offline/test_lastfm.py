@@ -14,7 +14,7 @@ from app.recommender.dataset import COUNT
 from app.recommender.evaluation import ranking_metrics
 from app.recommender.lastfm import LastfmError, friend_cliques, load_lastfm, subset_items
 from app.recommender.strategies import DEFAULT_STRATEGY
-from tests.conftest import SHARED
+from tests.support.paths import SHARED
 
 LASTFM = SHARED / "data" / "lastfm-hetrec2011"
 needs_lastfm = pytest.mark.skipif(
@@ -254,7 +254,7 @@ def test_splits_never_leak_test_pairs(lastfm_small):
 
 @needs_lastfm
 def test_report_command_writes_evaluation_md(tmp_path):
-    from tests.conftest import make_app
+    from tests.support.apps import make_app
 
     app = make_app(tmp_path)
     out = tmp_path / "EVALUATION.md"
@@ -300,7 +300,7 @@ def test_report_command_writes_evaluation_md(tmp_path):
 
 
 def test_report_command_rejects_a_bad_dataset(tmp_path):
-    from tests.conftest import make_app
+    from tests.support.apps import make_app
 
     app = make_app(tmp_path)
     result = app.test_cli_runner().invoke(args=["model", "report", "--dataset", "nope:x",
