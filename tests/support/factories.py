@@ -33,6 +33,8 @@ def make_track(tid: str, duration: int) -> Track:
 
 
 class World:
+    """Listening events with a running de-duplication key, as an import would number them."""
+
     def __init__(self) -> None:
         self.key = 0
 
