@@ -1,0 +1,1 @@
+"""Tests of the serving path: a group playlist built, recorded and logged."""

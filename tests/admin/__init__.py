@@ -1,0 +1,1 @@
+"""Tests of app/admin: login, pages, experiments managed from the admin, charts."""

@@ -1,0 +1,1 @@
+"""Tests of app/data: the demo-data generator and the importer."""

@@ -1,0 +1,1 @@
+"""Tests of app/db: the migrations against the models."""

@@ -1,0 +1,1 @@
+"""Tests of app/recommender: scoring, strategies, the promise, retrieval, training, artifacts."""

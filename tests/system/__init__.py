@@ -1,0 +1,1 @@
+"""The whole product as processes: gunicorn, faults, PostgreSQL, the notebook, CLI text."""
