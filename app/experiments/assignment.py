@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from app.cache import cached, forget
 from app.clock import utcnow
 from app.db.experiments import ARM_MODELS, Assignment, Experiment, ExperimentArm
+from app.db.inserts import insert_ignoring_conflict
 from app.extensions import db
 
 
@@ -206,26 +206,10 @@ def store_assignment(choice: ArmChoice) -> str:
     """
     if choice.stored:
         return choice.arm  # assignments are never updated: what was read is still true
-    values = {
+    insert_ignoring_conflict(Assignment, {
         "experiment_id": choice.experiment_id, "user_id": choice.user_id,
         "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
-    }
-    dialect = db.session.get_bind().dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        db.session.execute(
-            insert(Assignment).values(**values)
-            .on_conflict_do_nothing(index_elements=["experiment_id", "user_id"])
-        )
-    else:  # other databases: a savepoint absorbs the duplicate
-        try:
-            with db.session.begin_nested():
-                db.session.add(Assignment(**values))
-        except IntegrityError:
-            pass
+    }, ["experiment_id", "user_id"])
     return db.session.scalar(
         select(Assignment.arm).where(Assignment.experiment_id == choice.experiment_id,
                                      Assignment.user_id == choice.user_id)

@@ -89,7 +89,8 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -
 
 def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> list[PlaylistItem]:
     meta = catalogue.meta
-    scores, fors, turns = result.member_scores, result.for_members, result.turns
+    fors, turns = result.for_members, result.turns
+    scores = _rounded(result.member_scores)
     items = []
     for pos, i in enumerate(result.indices):
         turn = turns[pos] if turns else -1
@@ -101,7 +102,7 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
             genres=catalogue.genres_of(i),
             duration_ms=int(catalogue.durations[i]) if catalogue.durations is not None else 0,
             explicit=bool(meta.explicit[i]),
-            member_scores=_rounded(scores[pos]) if scores is not None else None,
+            member_scores=scores[pos] if scores is not None else None,
             for_members=sorted(members[j] for j in fors[pos]) if fors is not None else None,
             turn_of=members[turn] if turn >= 0 else None,
         ))
@@ -109,7 +110,11 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
 
 
 def _rounded(values: np.ndarray | None):
-    """Four decimals (once, here): plenty for 0-1 likings, and what the prediction stores."""
+    """Four decimals (once, here): plenty for 0-1 likings, and what the prediction stores.
+    ``tolist`` gives the same Python floats as ``float(x)`` per element, at C speed."""
     if values is None:
         return None
-    return [_rounded(v) if np.ndim(v) else round(float(v), 4) for v in values]
+    values = np.asarray(values)
+    if values.ndim == 1:
+        return [round(x, 4) for x in values.tolist()]
+    return [[round(x, 4) for x in row] for row in values.tolist()]
