@@ -33,10 +33,11 @@ def post_worker_init(worker):
     """
     app = worker.wsgi
     try:
-        from app.playlists.holder import model_status
+        from app.playlists.holder import get_holder, model_status
 
         with app.app_context():
             status = model_status()
+            get_holder().start_background()  # reloads off the request path from now on
         worker.log.info("worker %s: model %s loaded=%s error=%s", worker.pid,
                         status.get("version"), status.get("loaded"), status.get("error"))
     except Exception:  # noqa: BLE001 - a broken model must not stop the worker from serving

@@ -1,10 +1,11 @@
 """The serving state of one process: the catalogue and the loaded model version.
 
-One ``ModelHolder`` per application (``app.extensions["model_holder"]``), loaded lazily. At most
-every ``MODEL_RELOAD_SECONDS`` one request re-reads the active version and the track count from
-the database; a newly activated version or newly imported tracks are then loaded in that
-request while the others keep using the previous state, so gunicorn workers follow
-`model activate` without a restart.
+One ``ModelHolder`` per application (``app.extensions["model_holder"]``), loaded lazily. Every
+``MODEL_RELOAD_SECONDS`` the active version and the track count are re-read from the database,
+and a newly activated version or newly imported tracks loaded while requests keep using the
+previous state, so gunicorn workers follow `model activate` without a restart. Under gunicorn a
+background thread per worker does this (``start_background``); elsewhere (tests, the CLI) the
+first request after the interval does it.
 
 A version that fails to load is never the end of serving: the previous version keeps serving,
 and a fresh worker with nothing loaded yet falls back to the newest other version that loads.
@@ -102,9 +103,15 @@ class ModelHolder:
         self.checked_at = float("-inf")
         self.interval = float(app.config.get("MODEL_RELOAD_SECONDS", 5))
         self.histories = HistoryCache(self.interval)
+        self.background: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     def current(self) -> ServingState:
-        """The state to serve with; refreshes it first when the interval has passed."""
+        """The state to serve with. Inline mode refreshes it first when the interval has
+        passed; with a background refresher (``start_background``) only the first load runs
+        in a request, since there is nothing to serve before it."""
+        if self.background is not None and self.state.catalogue is not None:
+            return self.state
         if time.monotonic() - self.checked_at >= self.interval:
             # the first load blocks everyone (nothing to serve yet); later ones only one thread
             blocking = self.state.catalogue is None
@@ -115,6 +122,30 @@ class ModelHolder:
                 finally:
                     self.lock.release()
         return self.state
+
+    def start_background(self) -> None:
+        """Check for a new version or new tracks every interval in a daemon thread, so that no
+        request waits for the check or for a load (gunicorn's workers call this once)."""
+        with self.lock:
+            if self.background is not None:
+                return
+            self.background = threading.Thread(target=self._refresh_forever, daemon=True,
+                                               name="model-holder-refresh")
+        self.background.start()
+
+    def stop_background(self) -> None:
+        """End the refresher after its current pass (tests; the worker's exit ends it anyway)."""
+        self.stopping.set()
+        if self.background is not None:
+            self.background.join(timeout=30)
+
+    def _refresh_forever(self) -> None:
+        while not self.stopping.wait(max(self.interval, 0.05)):
+            try:
+                with self.app.app_context(), self.lock:
+                    self.refresh()
+            except Exception:  # noqa: BLE001 - keep serving the last state; try again later
+                log.exception("background model refresh failed")
 
     def refresh(self) -> None:
         """Reload what changed in the database: the catalogue, the active version, or both."""

@@ -12,7 +12,6 @@ from app.db import Artist, Genre, ListeningEvent, ModelVersion, Track, User
 from app.extensions import db
 from app.recommender import artifact, registry
 from app.recommender.base import base_playlist
-from app.recommender.strategies import STRATEGIES
 from app.recommender.catalogue import Catalogue
 from app.playlists import service as playlists
 from app.playlists.errors import ModelUnavailable as ModelUnavailableError
@@ -256,6 +255,40 @@ def test_reload_picks_up_newly_activated_version_and_survives_a_corrupt_one(worl
         status = model_status()
         assert status["version"] == second and status["active_version"] == third
         assert "checksum" in status["error"] and status["fallback"]
+
+
+def test_a_background_refresher_follows_activation_and_requests_never_reload(world_app):
+    """Under gunicorn each worker checks for a new version in a thread of its own, so no
+    request pays for the check or the load, and an activation still reaches the worker."""
+    import threading
+    import time
+
+    with world_app.app_context():
+        members = _active_users(3)
+        holder = get_holder()
+        first = build_playlist(members, 10).model_version
+        second = _train_version(world_app, seed=5)
+        refreshed_in: list[str] = []
+        real_refresh = holder.refresh
+
+        def spy() -> None:
+            refreshed_in.append(threading.current_thread().name)
+            real_refresh()
+
+        holder.refresh = spy
+        holder.interval = 0.1
+        holder.start_background()
+        try:
+            registry.activate(second)
+            deadline = time.monotonic() + 20
+            version = first
+            while version != second and time.monotonic() < deadline:
+                version = build_playlist(members, 10).model_version
+                time.sleep(0.05)
+        finally:
+            holder.stop_background()
+        assert version == second
+        assert refreshed_in and set(refreshed_in) == {"model-holder-refresh"}
 
 
 def test_no_model_means_unavailable_but_base_serves(world_app):
