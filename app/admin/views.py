@@ -258,7 +258,7 @@ def _flatten(metrics: Any, prefix: str = "") -> list[tuple[str, Any]]:
 @bp.get("/models")
 @auth.login_required
 def models():
-    from app.recommender import registry
+    from app.modelstore import registry
     from app.recommender.service import model_status
 
     versions = list(reversed(registry.versions()))
@@ -266,7 +266,7 @@ def models():
         status = model_status()
     except Exception as exc:
         status = {"version": None, "loaded": False, "error": f"{type(exc).__name__}: {exc}"}
-    from app.recommender.evaluation import headline
+    from app.recommender.metrics_summary import headline
 
     active_id = next((v.id for v in versions if v.active), None)
     compared = versions[:6]
@@ -283,7 +283,7 @@ def activate_model(version: str):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    from app.recommender import registry
+    from app.modelstore import registry
 
     try:
         registry.activate(version[:64])  # loads and verifies the artifact first

@@ -179,7 +179,7 @@ class ModelHolder:
 
         from app.db import ModelVersion, Track
         from app.extensions import db
-        from app.recommender.catalogue import Catalogue
+        from app.data.loaders import load_catalogue
 
         old = self.state
         try:  # own short connection: never touch the request's session or transaction
@@ -197,7 +197,7 @@ class ModelHolder:
             return
         catalogue = old.catalogue
         if catalogue is None or signature != old.catalogue_signature:
-            catalogue = Catalogue.from_database()
+            catalogue = load_catalogue()
         recommender, checksum, error = old.recommender, old.checksum, None
         fallback, failed = old.fallback, old.failed
         active_version = pointer[0] if pointer else None
@@ -271,7 +271,7 @@ class ModelHolder:
 
     def _load(self, pointer: tuple[str, str, str], catalogue):
         from app.recommender import artifact
-        from app.recommender.registry import artifact_folder
+        from app.modelstore.registry import artifact_folder
         from app.recommender.scoring import Recommender
 
         version, path, checksum = pointer
@@ -282,7 +282,7 @@ class ModelHolder:
     def _with_retrieval(self, rec, pointer):
         """Catalogues past RETRIEVAL_MIN_TRACKS get ANN candidate retrieval (bench_catalogue)."""
         from app.recommender import retrieval
-        from app.recommender.registry import artifact_folder
+        from app.modelstore.registry import artifact_folder
 
         min_tracks = int(self.app.config.get("RETRIEVAL_MIN_TRACKS", retrieval.DEFAULT_MIN_TRACKS))
         if len(rec.items) >= min_tracks and pointer:
