@@ -1,8 +1,8 @@
 """Content similarity for the cold-start path: a member's genre/tag profile against items' genres.
 
 Why: a track (or artist) that arrived after training has no learned identity embedding; LightFM
-can only sum the embeddings of its features, and on Last.fm that fell far below the precision
-of plain tag cosine on new artists (EVALUATION.md, "Cold start"). So new items are scored by a blend:
+can only sum the embeddings of its features, and on Last.fm that fell far below the precision of
+plain tag cosine on new artists (EVALUATION.md, "Cold start"). So new items are scored by a blend:
 ``(1 - w) * z_model + w * z_content``, both standardised per member over the catalogue, so that
 new items compete with known ones on the same scale. ``w`` and the IDF choice were picked on a
 validation split of Last.fm (``app/recommender/offline/``), never on its test split.

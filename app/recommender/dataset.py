@@ -2,9 +2,10 @@
 
 The recommender never reads the database while it trains or evaluates: a loader turns a source
 (the database: ``app.data.loaders``; a Pozytywka export folder: ``load_from_export`` here; the
-Last.fm HetRec set: ``offline.lastfm``) into one ``InteractionData``, and features, training and evaluation work on its plain numpy arrays. A
-Last.fm loader maps artists to items (``item_artist`` = the item itself), tags to ``item_genres``,
-listen counts to events of kind ``COUNT`` and friendships to ``groups``.
+Last.fm HetRec set: ``offline.lastfm``) into one ``InteractionData``, and features, training and
+evaluation work on its plain numpy arrays. The Last.fm loader maps artists to items
+(``item_artist`` = the item itself), tags to ``item_genres``, listen counts to events of kind
+``COUNT`` and friendships to ``groups``.
 """
 from __future__ import annotations
 

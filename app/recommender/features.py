@@ -1,9 +1,9 @@
 """Interaction weights and user/item feature matrices, built with numpy/scipy only.
 
 Everything here is vectorised over the whole event log: a per-row Python loop over a full
-export's events would cost more than training. The feature *vocabulary* (``FeatureSpace``) is stored with the
-model, so that tracks and users that appear after training get feature rows in the same columns
-and can be scored from the learned feature embeddings without retraining.
+export's events would cost more than training. The feature *vocabulary* (``FeatureSpace``) is
+stored with the model, so that tracks and users that appear after training get feature rows in
+the same columns and can be scored from the learned feature embeddings without retraining.
 """
 from __future__ import annotations
 

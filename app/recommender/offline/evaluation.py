@@ -385,7 +385,8 @@ def served(rec: Recommender, data: InteractionData, ground_truth: str | Path,
     return {"protocol": {**cfg.as_dict(), "model_version": rec.version,
                          "ground_truth": str(ground_truth)},
             "groups": groups, "default_strategy": DEFAULT_STRATEGY,
-            "targets": promise_targets(groups, n=cfg.groups), "seconds": round(time.perf_counter() - started, 1)}
+            "targets": promise_targets(groups, n=cfg.groups),
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def format_served(result: dict) -> str:

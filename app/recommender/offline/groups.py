@@ -12,8 +12,8 @@ from app.recommender.scoring import Recommender
 from app.recommender.strategies import DEFAULT_STRATEGY, Rules, greedy_fill, select
 
 # The default strategy is compared, on the same friend groups, with the strategy that was the
-# default before the whole-group work: it must leave somebody out less often in groups of LEFT_OUT_SIZES
-# (by at least LEFT_OUT_MARGIN) without losing hit rate at any size.
+# default before the whole-group work: it must leave somebody out less often in groups of
+# LEFT_OUT_SIZES (by at least LEFT_OUT_MARGIN) without losing hit rate at any size.
 REFERENCE_STRATEGY = "fair"
 LEFT_OUT_MARGIN = 0.05
 LEFT_OUT_SIZES = (3, 4)
