@@ -78,7 +78,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.experiments.cli import ab_cli
     from app.api import bp as api_bp
     from app.data.cli import data_cli
-    from app.model_cli import model_cli
+    from app.modelstore.cli import model_cli
     from app.admin import bp as admin_bp
     from app.admin.cli import admin_cli
     from app.extensions import csrf

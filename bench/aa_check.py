@@ -63,11 +63,12 @@ def main() -> None:
         upgrade()
         import_export(tmp / "world")
         if args.model == "advanced":
-            from app.recommender import artifact, registry
-            from app.recommender.dataset import load_from_database
+            from app.modelstore import registry
+            from app.recommender import artifact
+            from app.data.loaders import load_interactions
             from app.recommender.training import TrainParams, train
 
-            registry.register(artifact.save(train(load_from_database(), TrainParams(epochs=5)),
+            registry.register(artifact.save(train(load_interactions(), TrainParams(epochs=5)),
                                             tmp / "models"), activate=True)
         truth = GroundTruth.load(tmp / "world" / "ground_truth.npz")
         client = app.test_client()

@@ -254,10 +254,11 @@ def _flatten(metrics: Any, prefix: str = "") -> list[tuple[str, Any]]:
 @bp.get("/models")
 @auth.login_required
 def models():
-    from app.recommender import registry
+    from app.modelstore import registry
+    from app.recommender.metrics_summary import headline
+
     versions = list(reversed(registry.versions()))
     status = model_status()
-    from app.recommender.evaluation import headline
 
     active_id = next((v.id for v in versions if v.active), None)
     compared = versions[:6]
@@ -274,7 +275,7 @@ def activate_model(version: str):
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400)
-    from app.recommender import registry
+    from app.modelstore import registry
 
     try:
         registry.activate(version[:64])  # loads and verifies the artifact first

@@ -105,7 +105,7 @@ def simulate_command(days: int, groups_per_day: int, seed: int, ground_truth: st
         simulate,
         summary,
     )
-    from app.recommender import registry
+    from app.modelstore import registry
 
     if registry.active() is None and aa_model != "base":
         # every "advanced" request would quietly serve the base model

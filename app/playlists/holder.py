@@ -25,12 +25,13 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from app.db import ModelVersion, Track
+from app.data.loaders import load_catalogue
 from app.extensions import db
 from app.playlists.members import HistoryCache
 from app.recommender import artifact, retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import BaseModel, LightFMModel
-from app.recommender.registry import artifact_folder
+from app.modelstore.registry import artifact_folder
 from app.recommender.scoring import Recommender
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class ModelHolder:
             return
         catalogue = old.catalogue
         if catalogue is None or signature != old.catalogue_signature:
-            catalogue = Catalogue.from_database()
+            catalogue = load_catalogue()
         recommender, checksum, error = old.recommender, old.checksum, None
         fallback, failed = old.fallback, old.failed
         active_version = pointer[0] if pointer else None

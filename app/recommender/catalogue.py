@@ -1,7 +1,8 @@
 """The servable catalogue: every track in the database with what playlists and pages need.
 
-Loaded once per process (and again when the track count changes), independent of any model, so
-that the base model works before the first training and new tracks are noticed without restart.
+Read by ``app.data.loaders.load_catalogue``; loaded once per process (and again when the track
+count changes), independent of any model, so that the base model works before the first training
+and new tracks are noticed without restart.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from app.recommender.dataset import InteractionData, ItemMeta, _genre_matrix, build_items
+from app.recommender.dataset import InteractionData, ItemMeta, build_items, genre_matrix
 
 
 @dataclass
@@ -34,21 +35,14 @@ class Catalogue:
                    genre_names=data.genre_names)
 
     @classmethod
-    def from_database(cls, engine=None) -> "Catalogue":
-        from sqlalchemy import select
-
-        from app.db import Artist, Genre, Track, artist_genres
-        from app.extensions import db
-
-        engine = engine or db.engine
-        with engine.connect() as conn:
-            artists = pd.read_sql(select(Artist.id, Artist.name), conn)
-            agen = pd.read_sql(select(artist_genres.c.artist_id, Genre.name.label("genre"))
-                               .join(Genre, Genre.id == artist_genres.c.genre_id), conn)
-            tracks = pd.read_sql(select(Track.__table__).order_by(Track.id), conn)
+    def from_frames(cls, tracks: pd.DataFrame, artists: pd.DataFrame,
+                    artist_genre_pairs: pd.DataFrame) -> "Catalogue":
+        """From the frames a loader reads (``app.data.loaders.load_catalogue``): tracks (export
+        or database columns), artists (id, name) and (artist_id, genre) pairs."""
         item_ids, meta = build_items(tracks, artists)
-        genre_index = pd.Index(sorted(set(agen["genre"])))
-        by_artist = _genre_matrix(agen, pd.Index(meta.artist_ids), "artist_id", genre_index)
+        genre_index = pd.Index(sorted(set(artist_genre_pairs["genre"])))
+        by_artist = genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
+                                 genre_index)
         return cls(item_ids=item_ids, meta=meta, item_genres=by_artist[meta.artist].tocsr(),
                    genre_names=genre_index.to_numpy(dtype=str),
                    names=tracks["name"].fillna("").to_numpy(dtype=object),

@@ -1,11 +1,11 @@
 """Content similarity for the cold-start path: a member's genre/tag profile against items' genres.
 
 Why: a track (or artist) that arrived after training has no learned identity embedding; LightFM
-can only sum the embeddings of its features, and on Last.fm that reached about a fifth of the
-precision of plain tag cosine on new artists (EVALUATION.md). So new items are scored by a blend:
+can only sum the embeddings of its features, and on Last.fm that fell far below the precision of
+plain tag cosine on new artists (EVALUATION.md, "Cold start"). So new items are scored by a blend:
 ``(1 - w) * z_model + w * z_content``, both standardised per member over the catalogue, so that
 new items compete with known ones on the same scale. ``w`` and the IDF choice were picked on a
-validation split of Last.fm (``app/recommender/real_eval.py``), never on its test split.
+validation split of Last.fm (``app/recommender/offline/``), never on its test split.
 
 Everything here is sparse algebra over (users x items) and (items x genres) matrices: a profile
 is the sum of the genre vectors of the items a user listened to; IDF down-weights genres that
@@ -20,13 +20,13 @@ import scipy.sparse as sp
 
 # Content weight for a new item whose artist the model does not know: chosen on the Last.fm
 # validation split (EVALUATION.md, "Cold start"), where every cold item is a new artist and
-# LightFM's tag-only score reached a fifth of plain tag cosine. On the demo world's hidden taste
-# the same holds for tracks of new artists: without the blend they are over-scored and filled
-# 94% of single-user top-20s (true affinity 0.80 against 0.86 with w = 0.9 to 1).
+# LightFM's tag-only score fell far below plain tag cosine. On the demo world's hidden taste the
+# same holds for tracks of new artists: without the blend they are over-scored and crowd
+# single-user top-20s (README, "Cold-start blend").
 COLD_CONTENT_WEIGHT = 0.95
 # ... and for a new release of an artist the model knows: the artist's embedding carries the
-# taste, content only calibrates (demo world, 10% of tracks held out: true affinity of the
-# top 20 0.879 model only, 0.892 at w = 0.3, 0.876 at w = 0.9).
+# taste, content only calibrates: a small weight beat both the model alone and a large one on
+# the demo world's held-out releases (README, "Cold-start blend").
 KNOWN_ARTIST_CONTENT_WEIGHT = 0.3
 USE_IDF = True
 

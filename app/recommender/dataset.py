@@ -1,10 +1,11 @@
 """An in-memory interaction data set that every loader produces and every model consumes.
 
 The recommender never reads the database while it trains or evaluates: a loader turns a source
-(the database here; a Pozytywka export folder or the Last.fm HetRec set later) into one
-``InteractionData``, and features, training and evaluation work on its plain numpy arrays. A
-Last.fm loader maps artists to items (``item_artist`` = the item itself), tags to ``item_genres``,
-listen counts to events of kind ``COUNT`` and friendships to ``groups``.
+(the database: ``app.data.loaders``; a Pozytywka export folder: ``load_from_export`` here; the
+Last.fm HetRec set: ``offline.lastfm``) into one ``InteractionData``, and features, training and
+evaluation work on its plain numpy arrays. The Last.fm loader maps artists to items
+(``item_artist`` = the item itself), tags to ``item_genres``, listen counts to events of kind
+``COUNT`` and friendships to ``groups``.
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def release_years(dates: pd.Series) -> np.ndarray:
     return years.to_numpy()
 
 
-def _genre_matrix(pairs: pd.DataFrame, row_index: pd.Index, key: str,
+def genre_matrix(pairs: pd.DataFrame, row_index: pd.Index, key: str,
                   genre_index: pd.Index) -> sp.csr_matrix:
     rows = row_index.get_indexer(pairs[key])
     cols = genre_index.get_indexer(pairs["genre"])
@@ -171,7 +172,8 @@ def build_events(frame: pd.DataFrame, user_index: pd.Index, item_index: pd.Index
 def assemble(users: pd.DataFrame, user_genre_pairs: pd.DataFrame, tracks: pd.DataFrame,
              artists: pd.DataFrame, artist_genre_pairs: pd.DataFrame, events: pd.DataFrame,
              source: str) -> InteractionData:
-    """Shared by the database and export-folder loaders: frames in, one data set out.
+    """Shared by the database (``app.data.loaders``) and export-folder loaders: frames in, one
+    data set out.
 
     ``user_genre_pairs``: user_id, genre; ``artist_genre_pairs``: artist_id, genre.
     """
@@ -181,75 +183,16 @@ def assemble(users: pd.DataFrame, user_genre_pairs: pd.DataFrame, tracks: pd.Dat
     item_index = pd.Index(item_ids)
     genre_index = pd.Index(sorted(set(user_genre_pairs["genre"])
                                   | set(artist_genre_pairs["genre"])))
-    artist_genres = _genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
+    artist_genres = genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
                                   genre_index)
     item_genres = artist_genres[meta.artist].tocsr()
-    user_genres = _genre_matrix(user_genre_pairs, user_index, "user_id", genre_index)
+    user_genres = genre_matrix(user_genre_pairs, user_index, "user_id", genre_index)
     return InteractionData(
         user_ids=user_ids, item_ids=item_ids,
         events=build_events(events, user_index, item_index), items=meta,
         genre_names=genre_index.to_numpy(dtype=str), item_genres=item_genres,
         user_genres=user_genres, source=source,
     )
-
-
-def load_from_database(engine=None, *, since: float | None = None) -> InteractionData:
-    """Read users, catalogue and listening events with SQLAlchemy Core into one data set."""
-    from sqlalchemy import select
-
-    from app.db import Artist, Genre, Track, User, artist_genres, user_genres
-    from app.extensions import db
-
-    engine = engine or db.engine
-    with engine.connect() as conn:
-        users = pd.read_sql(select(User.user_id).order_by(User.user_id), conn)
-        ugen = pd.read_sql(select(user_genres.c.user_id, Genre.name.label("genre"))
-                           .join(Genre, Genre.id == user_genres.c.genre_id), conn)
-        artists = pd.read_sql(select(Artist.id, Artist.name), conn)
-        agen = pd.read_sql(select(artist_genres.c.artist_id, Genre.name.label("genre"))
-                           .join(Genre, Genre.id == artist_genres.c.genre_id), conn)
-        tracks = pd.read_sql(select(Track.__table__).order_by(Track.id), conn)
-        events = _read_events(conn, engine.dialect)
-    return assemble(users, ugen, tracks, artists, agen, events, source="database")
-
-
-def _events_query(dialect: str):
-    """Events with the time as epoch seconds and the kind as a code, computed by the database:
-    1.5M rows through SQLAlchemy's per-row DateTime parsing took longer than training."""
-    from sqlalchemy import Float, case, cast, func, select
-
-    from app.db import ListeningEvent
-
-    ev = ListeningEvent.__table__.c
-    if dialect == "sqlite":
-        seconds = (func.julianday(ev.timestamp) - 2440587.5) * 86400.0
-    else:
-        seconds = func.extract("epoch", ev.timestamp)
-    kind = case((ev.event_type == "play", PLAY), (ev.event_type == "skip", SKIP),
-                (ev.event_type == "like", LIKE), else_=-1)
-    return (select(ev.user_id, ev.track_id, cast(seconds, Float).label("seconds"),
-                   kind.label("kind"))
-            .where(ev.track_id.is_not(None), ev.event_type != "advertisement"))
-
-
-def _read_events(conn, dialect) -> pd.DataFrame:
-    """Stream the events through the driver's cursor into numpy columns: three times faster
-    than ``pd.read_sql`` through SQLAlchemy rows for 1.5M events."""
-    sql = str(_events_query(dialect.name).compile(dialect=dialect,
-                                                  compile_kwargs={"literal_binds": True}))
-    names = ["user_id", "track_id", "seconds", "kind"]
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql)
-        frames = []
-        while chunk := cursor.fetchmany(250_000):
-            frames.append(pd.DataFrame.from_records(chunk, columns=names))
-    finally:
-        cursor.close()
-    if not frames:
-        return pd.DataFrame({"user_id": np.zeros(0, np.int64), "track_id": np.zeros(0, object),
-                             "seconds": np.zeros(0), "kind": np.zeros(0, np.int64)})
-    return pd.concat(frames, ignore_index=True)
 
 
 def load_from_export(directory) -> InteractionData:

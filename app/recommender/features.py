@@ -1,9 +1,9 @@
 """Interaction weights and user/item feature matrices, built with numpy/scipy only.
 
-Everything here is vectorised over the whole event log: a per-row Python loop over 1.5M events
-would cost more than training. The feature *vocabulary* (``FeatureSpace``) is stored with the
-model, so that tracks and users that appear after training get feature rows in the same columns
-and can be scored from the learned feature embeddings without retraining.
+Everything here is vectorised over the whole event log: a per-row Python loop over a full
+export's events would cost more than training. The feature *vocabulary* (``FeatureSpace``) is
+stored with the model, so that tracks and users that appear after training get feature rows in
+the same columns and can be scored from the learned feature embeddings without retraining.
 """
 from __future__ import annotations
 
@@ -29,11 +29,9 @@ class WeightParams:
     A like is a deliberate act, a play a weak signal. Every heard track starts with a play
     event, and a skip follows when the listener abandons it, so ``skip = -1`` cancels that play:
     a heard-and-skipped track drops out (WARP ignores pairs whose net weight is not positive).
-    Measured on the demo data (time split, 20 epochs, 32 components; README "skip weight"):
-    skip -1 / -0.5 / 0 / +0.3 gave precision@10 0.421 / 0.415 / 0.412 / 0.407, nDCG@10
-    0.437 / 0.431 / 0.427 / 0.421 and a true group affinity (``fair``) of 0.596 / 0.596 /
-    0.593 / 0.591, with 28% fewer pairs to train on at -1; only AUC preferred counting skips
-    (0.905 vs 0.914), because the test set counts every heard track, skipped or not.
+    On the demo data's time split -1 ranked best and trained on fewer pairs; only AUC preferred
+    counting skips, because the test set counts every heard track, skipped or not (figures:
+    README, "Skip weight").
     ``cap``: pair weights are ``min(w, cap) / cap`` because WARP caps each example's loss, so
     raw counts far above 1 all behave alike.
     """
@@ -176,15 +174,6 @@ class FeatureSpace:
                 names += [f"decade:{d}" for d in self.decades]
             elif block == "explicit":
                 names.append("explicit")
-        return names
-
-    def user_feature_names(self) -> list[str]:
-        names: list[str] = []
-        for block in self.user_blocks:
-            if block == "identity":
-                names += [f"user:{u}" for u in self.user_ids]
-            elif block == "genre":
-                names += [f"fav_genre:{g}" for g in self.genres]
         return names
 
     # ----- matrices -----

@@ -16,7 +16,8 @@ from app.recommender.attribution import for_members
 from app.recommender.base import base_playlist
 from app.recommender.catalogue import Catalogue
 from app.recommender.ordering import listening_order
-from app.recommender.scoring import GroupResult, Member, Recommender
+from app.recommender.members import GroupResult, Member
+from app.recommender.scoring import Recommender
 from app.recommender.strategies import NO_TURN, Rules
 
 

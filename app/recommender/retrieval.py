@@ -1,10 +1,10 @@
 """Candidate retrieval for very large catalogues: ANN top-K, then exact re-scoring of the union.
 
 Why: exact group scoring is one ``members x tracks`` product plus per-member partial sorts; at a
-million tracks that is ~75-100 ms for ten members on one core (bench/RESULTS.md), over the
-50 ms budget. An approximate nearest-neighbour index (hnswlib, inner-product space) over the
-same item rows ``[v, b_item, 1]`` the exact path uses finds each member's best tracks in under
-a millisecond, and the strategies then run unchanged on a few thousand candidates.
+million tracks that is over the 50 ms budget for ten members on one core (bench/RESULTS.md). An
+approximate nearest-neighbour index (hnswlib, inner-product space) over the same item rows
+``[v, b_item, 1]`` the exact path uses finds each member's best tracks in a small fraction of
+that, and the strategies then run unchanged on a few thousand candidates.
 
 Which candidates: a member's standardised score ``z_j = (row_j . x - mu_j) / sd_j`` is an
 affine function of an inner product, so
@@ -45,10 +45,11 @@ from scipy.special import ndtr
 
 from app.recommender import attribution
 from app.recommender.artifact import sha256_file
+from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
 from app.recommender.strategies import NotEnoughSongs, Rules, check_strategy, select
 
-if TYPE_CHECKING:  # pragma: no cover
-    from app.recommender.scoring import GroupResult, Member, Recommender
+if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
+    from app.recommender.scoring import Recommender
 
 DEFAULT_MIN_TRACKS = 200_000
 
@@ -175,8 +176,8 @@ class CandidateRetrieval:
         """Each member's ANN top-K, plus the group direction's top ``group_k``.
 
         The group direction mixes several tastes, so its scores are flat across the catalogue
-        and graph search finds its top poorly (recall@200 of 12-50% at a million tracks, against
-        86-96% for a single member; bench/RESULTS.md). With ``exact_group`` (the default) that
+        and graph search finds its top far less reliably than a single member's (recall@200:
+        bench/RESULTS.md). With ``exact_group`` (the default) that
         one direction is scanned exactly: a single matrix-vector product and a partial sort,
         a fraction of scoring every member exactly.
         """
@@ -191,10 +192,8 @@ class CandidateRetrieval:
             by_group = self.index.query(group[None, :], k)
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
 
-    def recommend(self, rec: "Recommender", members: list["Member"], rules: Rules,
-                  strategy: str | None = None) -> "GroupResult":
-        from app.recommender.scoring import SKIP_PENALTY, GroupResult, owed_turns
-
+    def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
+                  strategy: str | None = None) -> GroupResult:
         strategy = check_strategy(strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         cand = self.candidates(rec, rows, rules.length)
@@ -229,7 +228,7 @@ class CandidateRetrieval:
                            for_members=attribution.for_members(turns, favourite))
 
 
-def _exact(rec: "Recommender", members: list["Member"], rules: Rules, strategy: str):
+def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy: str):
     """The whole-catalogue answer (the hook's ``exact=True`` skips retrieval, thread-safely)."""
     if getattr(rec, "retrieval", None) is None:
         return rec.recommend(members, rules, strategy)

@@ -12,8 +12,6 @@ catalogue, taken from the items' mean vector and covariance matrix (precomputed)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -21,44 +19,10 @@ import scipy.sparse as sp
 from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
+from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
 from app.recommender.strategies import Rules, check_strategy, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
-
-SKIP_PENALTY = 2.0  # standard deviations a "keeps skipping" track loses for that member
-# turns: a member the model knows only by favourite genres (or not at all) is owed this many
-# fair shares of turns: their model favourites are far less often true ones (EVALUATION.md).
-COLD_TURNS = 2.0
-
-
-@dataclass
-class Member:
-    """How one member is represented: ``kind`` is trained / genres / popular."""
-
-    user_id: int
-    row: np.ndarray
-    kind: str
-    skip_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    # genre profile (1 x catalogue genres) for the cold-start blend; see content.ColdStartBlend
-    content: sp.csr_matrix | None = None
-
-
-@dataclass
-class GroupResult:
-    indices: list[int]
-    member_scores: np.ndarray  # playlist x members, 0-1
-    member_fit: np.ndarray     # members, 0-1
-    taste_match: np.ndarray    # members x members, 0-1
-    strategy: str
-    notes: list[str]
-    # per track: the member position whose turn chose it (-1: none), and the sorted member
-    # positions it is for (that member and those it is a favourite of; attribution.py)
-    turns: list[int] = field(default_factory=list)
-    for_members: list[list[int]] = field(default_factory=list)
-
-
-def owed_turns(members: list[Member]) -> np.ndarray:
-    return np.array([1.0 if m.kind == "trained" else COLD_TURNS for m in members])
 
 
 class Recommender:

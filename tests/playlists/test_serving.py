@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from app.db import Artist, Genre, ListeningEvent, ModelVersion, Track, User
 from app.extensions import db
-from app.recommender import artifact, registry
+from app.modelstore import registry
+from app.recommender import artifact
 from app.recommender.base import base_playlist
 from app.recommender.catalogue import Catalogue
 from app.playlists import service as playlists
@@ -218,7 +219,7 @@ def _tiny_catalogue(n: int) -> Catalogue:
 
 
 def _train_version(app, **kw) -> str:
-    from app.recommender.dataset import load_from_database
+    from app.data.loaders import load_interactions as load_from_database
     from app.recommender.training import TrainParams, train
 
     model = train(load_from_database(), TrainParams(epochs=1, components=8, **kw))

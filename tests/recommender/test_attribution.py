@@ -20,7 +20,8 @@ from app.recommender.ordering import (
     longest_wait,
     neighbour_steps,
 )
-from app.recommender.scoring import SKIP_PENALTY, Recommender
+from app.recommender.members import SKIP_PENALTY
+from app.recommender.scoring import Recommender
 from app.recommender.strategies import Rules
 from app.playlists.stored import group_title
 

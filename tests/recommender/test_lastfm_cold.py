@@ -12,7 +12,7 @@ from scipy.stats import spearmanr
 from sqlalchemy import func, select
 
 from app.recommender.catalogue import Catalogue
-from app.recommender.lastfm import subset_items
+from app.recommender.offline.lastfm import subset_items
 from app.recommender.scoring import Recommender
 from app.recommender.strategies import Rules
 from app.recommender.training import TrainParams, train

@@ -76,7 +76,7 @@ def test_events_in_the_future_or_before_2000_are_reported_and_skipped(app, tmp_p
 
 def test_training_works_with_a_2999_event_in_the_database(world_app):
     """Rows written before the importer refused them: training ignores them and says so."""
-    from app.recommender.dataset import load_from_database
+    from app.data.loaders import load_interactions as load_from_database
     from app.recommender.features import WeightParams, event_weights
     from app.recommender.training import drop_future_events
 
@@ -114,8 +114,9 @@ def test_training_works_with_a_2999_event_in_the_database(world_app):
 
 def _second_version(app) -> tuple[str, str]:
     """(first, second): a newer version is trained and activated, the first stays registered."""
-    from app.recommender import artifact, registry
-    from app.recommender.dataset import load_from_database
+    from app.modelstore import registry
+    from app.recommender import artifact
+    from app.data.loaders import load_interactions as load_from_database
     from app.recommender.training import TrainParams, train
 
     with app.app_context():
@@ -155,7 +156,7 @@ def test_a_fresh_worker_serves_the_last_version_that_loads(world_app, tmp_path):
         assert "checksum" in status["error"]
 
     # activating a good version again ends the fallback
-    from app.recommender import registry
+    from app.modelstore import registry
 
     with fresh.app_context():
         registry.activate(first)
@@ -183,7 +184,7 @@ def test_model_activate_refuses_a_corrupt_version_and_keeps_the_old_one(world_ap
     assert result.exit_code == 1 and "checksum" in result.output
     assert f"version {first} stays active" in result.output
 
-    from app.recommender import registry
+    from app.modelstore import registry
 
     with world_app.app_context():
         with pytest.raises(registry.ActivationError):

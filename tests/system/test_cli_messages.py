@@ -3,7 +3,7 @@ help, no "49 items" for a group of 50, /doc/ works, targets explained, X-Model-V
 where the trained model built the playlist."""
 from __future__ import annotations
 
-from app.recommender.evaluation import format_targets, headline
+from app.recommender.metrics_summary import format_targets, headline
 from tests.support.paths import ROOT
 
 

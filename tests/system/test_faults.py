@@ -183,7 +183,8 @@ def test_broken_artifact_starts_degraded_and_serves_base(api_world, tmp_path, da
 def test_training_killed_half_way_leaves_previous_version_active(api_world, tmp_path):
     from app import create_app
     from app.extensions import db
-    from app.recommender import artifact, registry
+    from app.modelstore import registry
+    from app.recommender import artifact
     from app.playlists.holder import model_status
 
     db_path, model_dir, version = _copy_world(api_world, tmp_path)

@@ -127,7 +127,8 @@ def pg_world(tmp_path: Path, postgres_database: str, api_world, small_world):
     import shutil
 
     from app.data.importer.write import import_export
-    from app.recommender import artifact, registry
+    from app.modelstore import registry
+    from app.recommender import artifact
 
     model_dir = tmp_path / "shared-models"
     shutil.copytree(api_world.model_dir, model_dir)
@@ -149,8 +150,8 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
     import requests
 
     from app.db.experiments import Assignment, Prediction
-    from app.recommender import registry
-    from app.recommender.dataset import load_from_database
+    from app.modelstore import registry
+    from app.data.loaders import load_interactions as load_from_database
     from app.recommender import artifact
     from app.recommender.training import TrainParams, train
     from tests.support.servers import start_gunicorn

@@ -11,8 +11,8 @@ import scipy.sparse as sp
 
 from app.recommender.content import ContentIndex, blend_cold
 from app.recommender.dataset import COUNT
-from app.recommender.evaluation import ranking_metrics
-from app.recommender.lastfm import LastfmError, friend_cliques, load_lastfm, subset_items
+from app.recommender.offline.evaluation import ranking_metrics
+from app.recommender.offline.lastfm import LastfmError, friend_cliques, load_lastfm, subset_items
 from app.recommender.strategies import DEFAULT_STRATEGY
 from tests.support.paths import SHARED
 
@@ -127,7 +127,7 @@ def lastfm_small():
 def test_group_figures_by_hand():
     """Three members, six items; the playlist 0..3 of length 4 holds two held-out items of
     member 0, one of member 1 and none of member 2 (who is left out)."""
-    from app.recommender.real_eval import group_figures
+    from app.recommender.offline.groups import group_figures
 
     held_out = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0],
                                        [0, 0, 1, 0, 0, 0],
@@ -142,7 +142,7 @@ def test_group_figures_by_hand():
 
 
 def test_summarise_groups_by_hand():
-    from app.recommender.real_eval import group_figures, summarise_groups
+    from app.recommender.offline.groups import group_figures, summarise_groups
 
     three = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32))
     two = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32))
@@ -158,7 +158,7 @@ def test_summarise_groups_by_hand():
 def test_paired_groups_by_hand():
     """Left out in 1 of 4 groups against 3 of 4, on the same groups: differences -1, 0, 0, -1,
     mean -0.5, standard deviation sqrt(1/3), interval -0.5 +- 1.96 sqrt(1/3) / 2."""
-    from app.recommender.real_eval import paired_groups
+    from app.recommender.offline.groups import paired_groups
 
     def figures(left_out, hit_rate):
         return [{"someone_left_out": lo, "hit_rate": h, "min_precision@20": 0.05 * (1 - lo)}
@@ -183,7 +183,7 @@ def test_paired_groups_by_hand():
 def test_group_targets_compare_the_default_with_fair():
     """Left out: the drop must reach the margin and its interval must stay below zero; only
     groups of 3 and 4 count. Hit rate: not lower at any size."""
-    from app.recommender.real_eval import LEFT_OUT_MARGIN, REFERENCE_STRATEGY, group_targets
+    from app.recommender.offline.groups import LEFT_OUT_MARGIN, REFERENCE_STRATEGY, group_targets
 
     def row(left_out, hit):
         return {"hit_rate": hit, "min_precision@20": 0.01,
@@ -231,7 +231,8 @@ def test_subsample_keeps_friends_together(lastfm_small):
 
 @needs_lastfm
 def test_splits_never_leak_test_pairs(lastfm_small):
-    from app.recommender.real_eval import QUICK, _binary, make_splits, positive_pairs
+    from app.recommender.offline.protocol import QUICK
+    from app.recommender.offline.splits import _binary, make_splits, positive_pairs
 
     data = lastfm_small
     s = make_splits(data, QUICK)
@@ -280,7 +281,7 @@ def test_report_command_writes_evaluation_md(tmp_path):
     assert data["cold"]["our_cold_path"]["precision@10"] > \
         data["cold"]["lightfm_hybrid_features"]["precision@10"]
     # the default against fair, paired over the same friend groups, per size
-    from app.recommender.real_eval import REFERENCE_STRATEGY
+    from app.recommender.offline.groups import REFERENCE_STRATEGY
 
     paired = data["groups"]["paired"]["by_size"]
     assert set(paired) == {"2", "3", "4"}

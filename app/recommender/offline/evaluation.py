@@ -22,7 +22,9 @@ from app.recommender.base import base_playlist
 from app.recommender.catalogue import Catalogue
 from app.recommender import promise
 from app.recommender.dataset import LIKE, PLAY, SKIP, InteractionData
-from app.recommender.scoring import SKIP_PENALTY, Recommender
+from app.recommender.members import SKIP_PENALTY
+from app.recommender.metrics_summary import format_targets
+from app.recommender.scoring import Recommender
 from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules, greedy_fill
 from app.recommender.training import TrainParams, train
 
@@ -128,7 +130,7 @@ def _member_scores(rec: Recommender, members) -> np.ndarray:
 def per_user(rec: Recommender, split: Split, data: InteractionData, popularity: np.ndarray,
              k: int, seed: int, batch: int = 128) -> dict[str, dict[str, float]]:
     rng = np.random.default_rng(seed)
-    genres = _genre_lists(data)
+    genres = user_genre_lists(data)
     pop = popularity.astype(np.float64)
     pop_norm = pop / max(pop.max(), 1.0)
     sums: dict[str, dict[str, list]] = {m: {} for m in ("lightfm", "lightfm_without_profile",
@@ -158,7 +160,8 @@ def per_user(rec: Recommender, split: Split, data: InteractionData, popularity: 
     return out
 
 
-def _genre_lists(data: InteractionData) -> list[list[str]]:
+def user_genre_lists(data: InteractionData) -> list[list[str]]:
+    """Each user's declared favourite genres by name: what ``Recommender.member`` takes."""
     g = data.user_genres.tocsr()
     return [[str(data.genre_names[c]) for c in g.indices[g.indptr[u]:g.indptr[u + 1]]]
             for u in range(data.n_users)]
@@ -198,7 +201,7 @@ def group_metrics(rec: Recommender, split: Split, data: InteractionData, cfg: Ev
 
     groups = sample_groups(split.users, cfg.groups, cfg.min_group, cfg.max_group, cfg.seed)
     rules = Rules(length=cfg.group_k, max_per_artist=cfg.max_per_artist)
-    genres = _genre_lists(data)
+    genres = user_genre_lists(data)
     names = list(cfg.strategies) + ["base", "popularity"] + (
         list(promise.ORACLES) if affinity else [])
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
@@ -240,7 +243,7 @@ def served_metrics(rec: Recommender, data: InteractionData, affinity: Callable,
     users = np.arange(data.n_users)
     groups = sample_groups(users, cfg.groups, cfg.min_group, cfg.max_group, cfg.seed)
     rules = Rules(length=cfg.group_k, max_per_artist=cfg.max_per_artist)
-    genres = _genre_lists(data)
+    genres = user_genre_lists(data)
     item_ids = rec.catalogue.item_ids
     names = list(cfg.strategies) + list(promise.ORACLES)
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
@@ -382,7 +385,8 @@ def served(rec: Recommender, data: InteractionData, ground_truth: str | Path,
     return {"protocol": {**cfg.as_dict(), "model_version": rec.version,
                          "ground_truth": str(ground_truth)},
             "groups": groups, "default_strategy": DEFAULT_STRATEGY,
-            "targets": promise_targets(groups, n=cfg.groups), "seconds": round(time.perf_counter() - started, 1)}
+            "targets": promise_targets(groups, n=cfg.groups),
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def format_served(result: dict) -> str:
@@ -392,73 +396,3 @@ def format_served(result: dict) -> str:
                         f"{p['min_group']}-{p['max_group']}, playlists of {p['group_k']}, "
                         f"scored with the hidden taste")
     return "\n".join(lines + [""] + format_targets(result))
-
-
-def headline(metrics: dict | None) -> dict[str, float | None]:
-    """The few figures people compare across model versions (``model list``, the admin's
-    models page): LightFM's precision@10 and nDCG@10 per user, then the default strategy's
-    group figures. None where a version was not evaluated."""
-    ev = (metrics or {}).get("evaluation") or {}
-    lightfm = ev.get("per_user", {}).get("lightfm", {})
-    out: dict[str, float | None] = {"precision@10": lightfm.get("precision@10"),
-                                    "nDCG@10": lightfm.get("ndcg@10")}
-    default = ev.get("default_strategy")
-    for key, value in (ev.get("groups", {}).get(default) or {}).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and not key.endswith("_ci95"):
-            out[f"groups: {key.replace('_', ' ')}"] = value
-    return out
-
-
-# What each target of check_targets means, for results whose targets are bare values.
-TARGET_DESCRIPTIONS = {
-    "lightfm_beats_popularity_and_base": "LightFM scores above popularity and the base model on "
-                                         "every per-user ranking metric",
-}
-
-
-def format_targets(result: dict) -> list[str]:
-    """One line per target: met or not, what it means, its value, the interval and the sample.
-
-    A target is either a bare value (bool or number) or a dict with any of ``met``,
-    ``description``, ``value``, ``interval`` ([low, high]), ``threshold`` and ``n`` (groups or
-    users it was measured on). With an interval, a reader can tell a miss that is within noise
-    from a real failure.
-    """
-    targets = result.get("targets", {})
-    if not targets:
-        return []
-    groups = result.get("protocol", {}).get("groups")
-    lines = [f"targets (measured on {groups} groups; a miss whose interval reaches the "
-             f"threshold is within noise — run more groups to decide)" if groups else "targets"]
-    for key, target in targets.items():
-        t = target if isinstance(target, dict) else {"value": target}
-        value = t.get("value", t.get("met"))
-        met = t.get("met", value if isinstance(value, bool) else None)
-        status = "" if met is None else ("met" if met else "NOT met")
-        text = t.get("description") or TARGET_DESCRIPTIONS.get(key, "")
-        parts = [f"target {key}: {status or _fmt(value)}"]
-        if text:
-            parts.append(f" — {text}")
-        details = []
-        if status and value is not None and not isinstance(value, bool):
-            details.append(f"value {_fmt(value)}")
-        if t.get("threshold") is not None:
-            details.append(f"threshold {_fmt(t['threshold'])}")
-        if t.get("interval"):
-            low, high = t["interval"]
-            details.append(f"95% interval {_fmt(low)} to {_fmt(high)}")
-        if t.get("n") is not None:
-            details.append(f"n = {t['n']}")
-        if details:
-            parts.append(" (" + ", ".join(details) + ")")
-        lines.append("".join(parts))
-    return lines
-
-
-def _fmt(value) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

@@ -1,4 +1,5 @@
-"""`flask model ...`: train, evaluate, list and activate model versions."""
+"""`flask model ...`: train, evaluate, list and activate model versions, and write the
+real-data report (EVALUATION.md)."""
 from __future__ import annotations
 
 import json
@@ -65,17 +66,18 @@ def _params(base=None, **opts):
 
 
 def _load_data():
-    from app.recommender.dataset import load_from_database
+    from app.data.loaders import load_interactions
 
     t0 = time.perf_counter()
-    data = load_from_database()
+    data = load_interactions()
     click.echo(f"loaded {data.n_users:,} users, {data.n_items:,} tracks, {len(data.events):,} "
                f"events from the database in {time.perf_counter() - t0:.1f}s", err=True)
     return data
 
 
 def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | None = None):
-    from app.recommender import artifact, registry
+    from app.modelstore import registry
+    from app.recommender import artifact
     from app.recommender.training import train
 
     data = _load_data()
@@ -124,7 +126,7 @@ def _report_future_events(limit: int = 10) -> None:
 
 
 def _run_evaluation(data, params, ground_truth: str | None, cfg=None, progress=None):
-    from app.recommender.evaluation import evaluate, find_ground_truth
+    from app.recommender.offline.evaluation import evaluate, find_ground_truth
 
     gt = find_ground_truth(ground_truth, _export_folders())
     if ground_truth is None and gt is not None:
@@ -158,7 +160,8 @@ def train_command(with_eval: bool, ground_truth: str | None, **opts) -> None:
 @model_cli.command("ensure")
 def ensure_command() -> None:
     """Train and activate only when no active version loads (fast when one does)."""
-    from app.recommender import artifact, registry
+    from app.modelstore import registry
+    from app.recommender import artifact
 
     row = registry.active()
     if row is not None:
@@ -177,7 +180,7 @@ def ensure_command() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_command(as_json: bool) -> None:
     """Versions with their creation time, data counts and headline metrics."""
-    from app.recommender import registry
+    from app.modelstore import registry
 
     rows = registry.versions()
     if as_json:
@@ -191,7 +194,7 @@ def list_command(as_json: bool) -> None:
         return
     click.echo(f"{'':2}{'version':<26}{'created (UTC)':<21}{'events':>11}{'pairs':>10}"
                f"{'train s':>9}{'prec@10':>9}{'ndcg@10':>9}")
-    from app.recommender.evaluation import headline
+    from app.recommender.metrics_summary import headline
 
     def figure(value: float | None) -> str:  # a dash before `model evaluate`, not "nan"
         return f"{value:>9.4f}" if isinstance(value, (int, float)) else f"{'–':>9}"
@@ -210,7 +213,7 @@ def list_command(as_json: bool) -> None:
 @click.argument("version")
 def activate_command(version: str) -> None:
     """Make VERSION the serving version (running workers follow within seconds)."""
-    from app.recommender import registry
+    from app.modelstore import registry
 
     try:
         registry.activate(version)  # loads and verifies the artifact first
@@ -244,8 +247,8 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
                      test_fraction: float, eval_seed: int, store: bool, served: bool,
                      **opts) -> None:
     """Time-split evaluation with the active version's parameters (or the options given)."""
-    from app.recommender import registry
-    from app.recommender.evaluation import EvalConfig, format_report
+    from app.modelstore import registry
+    from app.recommender.offline.evaluation import EvalConfig, format_report
     from app.recommender.training import TrainParams
 
     if served:
@@ -275,7 +278,7 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
 
 
 def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int) -> None:
-    from app.recommender import evaluation
+    from app.recommender.offline import evaluation
     from app.playlists.holder import get_holder
 
     gt = evaluation.find_ground_truth(ground_truth, _export_folders())
@@ -308,8 +311,10 @@ def report_command(dataset: str, out: str, json_path: str | None, max_users: int
     import shlex
     from dataclasses import replace
 
-    from app.recommender.lastfm import LastfmError
-    from app.recommender.real_eval import QUICK, Protocol, report
+    from app.data.loaders import load_interactions
+    from app.recommender.offline.lastfm import LastfmError
+    from app.recommender.offline.protocol import QUICK, Protocol
+    from app.recommender.offline.report import report
 
     protocol = replace(QUICK if quick else Protocol(), seed=seed)
     words = ["flask", "--app", "wsgi", "model", "report", "--dataset", dataset, "--out", out]
@@ -319,7 +324,8 @@ def report_command(dataset: str, out: str, json_path: str | None, max_users: int
     command = " ".join(shlex.quote(w) for w in words)
     try:
         result = report(dataset, out, command=command, protocol=protocol, max_users=max_users,
-                        json_path=json_path, echo=lambda m: click.echo(m, err=True))
+                        json_path=json_path, echo=lambda m: click.echo(m, err=True),
+                        database=load_interactions)
     except (OSError, ValueError, LastfmError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{out} written in {result['seconds']:.0f}s")

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from app.clock import utcnow
 from app.db import ModelVersion
 from app.extensions import db
-from app.recommender.artifact import Artifact
+from app.recommender import artifact
 
 
-def register(art: Artifact, *, activate: bool, metrics: dict | None = None) -> ModelVersion:
+def register(art: artifact.Artifact, *, activate: bool,
+             metrics: dict | None = None) -> ModelVersion:
     row = ModelVersion(
         version=art.version,
         created_at=utcnow(),
@@ -47,11 +49,8 @@ class ActivationError(RuntimeError):
 
 
 def verify(row: ModelVersion, model_dir: str | None = None) -> None:
-    """Load ``row``'s artifact with its recorded checksum; raise ActivationError if it fails."""
-    from flask import current_app
-
-    from app.recommender import artifact
-
+    """Load ``row``'s artifact with its recorded checksum; raise ActivationError if it fails.
+    ``model_dir`` defaults to the app's MODEL_DIR."""
     folder = artifact_folder(row.version, row.path,
                              model_dir or current_app.config["MODEL_DIR"])
     try:
