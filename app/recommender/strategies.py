@@ -20,6 +20,7 @@ share of turns to pick their own favourites, and then fills the playlist close t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -246,7 +247,8 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
           rules: Rules, start: tuple[np.ndarray, int] | None = None,
-          taken: Taken | None = None, delta: float = FAIR_DELTA) -> list[int]:
+          taken: Taken | None = None, delta: float = FAIR_DELTA, *,
+          scratch: bool = False) -> list[int]:
     """Proportional fairness, built greedily: each next track maximises the sum over members
     of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
@@ -258,15 +260,15 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     ``Σ log(A + ℓ) − m·log(s + 1)``; the last term is the same for every candidate, so the
     pick maximises ``Π (A + ℓ)``: one addition and one product per step instead of a
     logarithm per member and candidate (half the time). Groups too large for the product to
-    stay finite in float64 take the sum of logarithms."""
+    stay finite in float64 take the sum of logarithms. ``scratch``: ``lk`` is a float64 array
+    the caller no longer needs, so it is worked on in place instead of copied."""
     m, c = lk.shape
     taken = taken if taken is not None else Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
     done = start[1] if start is not None else 0
-    in_logs = m * np.log10((1.0 + delta) * (rules.length + done + 1)) > 300
-    lk = lk.astype(np.float64)
-    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
+    in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
+    lk = lk if scratch and lk.dtype == np.float64 else lk.astype(np.float64)
     fit = np.full(m, delta)  # A at step 0
     if start is not None:  # continue a playlist: A = (s + 1)·δ + what members got so far
         fit = fit * (done + 1) + start[0]
@@ -274,8 +276,9 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     value = np.empty(c)
     chosen: list[int] = []
     c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
+    column = fit[:, None]  # a view: ``fit`` is updated in place
     for _ in range(rules.length):
-        np.add(lk, fit[:, None], out=work)  # a taken or refused candidate has -inf in row 0
+        np.add(lk, column, out=work)  # a taken or refused candidate has -inf in row 0
         if in_logs:
             np.maximum(work, 0.0, out=work)
             with np.errstate(divide="ignore"):
@@ -287,30 +290,33 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
             j = int(value.argmax())
             if value[j] == -np.inf:
                 return chosen
-            lk[0, j] = value[j] = -np.inf
             s, a = c_song[j], c_artist[j]
             if taken.allows(s, a):
                 break
+            lk[0, j] = value[j] = -np.inf
+        fit += lk[:, j] + delta  # what taking it adds to every member's A
+        lk[0, j] = -np.inf
         taken.take(s, a)
         chosen.append(c_index[j])
-        fit += gain[j]
     return chosen
 
 
 def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
-    """Tracks above some member's threshold for their top ``k``, for all members at once. Each
-    threshold comes from a strided sample of the member's row, as in ``best``, set so that
-    about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that misjudged
-    the row badly, where the exact selection that follows takes the best tracks it has."""
+    """A mask of the tracks above some member's threshold for their top ``k``, for all members
+    at once. Each threshold comes from a strided sample of the member's row, as in ``best``,
+    set so that about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that
+    misjudged the row badly, where the exact selection that follows takes the best tracks it
+    has. ``z >= t`` decides exactly as ``z - t >= 0`` did (IEEE subtraction is zero only for
+    equal numbers) without writing the difference."""
     m, n = z.shape
     stride = max(1, n // 512)
     sample = z[:, ::stride]
     s = sample.shape[1]
     r = s - max(1, min(s, (6 * k * s) // n))
-    above = np.subtract(z, np.partition(sample, r, axis=1)[:, r:r + 1]).max(axis=0) >= 0
+    above = (z >= np.partition(sample, r, axis=1)[:, r:r + 1]).any(axis=0)
     if allowed is not None:
         above &= allowed
-    return np.flatnonzero(above)
+    return above
 
 
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
@@ -331,60 +337,67 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
         return chosen, [0] * len(chosen)
-    k = min(n, max(rules.length, int(np.ceil(TURN_SHARE * n))))
-    mark = np.zeros(n, dtype=np.int8)
-    mark[_own_pools(z, allowed, k)] = 1
-    mark[cand] = 2
-    wide = np.flatnonzero(mark)
+    k = min(n, max(rules.length, math.ceil(TURN_SHARE * n)))
+    mark = _own_pools(z, allowed, k)
+    mark[cand] = True
+    wide = np.flatnonzero(mark)  # every column is allowed: the pools and ``cand`` are
     ranked = np.take(z, wide, axis=1)
-    if allowed is not None:
-        ranked = np.where(allowed[wide], ranked, _EXCLUDED)
     c = ranked.shape[1]
     fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
     # keep the group's candidates and every member's favourites, not the rest of the pools
-    keep = (mark[wide] == 2) | fav.any(axis=0)
-    cand, zc, fav = wide[keep], ranked[:, keep], fav[:, keep]
+    any_fav = fav.any(axis=0)
+    keep = any_fav.copy()
+    keep[np.searchsorted(wide, cand)] = True
+    cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
-    share = fair_share(rules.length, m) * (np.ones(m) if owed is None else owed)
-    share = share.tolist()
+    owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
+    share = [fair_share(rules.length, m) * o for o in owed]
     # A member's preference among their favourites does not change as the playlist grows
     # (the group's liking is fixed), so each member's picks are ranked once, up front.
-    f_cols = np.flatnonzero(fav.any(axis=0))
+    f_cols = np.flatnonzero(any_fav)
     f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
     value = np.where(f_fav, f_lk.mean(axis=0) + TURN_OWN_WEIGHT * f_lk, -np.inf)
     per_member = f_fav.sum(axis=1).tolist()
-    ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)]
-    picks = [ranked_picks[j, :per_member[j]].tolist() for j in range(m)]
-    c_song = song[cand[f_cols]].tolist()
-    c_artist = artist[cand[f_cols]].tolist()
-    count, total = [0] * m, np.zeros(m)
+    ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)].tolist()
+    picks = [ranked_picks[j][:per_member[j]][::-1] for j in range(m)]  # next pick last
+    f_index = cand[f_cols]
+    c_song, c_artist = song[f_index].tolist(), artist[f_index].tolist()
+    gains = f_lk.T.tolist()  # per favourite, every member's liking
+    count, total = [0] * m, [0.0] * m
     used: set[int] = set()
     taken = Taken(rules.max_per_artist)
     chosen: list[int] = []
     turns: list[int] = []
+    members = range(m)
     while len(chosen) < rules.length:
-        needy = [j for j in range(m) if count[j] < share[j] and picks[j]]
-        if not needy:
+        j, best_key = -1, None
+        for q in members:  # the needy member with the fewest turns, then the lowest fit
+            if count[q] < share[q] and picks[q] and (
+                    best_key is None or (count[q], total[q]) < best_key):
+                j, best_key = q, (count[q], total[q])
+        if j < 0:
             break
-        j = min(needy, key=lambda q: (count[q], total[q]))
-        c = picks[j].pop(0)
+        c = picks[j].pop()
         if c in used:
             continue
         used.add(c)
-        if not taken.allows(c_song[c], c_artist[c]):
+        s, a = c_song[c], c_artist[c]
+        if not taken.allows(s, a):
             continue
-        taken.take(c_song[c], c_artist[c])
+        taken.take(s, a)
         chosen.append(int(f_cols[c]))
         turns.append(j)
         count[j] += 1
-        total += f_lk[:, c]
-    out = [int(cand[c]) for c in chosen]
+        gain = gains[c]
+        for q in members:
+            total[q] += gain[q]
+    out = cand[chosen].tolist()
     if len(out) < rules.length:
         rest = np.ones(len(cand), dtype=bool)
         rest[chosen] = False
-        out += _fair(lk[:, rest].astype(np.float32), cand[rest], song, artist,
+        out += _fair(lk[:, rest], cand[rest], song, artist,
                      Rules(rules.length - len(out), rules.max_per_artist,
                            rules.exclude_explicit),
-                     start=(total, len(out)), taken=taken,
-                     delta=TURN_FILL_DELTA)
+                     start=(np.array(total), len(out)), taken=taken,
+                     delta=TURN_FILL_DELTA, scratch=True)
     return out, turns + [NO_TURN] * (len(out) - len(turns))
