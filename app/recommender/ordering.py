@@ -3,8 +3,7 @@ row, neighbouring tracks close in tempo and energy.
 
 The strategies return tracks best first, so a member's favourites can bunch together and the
 tempo jumps at random. The order is built greedily, one position at a time (playlists are at
-most a hundred tracks, so a Python loop over positions with numpy over the remaining tracks is
-cheap):
+most a hundred tracks, so plain Python over positions and remaining tracks is cheap):
 
 - *who waits*: each member has a pressure ``(wait + 1) · remaining / positions_left``: the
   tracks since their last one, against the gap their remaining tracks allow on average. A
@@ -27,38 +26,54 @@ SMOOTH_WEIGHT = 0.25
 def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.ndarray | None,
                     energy: np.ndarray | None, n_members: int,
                     smooth_weight: float = SMOOTH_WEIGHT) -> list[int]:
-    """A permutation of ``range(len(for_members))``: the order to play the tracks in."""
+    """A permutation of ``range(len(for_members))``: the order to play the tracks in.
+
+    The greedy steps run on Python lists: a playlist has a few dozen tracks, where a numpy
+    call costs more than the arithmetic it saves. A track's urgency is the highest pressure
+    among its members, 0 when it is for nobody (pressures are never negative)."""
     n = len(for_members)
     if n <= 1:
         return list(range(n))
-    artist = np.asarray(artist)
-    serves = np.zeros((n, max(n_members, 1)), dtype=bool)
-    for t, ms in enumerate(for_members):
-        serves[t, ms] = True
+    artists = np.asarray(artist).tolist()
+    members = [sorted(set(ms)) for ms in for_members]
+    width = max(n_members, 1)
     audio = _scaled([tempo, energy], n)
-    # pairwise steps and artist clashes once: each position is then a few vector operations
-    step = (smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)
-            if audio is not None else np.zeros((n, n)))
-    same_artist = artist[:, None] == artist[None, :]
-    left = serves.sum(axis=0).astype(np.float64)  # tracks still to play, per member
-    last = np.full(serves.shape[1], -1.0)          # position of each member's last track
-    taken = np.zeros(n, dtype=bool)
+    # pairwise steps once: each position then reads one row
+    step = ((smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)).tolist()
+            if audio is not None else None)
+    left = [0.0] * width  # tracks still to play, per member
+    for ms in members:
+        for j in ms:
+            left[j] += 1.0
+    last = [-1.0] * width  # position of each member's last track
+    remaining = list(range(n))
     order: list[int] = []
     for pos in range(n):
-        pressure = (pos - last) * left * (1.0 / (n - pos))
-        score = (serves * pressure).max(axis=1)
+        scale = 1.0 / (n - pos)
+        pressure = [(pos - at) * still * scale for at, still in zip(last, left)]
         if order:
             prev = order[-1]
-            score -= step[prev]
-            blocked = taken | same_artist[prev]
-            score[blocked if not blocked.all() else taken] = -np.inf
-        pick = int(np.argmax(score))  # first of the best: ties go to the strategy's order
+            mine = artists[prev]
+            # a track by the previous track's artist only when nothing else is left
+            pool = [t for t in remaining if artists[t] != mine] or remaining
+            row = step[prev] if step is not None else None
+        else:
+            pool, row = remaining, None
+        pick, best = -1, 0.0
+        for t in pool:  # first of the best: ties go to the strategy's order
+            ms = members[t]
+            score = (pressure[ms[0]] if len(ms) == 1 else max([pressure[j] for j in ms])
+                     if ms else 0.0)
+            if row is not None:
+                score -= row[t]
+            if pick < 0 or score > best:
+                pick, best = t, score
         order.append(pick)
-        taken[pick] = True
-        served = serves[pick]
-        last[served] = pos
-        left[served] -= 1
-    return _separate_artists(order, artist)
+        remaining.remove(pick)
+        for j in members[pick]:
+            last[j] = pos
+            left[j] -= 1.0
+    return _separate_artists(order, artists)
 
 
 def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
@@ -67,13 +82,15 @@ def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
     for col in columns:
         if col is None or len(col) != n:
             continue
-        col = np.nan_to_num(np.asarray(col, dtype=np.float64))
+        col = np.asarray(col, dtype=np.float64)
+        if not np.isfinite(col).all():
+            col = np.nan_to_num(col)
         sd = col.std()
         out.append(col / sd if sd > 0 else np.zeros(n))
     return np.column_stack(out) if out else None
 
 
-def _separate_artists(order: list[int], artist: np.ndarray) -> list[int]:
+def _separate_artists(order: list[int], artist) -> list[int]:
     """Move any track that follows its own artist to the nearest place between two tracks by
     other artists; left as it is when no such place exists (a catalogue of very few artists)."""
     order = list(order)
