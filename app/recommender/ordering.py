@@ -18,6 +18,8 @@ Ties go to the earlier track of the strategy's order, so the result is determini
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SMOOTH_WEIGHT = 0.25
@@ -35,15 +37,18 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     if n <= 1:
         return list(range(n))
     artists = np.asarray(artist).tolist()
-    members = [sorted(set(ms)) for ms in for_members]
+    # tracks with the same members share their urgency: computed once per set and position
+    sets: dict[tuple[int, ...], int] = {}
+    of_track = [sets.setdefault(tuple(sorted(set(ms))), len(sets)) for ms in for_members]
+    member_sets = list(sets)
     width = max(n_members, 1)
     audio = _scaled([tempo, energy], n)
     # pairwise steps once: each position then reads one row
     step = ((smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)).tolist()
             if audio is not None else None)
     left = [0.0] * width  # tracks still to play, per member
-    for ms in members:
-        for j in ms:
+    for t in of_track:
+        for j in member_sets[t]:
             left[j] += 1.0
     last = [-1.0] * width  # position of each member's last track
     remaining = list(range(n))
@@ -51,6 +56,7 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     for pos in range(n):
         scale = 1.0 / (n - pos)
         pressure = [(pos - at) * still * scale for at, still in zip(last, left)]
+        urgency = [max([pressure[j] for j in ms]) if ms else 0.0 for ms in member_sets]
         if order:
             prev = order[-1]
             mine = artists[prev]
@@ -59,18 +65,12 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
             row = step[prev] if step is not None else None
         else:
             pool, row = remaining, None
-        pick, best = -1, 0.0
-        for t in pool:  # first of the best: ties go to the strategy's order
-            ms = members[t]
-            score = (pressure[ms[0]] if len(ms) == 1 else max([pressure[j] for j in ms])
-                     if ms else 0.0)
-            if row is not None:
-                score -= row[t]
-            if pick < 0 or score > best:
-                pick, best = t, score
+        scores = ([urgency[of_track[t]] - row[t] for t in pool] if row is not None
+                  else [urgency[of_track[t]] for t in pool])
+        pick = pool[scores.index(max(scores))]  # the first of the best: the strategy's order
         order.append(pick)
         remaining.remove(pick)
-        for j in members[pick]:
+        for j in member_sets[of_track[pick]]:
             last[j] = pos
             left[j] -= 1.0
     return _separate_artists(order, artists)
@@ -85,7 +85,10 @@ def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
         col = np.asarray(col, dtype=np.float64)
         if not np.isfinite(col).all():
             col = np.nan_to_num(col)
-        sd = col.std()
+        # ``col.std()``'s own steps, without its generic wrapper
+        d = col - np.add.reduce(col) / n
+        d *= d
+        sd = math.sqrt(np.add.reduce(d) / n)
         out.append(col / sd if sd > 0 else np.zeros(n))
     return np.column_stack(out) if out else None
 
