@@ -19,6 +19,7 @@ Ties go to the earlier track of the strategy's order, so the result is determini
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 import numpy as np
 
@@ -41,6 +42,9 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     sets: dict[tuple[int, ...], int] = {}
     of_track = [sets.setdefault(tuple(sorted(set(ms))), len(sets)) for ms in for_members]
     member_sets = list(sets)
+    # a set's urgency read from the pressures: 0 for nobody, else the highest of its members'
+    urgency_of = [(lambda p: 0.0) if not ms else itemgetter(ms[0]) if len(ms) == 1
+                  else (lambda p, get=itemgetter(*ms): max(get(p))) for ms in member_sets]
     width = max(n_members, 1)
     audio = _scaled([tempo, energy], n)
     # pairwise steps once: each position then reads one row
@@ -56,7 +60,7 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     for pos in range(n):
         scale = 1.0 / (n - pos)
         pressure = [(pos - at) * still * scale for at, still in zip(last, left)]
-        urgency = [max([pressure[j] for j in ms]) if ms else 0.0 for ms in member_sets]
+        urgency = [get(pressure) for get in urgency_of]
         if order:
             prev = order[-1]
             mine = artists[prev]
