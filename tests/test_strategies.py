@@ -345,3 +345,26 @@ def test_listening_order_equals_the_plain_implementation():
             tempo = np.round(rng.uniform(60, 70, n))  # ties in the steps
         got = ordering.listening_order(fm, artist, tempo, energy, m)
         assert got == _ref_listening_order(fm, artist, tempo, energy, m), trial
+
+
+def test_turn_pools_list_the_candidates_and_own_pools_of_the_plain_path():
+    rng = np.random.default_rng(5)
+    listed = 0
+    for trial in range(200):
+        z, song, artist, allowed, rules, owed = _random_case(rng, trial)
+        size, n = max(10 * rules.length, 200), z.shape[1]
+        k = strategies.favourite_count(n, rules.length)
+        got = strategies._turn_pools(z, allowed, size, k)
+        if got is None:  # a pool the sample misjudged, or a catalogue too small: plain path
+            continue
+        listed += 1
+        cand = strategies.candidates(z, allowed, size, with_max=False)
+        own = _ref_own_pools(z, allowed, k)
+        wide = np.union1d(own, cand)
+        np.testing.assert_array_equal(got[0], cand)
+        np.testing.assert_array_equal(got[1], wide)
+        np.testing.assert_array_equal(got[2], np.isin(wide, cand))
+        assert got[0].dtype == cand.dtype and got[1].dtype == wide.dtype
+        chosen = strategies._turns(z, allowed, cand, song, artist, rules, owed, pools=got)
+        assert chosen == _ref_turns(z, allowed, cand, song, artist, rules, owed), trial
+    assert listed > 100

@@ -222,9 +222,13 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                 score = np.where(allowed, score, _EXCLUDED)
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
-            cand = candidates(z, allowed, size, with_max=strategy != "turns")
+            pools = (_turn_pools(z, allowed, size, favourite_count(n, rules.length))
+                     if strategy == "turns" and z.shape[0] > 1 else None)
+            cand = (pools[0] if pools is not None
+                    else candidates(z, allowed, size, with_max=strategy != "turns"))
             if strategy == "turns":
-                chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed)
+                chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
+                                       pools=pools)
             elif strategy == "fair":
                 chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
             else:
@@ -319,8 +323,50 @@ def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
     return above
 
 
+def favourite_count(n: int, length: int) -> int:
+    """``turns``: how many tracks of the catalogue are a member's own favourites."""
+    return min(n, max(length, math.ceil(TURN_SHARE * n)))
+
+
+def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``candidates(z, allowed, size, with_max=False)`` and every member's own pool
+    (``_own_pools``) from one pass over the catalogue's marks: the sampled thresholds of the
+    mean and minimum pools and of the members' own tracks are applied to the whole catalogue,
+    their union is listed once, and the exact selections of ``best`` run on that short list
+    (the same tracks in the same order as ``best`` sees them). Returns the candidates, the
+    sorted union of candidates and own pools, and which of those are candidates; None when a
+    pool would take ``best``'s fallback (the caller then takes the plain path)."""
+    n = z.shape[1]
+    half = max(size // 2, 1)
+    pools = []
+    for score, kk in ((z.sum(axis=0), 2 * size), (z.min(axis=0), half)):
+        stride = kk // 8
+        if kk >= n or not (stride >= 2 and 8 * kk < n):
+            return None
+        if allowed is not None:
+            score = np.where(allowed, score, _EXCLUDED)
+        sample = score[::stride]
+        r = len(sample) - 32
+        pools.append((score, kk, score >= np.partition(sample, r)[r]))
+    own = _own_pools(z, allowed, k)
+    listed = np.flatnonzero(own | pools[0][2] | pools[1][2])
+    is_cand = np.zeros(len(listed), dtype=bool)
+    for score, kk, passed in pools:
+        at = np.flatnonzero(passed[listed])  # positions in ``listed`` of ``best``'s pool
+        if len(at) < kk:
+            return None
+        pool = listed[at]
+        is_cand[at[np.argpartition(score[pool], len(pool) - kk)[len(pool) - kk:]]] = True
+    if allowed is not None:
+        is_cand &= allowed[listed]
+    is_wide = is_cand | own[listed]
+    return listed[is_cand], listed[is_wide], is_cand[is_wide]
+
+
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
-           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
+           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
+           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
            ) -> tuple[list[int], list[int]]:
     """Members take turns, a fair share of turns each, then proportional fairness close to
     max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
@@ -337,17 +383,21 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
         return chosen, [0] * len(chosen)
-    k = min(n, max(rules.length, math.ceil(TURN_SHARE * n)))
-    mark = _own_pools(z, allowed, k)
-    mark[cand] = True
-    wide = np.flatnonzero(mark)  # every column is allowed: the pools and ``cand`` are
-    ranked = np.take(z, wide, axis=1)
+    k = favourite_count(n, rules.length)
+    if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
+        wide, in_cand = pools[1], pools[2]
+    else:
+        mark = _own_pools(z, allowed, k)
+        mark[cand] = True
+        wide = np.flatnonzero(mark)
+        in_cand = np.zeros(len(wide), dtype=bool)
+        in_cand[np.searchsorted(wide, cand)] = True
+    ranked = np.take(z, wide, axis=1)  # every column is allowed: the pools and ``cand`` are
     c = ranked.shape[1]
     fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
     # keep the group's candidates and every member's favourites, not the rest of the pools
     any_fav = fav.any(axis=0)
-    keep = any_fav.copy()
-    keep[np.searchsorted(wide, cand)] = True
+    keep = in_cand | any_fav
     cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
