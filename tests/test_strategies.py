@@ -367,4 +367,4 @@ def test_turn_pools_list_the_candidates_and_own_pools_of_the_plain_path():
         assert got[0].dtype == cand.dtype and got[1].dtype == wide.dtype
         chosen = strategies._turns(z, allowed, cand, song, artist, rules, owed, pools=got)
         assert chosen == _ref_turns(z, allowed, cand, song, artist, rules, owed), trial
-    assert listed > 100
+    assert listed > 50  # the 20,000-track cases; smaller catalogues take the plain path
