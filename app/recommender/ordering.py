@@ -81,20 +81,24 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
 
 
 def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
-    """tracks x features, each feature divided by its spread in the playlist (0 when flat)."""
-    out = []
-    for col in columns:
-        if col is None or len(col) != n:
-            continue
-        col = np.asarray(col, dtype=np.float64)
-        if not np.isfinite(col).all():
-            col = np.nan_to_num(col)
-        # ``col.std()``'s own steps, without its generic wrapper
-        d = col - np.add.reduce(col) / n
-        d *= d
-        sd = math.sqrt(np.add.reduce(d) / n)
-        out.append(col / sd if sd > 0 else np.zeros(n))
-    return np.column_stack(out) if out else None
+    """tracks x features, each feature divided by its spread in the playlist (0 when flat).
+    ``col.std()``'s own steps (mean, squared deviations, their mean, root), on all features
+    at once: a row-wise reduction adds each row exactly as the 1-D one does."""
+    cols = [c for c in columns if c is not None and len(c) == n]
+    if not cols:
+        return None
+    x = np.array(cols, dtype=np.float64)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x)
+    d = x - (np.add.reduce(x, axis=1) / n)[:, None]
+    d *= d
+    sd = np.sqrt(np.add.reduce(d, axis=1) / n)
+    flat = ~(sd > 0)
+    if flat.any():  # no spread: that feature says nothing (and must not divide by zero)
+        x[flat] = 0.0
+        sd[flat] = 1.0
+    x /= sd[:, None]
+    return x.T
 
 
 def _separate_artists(order: list[int], artist) -> list[int]:
