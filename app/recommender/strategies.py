@@ -106,6 +106,12 @@ def liking(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
     return t
 
 
+def column_mean(x: np.ndarray) -> np.ndarray:
+    """``x.mean(axis=0)``: the same reduction and division, without ``np.mean``'s wrapper."""
+    out = np.add.reduce(x, axis=0)
+    return np.true_divide(out, np.intp(x.shape[0]), out=out, casting="unsafe")
+
+
 def percentiles(scores: np.ndarray) -> np.ndarray:
     """Exact per-member percentile (0 worst, 1 best) of every track: one argsort per member."""
     m, n = scores.shape
@@ -406,7 +412,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     # (the group's liking is fixed), so each member's picks are ranked once, up front.
     f_cols = np.flatnonzero(any_fav)
     f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
-    value = np.where(f_fav, f_lk.mean(axis=0) + TURN_OWN_WEIGHT * f_lk, -np.inf)
+    value = np.where(f_fav, column_mean(f_lk) + TURN_OWN_WEIGHT * f_lk, -np.inf)
     per_member = f_fav.sum(axis=1).tolist()
     ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)].tolist()
     picks = [ranked_picks[j][:per_member[j]][::-1] for j in range(m)]  # next pick last
