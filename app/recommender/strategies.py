@@ -284,11 +284,13 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
         fit = fit * (done + 1) + start[0]
     work = np.empty((m, c))
     value = np.empty(c)
+    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
     chosen: list[int] = []
     c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
     column = fit[:, None]  # a view: ``fit`` is updated in place
+    live = c  # candidates neither taken nor refused: the others have -inf in row 0 of lk
     for _ in range(rules.length):
-        np.add(lk, column, out=work)  # a taken or refused candidate has -inf in row 0
+        np.add(lk, column, out=work)
         if in_logs:
             np.maximum(work, 0.0, out=work)
             with np.errstate(divide="ignore"):
@@ -297,17 +299,17 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
         else:
             np.multiply.reduce(work, axis=0, out=value)
         while True:  # best candidate; rarely more than one try (song or artist taken)
-            j = int(value.argmax())
-            if value[j] == -np.inf:
+            if not live:  # every value is -inf
                 return chosen
+            j = int(value.argmax())
+            lk[0, j] = value[j] = -np.inf
+            live -= 1
             s, a = c_song[j], c_artist[j]
             if taken.allows(s, a):
                 break
-            lk[0, j] = value[j] = -np.inf
-        fit += lk[:, j] + delta  # what taking it adds to every member's A
-        lk[0, j] = -np.inf
         taken.take(s, a)
         chosen.append(c_index[j])
+        fit += gain[j]
     return chosen
 
 
