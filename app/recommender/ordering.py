@@ -24,6 +24,7 @@ from operator import itemgetter
 import numpy as np
 
 SMOOTH_WEIGHT = 0.25
+_BLOCKED = -math.inf  # never a real score: urgency and steps are finite
 
 
 def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.ndarray | None,
@@ -63,15 +64,21 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
         urgency = [get(pressure) for get in urgency_of]
         if order:
             prev = order[-1]
-            mine = artists[prev]
+            mine, row = artists[prev], step[prev] if step is not None else None
             # a track by the previous track's artist only when nothing else is left
-            pool = [t for t in remaining if artists[t] != mine] or remaining
-            row = step[prev] if step is not None else None
+            scores = ([urgency[of_track[t]] - row[t] if artists[t] != mine else _BLOCKED
+                       for t in remaining] if row is not None else
+                      [urgency[of_track[t]] if artists[t] != mine else _BLOCKED
+                       for t in remaining])
+            best = max(scores)
+            if best == _BLOCKED:  # every track left is by that artist
+                scores = ([urgency[of_track[t]] - row[t] for t in remaining]
+                          if row is not None else [urgency[of_track[t]] for t in remaining])
+                best = max(scores)
         else:
-            pool, row = remaining, None
-        scores = ([urgency[of_track[t]] - row[t] for t in pool] if row is not None
-                  else [urgency[of_track[t]] for t in pool])
-        pick = pool[scores.index(max(scores))]  # the first of the best: the strategy's order
+            scores = [urgency[of_track[t]] for t in remaining]
+            best = max(scores)
+        pick = remaining[scores.index(best)]  # the first of the best: the strategy's order
         order.append(pick)
         remaining.remove(pick)
         for j in member_sets[of_track[pick]]:
