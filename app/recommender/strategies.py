@@ -414,13 +414,15 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     # (the group's liking is fixed), so each member's picks are ranked once, up front.
     f_cols = np.flatnonzero(any_fav)
     f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
-    value = np.where(f_fav, column_mean(f_lk) + TURN_OWN_WEIGHT * f_lk, -np.inf)
-    per_member = f_fav.sum(axis=1).tolist()
-    ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)].tolist()
-    picks = [ranked_picks[j][:per_member[j]][::-1] for j in range(m)]  # next pick last
+    # each member's own favourites only, member by member, their best first (ties: the
+    # earlier column), valued as the group's mean liking plus TURN_OWN_WEIGHT times their own
+    who, col = np.nonzero(f_fav)
+    value = column_mean(f_lk)[col] + TURN_OWN_WEIGHT * f_lk[who, col]
+    ranked_picks = col[np.lexsort((-value, who))].tolist()
+    ends = np.cumsum(np.bincount(who, minlength=m)).tolist()
+    picks = [ranked_picks[a:b][::-1] for a, b in zip([0] + ends, ends)]  # next pick last
     f_index = cand[f_cols]
     c_song, c_artist = song[f_index].tolist(), artist[f_index].tolist()
-    gains = f_lk.T.tolist()  # per favourite, every member's liking
     count, total = [0] * m, [0.0] * m
     used: set[int] = set()
     taken = Taken(rules.max_per_artist)
@@ -446,7 +448,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         chosen.append(int(f_cols[c]))
         turns.append(j)
         count[j] += 1
-        gain = gains[c]
+        gain = f_lk[:, c].tolist()  # every member's liking of the pick
         for q in members:
             total[q] += gain[q]
     out = cand[chosen].tolist()
