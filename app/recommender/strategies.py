@@ -286,7 +286,7 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     value = np.empty(c)
     gain = lk.T + delta  # per candidate: what taking it adds to every member's A
     chosen: list[int] = []
-    c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
+    c_index = cand.tolist()  # song and artist are read for the few candidates tried only
     column = fit[:, None]  # a view: ``fit`` is updated in place
     live = c  # candidates neither taken nor refused: the others have -inf in row 0 of lk
     for _ in range(rules.length):
@@ -304,11 +304,12 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
             j = int(value.argmax())
             lk[0, j] = value[j] = -np.inf
             live -= 1
-            s, a = c_song[j], c_artist[j]
+            i = c_index[j]
+            s, a = int(song[i]), int(artist[i])
             if taken.allows(s, a):
                 break
         taken.take(s, a)
-        chosen.append(c_index[j])
+        chosen.append(i)
         fit += gain[j]
     return chosen
 
@@ -421,12 +422,14 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     ranked_picks = col[np.lexsort((-value, who))].tolist()
     ends = np.cumsum(np.bincount(who, minlength=m)).tolist()
     picks = [ranked_picks[a:b][::-1] for a, b in zip([0] + ends, ends)]  # next pick last
-    f_index = cand[f_cols]
-    c_song, c_artist = song[f_index].tolist(), artist[f_index].tolist()
+    f_index = cand[f_cols].tolist()
+    # every member's liking per favourite: all at once when few, else per pick
+    gains = f_lk.T.tolist() if f_lk.size <= 512 else None
     count, total = [0] * m, [0.0] * m
     used: set[int] = set()
     taken = Taken(rules.max_per_artist)
-    chosen: list[int] = []
+    chosen: list[int] = []  # positions in ``cand``
+    out: list[int] = []     # the same tracks as catalogue indices
     turns: list[int] = []
     members = range(m)
     while len(chosen) < rules.length:
@@ -441,17 +444,18 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         if c in used:
             continue
         used.add(c)
-        s, a = c_song[c], c_artist[c]
+        i = f_index[c]
+        s, a = int(song[i]), int(artist[i])
         if not taken.allows(s, a):
             continue
         taken.take(s, a)
         chosen.append(int(f_cols[c]))
+        out.append(i)
         turns.append(j)
         count[j] += 1
-        gain = f_lk[:, c].tolist()  # every member's liking of the pick
+        gain = gains[c] if gains is not None else f_lk[:, c].tolist()
         for q in members:
             total[q] += gain[q]
-    out = cand[chosen].tolist()
     if len(out) < rules.length:
         rest = np.ones(len(cand), dtype=bool)
         rest[chosen] = False
