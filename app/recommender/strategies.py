@@ -20,6 +20,7 @@ share of turns to pick their own favourites, and then fills the playlist close t
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -406,7 +407,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
     # keep the group's candidates and every member's favourites, not the rest of the pools
     any_fav = fav.any(axis=0)
-    keep = in_cand | any_fav
+    keep = np.flatnonzero(in_cand | any_fav)  # positions: one nonzero for the four gathers
     cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
@@ -420,7 +421,8 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     who, col = np.nonzero(f_fav)
     value = column_mean(f_lk)[col] + TURN_OWN_WEIGHT * f_lk[who, col]
     ranked_picks = col[np.lexsort((-value, who))].tolist()
-    ends = np.cumsum(np.bincount(who, minlength=m)).tolist()
+    members_of = who.tolist()  # sorted: member by member
+    ends = [bisect.bisect_right(members_of, j) for j in range(m)]
     picks = [ranked_picks[a:b][::-1] for a, b in zip([0] + ends, ends)]  # next pick last
     f_index = cand[f_cols].tolist()
     # every member's liking per favourite: all at once when few, else per pick
@@ -459,6 +461,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     if len(out) < rules.length:
         rest = np.ones(len(cand), dtype=bool)
         rest[chosen] = False
+        rest = np.flatnonzero(rest)
         out += _fair(lk[:, rest], cand[rest], song, artist,
                      Rules(rules.length - len(out), rules.max_per_artist,
                            rules.exclude_explicit),
