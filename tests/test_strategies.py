@@ -102,8 +102,8 @@ def test_z_scores_equal_standardised_raw_scores(trained_small, world_data):
 # orders (bench/check_identical.py compares whole builds on 10,000 groups).
 
 def _ref_fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
-          rules: Rules, start: tuple[np.ndarray, int] | None = None,
-          taken: Taken | None = None, delta: float = strategies.FAIR_DELTA) -> list[int]:
+              rules: Rules, start: tuple[np.ndarray, int] | None = None,
+              taken: Taken | None = None, delta: float = strategies.FAIR_DELTA) -> list[int]:
     m, c = lk.shape
     taken = taken if taken is not None else strategies.Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
@@ -156,8 +156,8 @@ def _ref_own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndar
 
 
 def _ref_turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
-           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
-           ) -> tuple[list[int], list[int]]:
+               artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
+               ) -> tuple[list[int], list[int]]:
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _ref_fair(strategies.liking(np.take(z, cand, axis=1)), cand, song, artist,
@@ -223,9 +223,8 @@ def _ref_turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song
 
 
 def _ref_listening_order(for_members: list[list[int]], artist: np.ndarray,
-                         tempo: np.ndarray | None,
-                    energy: np.ndarray | None, n_members: int,
-                    smooth_weight: float = ordering.SMOOTH_WEIGHT) -> list[int]:
+                         tempo: np.ndarray | None, energy: np.ndarray | None, n_members: int,
+                         smooth_weight: float = ordering.SMOOTH_WEIGHT) -> list[int]:
     n = len(for_members)
     if n <= 1:
         return list(range(n))

@@ -303,12 +303,13 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
             if not live:  # every value is -inf
                 return chosen
             j = int(value.argmax())
-            lk[0, j] = value[j] = -np.inf
+            lk[0, j] = -np.inf
             live -= 1
             i = c_index[j]
             s, a = int(song[i]), int(artist[i])
             if taken.allows(s, a):
                 break
+            value[j] = -np.inf  # refused: the next best of this step
         taken.take(s, a)
         chosen.append(i)
         fit += gain[j]
