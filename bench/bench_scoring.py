@@ -2,6 +2,8 @@
 
     OPENBLAS_NUM_THREADS=1 python bench/bench_scoring.py [--tracks 20000 100000]
         [--members 1 2 5 10] [--components 48] [--repeats 200] [--strategy NAME]
+    OPENBLAS_NUM_THREADS=1 python bench/bench_scoring.py --build --tracks 20000 \
+        --members 1 2 6 10 [--reference-root PATH]
 
 Ours: one float32 matrix product of the members' rows against every track (biases and the
 per-member standardisation folded into the rows), three candidate pools of a few hundred tracks,
@@ -10,6 +12,13 @@ for each member over every track with the item feature matrix, a pandas ranking 
 and the best mean rank. Both run in this process on the same synthetic model (random embeddings
 of the trained model's shape; latency does not depend on what the numbers mean). Prints median
 and p95 per configuration, the speed ratio, and the memory of the loaded model.
+
+``--build`` times the whole in-process build of an advanced playlist instead (``recommend``
+with its attribution, then the listening order, as the playlist service calls them), for this
+checkout and for ``--reference-root`` (another checkout, e.g. a worktree of an older commit).
+Each side runs in its own process on the same synthetic world and the same groups; the parent
+alternates short blocks between them, so both see the same machine load, and checks that both
+built the same playlists.
 """
 from __future__ import annotations
 
@@ -22,6 +31,8 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if "--build-worker" in sys.argv[:-1]:  # one side of --build: import that checkout's ``app``
+    sys.path.insert(0, sys.argv[sys.argv.index("--build-worker") + 1])
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -153,6 +164,113 @@ def attribution_cost(rec, members, rules, strategy, repeats: int) -> tuple[float
             statistics.median(samples["without"]) * 1e3)
 
 
+def build(rec, members, rules, strategy):
+    """An advanced playlist as the service builds it: the group's tracks with their
+    attribution, then the listening order (ordering.py)."""
+    from app.recommender.ordering import listening_order
+
+    result = rec.recommend(members, rules, strategy)
+    idx = result.indices
+    cat = rec.catalogue
+    order = listening_order(result.for_members, cat.meta.artist[np.asarray(idx)],
+                            cat.audio_feature("tempo", idx), cat.audio_feature("energy", idx),
+                            len(members))
+    return result, order
+
+
+def build_worker(args) -> int:
+    """One side of ``--build``: read ``{"users", "repeats"}`` lines, time that many builds,
+    answer with the samples and a fingerprint of the playlist."""
+    import hashlib
+    import json
+
+    from threadpoolctl import threadpool_limits
+
+    from app.recommender.scoring import Recommender
+    from app.recommender.strategies import Rules
+
+    threadpool_limits(1)
+    rules = Rules(length=args.length, max_per_artist=3)
+    model, catalogue, _, _ = synthetic_world(args.tracks[0], args.users, args.components)
+    rec = Recommender(model, catalogue, version="bench")
+    import app
+
+    print(json.dumps({"ready": str(Path(app.__file__).parent.parent)}), flush=True)
+    for line in sys.stdin:
+        ask = json.loads(line)
+        members = [rec.member(int(model.space.user_ids[u])) for u in ask["users"]]
+        result, order = build(rec, members, rules, args.strategy)
+        seen = json.dumps([result.indices, order, result.turns, result.for_members,
+                           np.asarray(result.member_scores, np.float32).tobytes().hex(),
+                           np.asarray(result.member_fit, np.float32).tobytes().hex()])
+        samples = []
+        for _ in range(ask["repeats"]):
+            t0 = time.perf_counter()
+            build(rec, members, rules, args.strategy)
+            samples.append(time.perf_counter() - t0)
+        print(json.dumps({"samples": samples,
+                          "playlist": hashlib.sha256(seen.encode()).hexdigest()}), flush=True)
+    return 0
+
+
+def build_comparison(args) -> int:
+    """``--build``: this checkout against ``--reference-root``, interleaved in blocks."""
+    import json
+    import subprocess
+
+    here = Path(__file__).resolve()
+    roots = {"this": str(here.parent.parent), "reference": args.reference_root}
+    common = ["--tracks", str(args.tracks[0]), "--users", str(args.users), "--components",
+              str(args.components), "--length", str(args.length), "--strategy", args.strategy]
+    workers = {}
+    for side, root in roots.items():
+        if root is None:
+            continue
+        workers[side] = subprocess.Popen(
+            [sys.executable, str(here), "--build-worker", root] + common,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    for side, w in workers.items():  # ready: the world is built, from the right checkout
+        loaded = json.loads(w.stdout.readline())["ready"]
+        assert Path(loaded).resolve() == Path(roots[side]).resolve(), (side, loaded)
+    print(f"full build (recommend + attribution + listening order), strategy={args.strategy}, "
+          f"{args.tracks[0]:,} tracks, length {args.length}, BLAS threads=1, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"sides: {roots}")
+    print(f"{'members':>8} {'this p50 ms':>12} {'this p95 ms':>12} {'ref p50 ms':>11} "
+          f"{'ref p95 ms':>11} {'ref/this':>9}  same playlists")
+    rng = np.random.default_rng(1)
+    block = 25
+    for m in args.members:
+        users = rng.choice(args.users, size=m, replace=False).tolist()
+        samples = {side: [] for side in workers}
+        prints = {side: set() for side in workers}
+        for r in range(max(1, args.repeats // block)):
+            sides = list(workers) if r % 2 == 0 else list(workers)[::-1]
+            for side in sides:
+                w = workers[side]
+                w.stdin.write(json.dumps({"users": users, "repeats": block}) + "\n")
+                w.stdin.flush()
+                answer = json.loads(w.stdout.readline())
+                samples[side] += answer["samples"]
+                prints[side].add(answer["playlist"])
+        stats = {}
+        for side, xs in samples.items():
+            xs.sort()
+            stats[side] = (statistics.median(xs) * 1e3, xs[int(0.95 * (len(xs) - 1))] * 1e3)
+        this = stats["this"]
+        ref = stats.get("reference", (float("nan"), float("nan")))
+        same = ("yes" if len(set().union(*prints.values())) == 1 else "NO") if len(
+            workers) > 1 else "-"
+        print(f"{m:>8} {this[0]:>12.3f} {this[1]:>12.3f} {ref[0]:>11.3f} {ref[1]:>11.3f} "
+              f"{ref[0] / this[0]:>8.2f}x  {same}", flush=True)
+    for w in workers.values():
+        w.stdin.close()
+        w.wait()
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
 def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
@@ -173,7 +291,18 @@ def main(argv=None) -> int:
     ap.add_argument("--attribution-cost", action="store_true",
                     help="Also time the largest group with and without the favourites of "
                          "the attribution (issue 11), interleaved in this run.")
+    ap.add_argument("--build", action="store_true",
+                    help="Time the whole in-process build (recommend, attribution, listening "
+                         "order) here and in --reference-root, interleaved.")
+    ap.add_argument("--reference-root",
+                    help="--build: a checkout of the code to compare with (e.g. a worktree of "
+                         "the previous commit).")
+    ap.add_argument("--build-worker", metavar="ROOT", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.build_worker:
+        return build_worker(args)
+    if args.build:
+        return build_comparison(args)
 
     threadpool_limits(1)
     rules = Rules(length=args.length, max_per_artist=3)

@@ -3,8 +3,7 @@ row, neighbouring tracks close in tempo and energy.
 
 The strategies return tracks best first, so a member's favourites can bunch together and the
 tempo jumps at random. The order is built greedily, one position at a time (playlists are at
-most a hundred tracks, so a Python loop over positions with numpy over the remaining tracks is
-cheap):
+most a hundred tracks, so plain Python over positions and remaining tracks is cheap):
 
 - *who waits*: each member has a pressure ``(wait + 1) · remaining / positions_left``: the
   tracks since their last one, against the gap their remaining tracks allow on average. A
@@ -19,61 +18,97 @@ Ties go to the earlier track of the strategy's order, so the result is determini
 """
 from __future__ import annotations
 
+import math
+from operator import itemgetter
+
 import numpy as np
 
 SMOOTH_WEIGHT = 0.25
+_BLOCKED = -math.inf  # never a real score: urgency and steps are finite
 
 
 def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.ndarray | None,
                     energy: np.ndarray | None, n_members: int,
                     smooth_weight: float = SMOOTH_WEIGHT) -> list[int]:
-    """A permutation of ``range(len(for_members))``: the order to play the tracks in."""
+    """A permutation of ``range(len(for_members))``: the order to play the tracks in.
+
+    The greedy steps run on Python lists: a playlist has a few dozen tracks, where a numpy
+    call costs more than the arithmetic it saves. A track's urgency is the highest pressure
+    among its members, 0 when it is for nobody (pressures are never negative)."""
     n = len(for_members)
     if n <= 1:
         return list(range(n))
-    artist = np.asarray(artist)
-    serves = np.zeros((n, max(n_members, 1)), dtype=bool)
-    for t, ms in enumerate(for_members):
-        serves[t, ms] = True
+    artists = np.asarray(artist).tolist()
+    # tracks with the same members share their urgency: computed once per set and position
+    sets: dict[tuple[int, ...], int] = {}
+    of_track = [sets.setdefault(tuple(sorted(set(ms))), len(sets)) for ms in for_members]
+    member_sets = list(sets)
+    # a set's urgency read from the pressures: 0 for nobody, else the highest of its members'
+    urgency_of = [(lambda p: 0.0) if not ms else itemgetter(ms[0]) if len(ms) == 1
+                  else (lambda p, get=itemgetter(*ms): max(get(p))) for ms in member_sets]
+    width = max(n_members, 1)
     audio = _scaled([tempo, energy], n)
-    # pairwise steps and artist clashes once: each position is then a few vector operations
-    step = (smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)
-            if audio is not None else np.zeros((n, n)))
-    same_artist = artist[:, None] == artist[None, :]
-    left = serves.sum(axis=0).astype(np.float64)  # tracks still to play, per member
-    last = np.full(serves.shape[1], -1.0)          # position of each member's last track
-    taken = np.zeros(n, dtype=bool)
+    # pairwise steps once: each position then reads one row
+    step = ((smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)).tolist()
+            if audio is not None else None)
+    left = [0.0] * width  # tracks still to play, per member
+    for t in of_track:
+        for j in member_sets[t]:
+            left[j] += 1.0
+    last = [-1.0] * width  # position of each member's last track
+    remaining = list(range(n))
     order: list[int] = []
     for pos in range(n):
-        pressure = (pos - last) * left * (1.0 / (n - pos))
-        score = (serves * pressure).max(axis=1)
+        scale = 1.0 / (n - pos)
+        pressure = [(pos - at) * still * scale for at, still in zip(last, left)]
+        urgency = [get(pressure) for get in urgency_of]
         if order:
             prev = order[-1]
-            score -= step[prev]
-            blocked = taken | same_artist[prev]
-            score[blocked if not blocked.all() else taken] = -np.inf
-        pick = int(np.argmax(score))  # first of the best: ties go to the strategy's order
+            mine, row = artists[prev], step[prev] if step is not None else None
+            # a track by the previous track's artist only when nothing else is left
+            scores = ([urgency[of_track[t]] - row[t] if artists[t] != mine else _BLOCKED
+                       for t in remaining] if row is not None else
+                      [urgency[of_track[t]] if artists[t] != mine else _BLOCKED
+                       for t in remaining])
+            best = max(scores)
+            if best == _BLOCKED:  # every track left is by that artist
+                scores = ([urgency[of_track[t]] - row[t] for t in remaining]
+                          if row is not None else [urgency[of_track[t]] for t in remaining])
+                best = max(scores)
+        else:
+            scores = [urgency[of_track[t]] for t in remaining]
+            best = max(scores)
+        pick = remaining[scores.index(best)]  # the first of the best: the strategy's order
         order.append(pick)
-        taken[pick] = True
-        served = serves[pick]
-        last[served] = pos
-        left[served] -= 1
-    return _separate_artists(order, artist)
+        remaining.remove(pick)
+        for j in member_sets[of_track[pick]]:
+            last[j] = pos
+            left[j] -= 1.0
+    return _separate_artists(order, artists)
 
 
 def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
-    """tracks x features, each feature divided by its spread in the playlist (0 when flat)."""
-    out = []
-    for col in columns:
-        if col is None or len(col) != n:
-            continue
-        col = np.nan_to_num(np.asarray(col, dtype=np.float64))
-        sd = col.std()
-        out.append(col / sd if sd > 0 else np.zeros(n))
-    return np.column_stack(out) if out else None
+    """tracks x features, each feature divided by its spread in the playlist (0 when flat).
+    ``col.std()``'s own steps (mean, squared deviations, their mean, root), on all features
+    at once: a row-wise reduction adds each row exactly as the 1-D one does."""
+    cols = [c for c in columns if c is not None and len(c) == n]
+    if not cols:
+        return None
+    x = np.array(cols, dtype=np.float64)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x)
+    d = x - (np.add.reduce(x, axis=1) / n)[:, None]
+    d *= d
+    sd = np.sqrt(np.add.reduce(d, axis=1) / n)
+    flat = ~(sd > 0)
+    if flat.any():  # no spread: that feature says nothing (and must not divide by zero)
+        x[flat] = 0.0
+        sd[flat] = 1.0
+    x /= sd[:, None]
+    return x.T
 
 
-def _separate_artists(order: list[int], artist: np.ndarray) -> list[int]:
+def _separate_artists(order: list[int], artist) -> list[int]:
     """Move any track that follows its own artist to the nearest place between two tracks by
     other artists; left as it is when no such place exists (a catalogue of very few artists)."""
     order = list(order)

@@ -20,7 +20,7 @@ from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
-from app.recommender.strategies import Rules, check_strategy, select
+from app.recommender.strategies import Rules, check_strategy, column_mean, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
@@ -103,7 +103,12 @@ class Recommender:
         """Each row's mean and standard deviation of raw scores over the whole catalogue,
         from the items' mean vector and covariance (no pass over the catalogue)."""
         r = rows.astype(np.float64)
-        var = ((r @ self.cov_item) * r).sum(axis=1)
+        return self._moments(r, r @ self.cov_item)
+
+    def _moments(self, r: np.ndarray, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``moments`` from the float64 rows and ``rows @ cov_item`` (shared with the taste
+        match, which needs the same product)."""
+        var = np.add.reduce(rc * r, axis=1)
         return r @ self.mean_item, np.sqrt(np.maximum(var, 1e-12))
 
     def _blend_profiles(self, users: np.ndarray, profile: np.ndarray, weight: float
@@ -179,18 +184,24 @@ class Recommender:
         """members x tracks raw scores: one float32 matrix product."""
         return rows @ self.items_t
 
-    def _folded(self, rows: np.ndarray) -> np.ndarray:
+    def _folded(self, rows: np.ndarray, r: np.ndarray | None = None,
+                rc: np.ndarray | None = None) -> np.ndarray:
         """Rows whose product with the items is already standardised: each row is divided by
-        its sd and, since every track's last column is 1, its last entry absorbs ``-mean/sd``."""
-        mu, sd = self.moments(rows)
-        folded = rows.astype(np.float64) / sd[:, None]
+        its sd and, since every track's last column is 1, its last entry absorbs ``-mean/sd``.
+        ``r``, ``rc``: the rows in float64 and ``r @ cov_item`` when the caller has them."""
+        if r is None:
+            r = rows.astype(np.float64)
+            rc = r @ self.cov_item
+        mu, sd = self._moments(r, rc)
+        folded = r / sd[:, None]
         folded[:, -1] -= mu / sd
         return folded.astype(np.float32)
 
-    def z_scores(self, rows: np.ndarray) -> np.ndarray:
+    def z_scores(self, rows: np.ndarray, r: np.ndarray | None = None,
+                 rc: np.ndarray | None = None) -> np.ndarray:
         """``standardise(rows, scores(rows))`` as the product alone: the catalogue-sized
         matrix is written once and never touched again."""
-        folded = self._folded(rows)
+        folded = self._folded(rows, r, rc)
         if len(folded) <= 2:  # OpenBLAS's gemv per row beats its gemm for one or two rows
             z = np.empty((len(folded), self.items_t.shape[1]), np.float32)
             for i, row in enumerate(folded):
@@ -203,12 +214,16 @@ class Recommender:
         mu, sd = self.moments(rows)
         return ((raw - mu[:, None].astype(np.float32)) * (1.0 / sd)[:, None].astype(np.float32))
 
-    def taste_match(self, rows: np.ndarray) -> np.ndarray:
-        """Pearson correlation of two members' scores over the catalogue, mapped to 0-1."""
+    def taste_match(self, rows: np.ndarray, r: np.ndarray | None = None,
+                    rc: np.ndarray | None = None) -> np.ndarray:
+        """Pearson correlation of two members' scores over the catalogue, mapped to 0-1.
+        ``r``, ``rc`` as in ``_folded``."""
         if len(rows) == 1:
             return np.ones((1, 1), np.float32)
-        r = rows.astype(np.float64)
-        cov = r @ self.cov_item @ r.T
+        if r is None:
+            r = rows.astype(np.float64)
+            rc = r @ self.cov_item
+        cov = rc @ r.T
         d = np.sqrt(np.maximum(np.diag(cov), 1e-12))
         corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
         return ((corr + 1.0) / 2.0).astype(np.float32)
@@ -219,8 +234,10 @@ class Recommender:
         strategy = check_strategy(strategy)
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy)
-        rows = np.vstack([m.row for m in members]).astype(np.float32)
-        z = self.z_scores(rows)
+        rows = np.array([m.row for m in members], dtype=np.float32)
+        r = rows.astype(np.float64)
+        rc = r @ self.cov_item
+        z = self.z_scores(rows, r, rc)
         for j, m in enumerate(members):
             if len(m.skip_items):
                 z[j, m.skip_items] -= SKIP_PENALTY
@@ -236,8 +253,9 @@ class Recommender:
         z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
                     else z[:, self.sample_allowed(allowed)])
         favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
-        return GroupResult(indices=chosen, member_scores=liking, member_fit=liking.mean(axis=0),
-                           taste_match=self.taste_match(rows), strategy=strategy, notes=notes,
+        return GroupResult(indices=chosen, member_scores=liking, member_fit=column_mean(liking),
+                           taste_match=self.taste_match(rows, r, rc), strategy=strategy,
+                           notes=notes,
                            turns=turns, for_members=attribution.for_members(turns, favourite))
 
     def sample_allowed(self, allowed: np.ndarray | None) -> np.ndarray:

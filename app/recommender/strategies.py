@@ -20,6 +20,8 @@ share of turns to pick their own favourites, and then fills the playlist close t
 """
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +105,12 @@ def liking(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
     t *= np.float32(0.5)
     t += np.float32(0.5)
     return t
+
+
+def column_mean(x: np.ndarray) -> np.ndarray:
+    """``x.mean(axis=0)``: the same reduction and division, without ``np.mean``'s wrapper."""
+    out = np.add.reduce(x, axis=0)
+    return np.true_divide(out, np.intp(x.shape[0]), out=out, casting="unsafe")
 
 
 def percentiles(scores: np.ndarray) -> np.ndarray:
@@ -221,9 +229,13 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                 score = np.where(allowed, score, _EXCLUDED)
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
-            cand = candidates(z, allowed, size, with_max=strategy != "turns")
+            pools = (_turn_pools(z, allowed, size, favourite_count(n, rules.length))
+                     if strategy == "turns" and z.shape[0] > 1 else None)
+            cand = (pools[0] if pools is not None
+                    else candidates(z, allowed, size, with_max=strategy != "turns"))
             if strategy == "turns":
-                chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed)
+                chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
+                                       pools=pools)
             elif strategy == "fair":
                 chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
             else:
@@ -246,7 +258,8 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
 
 def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
           rules: Rules, start: tuple[np.ndarray, int] | None = None,
-          taken: Taken | None = None, delta: float = FAIR_DELTA) -> list[int]:
+          taken: Taken | None = None, delta: float = FAIR_DELTA, *,
+          scratch: bool = False) -> list[int]:
     """Proportional fairness, built greedily: each next track maximises the sum over members
     of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
@@ -258,24 +271,27 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     ``Σ log(A + ℓ) − m·log(s + 1)``; the last term is the same for every candidate, so the
     pick maximises ``Π (A + ℓ)``: one addition and one product per step instead of a
     logarithm per member and candidate (half the time). Groups too large for the product to
-    stay finite in float64 take the sum of logarithms."""
+    stay finite in float64 take the sum of logarithms. ``scratch``: ``lk`` is a float64 array
+    the caller no longer needs, so it is worked on in place instead of copied."""
     m, c = lk.shape
     taken = taken if taken is not None else Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
     done = start[1] if start is not None else 0
-    in_logs = m * np.log10((1.0 + delta) * (rules.length + done + 1)) > 300
-    lk = lk.astype(np.float64)
-    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
+    in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
+    lk = lk if scratch and lk.dtype == np.float64 else lk.astype(np.float64)
     fit = np.full(m, delta)  # A at step 0
     if start is not None:  # continue a playlist: A = (s + 1)·δ + what members got so far
         fit = fit * (done + 1) + start[0]
     work = np.empty((m, c))
     value = np.empty(c)
+    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
     chosen: list[int] = []
-    c_song, c_artist, c_index = song[cand].tolist(), artist[cand].tolist(), cand.tolist()
+    c_index = cand.tolist()  # song and artist are read for the few candidates tried only
+    column = fit[:, None]  # a view: ``fit`` is updated in place
+    live = c  # candidates neither taken nor refused: the others have -inf in row 0 of lk
     for _ in range(rules.length):
-        np.add(lk, fit[:, None], out=work)  # a taken or refused candidate has -inf in row 0
+        np.add(lk, column, out=work)
         if in_logs:
             np.maximum(work, 0.0, out=work)
             with np.errstate(divide="ignore"):
@@ -284,37 +300,84 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
         else:
             np.multiply.reduce(work, axis=0, out=value)
         while True:  # best candidate; rarely more than one try (song or artist taken)
-            j = int(value.argmax())
-            if value[j] == -np.inf:
+            if not live:  # every value is -inf
                 return chosen
-            lk[0, j] = value[j] = -np.inf
-            s, a = c_song[j], c_artist[j]
+            j = int(value.argmax())
+            lk[0, j] = -np.inf
+            live -= 1
+            i = c_index[j]
+            s, a = int(song[i]), int(artist[i])
             if taken.allows(s, a):
                 break
+            value[j] = -np.inf  # refused: the next best of this step
         taken.take(s, a)
-        chosen.append(c_index[j])
+        chosen.append(i)
         fit += gain[j]
     return chosen
 
 
 def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
-    """Tracks above some member's threshold for their top ``k``, for all members at once. Each
-    threshold comes from a strided sample of the member's row, as in ``best``, set so that
-    about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that misjudged
-    the row badly, where the exact selection that follows takes the best tracks it has."""
+    """A mask of the tracks above some member's threshold for their top ``k``, for all members
+    at once. Each threshold comes from a strided sample of the member's row, as in ``best``,
+    set so that about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that
+    misjudged the row badly, where the exact selection that follows takes the best tracks it
+    has. ``z >= t`` decides exactly as ``z - t >= 0`` did (IEEE subtraction is zero only for
+    equal numbers) without writing the difference."""
     m, n = z.shape
     stride = max(1, n // 512)
     sample = z[:, ::stride]
     s = sample.shape[1]
     r = s - max(1, min(s, (6 * k * s) // n))
-    above = np.subtract(z, np.partition(sample, r, axis=1)[:, r:r + 1]).max(axis=0) >= 0
+    above = (z >= np.partition(sample, r, axis=1)[:, r:r + 1]).any(axis=0)
     if allowed is not None:
         above &= allowed
-    return np.flatnonzero(above)
+    return above
+
+
+def favourite_count(n: int, length: int) -> int:
+    """``turns``: how many tracks of the catalogue are a member's own favourites."""
+    return min(n, max(length, math.ceil(TURN_SHARE * n)))
+
+
+def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``candidates(z, allowed, size, with_max=False)`` and every member's own pool
+    (``_own_pools``) from one pass over the catalogue's marks: the sampled thresholds of the
+    mean and minimum pools and of the members' own tracks are applied to the whole catalogue,
+    their union is listed once, and the exact selections of ``best`` run on that short list
+    (the same tracks in the same order as ``best`` sees them). Returns the candidates, the
+    sorted union of candidates and own pools, and which of those are candidates; None when a
+    pool would take ``best``'s fallback (the caller then takes the plain path)."""
+    n = z.shape[1]
+    half = max(size // 2, 1)
+    pools = []
+    for score, kk in ((z.sum(axis=0), 2 * size), (z.min(axis=0), half)):
+        stride = kk // 8
+        if kk >= n or not (stride >= 2 and 8 * kk < n):
+            return None
+        if allowed is not None:
+            score = np.where(allowed, score, _EXCLUDED)
+        sample = score[::stride]
+        r = len(sample) - 32
+        pools.append((score, kk, score >= np.partition(sample, r)[r]))
+    own = _own_pools(z, allowed, k)
+    listed = np.flatnonzero(own | pools[0][2] | pools[1][2])
+    is_cand = np.zeros(len(listed), dtype=bool)
+    for score, kk, passed in pools:
+        at = np.flatnonzero(passed[listed])  # positions in ``listed`` of ``best``'s pool
+        if len(at) < kk:
+            return None
+        pool = listed[at]
+        is_cand[at[np.argpartition(score[pool], len(pool) - kk)[len(pool) - kk:]]] = True
+    if allowed is not None:
+        is_cand &= allowed[listed]
+    is_wide = is_cand | own[listed]
+    return listed[is_cand], listed[is_wide], is_cand[is_wide]
 
 
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
-           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None
+           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
+           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
            ) -> tuple[list[int], list[int]]:
     """Members take turns, a fair share of turns each, then proportional fairness close to
     max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
@@ -331,60 +394,78 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
         return chosen, [0] * len(chosen)
-    k = min(n, max(rules.length, int(np.ceil(TURN_SHARE * n))))
-    mark = np.zeros(n, dtype=np.int8)
-    mark[_own_pools(z, allowed, k)] = 1
-    mark[cand] = 2
-    wide = np.flatnonzero(mark)
-    ranked = np.take(z, wide, axis=1)
-    if allowed is not None:
-        ranked = np.where(allowed[wide], ranked, _EXCLUDED)
+    k = favourite_count(n, rules.length)
+    if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
+        wide, in_cand = pools[1], pools[2]
+    else:
+        mark = _own_pools(z, allowed, k)
+        mark[cand] = True
+        wide = np.flatnonzero(mark)
+        in_cand = np.zeros(len(wide), dtype=bool)
+        in_cand[np.searchsorted(wide, cand)] = True
+    ranked = np.take(z, wide, axis=1)  # every column is allowed: the pools and ``cand`` are
     c = ranked.shape[1]
     fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
     # keep the group's candidates and every member's favourites, not the rest of the pools
-    keep = (mark[wide] == 2) | fav.any(axis=0)
-    cand, zc, fav = wide[keep], ranked[:, keep], fav[:, keep]
+    any_fav = fav.any(axis=0)
+    keep = np.flatnonzero(in_cand | any_fav)  # positions: one nonzero for the four gathers
+    cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
-    share = fair_share(rules.length, m) * (np.ones(m) if owed is None else owed)
-    share = share.tolist()
+    owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
+    share = [fair_share(rules.length, m) * o for o in owed]
     # A member's preference among their favourites does not change as the playlist grows
     # (the group's liking is fixed), so each member's picks are ranked once, up front.
-    f_cols = np.flatnonzero(fav.any(axis=0))
+    f_cols = np.flatnonzero(any_fav)
     f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
-    value = np.where(f_fav, f_lk.mean(axis=0) + TURN_OWN_WEIGHT * f_lk, -np.inf)
-    per_member = f_fav.sum(axis=1).tolist()
-    ranked_picks = np.argsort(-value, axis=1, kind="stable")[:, :max(per_member)]
-    picks = [ranked_picks[j, :per_member[j]].tolist() for j in range(m)]
-    c_song = song[cand[f_cols]].tolist()
-    c_artist = artist[cand[f_cols]].tolist()
-    count, total = [0] * m, np.zeros(m)
+    # each member's own favourites only, member by member, their best first (ties: the
+    # earlier column), valued as the group's mean liking plus TURN_OWN_WEIGHT times their own
+    who, col = np.nonzero(f_fav)
+    value = column_mean(f_lk)[col] + TURN_OWN_WEIGHT * f_lk[who, col]
+    ranked_picks = col[np.lexsort((-value, who))].tolist()
+    members_of = who.tolist()  # sorted: member by member
+    ends = [bisect.bisect_right(members_of, j) for j in range(m)]
+    picks = [ranked_picks[a:b][::-1] for a, b in zip([0] + ends, ends)]  # next pick last
+    f_index = cand[f_cols].tolist()
+    # every member's liking per favourite: all at once when few, else per pick
+    gains = f_lk.T.tolist() if f_lk.size <= 512 else None
+    count, total = [0] * m, [0.0] * m
     used: set[int] = set()
     taken = Taken(rules.max_per_artist)
-    chosen: list[int] = []
+    chosen: list[int] = []  # positions in ``cand``
+    out: list[int] = []     # the same tracks as catalogue indices
     turns: list[int] = []
+    members = range(m)
     while len(chosen) < rules.length:
-        needy = [j for j in range(m) if count[j] < share[j] and picks[j]]
-        if not needy:
+        j, best_key = -1, None
+        for q in members:  # the needy member with the fewest turns, then the lowest fit
+            if count[q] < share[q] and picks[q] and (
+                    best_key is None or (count[q], total[q]) < best_key):
+                j, best_key = q, (count[q], total[q])
+        if j < 0:
             break
-        j = min(needy, key=lambda q: (count[q], total[q]))
-        c = picks[j].pop(0)
+        c = picks[j].pop()
         if c in used:
             continue
         used.add(c)
-        if not taken.allows(c_song[c], c_artist[c]):
+        i = f_index[c]
+        s, a = int(song[i]), int(artist[i])
+        if not taken.allows(s, a):
             continue
-        taken.take(c_song[c], c_artist[c])
+        taken.take(s, a)
         chosen.append(int(f_cols[c]))
+        out.append(i)
         turns.append(j)
         count[j] += 1
-        total += f_lk[:, c]
-    out = [int(cand[c]) for c in chosen]
+        gain = gains[c] if gains is not None else f_lk[:, c].tolist()
+        for q in members:
+            total[q] += gain[q]
     if len(out) < rules.length:
         rest = np.ones(len(cand), dtype=bool)
         rest[chosen] = False
-        out += _fair(lk[:, rest].astype(np.float32), cand[rest], song, artist,
+        rest = np.flatnonzero(rest)
+        out += _fair(lk[:, rest], cand[rest], song, artist,
                      Rules(rules.length - len(out), rules.max_per_artist,
                            rules.exclude_explicit),
-                     start=(total, len(out)), taken=taken,
-                     delta=TURN_FILL_DELTA)
+                     start=(np.array(total), len(out)), taken=taken,
+                     delta=TURN_FILL_DELTA, scratch=True)
     return out, turns + [NO_TURN] * (len(out) - len(turns))
