@@ -42,7 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-TARGET_RPS, TARGET_P99_MS = 300.0, 50.0
+TARGET_RPS, TARGET_P99_MS = 1000.0, 10.0  # issue 14
 
 
 def _flask(args: list[str], env: dict[str, str]) -> str:
@@ -293,8 +293,8 @@ def main() -> None:
           f"({'equal' if rows == lines else 'DIFFERENT'})")
     if 6 in results:
         r = results[6]
-        ok = r["rps"] >= TARGET_RPS and r["p99"] < TARGET_P99_MS
-        print(f"target for 6 members: >= {TARGET_RPS:.0f} req/s and p99 < {TARGET_P99_MS:.0f} ms"
+        ok = r["rps"] >= TARGET_RPS and r["p99"] <= TARGET_P99_MS
+        print(f"target for 6 members: >= {TARGET_RPS:.0f} req/s and p99 <= {TARGET_P99_MS:.0f} ms"
               f" -> {r['rps']:.0f} req/s, p99 {r['p99']:.1f} ms: {'MET' if ok else 'MISSED'}")
 
 
