@@ -176,7 +176,7 @@ def in_process(env: dict[str, str], members: int, length: int, users: tuple[int,
     """Whole request through the Flask test client (ms), build_playlist alone (ms), and the
     request's CPU ms: the same kind of requests as wrk sent, without HTTP and gunicorn."""
     for key in ("DATABASE_URL", "MODEL_DIR", "PREDICTIONS_LOG", "INSTANCE_DIR", "SECRET_KEY",
-                "POZYTYWKA_CONFIG", "SESSION_COOKIE_SECURE"):
+                "POZYTYWKA_CONFIG", "SESSION_COOKIE_SECURE", "PREDICT_RATE_LIMIT"):
         os.environ[key] = env[key]
     from app import create_app
     from app.playlists import service

@@ -47,7 +47,7 @@ def histories(catalogue: Catalogue, members: list[int]) -> list[np.ndarray]:
         by_user[int(uid)].append(tid)
     out = []
     for u in members:
-        idx = catalogue.index.get_indexer(by_user[u]) if by_user[u] else np.zeros(0, np.int64)
+        idx = catalogue.ids.to_internal(by_user[u])
         out.append(idx[idx >= 0])
     return out
 

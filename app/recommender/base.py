@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.recommender.catalogue import Catalogue
-from app.recommender.strategies import Rules, Taken
+from app.recommender.strategies import NotEnoughSongs, Rules, Taken
 
 
 def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rules,
@@ -64,6 +64,6 @@ def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rule
             chosen.append(i)
             taken.songs.add(int(meta.song[i]))
     if len(chosen) < rules.length:
-        raise ValueError(f"the catalogue holds only {len(chosen)} distinct songs that pass the "
+        raise NotEnoughSongs(f"the catalogue holds only {len(chosen)} distinct songs that pass the "
                          f"filters; asked for {rules.length}")
     return chosen, notes

@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from app.recommender.dataset import InteractionData, ItemMeta, build_items, genre_matrix
+from app.recommender.idmap import IdMap
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Catalogue:
     durations: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.index = pd.Index(np.asarray(self.item_ids, dtype=str))
+        self.ids = IdMap(np.asarray(self.item_ids, dtype=str))  # track id <-> catalogue index
         # most popular first: the padding of the base model and the "popular" baseline
         self.popular_order = np.argsort(-self.meta.popularity, kind="stable")
 
@@ -40,11 +41,10 @@ class Catalogue:
         """From the frames a loader reads (``app.data.loaders.load_catalogue``): tracks (export
         or database columns), artists (id, name) and (artist_id, genre) pairs."""
         item_ids, meta = build_items(tracks, artists)
-        genre_index = pd.Index(sorted(set(artist_genre_pairs["genre"])))
-        by_artist = genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
-                                 genre_index)
+        genres = IdMap(np.asarray(sorted(set(artist_genre_pairs["genre"])), dtype=str))
+        by_artist = genre_matrix(artist_genre_pairs, IdMap(meta.artist_ids), "artist_id", genres)
         return cls(item_ids=item_ids, meta=meta, item_genres=by_artist[meta.artist].tocsr(),
-                   genre_names=genre_index.to_numpy(dtype=str),
+                   genre_names=genres.external,
                    names=tracks["name"].fillna("").to_numpy(dtype=object),
                    durations=tracks["duration_ms"].fillna(0).to_numpy(dtype=np.int64))
 

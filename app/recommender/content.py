@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from app.recommender.idmap import IdMap
+
 # Content weight for a new item whose artist the model does not know: chosen on the Last.fm
 # validation split (EVALUATION.md, "Cold start"), where every cold item is a new artist and
 # LightFM's tag-only score fell far below plain tag cosine. On the demo world's hidden taste the
@@ -119,10 +121,8 @@ class ColdStartBlend:
     def __init__(self, item_genres: sp.spmatrix, genre_names: np.ndarray, new_items: np.ndarray,
                  known_artist: np.ndarray | None = None, use_idf: bool = USE_IDF):
         """``known_artist`` (per catalogue item): the model has an embedding for its artist."""
-        import pandas as pd
-
         self.index = ContentIndex.build(item_genres, use_idf=use_idf)
-        self.genres = pd.Index(np.asarray(genre_names, dtype=str))
+        self.genres = IdMap(np.asarray(genre_names, dtype=str))
         self.new = np.asarray(new_items, dtype=bool)
         known = (np.zeros(len(self.new), bool) if known_artist is None
                  else np.asarray(known_artist, dtype=bool))
@@ -140,7 +140,7 @@ class ColdStartBlend:
             if p.nnz:
                 return p
         if genres:
-            cols = self.genres.get_indexer(list(genres))
+            cols = self.genres.to_internal(list(genres))
             cols = np.unique(cols[cols >= 0])
             if len(cols):
                 g = sp.csr_matrix((np.ones(len(cols), np.float32), (np.zeros(len(cols)), cols)),

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from app.recommender.idmap import IdMap
+
 # Event kinds. COUNT carries a repeat count in ``EventLog.value`` (Last.fm listen counts).
 PLAY, SKIP, LIKE, COUNT = 0, 1, 2, 3
 KIND_CODES = {"play": PLAY, "skip": SKIP, "like": LIKE, "count": COUNT}
@@ -88,12 +90,6 @@ class InteractionData:
     def time_quantile(self, q: float) -> float:
         return float(np.quantile(self.events.time, q)) if len(self.events) else 0.0
 
-    def user_index(self) -> dict[int, int]:
-        return {int(u): i for i, u in enumerate(self.user_ids)}
-
-    def item_index(self) -> pd.Index:
-        return pd.Index(self.item_ids)
-
     def history_counts(self) -> np.ndarray:
         """Positive events (plays, likes, counts) per user: 0 means a cold-start user."""
         positive = self.events.kind != SKIP
@@ -113,13 +109,13 @@ def release_years(dates: pd.Series) -> np.ndarray:
     return years.to_numpy()
 
 
-def genre_matrix(pairs: pd.DataFrame, row_index: pd.Index, key: str,
-                  genre_index: pd.Index) -> sp.csr_matrix:
-    rows = row_index.get_indexer(pairs[key])
-    cols = genre_index.get_indexer(pairs["genre"])
+def genre_matrix(pairs: pd.DataFrame, row_ids: IdMap, key: str,
+                 genres: IdMap) -> sp.csr_matrix:
+    rows = row_ids.to_internal(pairs[key])
+    cols = genres.to_internal(pairs["genre"])
     ok = (rows >= 0) & (cols >= 0)
     data = np.ones(int(ok.sum()), dtype=np.float32)
-    m = sp.csr_matrix((data, (rows[ok], cols[ok])), shape=(len(row_index), len(genre_index)))
+    m = sp.csr_matrix((data, (rows[ok], cols[ok])), shape=(len(row_ids), len(genres)))
     m.sum_duplicates()
     m.data[:] = 1.0
     return m
@@ -128,14 +124,15 @@ def genre_matrix(pairs: pd.DataFrame, row_index: pd.Index, key: str,
 def build_items(tracks: pd.DataFrame, artists: pd.DataFrame) -> tuple[np.ndarray, ItemMeta]:
     """Item metadata from a tracks frame (export/DB columns) and an artists frame (id, name)."""
     tracks = tracks.reset_index(drop=True)
-    artist_ids = pd.Index(pd.unique(pd.concat([artists["id"], tracks["artist_id"]])))
-    names = artists.set_index("id")["name"].reindex(artist_ids).fillna("").to_numpy(dtype=str)
+    artist_ids = IdMap(pd.unique(pd.concat([artists["id"], tracks["artist_id"]])))
+    names = artists.set_index("id")["name"].reindex(artist_ids.external).fillna("") \
+        .to_numpy(dtype=str)
     audio_cols = [c for c in AUDIO_COLUMNS if c in tracks.columns]
     audio = tracks[audio_cols].to_numpy(dtype=np.float32) if audio_cols else np.zeros(
         (len(tracks), 0), np.float32)
     meta = ItemMeta(
-        artist=artist_ids.get_indexer(tracks["artist_id"]).astype(np.int32),
-        artist_ids=artist_ids.to_numpy(dtype=str),
+        artist=artist_ids.to_internal(tracks["artist_id"]).astype(np.int32),
+        artist_ids=artist_ids.external.astype(str),
         artist_names=names,
         song=song_keys(tracks["name"], tracks["artist_id"]),
         explicit=tracks["explicit"].astype(bool).to_numpy(),
@@ -147,7 +144,7 @@ def build_items(tracks: pd.DataFrame, artists: pd.DataFrame) -> tuple[np.ndarray
     return tracks["id"].to_numpy(dtype=str), meta
 
 
-def build_events(frame: pd.DataFrame, user_index: pd.Index, item_index: pd.Index) -> EventLog:
+def build_events(frame: pd.DataFrame, users: IdMap, items: IdMap) -> EventLog:
     """Events from a frame with user_id, track_id and either timestamp + event_type (export
     files) or seconds + kind (the database query); adverts and dangling rows dropped."""
     if "kind" in frame.columns:
@@ -157,12 +154,12 @@ def build_events(frame: pd.DataFrame, user_index: pd.Index, item_index: pd.Index
         kind = frame["event_type"].map(KIND_CODES)
         ts = pd.to_datetime(frame["timestamp"], format="ISO8601")
         seconds = ts.astype("datetime64[us]").astype("int64").to_numpy() / 1e6
-    users = user_index.get_indexer(frame["user_id"])
-    items = item_index.get_indexer(frame["track_id"])
-    keep = kind.notna().to_numpy() & (users >= 0) & (items >= 0)
+    user = users.to_internal(frame["user_id"])
+    item = items.to_internal(frame["track_id"])
+    keep = kind.notna().to_numpy() & (user >= 0) & (item >= 0)
     return EventLog(
-        user=users[keep].astype(np.int32),
-        item=items[keep].astype(np.int32),
+        user=user[keep].astype(np.int32),
+        item=item[keep].astype(np.int32),
         time=seconds[keep].astype(np.float64),
         kind=kind.to_numpy()[keep].astype(np.int8),
         value=np.ones(int(keep.sum()), dtype=np.float32),
@@ -178,19 +175,17 @@ def assemble(users: pd.DataFrame, user_genre_pairs: pd.DataFrame, tracks: pd.Dat
     ``user_genre_pairs``: user_id, genre; ``artist_genre_pairs``: artist_id, genre.
     """
     user_ids = users["user_id"].to_numpy(dtype=np.int64)
-    user_index = pd.Index(user_ids)
+    users = IdMap(user_ids)
     item_ids, meta = build_items(tracks, artists)
-    item_index = pd.Index(item_ids)
-    genre_index = pd.Index(sorted(set(user_genre_pairs["genre"])
-                                  | set(artist_genre_pairs["genre"])))
-    artist_genres = genre_matrix(artist_genre_pairs, pd.Index(meta.artist_ids), "artist_id",
-                                  genre_index)
+    genres = IdMap(np.asarray(sorted(set(user_genre_pairs["genre"])
+                                     | set(artist_genre_pairs["genre"])), dtype=str))
+    artist_genres = genre_matrix(artist_genre_pairs, IdMap(meta.artist_ids), "artist_id", genres)
     item_genres = artist_genres[meta.artist].tocsr()
-    user_genres = genre_matrix(user_genre_pairs, user_index, "user_id", genre_index)
+    user_genres = genre_matrix(user_genre_pairs, users, "user_id", genres)
     return InteractionData(
         user_ids=user_ids, item_ids=item_ids,
-        events=build_events(events, user_index, item_index), items=meta,
-        genre_names=genre_index.to_numpy(dtype=str), item_genres=item_genres,
+        events=build_events(events, users, IdMap(item_ids)), items=meta,
+        genre_names=genres.external, item_genres=item_genres,
         user_genres=user_genres, source=source,
     )
 

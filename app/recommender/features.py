@@ -11,9 +11,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from app.recommender.idmap import IdMap
 from app.recommender.dataset import COUNT, LIKE, PLAY, SKIP, InteractionData, ItemMeta
 
 DAY = 86400.0
@@ -212,16 +212,16 @@ class FeatureSpace:
         if block == "identity":
             if not identity:
                 return np.zeros(0, np.int64), np.zeros(0, np.int64)
-            idx = pd.Index(self.item_ids).get_indexer(np.asarray(item_ids, dtype=str))
+            idx = IdMap(self.item_ids).to_internal(np.asarray(item_ids, dtype=str))
             ok = idx >= 0
             return np.flatnonzero(ok), idx[ok]
         if block == "artist":
-            art = pd.Index(self.artists).get_indexer(meta.artist_ids[meta.artist])
+            art = IdMap(self.artists).to_internal(meta.artist_ids[meta.artist])
             ok = art >= 0
             return np.flatnonzero(ok), art[ok]
         if block == "genre":
             g = item_genres.tocoo()
-            col = pd.Index(self.genres).get_indexer(np.asarray(genre_names, dtype=str)[g.col]) \
+            col = IdMap(self.genres).to_internal(np.asarray(genre_names, dtype=str)[g.col]) \
                 if g.nnz else np.zeros(0, np.int64)
             ok = col >= 0
             return g.row[ok].astype(np.int64), col[ok]
@@ -240,7 +240,7 @@ class FeatureSpace:
                 return np.zeros(0, np.int64), np.zeros(0, np.int64)
             return np.concatenate(rows), np.concatenate(cols)
         if block == "decade":
-            dec = pd.Index(self.decades).get_indexer((meta.year.astype(np.int64) // 10) * 10)
+            dec = IdMap(self.decades).to_internal((meta.year.astype(np.int64) // 10) * 10)
             ok = (meta.year > 0) & (dec >= 0)
             return np.flatnonzero(ok), dec[ok]
         if block == "explicit":
@@ -257,7 +257,7 @@ class FeatureSpace:
             weight = self.block_weights.get(block, 1.0)
             if block == "identity":
                 if identity:
-                    idx = pd.Index(self.user_ids).get_indexer(np.asarray(user_ids, np.int64))
+                    idx = IdMap(self.user_ids).to_internal(np.asarray(user_ids, np.int64))
                     ok = idx >= 0
                     r, c = np.flatnonzero(ok), idx[ok]
                 else:
@@ -265,7 +265,7 @@ class FeatureSpace:
             else:
                 g = user_genres.tocoo()
                 names = np.asarray(genre_names, dtype=str)[g.col]
-                col = (pd.Index(self.genres).get_indexer(names) if g.nnz
+                col = (IdMap(self.genres).to_internal(names) if g.nnz
                        else np.zeros(0, np.int64))
                 ok = col >= 0
                 r, c = g.row[ok].astype(np.int64), col[ok]

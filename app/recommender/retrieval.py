@@ -46,7 +46,7 @@ from scipy.special import ndtr
 from app.recommender import attribution
 from app.recommender.artifact import sha256_file
 from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
-from app.recommender.strategies import NotEnoughSongs, Rules, check_strategy, select
+from app.recommender.strategies import NotEnoughSongs, Rules, select
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
     from app.recommender.scoring import Recommender
@@ -193,8 +193,8 @@ class CandidateRetrieval:
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
-                  strategy: str | None = None) -> GroupResult:
-        strategy = check_strategy(strategy)
+                  strategy: str) -> GroupResult:
+        """``strategy``: as ``Recommender.recommend`` resolved it (``select`` checks it)."""
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         cand = self.candidates(rec, rows, rules.length)
         raw = rows @ rec.items_t[:, cand]

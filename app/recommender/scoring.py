@@ -13,14 +13,14 @@ catalogue, taken from the items' mean vector and covariance matrix (precomputed)
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
+from app.recommender.idmap import IdMap
 from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
-from app.recommender.strategies import Rules, check_strategy, column_mean, select
+from app.recommender.strategies import DEFAULT_STRATEGY, Rules, column_mean, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
@@ -36,7 +36,7 @@ class Recommender:
         k = model.item_vectors.shape[1]
         self.k = k
         n = len(catalogue)
-        model_pos = pd.Index(space.item_ids).get_indexer(np.asarray(catalogue.item_ids, str))
+        model_pos = IdMap(np.asarray(space.item_ids, str)).to_internal(catalogue.ids.external)
         known = model_pos >= 0
         self.n_new_items = int((~known).sum())
         vectors = np.zeros((n, k), np.float32)
@@ -60,11 +60,10 @@ class Recommender:
         pop = np.zeros(n, np.float32)
         pop[known] = model.popularity[model_pos[known]]
         self.popularity = pop
-        self.item_index = pd.Index(np.asarray(catalogue.item_ids, str))
         self.favourite_sample = attribution.sample_columns(n)
 
         # users: trained rows; users cold in training are re-expressed from their genres
-        self.user_pos = {int(u): i for i, u in enumerate(space.user_ids)}
+        self.user_ids = IdMap(np.asarray(space.user_ids, np.int64))  # user id <-> model row
         users = np.hstack([model.user_vectors, np.ones((len(space.user_ids), 1), np.float32),
                            model.user_bias[:, None]]).astype(np.float32)
         warm = model.user_history > 0
@@ -83,7 +82,7 @@ class Recommender:
         ok = mapped >= 0
         self.skips = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (sk.row[ok], mapped[ok])),
                                    shape=(len(space.user_ids), n))
-        self._genre_index = pd.Index(space.genres)
+        self._genres = IdMap(np.asarray(space.genres, str))
         self.retrieval = None  # optional candidate retrieval for huge catalogues (retrieval.py)
         # tracks the model never saw: their feature-only scores are blended with content
         # similarity to each member's listening (content.py; measured in EVALUATION.md)
@@ -93,7 +92,7 @@ class Recommender:
 
             known_artist = np.zeros(n, bool)
             if "artist" in space.item_blocks:
-                known_artist = pd.Index(space.artists).get_indexer(
+                known_artist = IdMap(np.asarray(space.artists, str)).to_internal(
                     catalogue.meta.artist_ids[catalogue.meta.artist]) >= 0
             self.cold_blend = ColdStartBlend(catalogue.item_genres, catalogue.genre_names, ~known,
                                              known_artist)
@@ -144,7 +143,7 @@ class Recommender:
         space = self.model.space
         if "genre" not in space.user_blocks:
             return None
-        cols = self._genre_index.get_indexer(list(genres))
+        cols = self._genres.to_internal(list(genres))
         cols = cols[cols >= 0]
         if not len(cols):
             return None
@@ -157,14 +156,14 @@ class Recommender:
         return np.concatenate([v, [1.0, b]]).astype(np.float32)
 
     def is_warm(self, user_id: int) -> bool:
-        pos = self.user_pos.get(int(user_id))
+        pos = self.user_ids.position(int(user_id))
         return pos is not None and bool(self.user_warm[pos])
 
     def member(self, user_id: int, genres: list[str] | None = None) -> Member:
         """Users with history in training use their learned row; the rest are represented by
         their favourite genres (the caller reads them from the database), else by the popular
         profile (the mean trained user: "what people here like")."""
-        pos = self.user_pos.get(int(user_id))
+        pos = self.user_ids.position(int(user_id))
         if pos is not None and self.user_warm[pos]:
             s = self.skips
             return Member(int(user_id), self.member_rows[pos], "trained",
@@ -230,8 +229,9 @@ class Recommender:
 
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
                   *, exact: bool = False) -> GroupResult:
-        """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached."""
-        strategy = check_strategy(strategy)
+        """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
+        ``strategy`` None is the default; an unknown one is refused by ``select``."""
+        strategy = strategy or DEFAULT_STRATEGY
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy)
         rows = np.array([m.row for m in members], dtype=np.float32)

@@ -69,3 +69,22 @@ def test_base_playlists_of_trained_members_read_no_user_rows(api_app, api_client
     unknown = api_client.post("/predict/base", json={**SEED_BODY, "other_users": [999_999]})
     assert unknown.status_code == 404
     assert unknown.get_json()["details"] == {"unknown_user_ids": [999_999]}
+
+
+def test_a_playlist_longer_than_the_catalogue_is_422_for_both_models(api_world, tmp_path):
+    from sqlalchemy import func
+
+    from app.db import Track
+    from tests.support.apps import make_api_app
+
+    app = make_api_app(api_world, tmp_path, MAX_PLAYLIST_LENGTH=1_000_000)
+    with app.app_context():
+        tracks = db.session.scalar(select(func.count()).select_from(Track))
+    client = app.test_client()
+    for path in ("/predict/base", "/predict/advanced"):
+        response = client.post(path, json={**SEED_BODY, "playlist_length": tracks + 1})
+        assert response.status_code == 422, (path, response.get_data(as_text=True))
+        assert response.get_json()["error"] == "cannot_build_playlist"
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()

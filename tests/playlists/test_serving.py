@@ -153,7 +153,7 @@ def test_track_imported_after_training_is_recommendable(world_app):
         db.session.commit()
         rec = holder.current().recommender
         assert rec.n_new_items == 1
-        i = int(rec.catalogue.index.get_indexer([new.id])[0])
+        i = int(rec.catalogue.ids.to_internal([new.id])[0])
         assert i >= 0 and np.isfinite(rec.items[i]).all()
         m = rec.member(user)
         scores = rec.scores(m.row[None, :])[0]

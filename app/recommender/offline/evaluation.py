@@ -140,7 +140,7 @@ def per_user(rec: Recommender, split: Split, data: InteractionData, popularity: 
         test = split.test[users]
         members = [rec.member(int(data.user_ids[u]), genres[u]) for u in users]
         hist = split.history[users].toarray()
-        plain = [replace(m, row=rec.users[rec.user_pos[m.user_id]]) if m.kind == "trained"
+        plain = [replace(m, row=rec.users[rec.user_ids.position(m.user_id)]) if m.kind == "trained"
                  else m for m in members]
         candidates = {
             "lightfm": _member_scores(rec, members),

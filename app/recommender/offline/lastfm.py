@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from app.recommender.idmap import IdMap
+
 from app.recommender.dataset import COUNT, EventLog, InteractionData, ItemMeta
 
 FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_taggedartists.dat",
@@ -109,12 +111,12 @@ def friend_cliques(adjacency: dict[int, set[int]], size: int) -> list[tuple[int,
     return cliques
 
 
-def sample_groups(pairs: pd.DataFrame, user_index: pd.Index, sizes: tuple[int, ...],
+def sample_groups(pairs: pd.DataFrame, user_index: IdMap, sizes: tuple[int, ...],
                   per_size: int, seed: int) -> list[np.ndarray]:
     """Up to ``per_size`` cliques of each size, as arrays of user indices (fixed seed)."""
     rng = np.random.default_rng(seed)
-    keep = user_index.get_indexer(pairs["userID"]) >= 0
-    keep &= user_index.get_indexer(pairs["friendID"]) >= 0
+    keep = user_index.to_internal(pairs["userID"]) >= 0
+    keep &= user_index.to_internal(pairs["friendID"]) >= 0
     adjacency: dict[int, set[int]] = {}
     for a, b in zip(pairs["userID"].to_numpy()[keep], pairs["friendID"].to_numpy()[keep]):
         if a != b:  # "mutual": the file lists both directions; require both to be present
@@ -126,7 +128,7 @@ def sample_groups(pairs: pd.DataFrame, user_index: pd.Index, sizes: tuple[int, .
         if len(cliques) > per_size:
             pick = np.sort(rng.choice(len(cliques), size=per_size, replace=False))
             cliques = [cliques[i] for i in pick]
-        groups.extend(user_index.get_indexer(list(c)).astype(np.int64) for c in cliques)
+        groups.extend(user_index.to_internal(list(c)) for c in cliques)
     return groups
 
 
@@ -150,9 +152,9 @@ def load_lastfm(path: str | Path, *, max_users: int | None = None, seed: int = 0
     if max_users is not None and max_users < len(users):
         users = snowball_users(pairs, users, max_users, seed)
         listens = listens[listens["userID"].isin(users)]
-    user_index = pd.Index(users)
+    user_index = IdMap(np.asarray(users))
     item_ids_int = np.unique(listens["artistID"].to_numpy())
-    item_index = pd.Index(item_ids_int)
+    item_index = IdMap(item_ids_int)
 
     artists = _read(folder, "artists.dat")
     if "id" not in artists.columns or "name" not in artists.columns:
@@ -188,8 +190,8 @@ def load_lastfm(path: str | Path, *, max_users: int | None = None, seed: int = 0
     )
     n = len(listens)
     events = EventLog(
-        user=user_index.get_indexer(listens["userID"]).astype(np.int32),
-        item=item_index.get_indexer(listens["artistID"]).astype(np.int32),
+        user=user_index.to_internal(listens["userID"]).astype(np.int32),
+        item=item_index.to_internal(listens["artistID"]).astype(np.int32),
         time=np.zeros(n, dtype=np.float64),
         kind=np.full(n, COUNT, dtype=np.int8),
         value=listens["weight"].to_numpy(dtype=np.float32),
@@ -203,7 +205,7 @@ def load_lastfm(path: str | Path, *, max_users: int | None = None, seed: int = 0
     )
 
 
-def _tag_matrix(tagged: pd.DataFrame, item_index: pd.Index, tag_names: pd.Series,
+def _tag_matrix(tagged: pd.DataFrame, item_index: IdMap, tag_names: pd.Series,
                 min_users: int, min_artists: int, max_tags: int | None
                 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Items x kept tags, 0/1. Every user's tags count, not only the kept users': tags are
@@ -216,7 +218,7 @@ def _tag_matrix(tagged: pd.DataFrame, item_index: pd.Index, tag_names: pd.Series
     per_pair = (tagged.drop_duplicates(["userID", "artistID", "tagID"])
                 .groupby(["artistID", "tagID"]).size().rename("users").reset_index())
     per_pair = per_pair[per_pair["users"] >= min_users]
-    per_pair = per_pair[item_index.get_indexer(per_pair["artistID"]) >= 0]
+    per_pair = per_pair[item_index.to_internal(per_pair["artistID"]) >= 0]
     spread = per_pair.groupby("tagID")["artistID"].nunique()
     kept = np.sort(spread[spread >= min_artists].index.to_numpy())
     per_pair = per_pair[per_pair["tagID"].isin(kept)]
@@ -224,9 +226,8 @@ def _tag_matrix(tagged: pd.DataFrame, item_index: pd.Index, tag_names: pd.Series
         per_pair = (per_pair.sort_values(["artistID", "users", "tagID"],
                                          ascending=[True, False, True])
                     .groupby("artistID").head(max_tags))
-    tag_index = pd.Index(kept)
-    rows = item_index.get_indexer(per_pair["artistID"])
-    cols = tag_index.get_indexer(per_pair["tagID"])
+    rows = item_index.to_internal(per_pair["artistID"])
+    cols = IdMap(kept).to_internal(per_pair["tagID"])
     m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
                       shape=(len(item_index), len(kept)))
     m.sum_duplicates()
