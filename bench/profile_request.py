@@ -44,7 +44,9 @@ STAGES = [
     ("scoring and strategy", ("app/recommender/scoring.py", "app/recommender/strategies.py",
                               "app/recommender/retrieval.py", "app/recommender/attribution.py",
                               "app/recommender/content.py")),
-    ("listening order", ("app/recommender/ordering.py", "app/recommender/group.py")),
+    ("listening order", ("app/recommender/ordering.py",)),
+    ("base model: draw from histories", ("app/recommender/base.py",)),
+    ("model interface (members' rows, ordering call)", ("app/recommender/group.py",)),
     ("playlist items, model holder", ("app/playlists/build.py", "app/playlists/holder.py",
                                       "app/playlists/service.py", "app/playlists/request.py",
                                       "app/recommender/catalogue.py")),
@@ -134,9 +136,10 @@ def count_statements(env: dict[str, str], members: int, requests: int, path: str
         counts["commits"] += 1
 
     users = np.arange(101, 1201)
-    for i in range(0, len(users), 10):  # warm-up, as under load: every user seen once
-        g = users[i:i + 10].tolist()
-        client.post(path, json={"user_id": g[0], "other_users": g[1:], "playlist_length": 20})
+    for user in users.tolist():  # warm-up, as under load: every user asked once (their arm)
+        others = rng.choice(users, members - 1, replace=False).tolist()
+        client.post(path, json={"user_id": user, "other_users": [u for u in others if u != user],
+                                "playlist_length": 20})
     event.listen(engine, "before_cursor_execute", _statement)
     event.listen(engine, "commit", _commit)
     for _ in range(requests):

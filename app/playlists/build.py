@@ -88,25 +88,27 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -
 
 
 def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> list[PlaylistItem]:
+    """The playlist's items; the catalogue columns are gathered once per playlist (``tolist``
+    gives plain Python values), not looked up track by track."""
     meta = catalogue.meta
+    idx = np.asarray(result.indices, dtype=np.int64)
+    artist = meta.artist[idx]
+    names = catalogue.names[idx].tolist() if catalogue.names is not None else [""] * len(idx)
+    durations = (catalogue.durations[idx].tolist() if catalogue.durations is not None
+                 else [0] * len(idx))
     fors, turns = result.for_members, result.turns
     scores = _rounded(result.member_scores)
-    items = []
-    for pos, i in enumerate(result.indices):
-        turn = turns[pos] if turns else -1
-        items.append(PlaylistItem(
-            track_id=str(catalogue.item_ids[i]),
-            name=str(catalogue.names[i]) if catalogue.names is not None else "",
-            artist=catalogue.artist_name(i),
-            artist_id=catalogue.artist_id(i),
-            genres=catalogue.genres_of(i),
-            duration_ms=int(catalogue.durations[i]) if catalogue.durations is not None else 0,
-            explicit=bool(meta.explicit[i]),
-            member_scores=scores[pos] if scores is not None else None,
-            for_members=sorted(members[j] for j in fors[pos]) if fors is not None else None,
-            turn_of=members[turn] if turn >= 0 else None,
-        ))
-    return items
+    return [PlaylistItem(
+        track_id=track_id, name=str(name), artist=artist_name, artist_id=artist_id,
+        genres=catalogue.genres_of(i), duration_ms=int(duration), explicit=explicit,
+        member_scores=scores[pos] if scores is not None else None,
+        for_members=sorted(members[j] for j in fors[pos]) if fors is not None else None,
+        turn_of=members[turns[pos]] if turns and turns[pos] >= 0 else None,
+    ) for pos, (i, track_id, name, artist_name, artist_id, duration, explicit) in enumerate(zip(
+        idx.tolist(), catalogue.item_ids[idx].astype(str).tolist(), names,
+        meta.artist_names[artist].astype(str).tolist(),
+        meta.artist_ids[artist].astype(str).tolist(), durations,
+        meta.explicit[idx].astype(bool).tolist()))]
 
 
 def _rounded(values: np.ndarray | None):
