@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     energy_all = catalogue.meta.audio[:, names.index("energy")]
     warm = [int(u) for u in data.user_ids if rec.is_warm(int(u))]
     rng = np.random.default_rng(args.seed)
-    rules = Rules(length=args.length, max_per_artist=3)
+    rules = Rules(length=args.length)
 
     playlists = []
     for _ in range(args.groups):

@@ -190,7 +190,7 @@ def build_worker(args) -> int:
     from app.recommender.strategies import Rules
 
     threadpool_limits(1)
-    rules = Rules(length=args.length, max_per_artist=3)
+    rules = Rules(length=args.length)
     model, catalogue, _, _ = synthetic_world(args.tracks[0], args.users, args.components)
     rec = Recommender(model, catalogue, version="bench")
     import app
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
         return build_comparison(args)
 
     threadpool_limits(1)
-    rules = Rules(length=args.length, max_per_artist=3)
+    rules = Rules(length=args.length)
     print(f"strategy={args.strategy} components={args.components} length={args.length} "
           f"BLAS threads=1")
     print(f"{'tracks':>8} {'members':>8} {'ours p50 ms':>12} {'ours p95 ms':>12} "

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     assert Path(app.__file__).resolve().parent.parent == Path(args.root).resolve(), app.__file__
     model, catalogue, _, _ = synthetic_world(20_000, 1100, 32)
     rec = Recommender(model, catalogue, version="profile")
-    rules = Rules(length=20, max_per_artist=3)
+    rules = Rules(length=20)
     rng = np.random.default_rng(1)
     print(f"root {args.root}, load average {os.getloadavg()[0]:.1f}; median us per build")
     labels = top[:2] + ["  own pools"] + top[2:3] + ["  fair fill"] + top[3:]

@@ -259,7 +259,7 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
     base = TrainParams.from_dict(row.params) if row is not None and row.params else None
     params = _params(base, **opts)
     cfg = EvalConfig(test_fraction=test_fraction, groups=groups, seed=eval_seed,
-                     max_per_artist=int(current_app.config.get("MAX_TRACKS_PER_ARTIST", 3)))
+                     max_per_artist=int(current_app.config["MAX_TRACKS_PER_ARTIST"]))
     data = _load_data()
     if len(data.events) == 0:
         click.echo("error: no listening events in the database", err=True)
@@ -289,7 +289,7 @@ def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed:
     if state.recommender is None:
         raise click.ClickException(state.error or "no model version is loaded")
     cfg = evaluation.EvalConfig(groups=groups, seed=seed, max_per_artist=int(
-        current_app.config.get("MAX_TRACKS_PER_ARTIST", 3)))
+        current_app.config["MAX_TRACKS_PER_ARTIST"]))
     result = evaluation.served(state.recommender, _load_data(), gt, cfg,
                                progress=bool(current_app.config.get("PROGRESS")))
     click.echo(json.dumps(result, indent=2) if as_json else evaluation.format_served(result))

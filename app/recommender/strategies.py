@@ -50,10 +50,15 @@ _EXCLUDED = -1e9
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
 
+# The playlist rule's default: at most this many tracks by one artist (MAX_TRACKS_PER_ARTIST
+# in config.py is the deployment's setting; evaluation and tools use this one).
+MAX_PER_ARTIST = 3
+
+
 @dataclass(frozen=True)
 class Rules:
     length: int
-    max_per_artist: int = 3
+    max_per_artist: int = MAX_PER_ARTIST
     exclude_explicit: bool = False
 
 

@@ -25,7 +25,8 @@ from app.recommender.dataset import LIKE, PLAY, SKIP, InteractionData
 from app.recommender.members import SKIP_PENALTY
 from app.recommender.metrics_summary import format_targets
 from app.recommender.scoring import Recommender
-from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules, greedy_fill
+from app.recommender.strategies import (DEFAULT_STRATEGY, MAX_PER_ARTIST, STRATEGIES, Rules,
+                                         greedy_fill)
 from app.recommender.training import TrainParams, train
 
 
@@ -37,7 +38,7 @@ class EvalConfig:
     groups: int = 300
     min_group: int = 2
     max_group: int = 10
-    max_per_artist: int = 3
+    max_per_artist: int = MAX_PER_ARTIST
     seed: int = 0
     strategies: tuple[str, ...] = STRATEGIES
 

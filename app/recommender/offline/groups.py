@@ -28,7 +28,7 @@ def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray]
     history = sp.csr_matrix(history)
     test = sp.csr_matrix(test)
     n_test = np.diff(test.indptr)
-    rules = Rules(length=p.group_k, max_per_artist=3)
+    rules = Rules(length=p.group_k)
     genres = user_genre_lists(data)
     names = list(p.strategies) + ["popularity"]
     acc: dict[int, dict[str, list[dict]]] = {}
