@@ -48,7 +48,7 @@ class Recommender:
             v, b = self.item_vectors_from_features(new)
             vectors[new], bias[new] = v, b
         # stored feature-major, (k + 2) x tracks: BLAS multiplies a few member rows against
-        # it 20-30 % faster than against the track-major matrix (bench/bench_scoring.py)
+        # it faster than against the track-major matrix (measured: bench/RESULTS.md)
         self.items_t = np.ascontiguousarray(
             np.vstack([vectors.T, bias[None, :], np.ones((1, n), np.float32)]), np.float32)
         self.mean_item = self.items_t.mean(axis=1, dtype=np.float64)

@@ -482,7 +482,8 @@ class _Importer:
     def _flush_events(self, write: Callable[[list[tuple]], int], batch: list[tuple]) -> None:
         """Write a batch grouped by user and time, the order of two of the table's indexes.
 
-        On SQLite that makes the batch ~15% cheaper to insert (fewer scattered index pages).
+        On SQLite that makes the batch cheaper to insert (fewer scattered index pages; the
+        import's rate is in bench/RESULTS.md).
         So ids follow (batch, user, time) rather than line order; nothing reads order into ids.
         """
         if not batch:
@@ -522,8 +523,8 @@ def _bulk_pragmas(conn: Connection) -> Iterator[None]:
 
     Events land all over the dedup_key, user and track indexes, so one batch dirties pages
     everywhere; with SQLite's default 2 MB cache they are spilled and re-read within the
-    transaction. Raw inserts of the demo's 1.5M events into the real schema: 2 MB cache and
-    10k-row transactions ~41k rows per CPU-second; 64 MB and 100k rows ~71k.
+    transaction; a bigger cache and bigger transactions keep them in memory (the import's
+    measured rate: bench/RESULTS.md).
     """
     if conn.dialect.name != "sqlite":
         yield
