@@ -171,20 +171,27 @@ def run_wrk(url: str, server_pid: int, members: int, length: int, users: tuple[i
             "socket_errors": errors.group(1) if errors else "", "raw": out}
 
 
-def in_process(env: dict[str, str], members: int, length: int, users: tuple[int, int],
-               count: int, path: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """Whole request through the Flask test client (ms), build_playlist alone (ms), and the
-    request's CPU ms: the same kind of requests as wrk sent, without HTTP and gunicorn."""
+def inprocess_app(env: dict[str, str]):
+    """The production app of the served world, in this process (the environment the gunicorn
+    workers got, so that limits and paths match)."""
     for key in ("DATABASE_URL", "MODEL_DIR", "PREDICTIONS_LOG", "INSTANCE_DIR", "SECRET_KEY",
                 "POZYTYWKA_CONFIG", "SESSION_COOKIE_SECURE", "PREDICT_RATE_LIMIT"):
         os.environ[key] = env[key]
     from app import create_app
+
+    return create_app("production", {"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
+                                     "MODEL_DIR": env["MODEL_DIR"],
+                                     "PREDICTIONS_LOG": env["PREDICTIONS_LOG"]})
+
+
+def in_process(env: dict[str, str], members: int, length: int, users: tuple[int, int],
+               count: int, path: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Whole request through the Flask test client (ms), build_playlist alone (ms), and the
+    request's CPU ms: the same kind of requests as wrk sent, without HTTP and gunicorn."""
     from app.playlists import service
     from app.playlists.request import PlaylistRequest
 
-    app = create_app("production", {"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
-                                    "MODEL_DIR": env["MODEL_DIR"],
-                                    "PREDICTIONS_LOG": env["PREDICTIONS_LOG"]})
+    app = inprocess_app(env)
     client = app.test_client()
     rng = np.random.default_rng(members)
     groups = [rng.choice(np.arange(users[0], users[1] + 1), members, replace=False).tolist()

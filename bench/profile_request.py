@@ -111,15 +111,9 @@ def sample_gunicorn(work: Path, env: dict[str, str], members: int, seconds: int,
 def count_statements(env: dict[str, str], members: int, requests: int, path: str) -> dict:
     from sqlalchemy import event
 
-    for key in ("DATABASE_URL", "MODEL_DIR", "PREDICTIONS_LOG", "INSTANCE_DIR", "SECRET_KEY",
-                "POZYTYWKA_CONFIG", "SESSION_COOKIE_SECURE", "PREDICT_RATE_LIMIT"):
-        os.environ[key] = env[key]
-    from app import create_app
     from app.extensions import db
 
-    app = create_app("production", {"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
-                                    "MODEL_DIR": env["MODEL_DIR"],
-                                    "PREDICTIONS_LOG": env["PREDICTIONS_LOG"]})
+    app = bench_http.inprocess_app(env)
     client = app.test_client()
     rng = np.random.default_rng(members + 1000)
     counts = {"statements": 0, "commits": 0, "selects": 0, "inserts": 0, "other": 0}

@@ -13,14 +13,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from app.cache import cached, forget
+from app.cache import LRU, cached, forget
 from app.clock import utcnow
 from app.db.experiments import ARM_MODELS, Assignment, Experiment, ExperimentArm
 from app.db.inserts import insert_ignoring_conflict
@@ -153,39 +151,18 @@ def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmCho
     return ArmChoice(experiment.id, experiment.name, user_id, arm, value, False)
 
 
-class KnownArms:
-    """Committed assignments this process has seen, so a returning user costs no query.
-
-    Assignments are never updated or deleted, so one that was committed stays true; the
-    database remains the truth for every user not in here (another worker's new users are read
-    from it). LRU-bounded."""
-
-    MAX_USERS = 200_000
-
-    def __init__(self) -> None:
-        self.arms: OrderedDict[tuple[int, str, int], str] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple[int, str, int]) -> str | None:
-        with self.lock:
-            arm = self.arms.get(key)
-            if arm is not None:
-                self.arms.move_to_end(key)
-            return arm
-
-    def put(self, key: tuple[int, str, int], arm: str) -> None:
-        with self.lock:
-            self.arms[key] = arm
-            while len(self.arms) > self.MAX_USERS:
-                self.arms.popitem(last=False)
+# Committed assignments this process has seen, so a returning user costs no query. Assignments
+# are never updated or deleted, so one that was committed stays true; the database remains the
+# truth for every user not in here (another worker's new users are read from it).
+KNOWN_ARMS = 200_000
 
 
-def _known_arms() -> KnownArms:
+def _known_arms() -> LRU[tuple[int, str, int], str]:
     from flask import current_app
 
     known = current_app.extensions.get("ab_known_arms")
     if known is None:
-        known = current_app.extensions.setdefault("ab_known_arms", KnownArms())
+        known = current_app.extensions.setdefault("ab_known_arms", LRU(KNOWN_ARMS))
     return known
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 
 import numpy as np
 from sqlalchemy import func, select
 
+from app.cache import LRU
 from app.db import Genre, ListeningEvent, User, user_genres as user_genres_table
 from app.extensions import db
 from app.recommender.catalogue import Catalogue
@@ -64,7 +64,7 @@ class HistoryCache:
 
     def __init__(self, interval: float):
         self.interval = interval
-        self.users: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.users: LRU[int, np.ndarray] = LRU(self.MAX_USERS)
         self.key: tuple | None = None
         self.checked_at = float("-inf")
         self.lock = threading.Lock()
@@ -77,17 +77,10 @@ class HistoryCache:
                     self.users.clear()
                     self.key = key
                 self.checked_at = time.monotonic()
-        with self.lock:
-            found = {u: self.users.get(u) for u in members}
-            for u in members:
-                if found[u] is not None:
-                    self.users.move_to_end(u)
+        found = {u: self.users.get(u) for u in members}
         missing = [u for u in members if found[u] is None]
         if missing:
-            fresh = histories(catalogue, missing)
-            with self.lock:
-                for u, h in zip(missing, fresh):
-                    found[u] = self.users[u] = h.astype(np.int32)
-                while len(self.users) > self.MAX_USERS:
-                    self.users.popitem(last=False)
+            for u, h in zip(missing, histories(catalogue, missing)):
+                found[u] = h.astype(np.int32)
+                self.users.put(u, found[u])
         return [found[u] for u in members]  # type: ignore[misc]

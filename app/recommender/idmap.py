@@ -28,8 +28,6 @@ class IdMap:
 
     def to_internal(self, ids) -> np.ndarray:
         """Positions of ``ids`` (int64), ``MISSING`` for ids not in the map."""
-        if not len(ids):
-            return np.zeros(0, np.int64)
         return self._index.get_indexer(ids).astype(np.int64, copy=False)
 
     def position(self, external_id: Hashable) -> int | None:
