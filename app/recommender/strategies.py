@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
-              "turns")
+              "turns", "turns_plus")
+TURN_STRATEGIES = ("turns", "turns_plus")
 DEFAULT_STRATEGY = "turns"
 
 LIKING_SLOPE = 1.0
@@ -46,6 +47,10 @@ TURN_OWN_WEIGHT = 10.0
 # steeper liking that tells a loved track from a merely acceptable one.
 TURN_FILL_DELTA = 0.1
 TURN_FILL_SLOPE = 1.5
+# turns_plus: every member gets this many turns beyond their fair share. Fewer people left out
+# (Last.fm friends, demo strangers) at a cost in the group's mean, and in the least happy
+# member where friends share a taste (README: strategy evaluation).
+TURNS_PLUS_EXTRA = 1
 _EXCLUDED = -1e9
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
@@ -234,13 +239,15 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                 score = np.where(allowed, score, _EXCLUDED)
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
+            by_turns = strategy in TURN_STRATEGIES
             pools = (_turn_pools(z, allowed, size, favourite_count(n, rules.length))
-                     if strategy == "turns" and z.shape[0] > 1 else None)
+                     if by_turns and z.shape[0] > 1 else None)
             cand = (pools[0] if pools is not None
-                    else candidates(z, allowed, size, with_max=strategy != "turns"))
-            if strategy == "turns":
+                    else candidates(z, allowed, size, with_max=not by_turns))
+            if by_turns:
+                extra = TURNS_PLUS_EXTRA if strategy == "turns_plus" else 0
                 chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
-                                       pools=pools)
+                                       pools=pools, extra=extra)
             elif strategy == "fair":
                 chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
             else:
@@ -382,9 +389,9 @@ def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
 
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
-           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0
            ) -> tuple[list[int], list[int]]:
-    """Members take turns, a fair share of turns each, then proportional fairness close to
+    """Members take turns, a fair share of turns each (and ``extra`` more), then proportional fairness close to
     max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
 
     ``owed`` scales a member's share (members the model knows only by genres get more turns:
@@ -417,7 +424,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
-    share = [fair_share(rules.length, m) * o for o in owed]
+    share = [fair_share(rules.length, m) * o + extra for o in owed]
     # A member's preference among their favourites does not change as the playlist grows
     # (the group's liking is fixed), so each member's picks are ranked once, up front.
     f_cols = np.flatnonzero(any_fav)

@@ -74,6 +74,21 @@ def test_turns_gives_every_stranger_their_fair_share(m):
     assert min(avg_own) < fair_share(20, m)
 
 
+@pytest.mark.parametrize("m", [2, 3, 5, 8])
+def test_turns_plus_gives_every_stranger_one_turn_more(m):
+    z, song, artist, block = _world(m, 4000, shared=False, seed=m)
+    rules = Rules(length=20)
+    chosen, _, turns = select("turns_plus", z, z, song, artist, rules, None)
+    share = fair_share(20, m) + strategies.TURNS_PLUS_EXTRA
+    assert len(set(chosen)) == 20
+    assert [turns.count(j) for j in range(m)] == [share] * m
+    own = [sum(j * block <= i < (j + 1) * block for i in chosen) for j in range(m)]
+    assert min(own) >= share, own
+    # plain turns owes each member their fair share of turns only
+    _, _, plain = select("turns", z, z, song, artist, rules, None)
+    assert [plain.count(j) for j in range(m)] == [fair_share(20, m)] * m
+
+
 def test_turns_keeps_the_compromise_when_friends_share_a_taste():
     z, song, artist, block = _world(4, 4000, shared=True)
     rules = Rules(length=20)
