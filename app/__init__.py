@@ -53,6 +53,13 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+
+    @app.teardown_request
+    def _forget_rate_limit_hit(_exc):  # the SQLite store's per-request answers (ratelimit.py)
+        forget = getattr(limiter.storage, "forget", None)
+        if forget is not None:
+            forget()
+
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"),
                      render_as_batch=True)
     with app.app_context():

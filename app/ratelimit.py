@@ -8,6 +8,11 @@ upsert per hit (WAL, busy timeout) is shared by every process that opens it. Sev
 
 ``RATELIMIT_STORAGE_URI=sqlite:///relative/path`` or ``sqlite:////absolute/path`` (SQLAlchemy's
 convention). Only the fixed-window strategy (Flask-Limiter's default) is supported.
+
+The rate-limit headers of a request read the count and the window end of the limit it has just
+hit; ``incr`` returns both from its one statement, and ``get``/``get_expiry`` answer from them
+for the rest of that request instead of two more queries. ``forget`` (run when every request
+ends) drops them, so a later request, such as the login limit's ``test``, always reads the file.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ _HIT = ("INSERT INTO rate_limits (key, count, expires) VALUES (:key, :amount, :n
         "ON CONFLICT (key) DO UPDATE SET "
         "count = CASE WHEN expires <= :now THEN :amount ELSE count + :amount END, "
         "expires = CASE WHEN expires <= :now THEN :now + :expiry ELSE expires END "
-        "RETURNING count")
+        "RETURNING count, expires")
 
 
 class SQLiteStorage(Storage):
@@ -79,19 +84,35 @@ class SQLiteStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
         conn = self._conn()
-        (count,) = conn.execute(_HIT, {"key": key, "amount": int(amount), "now": now,
-                                       "expiry": float(expiry)}).fetchone()
+        count, expires = conn.execute(_HIT, {"key": key, "amount": int(amount), "now": now,
+                                             "expiry": float(expiry)}).fetchone()
         if random.random() < 0.01:  # keep the file small: forget windows long over
             conn.execute("DELETE FROM rate_limits WHERE expires <= ?", (now,))
+        self._local.hit = (key, int(count), float(expires))
         return int(count)
 
+    def forget(self) -> None:
+        """End of a request: the next ``get`` reads the file again."""
+        self._local.hit = None
+
+    def _this_request(self, key: str, now: float) -> tuple[str, int, float] | None:
+        hit = getattr(self._local, "hit", None)
+        return hit if hit is not None and hit[0] == key and hit[2] > now else None
+
     def get(self, key: str) -> int:
+        now = time.time()
+        hit = self._this_request(key, now)
+        if hit is not None:
+            return hit[1]
         row = self._conn().execute("SELECT count FROM rate_limits WHERE key = ? AND expires > ?",
-                                   (key, time.time())).fetchone()
+                                   (key, now)).fetchone()
         return int(row[0]) if row else 0
 
     def get_expiry(self, key: str) -> float:
         now = time.time()
+        hit = self._this_request(key, now)
+        if hit is not None:
+            return hit[2]
         row = self._conn().execute("SELECT expires FROM rate_limits WHERE key = ? AND "
                                    "expires > ?", (key, now)).fetchone()
         return float(row[0]) if row else now
@@ -104,7 +125,9 @@ class SQLiteStorage(Storage):
             return False
 
     def reset(self) -> int | None:
+        self.forget()
         return self._conn().execute("DELETE FROM rate_limits").rowcount
 
     def clear(self, key: str) -> None:
+        self.forget()
         self._conn().execute("DELETE FROM rate_limits WHERE key = ?", (key,))

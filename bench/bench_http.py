@@ -179,9 +179,13 @@ def inprocess_app(env: dict[str, str]):
         os.environ[key] = env[key]
     from app import create_app
 
-    return create_app("production", {"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"],
-                                     "MODEL_DIR": env["MODEL_DIR"],
-                                     "PREDICTIONS_LOG": env["PREDICTIONS_LOG"]})
+    # config.py reads the environment when it is first imported, which may have happened
+    # already in this process: what the workers got from the environment is passed explicitly
+    return create_app("production", {
+        "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "MODEL_DIR": env["MODEL_DIR"],
+        "PREDICTIONS_LOG": env["PREDICTIONS_LOG"], "SECRET_KEY": env["SECRET_KEY"],
+        "PREDICT_RATE_LIMIT": env["PREDICT_RATE_LIMIT"],
+        "RATELIMIT_STORAGE_URI": f"sqlite:///{Path(env['INSTANCE_DIR']) / 'ratelimit.sqlite'}"})
 
 
 def in_process(env: dict[str, str], members: int, length: int, users: tuple[int, int],

@@ -81,6 +81,6 @@ class HistoryCache:
         missing = [u for u in members if found[u] is None]
         if missing:
             for u, h in zip(missing, histories(catalogue, missing)):
-                found[u] = h.astype(np.int32)
+                found[u] = np.sort(h).astype(np.int32)  # the base draw skips its unique
                 self.users.put(u, found[u])
         return [found[u] for u in members]  # type: ignore[misc]

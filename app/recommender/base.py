@@ -19,10 +19,10 @@ def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rule
     meta = catalogue.meta
     queues = []
     for h in histories:
-        h = np.unique(np.asarray(h, dtype=np.int64))  # sorted: the seed alone fixes the order
+        h = _sorted_unique(h)  # sorted: the seed alone fixes the order
         if rules.exclude_explicit and len(h):
             h = h[~meta.explicit[h]]
-        queues.append(rng.permutation(h).tolist())
+        queues.append(_Queue(rng.permutation(h), rules.length))
     chosen: list[int] = []
     taken = Taken(rules.max_per_artist)
 
@@ -34,13 +34,10 @@ def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rule
         taken.take(s, a)
         return True
 
-    cursors = [0] * len(queues)
-    while len(chosen) < rules.length and any(c < len(q) for c, q in zip(cursors, queues)):
-        for j, q in enumerate(queues):  # one track per member per round
-            while cursors[j] < len(q):
-                i = q[cursors[j]]
-                cursors[j] += 1
-                if take(i):
+    while len(chosen) < rules.length and any(q.left() for q in queues):
+        for q in queues:  # one track per member per round
+            while q.left():
+                if take(q.next()):
                     break
             if len(chosen) >= rules.length:
                 break
@@ -67,3 +64,36 @@ def base_playlist(histories: list[np.ndarray], catalogue: Catalogue, rules: Rule
         raise NotEnoughSongs(f"the catalogue holds only {len(chosen)} distinct songs that pass the "
                          f"filters; asked for {rules.length}")
     return chosen, notes
+
+
+def _sorted_unique(h) -> np.ndarray:
+    """``np.unique`` of a member's history as int64, skipped when the history is already sorted
+    and free of repeats (the service's cached histories are): the hash-based unique was half of
+    a base playlist's time."""
+    h = np.asarray(h, dtype=np.int64)
+    if len(h) > 1 and not (h[1:] > h[:-1]).all():
+        h = np.unique(h)
+    return h
+
+
+class _Queue:
+    """A member's shuffled history, read front to back. Only the head a playlist can use is
+    turned into Python ints (one round takes one track per member, and a playlist of L tracks
+    rarely needs more than L from one member); the rest is converted if it is reached."""
+
+    __slots__ = ("order", "items", "pos")
+
+    def __init__(self, order: np.ndarray, head: int):
+        self.order = order
+        self.items: list[int] = order[:head].tolist()
+        self.pos = 0
+
+    def left(self) -> bool:
+        return self.pos < len(self.order)
+
+    def next(self) -> int:
+        if self.pos == len(self.items):
+            self.items += self.order[len(self.items):].tolist()
+        i = self.items[self.pos]
+        self.pos += 1
+        return i

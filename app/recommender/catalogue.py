@@ -29,6 +29,7 @@ class Catalogue:
         self.ids = IdMap(np.asarray(self.item_ids, dtype=str))  # track id <-> catalogue index
         # most popular first: the padding of the base model and the "popular" baseline
         self.popular_order = np.argsort(-self.meta.popularity, kind="stable")
+        self._genre_list = [str(g) for g in self.genre_names]  # Python strings, made once
 
     @classmethod
     def from_data(cls, data: InteractionData) -> "Catalogue":
@@ -52,8 +53,8 @@ class Catalogue:
         return len(self.item_ids)
 
     def genres_of(self, index: int) -> list[str]:
-        g = self.item_genres
-        return [str(self.genre_names[c]) for c in g.indices[g.indptr[index]:g.indptr[index + 1]]]
+        g, names = self.item_genres, self._genre_list
+        return [names[c] for c in g.indices[g.indptr[index]:g.indptr[index + 1]].tolist()]
 
     def artist_name(self, index: int) -> str:
         return str(self.meta.artist_names[self.meta.artist[index]])

@@ -61,6 +61,9 @@ class Recommender:
         pop[known] = model.popularity[model_pos[known]]
         self.popularity = pop
         self.favourite_sample = attribution.sample_columns(n)
+        # the sample's item columns, gathered once: ``describe`` scores them on every base
+        # playlist, and gathering them column by column cost more than the product
+        self.sample_items = np.ascontiguousarray(self.items_t[:, self.favourite_sample].T)
 
         # users: trained rows; users cold in training are re-expressed from their genres
         self.user_ids = IdMap(np.asarray(space.user_ids, np.int64))  # user id <-> model row
@@ -271,7 +274,10 @@ class Recommender:
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         idx = np.asarray(indices, dtype=np.int64)
         cols = np.concatenate([idx, self.favourite_sample])
-        z = self._folded(rows) @ self.items_t[:, cols]
+        # the product over ``items_t[:, cols]`` with only the playlist's columns gathered; that
+        # gather is column-major (numpy's fancy indexing), and so is this matrix: BLAS takes
+        # the same path and gives the same numbers
+        z = self._folded(rows) @ np.vstack([self.items_t[:, idx].T, self.sample_items]).T
         for j, m in enumerate(members):
             if len(m.skip_items):
                 z[j, np.isin(cols, m.skip_items)] -= SKIP_PENALTY
@@ -290,7 +296,8 @@ class Recommender:
         return np.take_along_axis(part, np.argsort(-vals, axis=1), axis=1)
 
     def memory_bytes(self) -> int:
-        arrays = [self.items_t, self.users, self.member_rows, self.song, self.artist,
+        arrays = [self.items_t, self.sample_items, self.users, self.member_rows, self.song,
+                  self.artist,
                   self.popularity,
                   self.not_explicit, self.model.item_feature_embeddings,
                   self.model.user_feature_embeddings, self.model.item_vectors,

@@ -201,6 +201,27 @@ def test_base_playlist_round_robin_unit():
     assert len(short) == 5 and 1 in short and notes
 
 
+def test_base_playlist_is_the_same_for_raw_and_cached_histories():
+    """The service's cache holds sorted histories, for which the draw skips its unique; raw
+    histories (unsorted, repeated) must give the very same playlist, also when the artist cap
+    makes a member's queue run past the head that is converted up front."""
+    cat = _tiny_catalogue(40)
+    rng = np.random.default_rng(5)
+    for seed in range(40):
+        raw = [rng.integers(0, 40, size=int(rng.integers(0, 60))) for _ in range(3)]
+        cached = [np.unique(h).astype(np.int32) for h in raw]
+        rules = Rules(length=int(rng.integers(3, 25)), max_per_artist=int(rng.integers(1, 3)))
+        assert base_playlist(raw, cat, rules, seed=seed) == \
+            base_playlist(cached, cat, rules, seed=seed)
+    # one member, two tracks by each of three artists, one track per artist allowed: most
+    # shuffles need more of the history than the three tracks converted up front
+    history = [np.array([0, 20, 1, 21, 2, 22])]
+    for seed in range(20):
+        chosen, notes = base_playlist(history, cat, Rules(length=3, max_per_artist=1), seed=seed)
+        assert not notes and set(chosen) <= set(history[0].tolist())
+        assert sorted(cat.meta.artist[chosen].tolist()) == [0, 1, 2]
+
+
 def _tiny_catalogue(n: int) -> Catalogue:
     import scipy.sparse as sp
 

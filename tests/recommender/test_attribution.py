@@ -99,6 +99,25 @@ def test_explicit_filter_judges_favourites_among_the_allowed_tracks(rec, world_d
                                   for i in result.indices]
 
 
+def test_describe_scores_a_given_playlist_as_the_whole_catalogue_product_does(rec, world_data):
+    """``describe`` (base playlists) multiplies only the playlist's and the sample's columns;
+    its liking, favourites and fit must be those of the full product."""
+    from app.recommender.scoring import expected_liking
+
+    users = [int(u) for u in world_data.user_ids if rec.is_warm(int(u))][:5]
+    members = [rec.member(u) for u in users] + [rec.member(10**9, ["rock"])]
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        idx = rng.choice(len(rec.catalogue), 15, replace=False).tolist()
+        liking, fit, match, favourite = rec.describe(members, idx)
+        z = _exact_z(rec, members)
+        np.testing.assert_allclose(liking, expected_liking(z[:, idx]).T, atol=1e-5)
+        np.testing.assert_allclose(fit, liking.mean(axis=0), atol=1e-6)
+        limit = attribution.thresholds(z[:, attribution.sample_columns(z.shape[1])])
+        assert (favourite == (z[:, idx] >= limit[:, None])).mean() > 0.99
+        assert match.shape == (6, 6)
+
+
 # ----- listening order -----------------------------------------------------------------------
 
 def test_order_is_a_permutation_without_an_artist_twice_in_a_row():

@@ -193,6 +193,34 @@ def test_sqlite_store_counts_across_processes(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "limits.sqlite").st_mode) == 0o600
 
 
+def test_sqlite_store_answers_only_the_request_that_hit(api_world, tmp_path):
+    """A request's rate-limit headers come from its own hit, without a query; after the request
+    every read goes to the file and sees the other workers' hits. Fails if that answer outlives
+    its request (the login limit's ``test`` would then read a stale count)."""
+    import sqlite3
+
+    from app.extensions import limiter
+    from app.ratelimit import SQLiteStorage
+
+    path = tmp_path / "limits.sqlite"
+    app = make_api_app(api_world, tmp_path, PREDICT_RATE_LIMIT="10 per minute",
+                       RATELIMIT_STORAGE_URI=sqlite_url(path))
+    client = app.test_client()
+    first = client.post("/predict", json=SEED)
+    assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "9"
+    store = limiter.storage
+    assert isinstance(store, SQLiteStorage)
+    with sqlite3.connect(path) as conn:
+        (key,) = [k for (k,) in conn.execute("SELECT key FROM rate_limits")]
+    other_worker = SQLiteStorage(sqlite_url(path))
+    for _ in range(4):
+        other_worker.incr(key, 60)
+    assert store.get(key) == 5 and store.get_expiry(key) > time.time()
+    second = client.post("/predict", json=SEED)
+    assert second.headers["X-RateLimit-Remaining"] == "4"
+    assert int(second.headers["X-RateLimit-Reset"]) == int(first.headers["X-RateLimit-Reset"])
+
+
 @pytest.mark.slow
 def test_rate_limit_and_audit_lines_across_two_servers(api_world, tmp_path):
     """Two gunicorn masters (separate processes) share one limit; audit lines reach gunicorn's
