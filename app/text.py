@@ -14,7 +14,7 @@ _BREAKS = "\t\n\v\f\r\x1c\x1d\x1e\x85\u2028\u2029"
 _BREAK_RE = re.compile(f"[{_BREAKS}]")
 # The remaining C0/C1 control characters (NUL, bell, escape, DEL ...): removed.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x1f\x7f-\x84\x86-\x9f]")
-_ANY_RE = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]")
+_ANY_RE = re.compile("[\\x00-\\x1f\\x7f-\\x9f\u2028\u2029]")
 
 
 def clean_text(value: str) -> str:

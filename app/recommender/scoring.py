@@ -297,9 +297,8 @@ class Recommender:
 
     def memory_bytes(self) -> int:
         arrays = [self.items_t, self.sample_items, self.users, self.member_rows, self.song,
-                  self.artist,
-                  self.popularity,
-                  self.not_explicit, self.model.item_feature_embeddings,
+                  self.artist, self.popularity, self.not_explicit,
+                  self.model.item_feature_embeddings,
                   self.model.user_feature_embeddings, self.model.item_vectors,
                   self.model.user_vectors]
         return int(sum(a.nbytes for a in arrays) + self.skips.data.nbytes

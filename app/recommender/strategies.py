@@ -28,7 +28,6 @@ import numpy as np
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
               "turns", "turns_plus")
-TURN_STRATEGIES = ("turns", "turns_plus")
 DEFAULT_STRATEGY = "turns"
 
 LIKING_SLOPE = 1.0
@@ -51,6 +50,8 @@ TURN_FILL_SLOPE = 1.5
 # (Last.fm friends, demo strangers) at a cost in the group's mean, and in the least happy
 # member where friends share a taste (README: strategy evaluation).
 TURNS_PLUS_EXTRA = 1
+# the strategies that take turns, and how many turns beyond the fair share each gives a member
+EXTRA_TURNS = {"turns": 0, "turns_plus": TURNS_PLUS_EXTRA}
 _EXCLUDED = -1e9
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
@@ -144,8 +145,8 @@ def best(score: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores, unordered. Every ``k/8``-th score forms a sample whose 32nd
     best is a threshold that about ``4k`` tracks pass; one comparison cuts the catalogue to
     those, and the exact selection runs on them only (half of ``argpartition``'s time on
-    20,000 tracks, a quarter on 100,000). When fewer than k pass (a sample that misjudged, heavy ties), the full
-    ``argpartition`` runs instead."""
+    20,000 tracks, a quarter on 100,000). When fewer than k pass (a sample that misjudged,
+    heavy ties), the full ``argpartition`` runs instead."""
     n = len(score)
     if k >= n:
         return np.arange(n)
@@ -239,15 +240,14 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                 score = np.where(allowed, score, _EXCLUDED)
             chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
         else:
-            by_turns = strategy in TURN_STRATEGIES
+            by_turns = strategy in EXTRA_TURNS
             pools = (_turn_pools(z, allowed, size, favourite_count(n, rules.length))
                      if by_turns and z.shape[0] > 1 else None)
             cand = (pools[0] if pools is not None
                     else candidates(z, allowed, size, with_max=not by_turns))
             if by_turns:
-                extra = TURNS_PLUS_EXTRA if strategy == "turns_plus" else 0
                 chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
-                                       pools=pools, extra=extra)
+                                       pools=pools, extra=EXTRA_TURNS[strategy])
             elif strategy == "fair":
                 chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
             else:
@@ -391,8 +391,8 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
            pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0
            ) -> tuple[list[int], list[int]]:
-    """Members take turns, a fair share of turns each (and ``extra`` more), then proportional fairness close to
-    max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
+    """Members take turns, a fair share of turns each (and ``extra`` more), then proportional
+    fairness close to max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
 
     ``owed`` scales a member's share (members the model knows only by genres get more turns:
     fewer of their model favourites are true ones). The next turn goes to the member with the

@@ -54,7 +54,8 @@ def _world(m: int, n: int, shared: bool, seed: int = 0):
     block = n // (m + 1)
     for j in range(m):
         cols = slice(0, block) if shared else slice(j * block, (j + 1) * block)
-        z[j, cols] += (6.0 if j == 0 and not shared else 3.0) + rng.normal(0.0, 0.2, size=block).astype(np.float32)
+        loud = 6.0 if j == 0 and not shared else 3.0
+        z[j, cols] += loud + rng.normal(0.0, 0.2, size=block).astype(np.float32)
     song = np.arange(n)
     artist = np.arange(n) % (n // 2)
     return z, song, artist, block

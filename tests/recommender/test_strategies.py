@@ -103,7 +103,7 @@ def test_z_scores_equal_standardised_raw_scores(trained_small, world_data):
 
 def _ref_fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
               rules: Rules, start: tuple[np.ndarray, int] | None = None,
-              taken: Taken | None = None, delta: float = strategies.FAIR_DELTA) -> list[int]:
+              taken: strategies.Taken | None = None, delta: float = strategies.FAIR_DELTA) -> list[int]:
     m, c = lk.shape
     taken = taken if taken is not None else strategies.Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
@@ -255,7 +255,7 @@ def _ref_listening_order(for_members: list[list[int]], artist: np.ndarray,
         served = serves[pick]
         last[served] = pos
         left[served] -= 1
-    return _ref_separate_artists(order, artist)
+    return ordering._separate_artists(order, artist)  # unchanged by issue 14: shared
 
 
 def _ref_scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
@@ -267,25 +267,6 @@ def _ref_scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
         sd = col.std()
         out.append(col / sd if sd > 0 else np.zeros(n))
     return np.column_stack(out) if out else None
-
-
-def _ref_separate_artists(order: list[int], artist: np.ndarray) -> list[int]:
-    order = list(order)
-    for _ in range(len(order)):
-        a = [artist[t] for t in order]
-        clash = next((i for i in range(1, len(order)) if a[i] == a[i - 1]), None)
-        if clash is None:
-            break
-        track = order.pop(clash)
-        mine = artist[track]
-        rest = [artist[t] for t in order]
-        spots = [k for k in range(len(order) + 1)
-                 if (k == 0 or rest[k - 1] != mine) and (k == len(order) or rest[k] != mine)]
-        if not spots:
-            order.insert(clash, track)
-            break
-        order.insert(min(spots, key=lambda k: (abs(k - clash), k)), track)
-    return order
 
 
 def _random_case(rng, trial):
