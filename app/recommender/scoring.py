@@ -12,6 +12,8 @@ catalogue, taken from the items' mean vector and covariance matrix (precomputed)
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -23,6 +25,12 @@ from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turn
 from app.recommender.strategies import DEFAULT_STRATEGY, Rules, column_mean, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
+
+
+# distinct genre lists whose member rows one recommender keeps (a row is k + 2 floats)
+GENRE_ROWS_CACHED = 4096
+# tracks per block of the group's matrix product (``z_scores``; measured in bench/RESULTS.md)
+Z_BLOCK = 2048
 
 
 class Recommender:
@@ -86,6 +94,9 @@ class Recommender:
         self.skips = sp.csr_matrix((np.ones(int(ok.sum()), np.float32), (sk.row[ok], mapped[ok])),
                                    shape=(len(space.user_ids), n))
         self._genres = IdMap(np.asarray(space.genres, str))
+        # cold members come back with the same genres request after request, and building
+        # their feature row through scipy.sparse costs more than the whole group's product
+        self._genre_rows = functools.lru_cache(maxsize=GENRE_ROWS_CACHED)(self._row_from_genres)
         self.retrieval = None  # optional candidate retrieval for huge catalogues (retrieval.py)
         # tracks the model never saw: their feature-only scores are blended with content
         # similarity to each member's listening (content.py; measured in EVALUATION.md)
@@ -142,7 +153,12 @@ class Recommender:
         return np.asarray(v, np.float32), np.asarray(b, np.float32)
 
     def row_from_genres(self, genres: list[str]) -> np.ndarray | None:
-        """A member row from declared favourite genres; None when none of them is known."""
+        """A member row from declared favourite genres; None when none of them is known.
+        Cached by the genres in their order (the same list gives the same row); the row is
+        read-only, as it is shared by every group the member joins."""
+        return self._genre_rows(tuple(genres))
+
+    def _row_from_genres(self, genres: tuple[str, ...]) -> np.ndarray | None:
         space = self.model.space
         if "genre" not in space.user_blocks:
             return None
@@ -156,7 +172,9 @@ class Recommender:
                                     identity=False)
         v = np.asarray(feats @ self.model.user_feature_embeddings, np.float32)[0]
         b = float(np.asarray(feats @ self.model.user_feature_biases).ravel()[0])
-        return np.concatenate([v, [1.0, b]]).astype(np.float32)
+        row = np.concatenate([v, [1.0, b]]).astype(np.float32)
+        row.flags.writeable = False
+        return row
 
     def is_warm(self, user_id: int) -> bool:
         pos = self.user_ids.position(int(user_id))
@@ -204,12 +222,19 @@ class Recommender:
         """``standardise(rows, scores(rows))`` as the product alone: the catalogue-sized
         matrix is written once and never touched again."""
         folded = self._folded(rows, r, rc)
+        z = np.empty((len(folded), self.items_t.shape[1]), np.float32)
         if len(folded) <= 2:  # OpenBLAS's gemv per row beats its gemm for one or two rows
-            z = np.empty((len(folded), self.items_t.shape[1]), np.float32)
             for i, row in enumerate(folded):
                 np.dot(row, self.items_t, out=z[i])
             return z
-        return folded @ self.items_t
+        # Block by block of tracks, each block's product written in place: a block of the item
+        # matrix stays in the core's cache while every member's row is multiplied with it,
+        # where one product over the whole catalogue went back to memory for it. Each entry
+        # is the same sum in the same order, so the scores are bit for bit those of
+        # ``folded @ items_t`` (tests/recommender/test_training.py).
+        for a in range(0, z.shape[1], Z_BLOCK):
+            np.matmul(folded, self.items_t[:, a:a + Z_BLOCK], out=z[:, a:a + Z_BLOCK])
+        return z
 
     def standardise(self, rows: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """Raw scores of ``rows`` (over any tracks) standardised by the catalogue moments."""

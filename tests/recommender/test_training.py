@@ -79,6 +79,41 @@ def test_vectorised_scores_equal_lightfm_predict(trained_small, world_data):
         np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
+
+@pytest.mark.parametrize("block", [128, 300, 2048])
+def test_group_scores_by_blocks_of_tracks_equal_one_product(trained_small, world_data,
+                                                            monkeypatch, block):
+    from app.recommender import scoring
+
+    monkeypatch.setattr(scoring, "Z_BLOCK", block)
+    rec = Recommender(trained_small, Catalogue.from_data(world_data))
+    rng = np.random.default_rng(block)
+    for m in (1, 2, 3, 6, 10):
+        rows = rec.users[rng.choice(len(rec.users), m, replace=False)]
+        got = rec.z_scores(rows)
+        whole = rec._folded(rows) @ rec.items_t
+        if m <= 2:  # one or two members: row by row, as before
+            whole = np.vstack([row @ rec.items_t for row in rec._folded(rows)])
+        assert got.shape == (m, len(world_data.item_ids))
+        np.testing.assert_array_equal(got, whole)
+
+
+def test_cold_members_rows_are_cached_and_equal_to_a_fresh_build(trained_small, world_data):
+    rec = Recommender(trained_small, Catalogue.from_data(world_data))
+    genres = [str(g) for g in trained_small.space.genres[:3]]
+    first = rec.row_from_genres(genres)
+    assert first is not None
+    # the same list again is the same row, not a new build; it equals the uncached path
+    assert rec.row_from_genres(list(genres)) is first
+    np.testing.assert_array_equal(first, rec._row_from_genres(tuple(genres)))
+    # shared between groups, so nobody may write into it
+    with pytest.raises(ValueError):
+        first[0] = 1.0
+    other = rec.row_from_genres(genres[:1])
+    assert not np.array_equal(other, first)
+    assert rec.member(-1, genres).row is first  # an unknown user with those genres
+    assert rec.row_from_genres(["no such genre"]) is None
+
 def test_artifact_round_trip_and_tamper(trained_small, world_data, tmp_path):
     art = artifact.save(trained_small, tmp_path, metrics={"note": "x"})
     assert (art.path / "arrays.npz").is_file() and not list(tmp_path.glob(".tmp-*"))

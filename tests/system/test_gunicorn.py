@@ -59,6 +59,27 @@ def test_gunicorn_config_defaults_to_port_8081_and_reads_workers_from_env(monkey
     assert config["workers"] == 5 and config["bind"] == "0.0.0.0:8081"
 
 
+def test_a_started_worker_keeps_its_start_up_objects_out_of_full_collections():
+    """A full collection walked every object the worker loaded (a pause of tens of ms on some
+    request); after ``post_worker_init`` they are frozen, even when the model warm-up failed."""
+    import gc
+
+    config: dict = {}
+    exec((ROOT / "gunicorn.conf.py").read_text(), config)
+
+    class Worker:  # no app: the warm-up fails, is logged, and the worker still freezes
+        wsgi = None
+        pid = 0
+        log = None
+
+    assert gc.get_freeze_count() == 0
+    try:
+        config["post_worker_init"](Worker())
+        assert gc.get_freeze_count() > 10_000  # every module and object loaded so far
+    finally:
+        gc.unfreeze()
+
+
 def test_seed_readme_still_has_this_request():
     readme = SHARED / "seed" / "README.md"
     if not readme.exists():
