@@ -12,8 +12,6 @@ catalogue, taken from the items' mean vector and covariance matrix (precomputed)
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -95,8 +93,11 @@ class Recommender:
                                    shape=(len(space.user_ids), n))
         self._genres = IdMap(np.asarray(space.genres, str))
         # cold members come back with the same genres request after request, and building
-        # their feature row through scipy.sparse costs more than the whole group's product
-        self._genre_rows = functools.lru_cache(maxsize=GENRE_ROWS_CACHED)(self._row_from_genres)
+        # their feature row through scipy.sparse costs more than the whole group's product.
+        # A plain dict, not ``functools.lru_cache`` on a bound method: that would make a
+        # reference cycle, and a recommender replaced by a newer model must be freed by
+        # reference counting alone (gunicorn workers freeze their start-up objects).
+        self._genre_rows: dict[tuple[str, ...], np.ndarray | None] = {}
         self.retrieval = None  # optional candidate retrieval for huge catalogues (retrieval.py)
         # tracks the model never saw: their feature-only scores are blended with content
         # similarity to each member's listening (content.py; measured in EVALUATION.md)
@@ -155,8 +156,19 @@ class Recommender:
     def row_from_genres(self, genres: list[str]) -> np.ndarray | None:
         """A member row from declared favourite genres; None when none of them is known.
         Cached by the genres in their order (the same list gives the same row); the row is
-        read-only, as it is shared by every group the member joins."""
-        return self._genre_rows(tuple(genres))
+        read-only, as it is shared by every group the member joins. Past GENRE_ROWS_CACHED
+        lists the cache starts over (rows are cheap to rebuild; dict steps are atomic, so
+        threads may share it)."""
+        key = tuple(genres)
+        try:
+            return self._genre_rows[key]
+        except KeyError:
+            pass
+        row = self._row_from_genres(key)
+        if len(self._genre_rows) >= GENRE_ROWS_CACHED:
+            self._genre_rows.clear()
+        self._genre_rows[key] = row
+        return row
 
     def _row_from_genres(self, genres: tuple[str, ...]) -> np.ndarray | None:
         space = self.model.space

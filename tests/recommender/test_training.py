@@ -98,6 +98,28 @@ def test_group_scores_by_blocks_of_tracks_equal_one_product(trained_small, world
         np.testing.assert_array_equal(got, whole)
 
 
+def test_a_replaced_model_is_freed_without_the_garbage_collector(trained_small, world_data):
+    """gunicorn workers freeze their start-up objects (gunicorn.conf.py), so the model loaded
+    then is never looked at by the collector again: when a newer version replaces it, only
+    reference counting can free it, which a reference cycle would prevent."""
+    import gc
+    import weakref
+
+    from app.recommender.group import LightFMModel
+
+    gc.disable()
+    try:
+        served = LightFMModel(Recommender(trained_small, Catalogue.from_data(world_data)))
+        rec = served.recommender
+        rec.row_from_genres([str(g) for g in trained_small.space.genres[:2]])  # fills the cache
+        rec.z_scores(rec.users[:3])
+        gone, catalogue = weakref.ref(rec), weakref.ref(rec.catalogue)
+        del served, rec
+        assert gone() is None and catalogue() is None
+    finally:
+        gc.enable()
+
+
 def test_cold_members_rows_are_cached_and_equal_to_a_fresh_build(trained_small, world_data):
     rec = Recommender(trained_small, Catalogue.from_data(world_data))
     genres = [str(g) for g in trained_small.space.genres[:3]]
