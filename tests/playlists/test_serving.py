@@ -440,3 +440,20 @@ def test_reload_interval_is_respected(api_world, tmp_path):
         assert holder.current() is first  # within the interval: no database round trip
         db.session.remove()
         db.engine.dispose()
+
+
+def test_scores_are_rounded_exactly_as_round_does():
+    """The stored and shown four-decimal numbers: the one-pass rounding of float32 arrays
+    equals Python's ``round(x, 4)`` number by number, halves included."""
+    from app.playlists.build import _rounded
+
+    rng = np.random.default_rng(4)
+    halves = ((np.arange(10_000) + 0.5) / 1e4).astype(np.float32)
+    x = np.concatenate([rng.random(200_000, dtype=np.float32), halves,
+                        np.nextafter(halves, np.float32(0)), np.nextafter(halves, np.float32(1)),
+                        (np.arange(4096) / 4096).astype(np.float32)])
+    assert _rounded(x) == [round(v, 4) for v in x.tolist()]
+    grid = x[:600].reshape(20, 30)
+    assert _rounded(grid) == [[round(v, 4) for v in row] for row in grid.tolist()]
+    # anything else (float64) keeps the plain path
+    assert _rounded(np.array([0.123456789, 0.00005])) == [0.1235, 0.0001]
