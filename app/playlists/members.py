@@ -11,7 +11,7 @@ import time
 import numpy as np
 from sqlalchemy import func, select
 
-from app.cache import LRU
+from app.lru import LRU
 from app.db import Genre, ListeningEvent, User, user_genres as user_genres_table
 from app.extensions import db
 from app.recommender.catalogue import Catalogue

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from app.lru import LRU
 from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
@@ -94,10 +95,10 @@ class Recommender:
         self._genres = IdMap(np.asarray(space.genres, str))
         # cold members come back with the same genres request after request, and building
         # their feature row through scipy.sparse costs more than the whole group's product.
-        # A plain dict, not ``functools.lru_cache`` on a bound method: that would make a
-        # reference cycle, and a recommender replaced by a newer model must be freed by
-        # reference counting alone (gunicorn workers freeze their start-up objects).
-        self._genre_rows: dict[tuple[str, ...], np.ndarray | None] = {}
+        # Not ``functools.lru_cache`` on a bound method: that would make a reference cycle,
+        # and a recommender replaced by a newer model must be freed by reference counting
+        # alone (gunicorn workers freeze their start-up objects).
+        self._genre_rows: LRU[tuple[str, ...], np.ndarray] = LRU(GENRE_ROWS_CACHED)
         self.retrieval = None  # optional candidate retrieval for huge catalogues (retrieval.py)
         # tracks the model never saw: their feature-only scores are blended with content
         # similarity to each member's listening (content.py; measured in EVALUATION.md)
@@ -156,18 +157,14 @@ class Recommender:
     def row_from_genres(self, genres: list[str]) -> np.ndarray | None:
         """A member row from declared favourite genres; None when none of them is known.
         Cached by the genres in their order (the same list gives the same row); the row is
-        read-only, as it is shared by every group the member joins. Past GENRE_ROWS_CACHED
-        lists the cache starts over (rows are cheap to rebuild; dict steps are atomic, so
-        threads may share it)."""
+        read-only, as it is shared by every group the member joins. Lists that give no row
+        (no known genre) are not kept: finding that out costs no sparse product."""
         key = tuple(genres)
-        try:
-            return self._genre_rows[key]
-        except KeyError:
-            pass
-        row = self._row_from_genres(key)
-        if len(self._genre_rows) >= GENRE_ROWS_CACHED:
-            self._genre_rows.clear()
-        self._genre_rows[key] = row
+        row = self._genre_rows.get(key)
+        if row is None:
+            row = self._row_from_genres(key)
+            if row is not None:
+                self._genre_rows.put(key, row)
         return row
 
     def _row_from_genres(self, genres: tuple[str, ...]) -> np.ndarray | None:
