@@ -41,12 +41,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import ndtr
 
-from app.recommender import attribution
 from app.recommender.artifact import sha256_file
-from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
-from app.recommender.strategies import NotEnoughSongs, Rules, select
+from app.recommender.members import GroupResult, Member
+from app.recommender.strategies import NotEnoughSongs, Rules
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
     from app.recommender.scoring import Recommender
@@ -194,38 +192,27 @@ class CandidateRetrieval:
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
                   strategy: str) -> GroupResult:
-        """``strategy``: as ``Recommender.recommend`` resolved it (``select`` checks it)."""
+        """Only the candidates are this path's own: their scores, the favourite thresholds
+        and the playlist come from the recommender's one scoring tail (``finish``), so members
+        are scored exactly as on the whole catalogue. ``strategy``: as
+        ``Recommender.recommend`` resolved it (``select`` checks it)."""
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         cand = self.candidates(rec, rows, rules.length)
-        raw = rows @ rec.items_t[:, cand]
-        z = rec.standardise(rows, raw)
-        for j, m in enumerate(members):
-            if len(m.skip_items):
-                hit = np.isin(cand, m.skip_items)
-                z[j, hit] -= SKIP_PENALTY
-                raw[j, hit] -= SKIP_PENALTY * 1e3
-        allowed = rec.not_explicit[cand] if rules.exclude_explicit else None
-        try:
-            chosen, notes, turns = select(strategy, z, raw, rec.song[cand], rec.artist[cand],
-                                          rules, allowed, owed_turns(members))
-        except NotEnoughSongs:
-            return _exact(rec, members, rules, strategy)
-        if any(note.startswith("artist cap relaxed") for note in notes):
-            return _exact(rec, members, rules, strategy)  # the whole catalogue may not need it
-        picked = np.asarray(chosen, dtype=np.int64)
-        liking = ndtr(z[:, picked]).T.astype(np.float32)
+        r = rows.astype(np.float64)
+        rc = r @ rec.cov_item
+        folded = rec.folded(rows, r, rc)
+        z = rec.member_z(members, folded @ rec.items_t[:, cand], cand)
         # favourites are judged against the whole catalogue, so their thresholds come from
         # the catalogue sample (a small exact product), not from the candidates
         sample = rec.sample_allowed(rec.not_explicit if rules.exclude_explicit else None)
-        z_sample = rec.standardise(rows, rows @ rec.items_t[:, sample])
-        for j, m in enumerate(members):
-            if len(m.skip_items):
-                z_sample[j, np.isin(sample, m.skip_items)] -= SKIP_PENALTY
-        favourite = attribution.favourites(z[:, picked], attribution.thresholds(z_sample))
-        return GroupResult(indices=cand[picked].tolist(), member_scores=liking,
-                           member_fit=liking.mean(axis=0), taste_match=rec.taste_match(rows),
-                           strategy=strategy, notes=notes, turns=turns,
-                           for_members=attribution.for_members(turns, favourite))
+        z_sample = rec.member_z(members, folded @ rec.items_t[:, sample], sample)
+        try:
+            result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand)
+        except NotEnoughSongs:
+            return _exact(rec, members, rules, strategy)
+        if any(note.startswith("artist cap relaxed") for note in result.notes):
+            return _exact(rec, members, rules, strategy)  # the whole catalogue may not need it
+        return result
 
 
 def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy: str):

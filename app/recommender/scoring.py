@@ -213,7 +213,7 @@ class Recommender:
         """members x tracks raw scores: one float32 matrix product."""
         return rows @ self.items_t
 
-    def _folded(self, rows: np.ndarray, r: np.ndarray | None = None,
+    def folded(self, rows: np.ndarray, r: np.ndarray | None = None,
                 rc: np.ndarray | None = None) -> np.ndarray:
         """Rows whose product with the items is already standardised: each row is divided by
         its sd and, since every track's last column is 1, its last entry absorbs ``-mean/sd``.
@@ -230,7 +230,7 @@ class Recommender:
                  rc: np.ndarray | None = None) -> np.ndarray:
         """``standardise(rows, scores(rows))`` as the product alone: the catalogue-sized
         matrix is written once and never touched again."""
-        folded = self._folded(rows, r, rc)
+        folded = self.folded(rows, r, rc)
         z = np.empty((len(folded), self.items_t.shape[1]), np.float32)
         if len(folded) <= 2:  # OpenBLAS's gemv per row beats its gemm for one or two rows
             for i, row in enumerate(folded):
@@ -253,7 +253,7 @@ class Recommender:
     def taste_match(self, rows: np.ndarray, r: np.ndarray | None = None,
                     rc: np.ndarray | None = None) -> np.ndarray:
         """Pearson correlation of two members' scores over the catalogue, mapped to 0-1.
-        ``r``, ``rc`` as in ``_folded``."""
+        ``r``, ``rc`` as in ``folded``."""
         if len(rows) == 1:
             return np.ones((1, 1), np.float32)
         if r is None:
@@ -274,23 +274,49 @@ class Recommender:
         rows = np.array([m.row for m in members], dtype=np.float32)
         r = rows.astype(np.float64)
         rc = r @ self.cov_item
-        z = self.z_scores(rows, r, rc)
+        z = self.member_z(members, self.z_scores(rows, r, rc))
+        allowed = self.not_explicit if rules.exclude_explicit else None
+        z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
+                    else z[:, self.sample_allowed(allowed)])
+        return self.finish(members, z, z_sample, rules, strategy, rows, r, rc)
+
+    def member_z(self, members: list[Member], z: np.ndarray,
+                 columns: np.ndarray | None = None) -> np.ndarray:
+        """The members' standardised scores (over the catalogue, or over ``columns``) as every
+        path scores them: each member's skipped tracks pushed down, tracks the model never saw
+        blended with content similarity. Changes ``z`` in place where it can."""
         for j, m in enumerate(members):
             if len(m.skip_items):
-                z[j, m.skip_items] -= SKIP_PENALTY
+                if columns is None:
+                    z[j, m.skip_items] -= SKIP_PENALTY
+                else:
+                    z[j, np.isin(columns, m.skip_items)] -= SKIP_PENALTY
         if self.cold_blend is not None:
-            z = self.cold_blend.apply(z, [m.content for m in members])
-        allowed = self.not_explicit if rules.exclude_explicit else None
+            z = self.cold_blend.apply(z, [m.content for m in members], columns=columns)
+        return z
+
+    def finish(self, members: list[Member], z: np.ndarray, z_sample: np.ndarray, rules: Rules,
+               strategy: str, rows: np.ndarray, r: np.ndarray, rc: np.ndarray,
+               columns: np.ndarray | None = None) -> GroupResult:
+        """The one scoring tail of the exact path and of candidate retrieval: selection, the
+        members' liking, favourites and attribution from ``z`` (``member_z``) over the
+        catalogue or over ``columns``; ``z_sample`` sets the favourite thresholds over the
+        whole catalogue. ``r``, ``rc`` as in ``folded``."""
+        if columns is None:
+            song, artist = self.song, self.artist
+            allowed = self.not_explicit if rules.exclude_explicit else None
+        else:
+            song, artist = self.song[columns], self.artist[columns]
+            allowed = self.not_explicit[columns] if rules.exclude_explicit else None
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
-        chosen, notes, turns = select(strategy, z, z, self.song, self.artist, rules, allowed,
+        chosen, notes, turns = select(strategy, z, z, song, artist, rules, allowed,
                                       owed_turns(members))
         idx = np.asarray(chosen, dtype=np.int64)
         z_chosen = z[:, idx]
         liking = expected_liking(z_chosen).T  # playlist x members
-        z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
-                    else z[:, self.sample_allowed(allowed)])
         favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
-        return GroupResult(indices=chosen, member_scores=liking, member_fit=column_mean(liking),
+        return GroupResult(indices=chosen if columns is None else columns[idx].tolist(),
+                           member_scores=liking, member_fit=column_mean(liking),
                            taste_match=self.taste_match(rows, r, rc), strategy=strategy,
                            notes=notes,
                            turns=turns, for_members=attribution.for_members(turns, favourite))
@@ -311,12 +337,9 @@ class Recommender:
         # the product over ``items_t[:, cols]`` with only the playlist's columns gathered; that
         # gather is column-major (numpy's fancy indexing), and so is this matrix: BLAS takes
         # the same path and gives the same numbers
-        z = self._folded(rows) @ np.vstack([self.items_t[:, idx].T, self.sample_items]).T
-        for j, m in enumerate(members):
-            if len(m.skip_items):
-                z[j, np.isin(cols, m.skip_items)] -= SKIP_PENALTY
-        if self.cold_blend is not None:
-            z = self.cold_blend.apply(z, [m.content for m in members], columns=cols)
+        z = self.member_z(members,
+                          self.folded(rows) @ np.vstack([self.items_t[:, idx].T,
+                                                          self.sample_items]).T, cols)
         z_chosen = z[:, :len(idx)]
         favourite = attribution.favourites(z_chosen, attribution.thresholds(z[:, len(idx):]))
         liking = expected_liking(z_chosen).T

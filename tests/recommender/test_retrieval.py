@@ -112,3 +112,84 @@ def test_service_attaches_retrieval_past_the_configured_size(api_world, tmp_path
         assert get_holder().state.recommender.retrieval is not None
         assert len({item.track_id for item in playlist.items}) == 20
     assert list((api_world.model_dir).rglob("ann-*.hnsw")), "the index is saved for other workers"
+
+
+@pytest.fixture(scope="module")
+def cold_rec_with_index(world_data, tmp_path_factory):
+    """A trained model that never saw 15 % of the tracks, serving all of them with retrieval
+    attached, so the cold-start blend and cold members are in play."""
+    from app.recommender.catalogue import Catalogue
+    from app.recommender.offline.lastfm import subset_items
+    from app.recommender.scoring import Recommender
+    from app.recommender.training import TrainParams, train
+
+    new = np.random.default_rng(5).random(world_data.n_items) < 0.15
+    model = train(subset_items(world_data, ~new), TrainParams(epochs=3, components=16, seed=1))
+    rec = Recommender(model, Catalogue.from_data(world_data))
+    assert rec.cold_blend is not None
+    assert retrieval.attach(rec, folder=tmp_path_factory.mktemp("cold-ann"), min_tracks=0)
+    return world_data, rec
+
+
+def _mixed_group(data, rec):
+    """Two trained members (one with skips and a content profile), one known only by genres,
+    one by nothing: every kind of member the service builds."""
+    ev = data.events
+    counts = data.history_counts()
+    heavy = [int(u) for u in np.argsort(-counts)[:2]]
+    first = rec.member(int(data.user_ids[heavy[0]]))
+    first.skip_items = np.unique(rec.catalogue.ids.to_internal(
+        data.item_ids[ev.item[ev.user == heavy[0]][:5]]))
+    first.content = rec.cold_blend.profile(np.unique(ev.item[ev.user == heavy[0]]))
+    second = rec.member(int(data.user_ids[heavy[1]]))
+    genre_member = rec.member(-1, [str(rec.model.space.genres[0])])
+    popular = rec.member(-2)
+    assert [m.kind for m in (first, second, genre_member, popular)] == \
+        ["trained", "trained", "genres", "popular"]
+    return [first, second, genre_member, popular]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_retrieval_and_exact_score_members_alike(cold_rec_with_index, strategy):
+    """One scoring tail: for the tracks retrieval chose, the members' liking and favourites are
+    what the whole-catalogue path gives those tracks, cold members and new tracks included."""
+    from app.recommender.strategies import liking
+
+    data, rec = cold_rec_with_index
+    group = _mixed_group(data, rec)
+    approx = rec.recommend(group, Rules(length=20), strategy)
+    idx = np.asarray(approx.indices)
+    rows = np.vstack([m.row for m in group]).astype(np.float32)
+    z = rec.member_z(group, rec.z_scores(rows))
+    assert np.allclose(approx.member_scores, liking(z[:, idx]).T, atol=1e-5)
+    exact = rec.recommend(group, Rules(length=20), strategy, exact=True)
+    shared = [i for i, t in enumerate(exact.indices) if t in set(approx.indices)]
+    assert shared, "retrieval and exact share no track"
+    for i in shared:
+        j = approx.indices.index(exact.indices[i])
+        assert np.allclose(approx.member_scores[j], exact.member_scores[i], atol=1e-5)
+
+
+class _EveryTrack:
+    """An index whose 'nearest' tracks are the whole catalogue: retrieval's candidates then
+    hold the exact top, and the playlist must be the exact one."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def query(self, rows, k):
+        return np.tile(np.arange(self.n), (len(rows), 1))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_retrieval_with_the_exact_top_among_candidates_gives_the_exact_playlist(
+        cold_rec_with_index, strategy):
+    data, rec = cold_rec_with_index
+    group = _mixed_group(data, rec)
+    every = retrieval.CandidateRetrieval(_EveryTrack(len(rec.items)))
+    via_candidates = every.recommend(rec, group, Rules(length=20), strategy)
+    exact = rec.recommend(group, Rules(length=20), strategy, exact=True)
+    assert via_candidates.indices == exact.indices
+    assert via_candidates.turns == exact.turns
+    assert via_candidates.for_members == exact.for_members
+    assert np.allclose(via_candidates.member_scores, exact.member_scores, atol=1e-5)

@@ -91,9 +91,9 @@ def test_group_scores_by_blocks_of_tracks_equal_one_product(trained_small, world
     for m in (1, 2, 3, 6, 10):
         rows = rec.users[rng.choice(len(rec.users), m, replace=False)]
         got = rec.z_scores(rows)
-        whole = rec._folded(rows) @ rec.items_t
+        whole = rec.folded(rows) @ rec.items_t
         if m <= 2:  # one or two members: row by row, as before
-            whole = np.vstack([row @ rec.items_t for row in rec._folded(rows)])
+            whole = np.vstack([row @ rec.items_t for row in rec.folded(rows)])
         assert got.shape == (m, len(world_data.item_ids))
         np.testing.assert_array_equal(got, whole)
 
