@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 from flask import Flask
+from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes
 from sqlalchemy import func, select, text
 from werkzeug.security import generate_password_hash
 
@@ -66,12 +67,13 @@ def test_feedback_needs_the_members_own_token(api_app, api_client):
     from app import feedback_tokens
     with api_app.app_context():
         expired = feedback_tokens.issue(pid, 124, now=time.time() - 8 * 24 * 3600)
-        expires, mac = feedback_tokens.issue(pid, 124).split(".")
+        issued, mac = feedback_tokens.issue(pid, 124).split(".")
+    later = base64_encode(int_to_bytes(bytes_to_int(base64_decode(issued)) + 3600)).decode()
     forged = {
         "another member's": feedback_token(served, 125),
         "another prediction's": feedback_token(other, 150),
         "expired": expired,
-        "re-dated": f"{int(expires) + 3600}.{mac}",
+        "re-dated": f"{later}.{mac}",
         "made up": "9999999999." + "A" * 43,
         "garbage": "not a token",
         "non-ASCII": "١٢٣.é",
