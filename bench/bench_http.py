@@ -42,7 +42,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-TARGET_RPS, TARGET_P99_MS = 1000.0, 10.0  # issue 14
+TARGET_RPS, TARGET_P99_MS = 1000.0, 10.0  # the request-path targets
 
 
 def _flask(args: list[str], env: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""Listening order (issue 11) against today's order (the strategy's, best first).
+"""Listening order against today's order (the strategy's, best first).
 
     OPENBLAS_NUM_THREADS=1 python bench/bench_ordering.py [--groups 200] [--length 20]
         [--users 400] [--tracks 4000] [--weights 0 0.25 0.5 1]

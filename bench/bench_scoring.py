@@ -290,7 +290,7 @@ def main(argv=None) -> int:
                     help="Also time every strategy for the largest group.")
     ap.add_argument("--attribution-cost", action="store_true",
                     help="Also time the largest group with and without the favourites of "
-                         "the attribution (issue 11), interleaved in this run.")
+                         "the attribution, interleaved in this run.")
     ap.add_argument("--build", action="store_true",
                     help="Time the whole in-process build (recommend, attribution, listening "
                          "order) here and in --reference-root, interleaved.")

@@ -13,7 +13,7 @@ a random group per request, 4 connections):
 - ``service``: the real /predict on bench_http.py's demo world (``--work-dir``, built there
   if missing).
 
-Why: issue 14 asks for 1,000 requests a second on two cores, 2 ms of CPU per request for
+Why: the request-path target asks for 1,000 requests a second on two cores, 2 ms of CPU per request for
 everything. The first two stages are the part of that budget no change to this project's code
 can remove; the ratio to the service is what its own work costs.
 """

@@ -1,5 +1,5 @@
 """Fingerprint of every in-process playlist build on random groups: run it on two checkouts and
-compare the printed SHA-256 (issue 14: the speed-ups must not change any playlist).
+compare the printed SHA-256 (speed-ups and refactors must not change any playlist).
 
     OPENBLAS_NUM_THREADS=1 python bench/check_identical.py [--root PATH] [--groups 10000]
 

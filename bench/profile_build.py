@@ -6,7 +6,7 @@ Builds playlists as ``bench_scoring.py --build`` does (``recommend``, then the l
 on the same synthetic 20,000-track world, with the stages' functions wrapped in timers, and
 prints per stage the median time per build. ``--root`` is the checkout whose ``app`` is
 imported, so the same breakdown can be taken of an older commit. Stages nest: the turns include
-the fair fill (and, before issue 14, the own pools); ``other`` is the build minus the top-level
+the fair fill (and, in older code, the own pools); ``other`` is the build minus the top-level
 stages (row stacking, skip penalties, the liking of the chosen tracks, the favourites'
 comparison, the result).
 """
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
            "listening_order"]
     timed(Recommender, "z_scores", "z_scores")
     timed(strategies, "candidates", "candidate pools")
-    timed(strategies, "_turn_pools", "candidate pools")  # issue 14: with the own pools
+    timed(strategies, "_turn_pools", "candidate pools")  # older code: with the own pools
     timed(strategies, "_own_pools", "  own pools")
     timed(strategies, "_turns", "turns")
     timed(strategies, "_fair", "  fair fill")

@@ -97,8 +97,8 @@ def serving_experiment() -> ExperimentSnapshot | None:
     """``active_experiment()`` for the /predict hot path, cached per app for
     ``EXPERIMENT_CACHE_SECONDS``.
 
-    Why: loading the experiment and its arms was a quarter of a request's CPU (issue 7,
-    bench/RESULTS.md). Staleness is harmless: stored assignments are always read from the
+    Why: loading the experiment and its arms was a large share of a request's CPU
+    (bench/RESULTS.md). Staleness is harmless: stored assignments are always read from the
     database, so a weight change reaches other processes' *new* users at most that much later;
     this process's own changes (CLI, admin page) clear the cache at once.
     """

@@ -76,9 +76,10 @@ def active() -> ModelVersion | None:
                              .order_by(ModelVersion.id.desc()).limit(1))
 
 
-def active_pointer() -> tuple[str, str, str] | None:
-    """(version, path, checksum) of the active version: the cheap query workers poll."""
-    row = db.session.execute(
+def active_pointer(conn=None) -> tuple[str, str, str] | None:
+    """(version, path, checksum) of the active version: the cheap query workers poll, on
+    ``conn`` (their own short connection, never a request's session) or the session."""
+    row = (conn or db.session).execute(
         select(ModelVersion.version, ModelVersion.path, ModelVersion.checksum)
         .where(ModelVersion.active.is_(True)).order_by(ModelVersion.id.desc()).limit(1)).first()
     return (row[0], row[1], row[2]) if row else None

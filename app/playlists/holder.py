@@ -31,7 +31,7 @@ from app.playlists.members import HistoryCache
 from app.recommender import artifact, retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import BaseModel, LightFMModel
-from app.modelstore.registry import artifact_folder
+from app.modelstore.registry import active_pointer, artifact_folder
 from app.recommender.scoring import Recommender
 
 log = logging.getLogger(__name__)
@@ -155,11 +155,7 @@ class ModelHolder:
             with db.engine.connect() as conn:
                 signature = tuple(conn.execute(
                     select(func.count(Track.id), func.max(Track.id))).one())
-                row = conn.execute(
-                    select(ModelVersion.version, ModelVersion.path, ModelVersion.checksum)
-                    .where(ModelVersion.active.is_(True))
-                    .order_by(ModelVersion.id.desc()).limit(1)).first()
-            pointer = (row[0], row[1], row[2]) if row else None
+                pointer = active_pointer(conn)
         except Exception as exc:  # database unreachable: keep serving what we have
             self.state = _replace(old, error=f"database unavailable: {exc}")
             self.checked_at = time.monotonic()

@@ -1,7 +1,7 @@
 """What the service reads about a group's members: favourite genres and listening histories.
 
 Histories are cached per process (``HistoryCache``): the history query reads every event of
-every member and used to cost more than the rest of a request (bench/RESULTS.md, issue 7).
+every member and used to cost more than the rest of a request (bench/RESULTS.md).
 """
 from __future__ import annotations
 

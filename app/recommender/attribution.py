@@ -1,5 +1,5 @@
 """Who each playlist track is *for*: the member whose turn chose it, and every member for whom
-it is a favourite (issue 11: "everyone at the party is represented", shown as member chips).
+it is a favourite ("everyone at the party is represented", shown as member chips).
 
 A favourite is a track in the member's personal top ``FAVOURITE_SHARE`` of the catalogue by the
 model's standardised score z. An exact quantile per member needs a partition of the whole

@@ -35,6 +35,3 @@ class IdMap:
         if self._positions is None:
             self._positions = {k: i for i, k in enumerate(self.external.tolist())}
         return self._positions.get(external_id)
-
-    def to_external(self, positions) -> np.ndarray:
-        return self.external[np.asarray(positions, dtype=np.int64)]

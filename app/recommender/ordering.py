@@ -1,4 +1,4 @@
-"""The listening order of a chosen playlist (issue 11): members interleaved, no artist twice in a
+"""The listening order of a chosen playlist: members interleaved, no artist twice in a
 row, neighbouring tracks close in tempo and energy.
 
 The strategies return tracks best first, so a member's favourites can bunch together and the

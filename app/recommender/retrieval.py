@@ -1,7 +1,7 @@
 """Candidate retrieval for very large catalogues: ANN top-K, then exact re-scoring of the union.
 
 Why: exact group scoring is one ``members x tracks`` product plus per-member partial sorts; at a
-million tracks that is over the 50 ms budget for ten members on one core (bench/RESULTS.md). An
+million tracks that is over the request budget for ten members on one core (bench/RESULTS.md). An
 approximate nearest-neighbour index (hnswlib, inner-product space) over the same item rows
 ``[v, b_item, 1]`` the exact path uses finds each member's best tracks in a small fraction of
 that, and the strategies then run unchanged on a few thousand candidates.

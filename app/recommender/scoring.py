@@ -345,13 +345,6 @@ class Recommender:
         liking = expected_liking(z_chosen).T
         return liking, liking.mean(axis=0), self.taste_match(rows), favourite
 
-    def top_for_user_rows(self, rows: np.ndarray, k: int) -> np.ndarray:
-        """Top-k track indices per row (evaluation helper)."""
-        raw = self.scores(rows)
-        part = np.argpartition(-raw, min(k, raw.shape[1] - 1), axis=1)[:, :k]
-        vals = np.take_along_axis(raw, part, axis=1)
-        return np.take_along_axis(part, np.argsort(-vals, axis=1), axis=1)
-
     def memory_bytes(self) -> int:
         arrays = [self.items_t, self.sample_items, self.users, self.member_rows, self.song,
                   self.artist, self.popularity, self.not_explicit,

@@ -259,7 +259,7 @@ def served_metrics(rec: Recommender, data: InteractionData, affinity: Callable,
     return {n: promise.summarise(metrics) for n, metrics in acc.items()}
 
 
-# Issue 11's targets for the default strategy on 2-10 member groups, playlists of 20.
+# The promise's targets for the default strategy on 2-10 member groups, playlists of 20.
 PROMISE_TARGETS = {
     "fair_share_met": (0.90, "groups where every member gets a fair share of favourites"),
     "members_with_favourite": (0.99, "members with at least one of their favourites"),
