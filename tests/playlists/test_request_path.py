@@ -88,3 +88,27 @@ def test_a_playlist_longer_than_the_catalogue_is_422_for_both_models(api_world, 
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_prediction_ids_are_time_ordered_uuid7_and_still_32_hex(api_app, api_client):
+    """New rows append to the primary-key index: ids sort as they were made; links keep their
+    32-hex form; the random tail keeps them unguessable and distinct."""
+    import uuid
+
+    from app.playlists.record import time_ordered_id
+
+    ids = [time_ordered_id(now_ns=t * 1_000_000) for t in (1, 2, 2, 3, 10**12)]
+    assert ids[:2] + ids[3:] == sorted(ids[:2] + ids[3:]) and ids[1] != ids[2]
+    parsed = uuid.UUID(ids[-1])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert int(ids[-1][:12], 16) == 10**12
+    assert len({time_ordered_id() for _ in range(5000)}) == 5000
+
+    served = [api_client.post("/predict/base", json={"user_id": 123, "other_users": [124],
+                                                     "playlist_length": 5})
+              for _ in range(3)]
+    pids = [r.headers["X-Prediction-Id"] for r in served]
+    assert all(len(p) == 32 and int(p, 16) >= 0 for p in pids)
+    assert all(uuid.UUID(p).version == 7 for p in pids)
+    assert [p[:12] for p in pids] == sorted(p[:12] for p in pids)
+    assert api_client.get(f"/playlists/{pids[0]}").status_code == 200
