@@ -72,6 +72,10 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI",
                                            f"sqlite:///{INSTANCE_DIR / 'ratelimit.sqlite'}")
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on every 429
+    # How many proxies in front of gunicorn set X-Forwarded-For/-Proto (deploy/: nginx, 1).
+    # 0 trusts no such header: the client address is the socket's. Never more than the proxies
+    # every request passes through, or a client can choose its own address (SECURITY.md).
+    PROXY_HOPS = _env_int("PROXY_HOPS", 0)
     PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "120 per minute")
     FEEDBACK_RATE_LIMIT = os.environ.get("FEEDBACK_RATE_LIMIT", "1200 per minute")
     # How long the per-member token that /predict hands out lets that member post /feedback.

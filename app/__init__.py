@@ -36,6 +36,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
         app.config["DEBUG"] = False
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_secret_key(app, name)
+    _trust_proxies(app)
     configure_audit_log(app)
 
     _init_extensions(app)
@@ -44,6 +45,15 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     _register_blueprints(app)
     init_security(app, production=name == "production")
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``PROXY_HOPS`` proxies, the client address is the one the nearest proxy saw."""
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:
