@@ -158,3 +158,73 @@ def test_the_app_sees_the_address_nginx_saw_never_the_clients_header(proxied):
     line = next(x for x in app_server.output().splitlines() if "'intruder'" in x)
     assert line.endswith("from 127.0.0.7"), line
     assert "203.0.113.9" not in app_server.output()
+
+
+# ----- several app hosts: one PostgreSQL, one Redis -----
+
+from tests.system.test_postgres import pg_world  # noqa: E402,F401  (the fixture)
+
+
+@pytest.mark.postgres
+def test_two_hosts_share_one_limit_and_one_experiment(pg_world, tmp_path):
+    """Two gunicorn hosts (2 workers each) on one PostgreSQL and one Redis (Debian's
+    redis-server): a client alternating between them gets the limit once, not once per host;
+    a user keeps one arm on both, and feedback for a playlist served by one host is accepted
+    and recorded by the other."""
+    import secrets
+
+    from sqlalchemy import func, select
+
+    from app.db import Feedback
+    from app.db.experiments import Assignment
+    from app.extensions import db
+    from tests.support.proxy import start_redis
+    from tests.support.traffic import feedback_token
+
+    app, url, model_dir = pg_world
+    redis = start_redis(tmp_path / "redis")
+    limit = 20
+    env = {"RATELIMIT_STORAGE_URI": redis.url, "PREDICT_RATE_LIMIT": f"{limit} per minute",
+           "SECRET_KEY": secrets.token_hex(32)}  # one key: tokens from one host verify on both
+    hosts = []
+    try:
+        hosts = [start_gunicorn(tmp_path / f"host{i}", database_url=url, model_dir=model_dir,
+                                workers=2, env=env) for i in (1, 2)]
+        served = []
+        for user in range(271, 275):  # each user on both hosts: one arm
+            pair = [requests.post(host.url + "/predict", timeout=30, json={
+                "user_id": user, "other_users": [101], "playlist_length": 5}) for host in hosts]
+            assert [r.status_code for r in pair] == [200, 200], [r.text for r in pair]
+            assert pair[0].headers["X-AB-Arm"] == pair[1].headers["X-AB-Arm"]
+            served.append((user, pair[0]))
+        # feedback on host 2 for what host 1 served
+        for user, response in served:
+            answer = requests.post(hosts[1].url + "/feedback", timeout=30, json={
+                "prediction_id": response.headers["X-Prediction-Id"], "user_id": user,
+                "track_id": response.json()[0]["id"], "event_type": "like",
+                "feedback_token": feedback_token(response, user)})
+            assert answer.status_code == 201, answer.text
+        # the rest of the limit, alternating hosts: exactly `limit` answers in all, then 429
+        statuses = [200] * 8
+        for i in range(limit):
+            response = requests.post(hosts[i % 2].url + "/predict/base", timeout=30, json={
+                "user_id": 101, "playlist_length": 5})
+            statuses.append(response.status_code)
+        assert statuses.count(200) == limit and statuses[limit:] == [429] * 8, statuses
+        assert all(requests.post(host.url + "/predict", timeout=30, json=SEED).status_code
+                   == 429 for host in hosts)
+
+        with app.app_context():
+            arms = db.session.execute(select(Assignment.user_id, func.count())
+                                      .where(Assignment.user_id.between(271, 274))
+                                      .group_by(Assignment.user_id)).all()
+            feedback = db.session.scalars(select(Feedback.prediction_id)).all()
+            db.session.remove()
+            db.engine.dispose()
+        assert sorted(arms) == [(u, 1) for u in range(271, 275)]
+        assert sorted(feedback) == sorted(r.headers["X-Prediction-Id"] for _, r in served)
+        assert set(feedback) <= {line["prediction_id"] for line in hosts[0].log_lines()}
+    finally:
+        for host in hosts:
+            host.stop()
+        redis.stop()
