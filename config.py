@@ -58,10 +58,14 @@ class Config:
     ADMIN_PASSWORD_HASH = os.environ.get("ADMIN_PASSWORD_HASH", "")
     ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
-    # Failed logins only, counted per client address and per user name (any address).
+    # Failed logins only: per (user name, address) pair, or (user name, browser) for a browser
+    # that has logged in as that name before; per address over all names; and a much larger
+    # budget per user name over all addresses, which never applies to that name's browsers.
     ADMIN_LOGIN_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
+    ADMIN_LOGIN_ADDRESS_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_ADDRESS_RATE_LIMIT",
+                                                    "50 per 15 minutes")
     ADMIN_LOGIN_USER_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_USER_RATE_LIMIT",
-                                                 "30 per 15 minutes")
+                                                 "300 per hour")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     # Secure by default; SESSION_COOKIE_SECURE=0 only for plain-HTTP use on 127.0.0.1.

@@ -393,7 +393,7 @@ def test_signed_cookie_for_a_name_that_is_no_admin(tmp_path):
 # ----- login limits: failures only, per address and per user name -----
 
 def test_login_failures_count_per_name_and_per_address(tmp_path):
-    app = _dev_app(tmp_path, ADMIN_LOGIN_RATE_LIMIT="4 per minute",
+    app = _dev_app(tmp_path, ADMIN_LOGIN_ADDRESS_RATE_LIMIT="4 per minute",
                    ADMIN_LOGIN_USER_RATE_LIMIT="6 per minute", ADMIN_PASSWORD_HASH="")
     for name in ("alice", "bob"):
         _cli(app, "admin", "create-user", name, "--password-stdin", stdin=PASSWORD + "\n")
