@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from app.audit import configure_audit_log
 from app.errors import register_error_handlers
+from app.files import secure_instance_files
 from app.secret_key import configure_secret_key
 from app.security import init_security
 from app.templating import register_filters
@@ -35,6 +36,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     if name == "production":
         app.config["DEBUG"] = False
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    secure_instance_files(app)  # database, predictions log: owner-only (app/files.py)
     configure_secret_key(app, name)
     _trust_proxies(app)
     configure_audit_log(app)
