@@ -85,12 +85,17 @@ class Config:
     # How long the per-member token that /predict hands out lets that member post /feedback.
     FEEDBACK_TOKEN_TTL_SECONDS = _env_int("FEEDBACK_TOKEN_TTL_SECONDS", 7 * 24 * 3600)
 
+    # People's pages (/users/<id>: city, genres, time-stamped listening), the people search
+    # and its JSON for anyone, or only for a logged-in admin (off). Off, the builder's search
+    # still finds people by name or id and shows names only. On in development and the demo.
+    PUBLIC_PEOPLE_PAGES = os.environ.get("PUBLIC_PEOPLE_PAGES", "0") == "1"
+
     # Terminal progress bars; off in CI and when output is not a terminal.
     PROGRESS = os.environ.get("CI", "").lower() not in ("1", "true")
 
 
 class DevelopmentConfig(Config):
-    pass
+    PUBLIC_PEOPLE_PAGES = os.environ.get("PUBLIC_PEOPLE_PAGES", "1") == "1"
 
 
 class TestingConfig(Config):
@@ -105,6 +110,7 @@ class TestingConfig(Config):
     PREDICT_RATE_LIMIT = "100000 per minute"
     FEEDBACK_RATE_LIMIT = "100000 per minute"
     SESSION_COOKIE_SECURE = False  # the test client and the browser tests speak plain HTTP
+    PUBLIC_PEOPLE_PAGES = True  # the page tests; tests of the closed pages switch it off
 
 
 class ProductionConfig(Config):

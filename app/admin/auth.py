@@ -152,7 +152,8 @@ def current_admin() -> str | None:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path inside /admin: a login link cannot send anyone to another site. Control
+    """Only a path inside /admin or /users (people's pages behind the login): a login link
+    cannot send anyone to another site. Control
     characters, spaces and non-ASCII are refused too: a CR LF would end the Location header
     (a 500 from Werkzeug, or a header injected by a laxer server)."""
     default = url_for("admin.dashboard")
@@ -161,7 +162,8 @@ def safe_next(target: str | None) -> str:
     if not target.isascii() or any(c <= " " or c == "\x7f" for c in target):
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/admin") or "\\" in target:
+    if (parts.scheme or parts.netloc or not parts.path.startswith(("/admin", "/users"))
+            or "\\" in target):
         return default
     return target
 
