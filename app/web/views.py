@@ -95,10 +95,16 @@ def people_open() -> bool:
     """Whether this request may see people's details (pages, city, genres, history): always
     with PUBLIC_PEOPLE_PAGES, else only a logged-in admin. Once per request."""
     if "people_open" not in g:
+        from sqlalchemy.exc import SQLAlchemyError
+
         from app.admin.auth import current_admin
 
-        g.people_open = bool(current_app.config.get("PUBLIC_PEOPLE_PAGES")) \
-            or current_admin() is not None
+        try:
+            g.people_open = bool(current_app.config.get("PUBLIC_PEOPLE_PAGES")) \
+                or current_admin() is not None
+        except SQLAlchemyError:  # an error page while the database is down: closed
+            db.session.rollback()
+            g.people_open = False
     return g.people_open
 
 
