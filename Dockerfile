@@ -1,6 +1,9 @@
 # Pozytywka Group Playlists: the same scripts as the README's quick start, in a container.
 #   docker build -t pozytywka .
-#   docker run -p 8081:8081 -v "$PWD:/predictions" pozytywka
+#   docker run -p 127.0.0.1:8081:8081 -v "$PWD:/predictions" pozytywka
+# Never publish this port to the internet: gunicorn's sync workers are held by slow clients
+# (slowloris). Put nginx in front with deploy/nginx/pozytywka.conf (buffers whole requests)
+# and PROXY_HOPS=1; deploy/compose.yaml runs nginx + app + PostgreSQL + Redis that way.
 # First start: migrates, generates and imports the demo data and trains a model (a few
 # minutes; the health check allows for it). instance/ (database) and models/ are volumes, so
 # later starts only migrate. The predictions log goes to /predictions/predictions.jsonl, as

@@ -58,10 +58,14 @@ class Config:
     ADMIN_PASSWORD_HASH = os.environ.get("ADMIN_PASSWORD_HASH", "")
     ADMIN_USERNAME = os.environ.get("ADMIN_USERNAME", "admin")
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
-    # Failed logins only, counted per client address and per user name (any address).
+    # Failed logins only: per (user name, address) pair, or (user name, browser) for a browser
+    # that has logged in as that name before; per address over all names; and a much larger
+    # budget per user name over all addresses, which never applies to that name's browsers.
     ADMIN_LOGIN_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute")
+    ADMIN_LOGIN_ADDRESS_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_ADDRESS_RATE_LIMIT",
+                                                    "50 per 15 minutes")
     ADMIN_LOGIN_USER_RATE_LIMIT = os.environ.get("ADMIN_LOGIN_USER_RATE_LIMIT",
-                                                 "30 per 15 minutes")
+                                                 "300 per hour")
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     # Secure by default; SESSION_COOKIE_SECURE=0 only for plain-HTTP use on 127.0.0.1.
@@ -72,17 +76,26 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI",
                                            f"sqlite:///{INSTANCE_DIR / 'ratelimit.sqlite'}")
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on every 429
+    # How many proxies in front of gunicorn set X-Forwarded-For/-Proto (deploy/: nginx, 1).
+    # 0 trusts no such header: the client address is the socket's. Never more than the proxies
+    # every request passes through, or a client can choose its own address (SECURITY.md).
+    PROXY_HOPS = _env_int("PROXY_HOPS", 0)
     PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "120 per minute")
     FEEDBACK_RATE_LIMIT = os.environ.get("FEEDBACK_RATE_LIMIT", "1200 per minute")
     # How long the per-member token that /predict hands out lets that member post /feedback.
     FEEDBACK_TOKEN_TTL_SECONDS = _env_int("FEEDBACK_TOKEN_TTL_SECONDS", 7 * 24 * 3600)
+
+    # People's pages (/users/<id>: city, genres, time-stamped listening), the people search
+    # and its JSON for anyone, or only for a logged-in admin (off). Off, the builder's search
+    # still finds people by name or id and shows names only. On in development and the demo.
+    PUBLIC_PEOPLE_PAGES = os.environ.get("PUBLIC_PEOPLE_PAGES", "0") == "1"
 
     # Terminal progress bars; off in CI and when output is not a terminal.
     PROGRESS = os.environ.get("CI", "").lower() not in ("1", "true")
 
 
 class DevelopmentConfig(Config):
-    pass
+    PUBLIC_PEOPLE_PAGES = os.environ.get("PUBLIC_PEOPLE_PAGES", "1") == "1"
 
 
 class TestingConfig(Config):
@@ -97,6 +110,7 @@ class TestingConfig(Config):
     PREDICT_RATE_LIMIT = "100000 per minute"
     FEEDBACK_RATE_LIMIT = "100000 per minute"
     SESSION_COOKIE_SECURE = False  # the test client and the browser tests speak plain HTTP
+    PUBLIC_PEOPLE_PAGES = True  # the page tests; tests of the closed pages switch it off
 
 
 class ProductionConfig(Config):

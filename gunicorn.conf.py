@@ -16,7 +16,8 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Heartbeat files on tmpfs: a container's overlay filesystem can stall them under I/O load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-# Behind a proxy on the same host (e.g. in a container), trust its X-Forwarded-* headers.
+# Behind a proxy on the same host (e.g. in a container), trust its X-Forwarded-* headers. The
+# client address the app's limits count comes from PROXY_HOPS (ProxyFix in the app, deploy/).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One BLAS thread per worker: group scoring is a small matrix product where thread start-up
 # costs more than it saves (measured in ../shared/field-notes.md).

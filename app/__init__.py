@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from app.audit import configure_audit_log
 from app.errors import register_error_handlers
+from app.files import secure_instance_files
 from app.secret_key import configure_secret_key
 from app.security import init_security
 from app.templating import register_filters
@@ -35,7 +36,9 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     if name == "production":
         app.config["DEBUG"] = False
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    secure_instance_files(app)  # database, predictions log: owner-only (app/files.py)
     configure_secret_key(app, name)
+    _trust_proxies(app)
     configure_audit_log(app)
 
     _init_extensions(app)
@@ -44,6 +47,15 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     _register_blueprints(app)
     init_security(app, production=name == "production")
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``PROXY_HOPS`` proxies, the client address is the one the nearest proxy saw."""
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def _init_extensions(app: Flask) -> None:

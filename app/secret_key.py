@@ -8,14 +8,18 @@ instance folder, readable by its owner only; production takes ``SECRET_KEY`` or
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
+from collections import Counter
 import time
 from pathlib import Path
 
 from flask import Flask
 
 MIN_BYTES = 32
+MIN_DISTINCT = 8
+MIN_BITS = 80
 # Values that were shipped in the code or the docs at some point: public, so never accepted.
 BUILT_IN_KEYS = frozenset({"dev-only-not-secret", "testing-secret", "change-me", "changeme",
                            "secret", ""})
@@ -52,6 +56,33 @@ def check_key(key: str) -> None:
     if len(key.encode("utf-8")) < MIN_BYTES:
         raise SecretKeyError(f"SECRET_KEY is shorter than {MIN_BYTES} bytes; generate a "
                              "random one (secrets.token_hex(32))")
+    weakness = weak_key_reason(key)
+    if weakness:
+        raise SecretKeyError(f"SECRET_KEY {weakness}: it is not random; generate one with "
+                             "python3 -c 'import secrets; print(secrets.token_hex(32))'")
+
+
+def weak_key_reason(key: str) -> str | None:
+    """Why ``key`` is guessable although long enough, or None.
+
+    Length alone accepted "aaaa…" (32 bytes, one distinct byte). A random key's bytes are
+    spread over many values (``MIN_DISTINCT``), carry at least ``MIN_BITS`` by their observed
+    byte frequencies (Shannon entropy times length: ``token_hex(16)`` gives about 110, 32 equal
+    bytes 0), and do not repeat a short pattern (most 3-byte windows differ). These are
+    estimates from the key alone: they refuse what is plainly not random, and cannot prove
+    that the rest is.
+    """
+    data = key.encode("utf-8")
+    counts = Counter(data)
+    if len(counts) < MIN_DISTINCT:
+        return f"has only {len(counts)} distinct bytes (at least {MIN_DISTINCT} needed)"
+    bits = -sum(n * math.log2(n / len(data)) for n in counts.values())
+    if bits < MIN_BITS:
+        return f"carries about {bits:.0f} bits (at least {MIN_BITS} needed)"
+    windows = [data[i:i + 3] for i in range(len(data) - 2)]
+    if len(set(windows)) < 0.75 * len(windows):
+        return "repeats a short pattern"
+    return None
 
 
 def read_or_create(path: Path) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask
+from markupsafe import Markup
+
+from app.text import strip_format
 
 HEAT_STEPS = 10
 
@@ -35,7 +38,18 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "–"
 
 
+def shown(value):
+    """Every ``{{ value }}`` of every page: text without format characters (``strip_format``),
+    so a name stored before the importer removed them still cannot reorder a page."""
+    if isinstance(value, Markup):
+        return Markup(strip_format(str(value)))
+    if isinstance(value, str):
+        return strip_format(value)
+    return value
+
+
 def register_filters(app: Flask) -> None:
     for name, function in (("duration", duration), ("thousands", thousands), ("pct", pct),
                            ("heat", heat), ("when", when)):
         app.add_template_filter(function, name)
+    app.jinja_env.finalize = shown

@@ -8,4 +8,7 @@ bash scripts/prepare.sh
 # switch Secure off for it (only here; every other start keeps it on). Never behind a public
 # address: see SECURITY.md.
 export SESSION_COOKIE_SECURE=${SESSION_COOKIE_SECURE:-0}
+# The demo's people are generated: their pages and the people search are open to anyone.
+# Production keeps them behind the admin login (PUBLIC_PEOPLE_PAGES, SECURITY.md).
+export PUBLIC_PEOPLE_PAGES=${PUBLIC_PEOPLE_PAGES:-1}
 exec bash scripts/serve.sh

@@ -17,11 +17,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import secrets
 from datetime import datetime, timedelta
 from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, request, session, url_for
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -150,14 +152,60 @@ def current_admin() -> str | None:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path inside /admin: a login link cannot send anyone to another site."""
+    """Only a path inside /admin or /users (people's pages behind the login): a login link
+    cannot send anyone to another site. Control
+    characters, spaces and non-ASCII are refused too: a CR LF would end the Location header
+    (a 500 from Werkzeug, or a header injected by a laxer server)."""
     default = url_for("admin.dashboard")
-    if not target:
+    if not target or not isinstance(target, str):
+        return default
+    if not target.isascii() or any(c <= " " or c == "\x7f" for c in target):
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not parts.path.startswith("/admin") or "\\" in target:
+    if (parts.scheme or parts.netloc or not parts.path.startswith(("/admin", "/users"))
+            or "\\" in target):
         return default
     return target
+
+
+# ----- trusted devices: a browser that has logged in as a name before -----
+
+DEVICE_COOKIE = "admin_device"
+DEVICE_DAYS = 180
+
+
+def _device_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="admin-device")
+
+
+def remember_device(response, username: str) -> None:
+    """After a successful login: a signed cookie naming this browser as a device of the user.
+    It proves nothing about the password; it only lets the login limits tell the admin's own
+    browser from strangers guessing the same name elsewhere."""
+    value = _device_signer().dumps({"u": username.strip().lower()[:100],
+                                    "d": secrets.token_hex(8)})
+    response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_DAYS * 86400,
+                        path=url_for("admin.login"), httponly=True, samesite="Strict",
+                        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+
+
+def trusted_device_id(username: str) -> str | None:
+    """This browser's device id when its cookie is valid and names ``username``."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw or not username or len(raw) > 512:
+        return None
+    try:
+        data = _device_signer().loads(raw, max_age=DEVICE_DAYS * 86400)
+    except BadData:
+        return None
+    if not isinstance(data, dict) or data.get("u") != username or not isinstance(
+            data.get("d"), str):
+        return None
+    return data["d"]
+
+
+def trusted_device(username: str) -> bool:
+    return trusted_device_id(username) is not None
 
 
 def login_required(view: Callable) -> Callable:

@@ -15,6 +15,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from sqlalchemy import func, or_, select, text
 
 from app.admin import auth, bp
@@ -38,14 +39,42 @@ def _login_limit() -> str:
     return str(current_app.config.get("ADMIN_LOGIN_RATE_LIMIT", "10 per minute"))
 
 
+def _login_address_limit() -> str:
+    return str(current_app.config.get("ADMIN_LOGIN_ADDRESS_RATE_LIMIT", "50 per 15 minutes"))
+
+
 def _login_user_limit() -> str:
-    return str(current_app.config.get("ADMIN_LOGIN_USER_RATE_LIMIT", "30 per 15 minutes"))
+    return str(current_app.config.get("ADMIN_LOGIN_USER_RATE_LIMIT", "300 per hour"))
+
+
+def _submitted_name() -> str:
+    """The user name the login form names, as the limits count it: one parse for every key
+    and the check itself (the form only; JSON is refused on this route)."""
+    value = request.form.get("username")
+    return value.strip().lower()[:100] if isinstance(value, str) else ""
+
+
+def _trusted_device() -> bool:
+    return auth.trusted_device(_submitted_name())
+
+
+def _login_pair_key() -> str:
+    """Failures lock the (user name, address) pair, or (user name, device) for a browser that
+    has logged in as that name before: guessing from elsewhere never locks the admin out."""
+    device = auth.trusted_device_id(_submitted_name())
+    where = f"device:{device}" if device else f"address:{get_remote_address()}"
+    return f"admin-login-pair:{_submitted_name()}|{where}"
+
+
+def _login_address_key() -> str:
+    """One address trying many names (spraying) is capped too; each try costs a hash check."""
+    return "admin-login-address:" + get_remote_address()
 
 
 def _login_name_key() -> str:
-    """Failures against one user name count together from every address (password spraying
-    from many addresses); the per-address limit stops one address trying many names."""
-    return "admin-login-name:" + (request.form.get("username") or "").strip().lower()[:100]
+    """A much larger budget per user name from every address bounds distributed guessing;
+    a trusted device of that name is exempt, so the real admin still gets in."""
+    return "admin-login-name:" + _submitted_name()
 
 
 def _login_failed(response) -> bool:
@@ -69,14 +98,25 @@ def _admin_context() -> dict[str, Any]:
     return {"admin_user": g.get("admin_user"), "action_form": ActionForm}
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_login_failed)
-@limiter.limit(_login_user_limit, methods=["POST"], key_func=_login_name_key,
+@limiter.limit(_login_limit, methods=["POST"], key_func=_login_pair_key,
                deduct_when=_login_failed)
+@limiter.limit(_login_address_limit, methods=["POST"], key_func=_login_address_key,
+               deduct_when=_login_failed, exempt_when=_trusted_device)
+@limiter.limit(_login_user_limit, methods=["POST"], key_func=_login_name_key,
+               deduct_when=_login_failed, exempt_when=_trusted_device)
 def login():
     if g.admin_user and request.method == "GET":
         return redirect(auth.safe_next(request.args.get("next")))
-    form = LoginForm()
+    if request.method == "POST" and request.mimetype not in FORM_TYPES:
+        # Flask-WTF would read a JSON body as the form; the limits read the form. One path.
+        return render_template("admin/login.html", form=LoginForm(formdata=None),
+                               error="Log in with the form on this page.",
+                               configured=auth.login_configured()), 415
+    form = LoginForm(formdata=request.form if request.method == "POST" else None)
     error = None
     status = 200
     if form.validate_on_submit():
@@ -84,7 +124,9 @@ def login():
         if username:
             auth.log_in(username)
             audit("admin login: %s from %s", username, request.remote_addr)
-            return redirect(auth.safe_next(request.args.get("next")), code=303)
+            response = redirect(auth.safe_next(request.args.get("next")), code=303)
+            auth.remember_device(response, username)
+            return response
         audit("failed admin login for %r from %s", (form.username.data or "")[:100],
               request.remote_addr)
         error, status = "Wrong user name or password.", 401

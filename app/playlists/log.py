@@ -55,12 +55,13 @@ def check_appendable(path: str) -> None:
 
 
 def _open(path: str) -> int:
+    """Owner-only from the start: each line names who listened to what, and when."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:
-        return os.open(path, flags, 0o644)
+        return os.open(path, flags, 0o600)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        return os.open(path, flags, 0o644)
+        return os.open(path, flags, 0o600)
 
 
 def _truncate_quietly(fd: int, size: int) -> None:

@@ -83,9 +83,11 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) -> SearchPage:
+def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE, *,
+                 by_city: bool = True) -> SearchPage:
     """Match an id or the start of one ("12" finds 12, 120, 1234), or a substring of name or
-    city (case-insensitive); an exact id comes first."""
+    (``by_city``) city, case-insensitive; an exact id comes first. Without ``by_city`` a
+    search cannot tell who lives where."""
     query = query.strip()[:100]
     if not query:
         return SearchPage(query, 1, 0, 0, [])
@@ -94,7 +96,8 @@ def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) ->
     variants = dict.fromkeys([query, query.lower(), query.capitalize(), query.title(),
                               query.upper()])
     conditions = [column.ilike(_like_pattern(v), escape="\\")
-                  for v in variants for column in (User.name, User.city)]
+                  for v in variants for column in ((User.name, User.city) if by_city
+                                                   else (User.name,))]
     exact_id = ascii_int(query, 9)
     if exact_id is not None:
         conditions.append(User.user_id == exact_id)

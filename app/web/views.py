@@ -9,6 +9,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -90,6 +91,29 @@ def builder_url(members: list[int], options: dict[str, Any] | None = None, **ext
 
 
 @bp.app_template_global()
+def people_open() -> bool:
+    """Whether this request may see people's details (pages, city, genres, history): always
+    with PUBLIC_PEOPLE_PAGES, else only a logged-in admin. Once per request."""
+    if "people_open" not in g:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from app.admin.auth import current_admin
+
+        try:
+            g.people_open = bool(current_app.config.get("PUBLIC_PEOPLE_PAGES")) \
+                or current_admin() is not None
+        except SQLAlchemyError:  # an error page while the database is down: closed
+            db.session.rollback()
+            g.people_open = False
+    return g.people_open
+
+
+def _people_login():
+    """A closed people page: the admin login, back here afterwards."""
+    return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+
+
+@bp.app_template_global()
 def builder_link(members: list[int], options: dict[str, Any] | None = None, **extra: Any) -> str:
     return builder_url(members, options, **extra)
 
@@ -101,8 +125,8 @@ def _render_builder(members: list[int], options: dict[str, Any], *, errors: list
     members = [m for m in members if m in users]
     query = request.args.get("q", "") if request.method == "GET" else ""
     page = request.args.get("page", 1, type=int) or 1
-    results = search_users(query, page) if query.strip() else None
-    genres = top_genres(members)
+    results = search_users(query, page, by_city=people_open()) if query.strip() else None
+    genres = top_genres(members) if people_open() else {}
     form = BuildForm(formdata=None, data=options)
     messages = list(errors or [])
     if unknown:
@@ -238,6 +262,8 @@ def download(prediction_id: str, fmt: str):
 
 @bp.get("/users/search")
 def user_search():
+    if not people_open():
+        return _people_login()
     query = request.args.get("q", "")
     page = request.args.get("page", 1, type=int) or 1
     members, _ = parse_member_ids(request.args.getlist("member"), _max_group())
@@ -251,19 +277,23 @@ def user_search_json():
     query = request.args.get("q", "")
     page = request.args.get("page", 1, type=int) or 1
     limit = min(max(request.args.get("limit", 8, type=int) or 8, 1), 25)
-    results = search_users(query, page, per_page=limit)
+    full = people_open()
+    results = search_users(query, page, per_page=limit, by_city=full)
+    hits = [{"user_id": h.user_id, "name": h.name} for h in results.hits]
+    if full:
+        for hit, h in zip(hits, results.hits):
+            hit.update(city=h.city, favourite_genres=h.favourite_genres,
+                       url=url_for("web.user_page", user_id=h.user_id))
     return jsonify({
         "query": results.query, "page": results.page, "pages": results.pages,
-        "total": results.total,
-        "results": [{"user_id": h.user_id, "name": h.name, "city": h.city,
-                     "favourite_genres": h.favourite_genres,
-                     "url": url_for("web.user_page", user_id=h.user_id)}
-                    for h in results.hits],
+        "total": results.total, "results": hits,
     })
 
 
 @bp.get("/users/<int(max=2147483647):user_id>")  # ids are 32-bit; larger: 404
 def user_page(user_id: int):
+    if not people_open():
+        return _people_login()
     user = db.session.get(User, user_id)
     if user is None:
         abort(404)

@@ -1,6 +1,7 @@
 """Admin pages through Flask's test client: login, CSRF, rate limit, every page and form."""
 from __future__ import annotations
 
+import secrets
 import re
 
 import pytest
@@ -112,7 +113,7 @@ def test_database_admin_user_from_the_cli(admin_app):
 def test_no_default_password_in_production(monkeypatch):
     """Production ships no password: without ADMIN_PASSWORD_HASH or a created user, no login."""
     monkeypatch.delenv("ADMIN_PASSWORD_HASH", raising=False)
-    app = create_app("production", {"SECRET_KEY": "x" * 32,
+    app = create_app("production", {"SECRET_KEY": secrets.token_hex(32),
                                     "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert app.config["ADMIN_PASSWORD_HASH"] == ""
     assert app.config["SESSION_COOKIE_SECURE"] is True

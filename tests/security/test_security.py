@@ -6,6 +6,7 @@ quietly allow a debug console in production. Each of those must fail CI.
 """
 from __future__ import annotations
 
+import secrets
 import ast
 import os
 import re
@@ -139,11 +140,11 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
 
 
 def test_production_never_runs_in_debug_mode(tmp_path, monkeypatch):
-    app = _production(tmp_path, SECRET_KEY="s" * 32, DEBUG=True)
+    app = _production(tmp_path, SECRET_KEY=secrets.token_hex(32), DEBUG=True)
     assert app.debug is False and app.config["DEBUG"] is False
     monkeypatch.setenv("FLASK_DEBUG", "1")  # what `flask run --debug` sets before loading us
     with pytest.raises(RuntimeError, match="debug"):
-        _production(tmp_path, SECRET_KEY="s" * 32)
+        _production(tmp_path, SECRET_KEY=secrets.token_hex(32))
 
 
 def test_production_wsgi_entry_point_refuses_without_secret_key(tmp_path):
@@ -158,7 +159,7 @@ def test_production_wsgi_entry_point_refuses_without_secret_key(tmp_path):
 
 
 def test_production_sets_secure_cookies(tmp_path):
-    app = _production(tmp_path, SECRET_KEY="s" * 32)
+    app = _production(tmp_path, SECRET_KEY=secrets.token_hex(32))
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_SAMESITE"] in ("Lax", "Strict")

@@ -5,6 +5,7 @@ Every test here replays an attack that worked before the fix.
 """
 from __future__ import annotations
 
+import secrets
 import os
 import re
 import stat
@@ -309,10 +310,11 @@ def test_production_reads_a_key_file_but_never_creates_one(tmp_path):
         create_app("production", {"SECRET_KEY": "", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                                   "SECRET_KEY_FILE": str(tmp_path / "missing")})
     assert not (tmp_path / "missing").exists()
-    (tmp_path / "key").write_text("k" * 40 + "\n")
+    key = secrets.token_hex(32)
+    (tmp_path / "key").write_text(key + "\n")
     app = create_app("production", {"SECRET_KEY": "", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                                     "SECRET_KEY_FILE": str(tmp_path / "key")})
-    assert app.config["SECRET_KEY"] == "k" * 40
+    assert app.config["SECRET_KEY"] == key
 
 
 def test_dockerfile_and_demo_cookie_switch():
@@ -322,7 +324,7 @@ def test_dockerfile_and_demo_cookie_switch():
     assert not any("SESSION_COOKIE_SECURE" in line for line in dockerfile)
     assert "SESSION_COOKIE_SECURE=${SESSION_COOKIE_SECURE:-0}" in \
         (ROOT / "scripts" / "demo.sh").read_text()
-    app = create_app("development", {"SECRET_KEY": "s" * 32, "SQLALCHEMY_DATABASE_URI":
+    app = create_app("development", {"SECRET_KEY": secrets.token_hex(32), "SQLALCHEMY_DATABASE_URI":
                                      "sqlite://"})
     assert app.config["SESSION_COOKIE_SECURE"] is (os.environ.get("SESSION_COOKIE_SECURE",
                                                                   "1") == "1")
@@ -395,7 +397,7 @@ def test_signed_cookie_for_a_name_that_is_no_admin(tmp_path):
 # ----- login limits: failures only, per address and per user name -----
 
 def test_login_failures_count_per_name_and_per_address(tmp_path):
-    app = _dev_app(tmp_path, ADMIN_LOGIN_RATE_LIMIT="4 per minute",
+    app = _dev_app(tmp_path, ADMIN_LOGIN_ADDRESS_RATE_LIMIT="4 per minute",
                    ADMIN_LOGIN_USER_RATE_LIMIT="6 per minute", ADMIN_PASSWORD_HASH="")
     for name in ("alice", "bob"):
         _cli(app, "admin", "create-user", name, "--password-stdin", stdin=PASSWORD + "\n")
