@@ -71,7 +71,7 @@ class Config:
     # host (app/ratelimit.py), redis://HOST:6379 across hosts. memory:// is per process.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI",
                                            f"sqlite:///{INSTANCE_DIR / 'ratelimit.sqlite'}")
-    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on every 429
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on 429 (never on a success: app/__init__.py)
     PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "120 per minute")
     FEEDBACK_RATE_LIMIT = os.environ.get("FEEDBACK_RATE_LIMIT", "1200 per minute")
     # How long the per-member token that /predict hands out lets that member post /feedback.

@@ -71,7 +71,7 @@
         var sub = document.createElement("span");
         sub.className = "sub";
         sub.textContent = "#" + r.user_id + (r.city ? " · " + r.city : "") +
-          (r.favourite_genres.length ? " · " + r.favourite_genres.slice(0, 3).join(", ") : "");
+          (r.favourite_genres.length ? " · favourite genres: " + r.favourite_genres.slice(0, 3).join(", ") : "");
         li.appendChild(name);
         li.appendChild(sub);
         li.addEventListener("mousedown", function (ev) { ev.preventDefault(); choose(i); });
