@@ -268,4 +268,4 @@ def test_title_names_two_members_and_counts_the_rest(api_app, api_client):
     # ten members: each column headed by the member's label, the full name in its tooltip
     first = names[101]
     assert f'title="{first} (#101)"><span class="member-dot mc-0" aria-hidden="true"></span>' \
-           f'{first.split()[0]}' in html
+           f'<span class="col-label">{first.split()[0]}' in html
