@@ -235,6 +235,11 @@ def test_builder_labels_listened_and_declared_genres(people_server, open_page, v
             assert hit.locator(".genre-kind").inner_text() == "Favourite genres:"
     assert_fits(page)
     assert_accessible(page, f"builder-repeated-names-{viewport['width']}")
+    # the typeahead's suggestions say which genres they show
+    page.fill("#q", "Agnieszka Lis")
+    page.wait_for_selector("#q-suggestions li[role=option]")
+    suggestion = page.locator("#q-suggestions li[role=option]").first.inner_text()
+    assert declared[283] and "favourite genres: " + ", ".join(declared[283][:3]) in suggestion
 
 
 @viewports()
