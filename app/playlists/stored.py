@@ -228,7 +228,7 @@ def as_csv(view: PlaylistView) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["position", "track_id", "name", "artist", "genres", "duration_ms", "explicit",
-                     *[m.label for m in view.members], "for_members", "turn_of"])
+                     *[_csv_cell(m.label) for m in view.members], "for_members", "turn_of"])
     for r in view.rows:
         writer.writerow([r.position, r.track_id, _csv_cell(r.name), _csv_cell(r.artist),
                          _csv_cell("; ".join(r.genres)), r.duration_ms, int(r.explicit),
