@@ -75,7 +75,7 @@ class Config:
     # host (app/ratelimit.py), redis://HOST:6379 across hosts. memory:// is per process.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI",
                                            f"sqlite:///{INSTANCE_DIR / 'ratelimit.sqlite'}")
-    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on every 429
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on 429 (never on a success: app/__init__.py)
     # How many proxies in front of gunicorn set X-Forwarded-For/-Proto (deploy/: nginx, 1).
     # 0 trusts no such header: the client address is the socket's. Never more than the proxies
     # every request passes through, or a client can choose its own address (SECURITY.md).

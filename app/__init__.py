@@ -64,6 +64,16 @@ def _init_extensions(app: Flask) -> None:
 
     db.init_app(app)
     csrf.init_app(app)
+
+    @app.after_request
+    def _retry_after_only_when_refused(response):
+        """Flask-Limiter's headers put Retry-After on every answer under a limit, successful
+        ones too; it means "come back later", so only a 429 or a 503 keeps it. Registered
+        before the limiter's own hook, so it runs after it (Flask runs them in reverse)."""
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
+
     limiter.init_app(app)
 
     @app.teardown_request

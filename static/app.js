@@ -73,7 +73,7 @@
         // city and genres only where people's pages are public (PUBLIC_PEOPLE_PAGES)
         sub.textContent = "#" + r.user_id + (r.city ? " · " + r.city : "") +
           (r.favourite_genres && r.favourite_genres.length ?
-            " · " + r.favourite_genres.slice(0, 3).join(", ") : "");
+            " · favourite genres: " + r.favourite_genres.slice(0, 3).join(", ") : "");
         li.appendChild(name);
         li.appendChild(sub);
         li.addEventListener("mousedown", function (ev) { ev.preventDefault(); choose(i); });

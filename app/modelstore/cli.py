@@ -192,12 +192,18 @@ def list_command(as_json: bool) -> None:
     if not rows:
         click.echo("no model versions yet: run `flask --app wsgi model train`")
         return
+    # prec@10 and ndcg@10 come from `model evaluate` (time split), least happy and fair share
+    # (the default strategy's, on random groups) from `model evaluate --served`
     click.echo(f"{'':2}{'version':<26}{'created (UTC)':<21}{'events':>11}{'pairs':>10}"
-               f"{'train s':>9}{'prec@10':>9}{'ndcg@10':>9}")
+               f"{'train s':>9}{'prec@10':>9}{'ndcg@10':>9}{'least happy':>12}{'fair share':>11}")
     from app.recommender.metrics_summary import headline
 
-    def figure(value: float | None) -> str:  # a dash before `model evaluate`, not "nan"
-        return f"{value:>9.4f}" if isinstance(value, (int, float)) else f"{'–':>9}"
+    def figure(value: float | None, width: int = 9) -> str:  # "–" before it is measured
+        return f"{value:>{width}.4f}" if isinstance(value, (int, float)) else f"{'–':>{width}}"
+
+    def served(metrics: dict | None, key: str) -> float | None:
+        result = (metrics or {}).get("served") or {}
+        return (result.get("groups", {}).get(result.get("default_strategy")) or {}).get(key)
 
     for r in rows:
         ev = headline(r.metrics)
@@ -206,7 +212,9 @@ def list_command(as_json: bool) -> None:
                    f"{(r.data_counts or {}).get('events', 0):>11,}"
                    f"{(r.data_counts or {}).get('pairs', 0):>10,}"
                    f"{(r.metrics or {}).get('training_seconds', 0):>9.1f}"
-                   f"{figure(ev['precision@10'])}{figure(ev['nDCG@10'])}")
+                   f"{figure(ev['precision@10'])}{figure(ev['nDCG@10'])}"
+                   f"{figure(served(r.metrics, 'least_happy'), 12)}"
+                   f"{figure(served(r.metrics, 'fair_share_met'), 11)}")
 
 
 @model_cli.command("activate")
@@ -252,7 +260,7 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
     from app.recommender.training import TrainParams
 
     if served:
-        _evaluate_served(as_json, ground_truth, groups, eval_seed)
+        _evaluate_served(as_json, ground_truth, groups, eval_seed, store)
         return
 
     row = registry.active()
@@ -277,7 +285,8 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
     click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
 
 
-def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int) -> None:
+def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int,
+                     store: bool = True) -> None:
     from app.recommender.offline import evaluation
     from app.playlists.holder import get_holder
 
@@ -292,6 +301,14 @@ def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed:
         current_app.config["MAX_TRACKS_PER_ARTIST"]))
     result = evaluation.served(state.recommender, _load_data(), gt, cfg,
                                progress=bool(current_app.config.get("PROGRESS")))
+    if store:  # on the version that was measured, next to the time split's `evaluation`
+        from app.modelstore import registry
+
+        version = result["protocol"]["model_version"]
+        row = next((r for r in registry.versions() if r.version == version), None)
+        if row is not None:
+            registry.set_metrics(version, {**(row.metrics or {}), "served": result})
+            click.echo(f"served figures stored with model version {version}", err=True)
     click.echo(json.dumps(result, indent=2) if as_json else evaluation.format_served(result))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,8 +19,6 @@ from app.text import clean_text
 from app.db.lookups import existing_users, tracks_by_id
 
 MEMBER_COLOURS = 8
-# headers show first names up to this many members, initials (full name in a tooltip) beyond
-FULL_NAMES_UP_TO = 8
 
 
 @dataclass(frozen=True)
@@ -42,32 +41,41 @@ class Score:
         return f"w-{min(100, max(0, 5 * round(self.value * 20)))}"
 
 
+def first_name(name: str, user_id: int) -> str:
+    return name.split()[0] if name.split() else f"User {user_id}"
+
+
+def member_labels(members: list[tuple[int, str]]) -> list[str]:
+    """One label per member, unique within the group: the first name, or the first name and
+    the id where first names repeat (demo groups of six share a first name half the time, and
+    initials a fifth of the time, so neither alone tells people apart)."""
+    firsts = [first_name(name, uid) for uid, name in members]
+    seen = Counter(f.casefold() for f in firsts)
+    return [f if seen[f.casefold()] == 1 else f"{f} #{uid}"
+            for f, (uid, _) in zip(firsts, members)]
+
+
 @dataclass(frozen=True)
 class MemberView:
     user_id: int
     name: str
     fit: Score
     index: int = 0  # position in the group: picks the member's chip colour
-
-    @property
-    def initials(self) -> str:
-        parts = self.name.split()
-        if not parts:
-            return str(self.user_id)
-        return (parts[0][:1] + (parts[-1][:1] if len(parts) > 1 else "")).upper()
+    # unique within the group; every table, chip, legend and download of the playlist uses it
+    label: str = ""
 
     @property
     def first_name(self) -> str:
-        return self.name.split()[0] if self.name.split() else str(self.user_id)
+        return first_name(self.name, self.user_id)
 
     @property
     def colour(self) -> str:
-        """A CSS class per member (a small palette, reused past its size)."""
+        """A CSS class per member (a small palette, reused past its size: the label tells)."""
         return f"mc-{self.index % MEMBER_COLOURS}"
 
     @property
-    def label(self) -> str:
-        """Name and id, for tooltips and downloads."""
+    def full(self) -> str:
+        """Full name and id, for tooltips and the legend."""
         return f"{self.name} (#{self.user_id})"
 
 
@@ -110,14 +118,9 @@ class PlaylistView:
         return any(r.for_members for r in self.rows)
 
     @property
-    def full_names(self) -> bool:
-        """Room for first names in the member columns; initials with a tooltip otherwise."""
-        return len(self.members) <= FULL_NAMES_UP_TO
-
-    @property
     def title(self) -> str:
         """'Marcin, Natalia and 4 others': every name for small groups, two for larger ones."""
-        return group_title([m.first_name for m in self.members])
+        return group_title([m.label for m in self.members])
 
 
 def group_title(names: list[str], shown: int = 2) -> str:
@@ -145,9 +148,11 @@ def playlist_view(prediction: Prediction,
     member_ids = members_of(prediction)
     users = existing_users(member_ids)
     fits = prediction.member_fit or [None] * len(member_ids)
-    members = [MemberView(uid, users[uid].name if uid in users else f"User {uid}", Score(fit),
-                          index)
-               for index, (uid, fit) in enumerate(zip(member_ids, fits))]
+    names = [users[uid].name if uid in users else f"User {uid}" for uid in member_ids]
+    labels = member_labels(list(zip(member_ids, names)))
+    members = [MemberView(uid, name, Score(fit), index, label)
+               for index, (uid, name, fit, label)
+               in enumerate(zip(member_ids, names, fits, labels))]
     by_id = {m.user_id: m for m in members}
     attribution = prediction.attribution or []
     tracks = tracks_by_id(list(prediction.track_ids or []))
@@ -192,7 +197,8 @@ def as_json(view: PlaylistView) -> str:
         "model_version": p.model_version,
         "strategy": p.strategy,
         "exclude_explicit": bool(p.exclude_explicit),
-        "members": [{"user_id": m.user_id, "name": clean_text(m.name), "fit": m.fit.value}
+        "members": [{"user_id": m.user_id, "name": clean_text(m.name),
+                     "label": clean_text(m.label), "fit": m.fit.value}
                     for m in view.members],
         "total_duration_ms": view.total_ms,
         "tracks": [{
@@ -201,6 +207,8 @@ def as_json(view: PlaylistView) -> str:
             "member_scores": {str(m.user_id): s.value for m, s in zip(view.members, r.scores)},
             "for_members": (sorted(m.user_id for m in r.for_members) if p.attribution is not None
                             else None),
+            "for_labels": ([m.label for m in sorted(r.for_members, key=lambda m: m.user_id)]
+                           if p.attribution is not None else None),
             "turn_of": r.turn_of.user_id if r.turn_of else None,
         } for r in view.rows],
     }
@@ -220,7 +228,7 @@ def as_csv(view: PlaylistView) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["position", "track_id", "name", "artist", "genres", "duration_ms", "explicit",
-                     *[f"member_{m.user_id}" for m in view.members], "for_members", "turn_of"])
+                     *[_csv_cell(m.label) for m in view.members], "for_members", "turn_of"])
     for r in view.rows:
         writer.writerow([r.position, r.track_id, _csv_cell(r.name), _csv_cell(r.artist),
                          _csv_cell("; ".join(r.genres)), r.duration_ms, int(r.explicit),
@@ -233,8 +241,12 @@ def as_csv(view: PlaylistView) -> str:
 def as_m3u(view: PlaylistView) -> str:
     """Extended M3U; the ids are Spotify-style, so each entry is a ``spotify:track:`` URI."""
     lines = ["#EXTM3U", f"#PLAYLIST:Pozytywka group playlist {view.prediction.id}"]
+    # comment lines (players skip them): who is who, and whom each track is for
+    lines += [clean_text(f"# member {m.label}: {m.full}") for m in view.members]
     for r in view.rows:
         title = clean_text(f"{r.artist} - {r.name}")  # no line break can start a new entry
+        if r.for_members:
+            lines.append(clean_text("# for: " + ", ".join(m.label for m in r.for_members)))
         lines.append(f"#EXTINF:{round(r.duration_ms / 1000)},{title}")
         lines.append(f"spotify:track:{r.track_id}")
     return "\n".join(lines) + "\n"

@@ -33,6 +33,9 @@ STRATEGY_HELP = {
     "turns_plus": "like turns, with one more turn each: fewer members left out, but a lower "
                   "group average, and less of the shared favourites when friends agree",
 }
+# The base model has no strategy: one sentence for the playlist page and the strategies page.
+BASE_HELP = ("random tracks from the members' own listening history, in random order: the "
+             "original system, kept as the A/B test's control")
 DEFAULT_LENGTH = 20
 
 

@@ -116,12 +116,16 @@ def search_users(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE, *,
     return SearchPage(query, page, pages, total, hits)
 
 
-def top_genres(user_ids: list[int], limit: int = 3) -> dict[int, list[str]]:
-    """Each user's most-listened genres in one grouped query; declared favourites as fallback.
+@dataclass(frozen=True)
+class MemberGenres:
+    """Two different things a page must not mix up: the genres a person listens to most, and
+    the favourites they declared (which the recommender falls back on without history)."""
+    listened: list[str]
+    declared: list[str]
 
-    People who have not listened to anything yet are described by what they said they like, the
-    same way the recommender treats them.
-    """
+
+def top_genres(user_ids: list[int], limit: int = 3) -> dict[int, MemberGenres]:
+    """Each user's most-listened genres in one grouped query, with their declared favourites."""
     if not user_ids:
         return {}
     rows = db.session.execute(
@@ -135,16 +139,12 @@ def top_genres(user_ids: list[int], limit: int = 3) -> dict[int, list[str]]:
     per_user: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for uid, genre, n in rows:
         per_user[uid].append((-n, genre))
-    result: dict[int, list[str]] = {}
-    declared = existing_users(user_ids)
-    for uid in user_ids:
-        if per_user.get(uid):
-            result[uid] = [g for _, g in sorted(per_user[uid])[:limit]]
-        elif uid in declared:
-            result[uid] = sorted(g.name for g in declared[uid].favourite_genres)[:limit]
-        else:
-            result[uid] = []
-    return result
+    users = existing_users(user_ids)
+    return {uid: MemberGenres(
+                listened=[g for _, g in sorted(per_user.get(uid, []))[:limit]],
+                declared=(sorted(g.name for g in users[uid].favourite_genres)
+                          if uid in users else []))
+            for uid in user_ids}
 
 
 def history_summary(user_id: int, top: int = 10, recent: int = 15) -> HistorySummary:

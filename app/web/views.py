@@ -30,12 +30,14 @@ from app.web import bp
 from app.web.forms import (
     DEFAULT_LENGTH,
     MODEL_CHOICES,
+    BASE_HELP,
     STRATEGY_HELP,
     BuildForm,
     parse_member_ids,
     strategies,
 )
 from app.playlists.stored import as_csv, as_json, as_m3u, playlist_view
+from app.web.taste import taste_pairs
 from app.web.queries import (
     catalogue_counts_cached,
     history_summary,
@@ -227,6 +229,11 @@ def _own_top(user_id: int, length: int = 20) -> tuple[Playlist | None, str | Non
         return None, "The personal top list could not be computed right now."
 
 
+def _liking(item) -> float:
+    scores = item.member_scores
+    return scores[0] if scores and scores[0] is not None else float("-inf")
+
+
 def _prediction_or_404(prediction_id: str) -> Prediction:
     if len(prediction_id) > 64:
         abort(404)
@@ -246,7 +253,17 @@ def playlist(prediction_id: str):
                "exclude_explicit": prediction.exclude_explicit,
                "model": "ab" if prediction.is_ab else prediction.model}
     return render_template("playlist.html", view=view, options=options,
-                           member_ids=[m.user_id for m in view.members])
+                           member_ids=[m.user_id for m in view.members],
+                           taste_pairs=taste_pairs(view), strategy_help=STRATEGY_HELP,
+                           base_help=BASE_HELP)
+
+
+@bp.get("/strategies", endpoint="strategies")
+def strategies_page():
+    """What each way of building a playlist does, from the one table the builder uses too."""
+    names, default = strategies()
+    return render_template("strategies.html", names=names, default=default,
+                           strategy_help=STRATEGY_HELP, base_help=BASE_HELP)
 
 
 @bp.get("/playlists/<prediction_id>.<any(json, csv, m3u):fmt>")
@@ -299,8 +316,11 @@ def user_page(user_id: int):
         abort(404)
     summary = history_summary(user_id)
     top, top_error = _own_top(user_id, 20)
+    # the playlist comes in listening order; a person's own top list reads best by liking
+    top_items = sorted(top.items, key=_liking, reverse=True) if top else []
     return render_template(
-        "user.html", user=user, summary=summary, top=top, top_error=top_error,
+        "user.html", user=user, summary=summary, top=top, top_items=top_items,
+        top_error=top_error,
         declared=sorted(g.name for g in user.favourite_genres),
         artist_max=max((c.count for c in summary.top_artists), default=0),
         genre_max=max((c.count for c in summary.top_genres), default=0),

@@ -457,3 +457,28 @@ def test_scores_are_rounded_exactly_as_round_does():
     assert _rounded(grid) == [[round(v, 4) for v in row] for row in grid.tolist()]
     # anything else (float64) keeps the plain path
     assert _rounded(np.array([0.123456789, 0.00005])) == [0.1235, 0.0001]
+
+
+def test_served_figures_are_stored_and_listed(world_app, small_world):
+    """`model list` fills its served columns from `model evaluate --served`, on that version."""
+    runner = world_app.test_cli_runner()
+
+    def listed_row() -> str:
+        with world_app.app_context():
+            active = registry.active().version
+        out = runner.invoke(args=["model", "list"]).output
+        header = out.splitlines()[0]
+        assert "least happy" in header and "fair share" in header
+        return next(line for line in out.splitlines() if active in line)
+
+    assert listed_row().rstrip().endswith("–")  # not measured yet
+    result = runner.invoke(args=["model", "evaluate", "--served", "--json", "--groups", "6",
+                                 "--ground-truth", str(small_world / "ground_truth.npz")])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output[result.output.index("{"):])
+    with world_app.app_context():
+        stored = registry.active().metrics["served"]
+    assert stored["groups"] == body["groups"]
+    default = body["groups"][body["default_strategy"]]
+    row = listed_row().split()
+    assert row[-2:] == [f"{default['least_happy']:.4f}", f"{default['fair_share_met']:.4f}"]

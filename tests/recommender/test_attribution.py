@@ -243,8 +243,9 @@ def test_page_and_downloads_show_whom_each_track_is_for(api_app, api_client):
         api_client.get("/playlists/" + "a" * 32 + ".csv").get_data(as_text=True))))
     header = table[0]
     assert header[-2:] == ["for_members", "turn_of"]
-    assert table[1][-2] == f"{names[124]} (#124); {names[123]} (#123)"
-    assert table[1][-1] == f"{names[124]} (#124)" and table[2][-2:] == ["", ""]
+    labels = {m["user_id"]: m["label"] for m in doc["members"]}
+    assert table[1][-2] == f"{labels[124]}; {labels[123]}"
+    assert table[1][-1] == labels[124] and table[2][-2:] == ["", ""]
 
 
 def test_rows_without_attribution_still_render_and_download(api_app, api_client):
@@ -264,7 +265,7 @@ def test_title_names_two_members_and_counts_the_rest(api_app, api_client):
     html = api_client.get("/playlists/" + "a" * 32).get_data(as_text=True)
     h1 = html[html.index("<h1>"):html.index("</h1>")]
     assert "and 8 others" in h1 and names[110] not in h1
-    # ten members: initials in the column headers, full names in their tooltips
+    # ten members: each column headed by the member's label, the full name in its tooltip
     first = names[101]
-    initials = (first.split()[0][0] + first.split()[-1][0]).upper()
-    assert f'title="{first} (#101)">{initials}<' in html
+    assert f'title="{first} (#101)"><span class="member-dot mc-0" aria-hidden="true"></span>' \
+           f'<span class="col-label">{first.split()[0]}' in html
