@@ -105,7 +105,7 @@ class Prediction(db.Model):
     # Evidence: made by an authenticated API client (or the builder of an experiment that
     # includes it). Untrusted A/B rows are served and kept, but left out of every A/B figure.
     trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), nullable=True)
+    client_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # api_clients.id
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     user_id: Mapped[int] = mapped_column(Integer)
     other_users: Mapped[list] = mapped_column(JSON, default=list)

@@ -28,15 +28,13 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("revoked_at", sa.DateTime(), nullable=True),
     )
-    with op.batch_alter_table("predictions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("trusted", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.add_column(sa.Column("client_id", sa.Integer(), nullable=True))
-        batch_op.create_foreign_key("fk_predictions_client", "api_clients", ["client_id"],
-                                    ["id"])
-    with op.batch_alter_table("experiments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("include_builder", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
+    # Plain ADD COLUMNs (no table rebuild): on SQLite a rebuild drops the old table, and with
+    # foreign keys on that cascades into feedback and experiment arms.
+    op.add_column("predictions", sa.Column("trusted", sa.Boolean(), nullable=False,
+                                           server_default=sa.false()))
+    op.add_column("predictions", sa.Column("client_id", sa.Integer(), nullable=True))
+    op.add_column("experiments", sa.Column("include_builder", sa.Boolean(), nullable=False,
+                                           server_default=sa.false()))
     conn = op.get_bind()
     rows = conn.execute(sa.text("SELECT id FROM experiments WHERE salt = name")).all()
     for (experiment_id,) in rows:
@@ -48,7 +46,6 @@ def downgrade():
     with op.batch_alter_table("experiments", schema=None) as batch_op:
         batch_op.drop_column("include_builder")
     with op.batch_alter_table("predictions", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_predictions_client", type_="foreignkey")
         batch_op.drop_column("client_id")
         batch_op.drop_column("trusted")
     op.drop_table("api_clients")
