@@ -8,4 +8,7 @@ bash scripts/prepare.sh
 # switch Secure off for it (only here; every other start keeps it on). Never behind a public
 # address: see SECURITY.md.
 export SESSION_COOKIE_SECURE=${SESSION_COOKIE_SECURE:-0}
+# The README's curl works without an API key in the demo; such calls are served but never A/B
+# evidence. Everywhere else the API needs a key (`flask --app wsgi api-key create NAME`).
+export ALLOW_ANONYMOUS_API=${ALLOW_ANONYMOUS_API:-1}
 exec bash scripts/serve.sh
