@@ -71,7 +71,7 @@ def _attack_predict_and_feedback(url: str) -> dict[str, int]:
             reported = session.post(url + "/feedback", timeout=30, json={
                 "prediction_id": answer.headers["X-Prediction-Id"], "user_id": user,
                 "track_id": answer.json()[0]["id"], "event_type": "play",
-                "ms_played": 10**9, "feedback_token": answer.headers["X-Feedback-Token"]})
+                "ms_played": 86_400_000, "feedback_token": answer.headers["X-Feedback-Token"]})
             assert reported.status_code == 201, reported.text
             counts["feedback"] += 1
     counts["advanced_users"] = [u for u, a in arms.items() if a == "advanced"]
@@ -145,6 +145,9 @@ def test_the_attacks_leave_the_verdict_and_the_sample_ratio_check_alone(honest, 
 
     (attacked,) = after["comparisons"]
     low, high = comparison["ci"]
+    print(f"honest: {comparison}, srm p {before['srm_p_value']}; attacked: {attacked}, "
+          f"srm p {after['srm_p_value']}; attack 1 {first['predictions']} playlists "
+          f"({first['base']} base, {first['feedback']} feedback), attack 2 {len(second)}")
     assert low <= attacked["difference"] <= high
     assert attacked["difference"] == pytest.approx(comparison["difference"], abs=1e-12)
     assert attacked["p_value"] == pytest.approx(comparison["p_value"])
