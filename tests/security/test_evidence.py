@@ -292,3 +292,13 @@ def test_one_user_counts_a_few_playlists_a_day_and_single_tracks_never(api_world
     assert base.success_rate == pytest.approx(2 / 6)
     assert arms["advanced"].decided == 6 and arms["advanced"].successes == 3
     assert report.max_per_user_day == 2
+
+
+def test_the_demo_serves_anonymous_calls_and_the_container_does_not():
+    """The README's seed curl keeps working in the demo; the Dockerfile (production) needs keys."""
+    from tests.support.paths import ROOT
+
+    demo = (ROOT / "scripts" / "demo.sh").read_text()
+    assert "export ALLOW_ANONYMOUS_API=${ALLOW_ANONYMOUS_API:-1}" in demo
+    docker = (ROOT / "Dockerfile").read_text()
+    assert "POZYTYWKA_CONFIG=production" in docker and "ALLOW_ANONYMOUS_API" not in docker
