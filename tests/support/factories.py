@@ -134,7 +134,9 @@ def experiment_history(app, days: int = 12, per_day: int = 10) -> None:
     Requests and feedback go through the real API; only the timestamps are moved back a few
     days afterwards, since a test cannot wait for calendar days to pass.
     """
-    client = app.test_client()
+    from tests.support.traffic import trust
+
+    client = trust(app, app.test_client(), "history-backend")  # its playlists are evidence
     rnd = random.Random(5)
     served: list[tuple[str, int]] = []
     for i in range(days * per_day):

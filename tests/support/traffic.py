@@ -40,3 +40,9 @@ def client_headers(app, name: str = "test-backend") -> dict[str, str]:
 
     with app.app_context():
         return {"Authorization": f"Bearer {clients.create_client(name)[1]}"}
+
+
+def trust(app, client, name: str = "test-backend"):
+    """``client`` (a Flask test client) sends a new API client's key on every request."""
+    client.environ_base["HTTP_AUTHORIZATION"] = client_headers(app, name)["Authorization"]
+    return client
