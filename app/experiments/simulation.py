@@ -180,7 +180,7 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
     result = SimResult(experiment.id, experiment.name, start, start)
     # The simulated backend calls with a key of its own, as Pozytywka's backend would: only an
     # authenticated client's playlists count as evidence. Revoked when the run ends.
-    sim_client, key = clients.create_client(f"{experiment.name}-{secrets.token_hex(4)}")
+    sim_client, key = clients.create_client(f"{experiment.name[:80]}-{secrets.token_hex(4)}")
     environ = {**SIMULATED_CLIENT, "HTTP_AUTHORIZATION": f"Bearer {key}"}
     say(f"experiment {experiment.name!r} (id {experiment.id}), {len(users):,} simulated people, "
         f"days from {start:%Y-%m-%d}")
