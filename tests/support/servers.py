@@ -32,6 +32,18 @@ class GunicornServer:
         assert not raw or raw.endswith(b"\n"), "the predictions log ends in a partial line"
         return [json.loads(line) for line in raw.decode("utf-8").splitlines()]
 
+    def api_key(self, name: str) -> str:
+        """A new API client of this server's database, made as an operator would
+        (``flask --app wsgi api-key create NAME``); its key."""
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "api-key",
+                               "create", name], cwd=ROOT, env=self.env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
     def output(self) -> str:
         path = self.root / "gunicorn.out"
         return path.read_text(errors="replace") if path.exists() else ""
