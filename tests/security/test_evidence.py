@@ -302,3 +302,46 @@ def test_the_demo_serves_anonymous_calls_and_the_container_does_not():
     assert "export ALLOW_ANONYMOUS_API=${ALLOW_ANONYMOUS_API:-1}" in demo
     docker = (ROOT / "Dockerfile").read_text()
     assert "POZYTYWKA_CONFIG=production" in docker and "ALLOW_ANONYMOUS_API" not in docker
+
+
+def test_ab_builder_command_includes_and_excludes_with_an_audit_line(api_app, caplog):
+    caplog.set_level(logging.INFO, logger="pozytywka.audit")
+    runner = api_app.test_cli_runner()
+    included = runner.invoke(args=["ab", "builder", "default", "include"])
+    assert included.exit_code == 0 and "builder included" in included.output
+    with api_app.app_context():
+        assert assignment.get_experiment("default").include_builder
+    assert "builder outside" in runner.invoke(args=["ab", "builder", "default", "exclude"]).output
+    assert runner.invoke(args=["ab", "builder", "missing", "include"]).exit_code != 0
+    audit = [r.getMessage() for r in caplog.records if r.name == "pozytywka.audit"]
+    assert any("builder playlists included in experiment default" in line for line in audit)
+
+
+def test_migration_leaves_old_playlists_untrusted_and_keeps_arms_and_feedback(tmp_path):
+    """Rows from before keys existed are not evidence; adding the columns must not rebuild the
+    tables (on SQLite a rebuild cascades into experiment arms and feedback)."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from app import create_app
+
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+    with app.app_context():
+        upgrade(revision="0007")
+        db.session.execute(text(
+            "INSERT INTO predictions (id, created_at, endpoint, model, is_ab, fallback, user_id, "
+            "other_users, playlist_length, exclude_explicit, track_ids, members, elapsed_ms, "
+            "experiment_id, arm) VALUES ('p1', '2024-01-01', '/predict', 'base', 1, 0, 1, '[]', "
+            "1, 0, '[\"t\"]', '[1]', 1.0, 1, 'base')"))
+        db.session.execute(text(
+            "INSERT INTO feedback (prediction_id, user_id, track_id, event_type, ms_played, "
+            "created_at) VALUES ('p1', 1, 't', 'play', 1, '2024-01-01')"))
+        db.session.commit()
+        upgrade()
+        assert db.session.execute(text("SELECT trusted, client_id FROM predictions")).all() \
+            == [(0, None)]
+        assert db.session.scalar(text("SELECT count(*) FROM feedback")) == 1
+        assert db.session.scalar(text("SELECT count(*) FROM experiment_arms")) == 2
+        salt = db.session.scalar(text("SELECT salt FROM experiments WHERE name = 'default'"))
+        assert salt != "default" and len(salt) == 32
+        db.engine.dispose()
