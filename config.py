@@ -82,6 +82,17 @@ class Config:
     PROXY_HOPS = _env_int("PROXY_HOPS", 0)
     PREDICT_RATE_LIMIT = os.environ.get("PREDICT_RATE_LIMIT", "120 per minute")
     FEEDBACK_RATE_LIMIT = os.environ.get("FEEDBACK_RATE_LIMIT", "1200 per minute")
+    # Calls to /predict* and /feedback without an API key (`flask api-key create NAME`): served
+    # but recorded as untrusted, left out of every A/B figure. Off unless switched on (the demo
+    # does); with it off they get 401. Authenticated clients have their own, per-client limits.
+    ALLOW_ANONYMOUS_API = os.environ.get("ALLOW_ANONYMOUS_API", "0") == "1"
+    CLIENT_PREDICT_RATE_LIMIT = os.environ.get("CLIENT_PREDICT_RATE_LIMIT", "1200 per minute")
+    CLIENT_FEEDBACK_RATE_LIMIT = os.environ.get("CLIENT_FEEDBACK_RATE_LIMIT",
+                                                "12000 per minute")
+    API_CLIENT_CACHE_SECONDS = _env_int("API_CLIENT_CACHE_SECONDS", 5)
+    # A/B statistics: at most this many decided playlists per user and day count, so no one
+    # user outweighs the others.
+    AB_MAX_PLAYLISTS_PER_USER_DAY = _env_int("AB_MAX_PLAYLISTS_PER_USER_DAY", 3)
     # How long the per-member token that /predict hands out lets that member post /feedback.
     FEEDBACK_TOKEN_TTL_SECONDS = _env_int("FEEDBACK_TOKEN_TTL_SECONDS", 7 * 24 * 3600)
 
@@ -109,6 +120,9 @@ class TestingConfig(Config):
     RATELIMIT_STORAGE_URI = "memory://"
     PREDICT_RATE_LIMIT = "100000 per minute"
     FEEDBACK_RATE_LIMIT = "100000 per minute"
+    CLIENT_PREDICT_RATE_LIMIT = "100000 per minute"
+    CLIENT_FEEDBACK_RATE_LIMIT = "100000 per minute"
+    ALLOW_ANONYMOUS_API = True  # the API tests call anonymously; trust tests switch it off
     SESSION_COOKIE_SECURE = False  # the test client and the browser tests speak plain HTTP
     PUBLIC_PEOPLE_PAGES = True  # the page tests; tests of the closed pages switch it off
 

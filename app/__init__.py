@@ -106,6 +106,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.experiments.cli import ab_cli
     from app.api import bp as api_bp
+    from app.api.cli import api_key_cli
     from app.data.cli import data_cli
     from app.modelstore.cli import model_cli
     from app.admin import bp as admin_bp
@@ -117,5 +118,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
-    for group in (data_cli, model_cli, ab_cli, admin_cli):
+    for group in (data_cli, model_cli, ab_cli, admin_cli, api_key_cli):
         app.cli.add_command(group)

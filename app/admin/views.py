@@ -466,6 +466,32 @@ def stop_experiment(experiment_id: int):
     return _experiment_action(experiment_id, "stop")
 
 
+@bp.post("/experiments/<int(max=2147483647):experiment_id>/builder")
+@auth.login_required
+def experiment_builder(experiment_id: int):
+    """Whether the public builder's "A/B" playlists count in the experiment (off by default:
+    anyone can post the builder form, so its playlists are not evidence unless the admin
+    vouches for its callers, e.g. behind a login)."""
+    experiment, refused = _changeable(ActionForm(), experiment_id,
+                                      "a stopped experiment is kept as it is.")
+    if refused is not None:
+        return refused
+    include = request.form.get("include") == "1"
+    if request.form.get("confirm") != "1":
+        return _confirm("Change what counts?",
+                        (f"Count the builder’s “A/B test arm” playlists as evidence in "
+                         f"“{experiment.name}”? Anyone who can open the builder can then add "
+                         "playlists to the experiment." if include else
+                         f"Keep the builder’s playlists outside “{experiment.name}”?"),
+                        url_for("admin.experiment_builder", experiment_id=experiment.id),
+                        "Include" if include else "Exclude")
+    assignment.set_include_builder(experiment.name, include)
+    _audit("included the builder in" if include else "excluded the builder from", experiment)
+    flash(f"Builder playlists {'count in' if include else 'are outside'} “{experiment.name}”.",
+          "ok")
+    return redirect(url_for("admin.experiments"), code=303)
+
+
 @bp.post("/experiments/<int(max=2147483647):experiment_id>/weights")
 @auth.login_required
 def set_weights(experiment_id: int):

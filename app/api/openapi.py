@@ -34,10 +34,15 @@ SEED_EXAMPLE = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playl
 FEEDBACK_EXAMPLE = {"prediction_id": "0123456789abcdef0123456789abcdef", "user_id": 124,
                     "track_id": "2iUmqdfGZcHIhS3b9E9EWq", "event_type": "play",
                     "ms_played": 93000, "feedback_token": "1767225600.<22 characters>"}
+# A key, or none where the deployment allows anonymous calls (served, never A/B evidence).
+CALLERS = [{"apiKey": []}, {}]
+
 _ERRORS = {
     400: "Malformed JSON (error `bad_request`).",
     404: "Unknown users (`unknown_users`, details.unknown_user_ids) or prediction "
          "(`unknown_prediction`).",
+    401: "No API key where the API needs one (`api_key_required`), or a wrong or revoked key "
+         "(`invalid_api_key`); see the WWW-Authenticate header.",
     413: "Body larger than MAX_CONTENT_LENGTH (`payload_too_large`).",
     403: "The feedback token is missing this member's proof: malformed, for another member "
          "or prediction, or expired (`invalid_feedback_token`).",
@@ -134,8 +139,9 @@ def build_spec() -> dict[str, Any]:
                 "200": {"description": "Exactly playlist_length distinct tracks.",
                         "headers": headers,
                         "content": {"application/json": {"schema": playlist}}},
-                **errors(400, 404, 413, 415, 422, 429, 503, 500),
+                **errors(400, 401, 404, 413, 415, 422, 429, 503, 500),
             },
+            "security": CALLERS,
         }}
 
     health_content = {"application/json": {"schema": ref(Health)}}
@@ -176,8 +182,9 @@ def build_spec() -> dict[str, Any]:
                     "200": {"description": "Already recorded: one row per (prediction, user, "
                                            "track, event type); the stored row, unchanged.",
                             "content": {"application/json": {"schema": ref(FeedbackResponse)}}},
-                    **errors(400, 403, 404, 413, 415, 422, 429, 503, 500),
+                    **errors(400, 401, 403, 404, 413, 415, 422, 429, 503, 500),
                 },
+                "security": CALLERS,
             }},
             "/health": {"get": {
                 "summary": "Status, serving model version and a reason code",
@@ -198,7 +205,11 @@ def build_spec() -> dict[str, Any]:
                     "application/json": {"schema": {"type": "object"}}}}},
             }},
         },
-        "components": {"schemas": {}},
+        "components": {"schemas": {}, "securitySchemes": {"apiKey": {
+            "type": "http", "scheme": "bearer",
+            "description": "An API client's key (`flask --app wsgi api-key create NAME`). "
+                           "Only playlists of key holders are A/B evidence; without a key the "
+                           "API answers only where ALLOW_ANONYMOUS_API is on."}}},
     }
     spec["components"]["schemas"] = {name: to_openapi30(schema)
                                      for name, schema in components.items()}

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.clock import utcnow
 from app import feedback_tokens
-from app.api import bp
+from app.api import bp, clients
 from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
 from app.db.catalog import Track
 from app.db.experiments import Feedback, Prediction
@@ -22,39 +22,42 @@ from app.playlists.errors import (AssignmentBusy, CannotBuild, InvalidRequest, L
                                   ModelUnavailable, PlaylistError, UnknownUsers)
 from app.playlists.request import Choice, PlaylistRequest
 
-# Per client address, in the store every worker shares. The three predict endpoints count
-# together: each writes a prediction row and hands out feedback tokens.
-_predict_limit = limiter.shared_limit(lambda: current_app.config["PREDICT_RATE_LIMIT"],
-                                      scope="predict")
-_feedback_limit = limiter.limit(lambda: current_app.config["FEEDBACK_RATE_LIMIT"])
+# Per authenticated client, else per client address, in the store every worker shares. The
+# three predict endpoints and the builder's POST /playlists count together: each writes a
+# prediction row (and the API hands out feedback tokens).
+predict_limit = limiter.shared_limit(clients.predict_limit, scope="predict",
+                                     key_func=clients.rate_limit_key)
+_feedback_limit = limiter.limit(clients.feedback_limit, key_func=clients.rate_limit_key)
 
 
 @bp.post("/predict")
-@_predict_limit
+@predict_limit
 def predict() -> Response:
     return _serve("/predict", "ab")
 
 
 @bp.post("/predict/base")
-@_predict_limit
+@predict_limit
 def predict_base() -> Response:
     return _serve("/predict/base", "base")
 
 
 @bp.post("/predict/advanced")
-@_predict_limit
+@predict_limit
 def predict_advanced() -> Response:
     return _serve("/predict/advanced", "advanced")
 
 
 def _serve(endpoint: str, choice: Choice) -> Response:
     started = time.perf_counter()
+    caller = clients.require_caller()
     req: Any = parse_body(current_predict_request_model())
     members = [req.user_id, *req.other_users]
     try:
         served = playlists.serve(PlaylistRequest.settle(
             members, req.playlist_length, choice=choice, strategy=req.strategy,
-            exclude_explicit=req.exclude_explicit, endpoint=endpoint), started)
+            exclude_explicit=req.exclude_explicit, endpoint=endpoint,
+            client_id=caller.client_id), started)
     except PlaylistError as exc:
         raise _api_error(exc) from None
 
@@ -105,6 +108,7 @@ def feedback() -> Response:
     A repeat answers 200 with the stored row and changes nothing, so replaying a report (or a
     client retrying) cannot inflate the metrics; ``ms_played`` is cut at the track's duration.
     """
+    clients.require_caller()
     req = parse_body(FeedbackRequest)
     prediction = db.session.get(Prediction, req.prediction_id)
     if prediction is None:

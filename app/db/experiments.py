@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -36,10 +37,13 @@ class Experiment(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    salt: Mapped[str] = mapped_column(String(64))
+    salt: Mapped[str] = mapped_column(String(64))  # secret: never sent to clients
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The public builder's "A/B" playlists count as evidence only where an admin says so.
+    include_builder: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default=false())
 
     arms: Mapped[list["ExperimentArm"]] = relationship(
         back_populates="experiment", lazy="selectin", order_by="ExperimentArm.id",
@@ -98,6 +102,10 @@ class Prediction(db.Model):
     experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), nullable=True)
     arm: Mapped[str | None] = mapped_column(String(32), nullable=True)
     is_ab: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Evidence: made by an authenticated API client (or the builder of an experiment that
+    # includes it). Untrusted A/B rows are served and kept, but left out of every A/B figure.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    client_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # api_clients.id
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     user_id: Mapped[int] = mapped_column(Integer)
     other_users: Mapped[list] = mapped_column(JSON, default=list)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from app.lru import LRU
 
 # Names travel in the X-Experiment response header, so they stay plain ASCII.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+MIN_SALT = 16
 
 
 class ExperimentError(ValueError):
@@ -91,6 +95,7 @@ class ExperimentSnapshot:
     name: str
     salt: str
     arms: tuple[_ArmSnapshot, ...]
+    include_builder: bool = False
 
 
 def serving_experiment() -> ExperimentSnapshot | None:
@@ -115,7 +120,8 @@ def _snapshot() -> ExperimentSnapshot | None:
     experiment = active_experiment()
     return None if experiment is None else ExperimentSnapshot(
         experiment.id, experiment.name, experiment.salt,
-        tuple(_ArmSnapshot(arm.name, arm.weight) for arm in experiment.arms))
+        tuple(_ArmSnapshot(arm.name, arm.weight) for arm in experiment.arms),
+        bool(experiment.include_builder))
 
 
 def _forget_cached_experiment() -> None:
@@ -253,16 +259,19 @@ def _validate_weights(weights: Mapping[str, float]) -> None:
 
 def create_experiment(name: str, weights: Mapping[str, float], *, salt: str | None = None,
                       activate: bool = False) -> Experiment:
-    """A new experiment; its salt defaults to its name, so that experiments split independently."""
+    """A new experiment with a random, secret salt, so that experiments split independently and
+    nobody outside can compute a user's arm (the name is public: X-Experiment carries it)."""
     if not NAME_PATTERN.fullmatch(name):
         raise ExperimentError("the name must be 1-100 letters, digits, '_', '.' or '-'")
     _validate_weights(weights)
     _check_total(weights.values())
     if db.session.scalar(select(Experiment.id).where(Experiment.name == name)) is not None:
         raise ExperimentError(f"an experiment named {name!r} already exists")
-    salt = salt or name
-    if len(salt) > 64:
-        raise ExperimentError("the salt must be at most 64 characters")
+    if salt is None:
+        salt = secrets.token_hex(16)
+    elif not MIN_SALT <= len(salt) <= 64 or salt == name:
+        raise ExperimentError(f"a salt must be a secret of {MIN_SALT}-64 characters, not the "
+                              "experiment's name; leave it out to get a random one")
     experiment = Experiment(name=name, salt=salt, active=False, created_at=utcnow(),
                             arms=[ExperimentArm(name=arm, weight=w) for arm, w in weights.items()])
     db.session.add(experiment)
@@ -285,6 +294,15 @@ def set_weights(name: str, weights: Mapping[str, float]) -> Experiment:
     _check_total(weights.get(arm, current.weight) for arm, current in arms.items())
     for arm, weight in weights.items():
         arms[arm].weight = weight
+    db.session.commit()
+    _forget_cached_experiment()
+    return experiment
+
+
+def set_include_builder(name: str, include: bool) -> Experiment:
+    """Whether the public builder's "A/B" playlists are served by arm and count as evidence."""
+    experiment = get_experiment(name)
+    experiment.include_builder = bool(include)
     db.session.commit()
     _forget_cached_experiment()
     return experiment

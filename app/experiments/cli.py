@@ -25,7 +25,8 @@ def _describe(experiment) -> str:
     assigned = ", ".join(f"{name}={count}" for name, count in counts.items())
     state = "ACTIVE" if experiment.active else (
         f"stopped {experiment.stopped_at:%Y-%m-%d %H:%M}" if experiment.stopped_at else "inactive")
-    return (f"{experiment.name:<20} {state:<24} salt={experiment.salt}\n"
+    builder = "builder included" if experiment.include_builder else "builder outside"
+    return (f"{experiment.name:<20} {state:<24} {builder}\n"
             f"{'':<20} weights: {weights}\n{'':<20} assigned users: {assigned}")
 
 
@@ -45,7 +46,8 @@ def list_command() -> None:
 @click.argument("name")
 @click.option("--arm", "arms", multiple=True, required=True, metavar="MODEL=WEIGHT",
               help=f"An arm and its weight; MODEL is one of {', '.join(ARM_MODELS)}. Repeat.")
-@click.option("--salt", default=None, help="Hash salt; defaults to the experiment name.")
+@click.option("--salt", default=None,
+              help="Secret hash salt (16-64 characters); default: a random one. Never the name.")
 @click.option("--activate", is_flag=True, help="Make it the active experiment now.")
 def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate: bool) -> None:
     """Create experiment NAME with its arms: ab create exp2 --arm base=0.2 --arm advanced=0.8"""
@@ -60,6 +62,19 @@ def create_command(name: str, arms: tuple[str, ...], salt: str | None, activate:
 def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
     """Re-weight NAME for users not yet assigned; assigned users keep their arm."""
     experiment = _run(assignment.set_weights, name, _run(assignment.parse_weights, weights))
+    click.echo(_describe(experiment))
+
+
+@ab_cli.command("builder", short_help="Include the builder's playlists in NAME, or not.")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["include", "exclude"]))
+def builder_command(name: str, state: str) -> None:
+    """Count the public builder's "A/B test arm" playlists as evidence of NAME (include) or
+    keep them outside it (exclude, the default: the builder has no client key)."""
+    from app.audit import audit
+
+    experiment = _run(assignment.set_include_builder, name, state == "include")
+    audit("audit: builder playlists %sd in experiment %s (CLI)", state, name)
     click.echo(_describe(experiment))
 
 

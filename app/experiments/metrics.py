@@ -226,9 +226,9 @@ LEFT JOIN (SELECT pid, MAX(ms) AS best_ms, SUM(started) AS started, SUM(liked) A
 
 def experiment_outcomes(experiment_id: int, since: datetime | None = None,
                         until: datetime | None = None) -> dict[str, Outcome]:
-    """Outcomes of the experiment's A/B-served playlists (the API's ``/predict`` traffic)."""
-    where = "p.experiment_id = :experiment_id AND p.is_ab = :is_ab"
-    params: dict[str, Any] = {"experiment_id": experiment_id, "is_ab": True}
+    """Outcomes of the experiment's evidence: A/B-served playlists of trusted callers."""
+    where = "p.experiment_id = :experiment_id AND p.is_ab = :is_ab AND p.trusted = :trusted"
+    params: dict[str, Any] = {"experiment_id": experiment_id, "is_ab": True, "trusted": True}
     if since is not None:
         where += " AND p.created_at >= :since"
         params["since"] = since

@@ -2,6 +2,15 @@
 
 The heavy part (who heard what after each playlist) is one SQL statement in metrics.py; this
 module only loads the experiment's prediction rows once and aggregates them in Python.
+
+What counts (each rule closes a way for one caller to steer the verdict):
+
+* only playlists of trusted callers (an authenticated API client, or the builder where the
+  experiment includes it); untrusted ones are counted and shown as left out;
+* a single-track playlist never counts toward success (one track played in full is "35% of
+  the playlist" by construction), so it is left out of the rates;
+* at most ``AB_MAX_PLAYLISTS_PER_USER_DAY`` decided playlists per user and day, the earliest,
+  so that no user weighs more than a few playlists a day.
 """
 from __future__ import annotations
 
@@ -35,6 +44,8 @@ class ArmSummary:
     started: int
     liked: int
     skipped: int
+    short: int = 0                    # single-track playlists, left out of the rates
+    capped: int = 0                   # decided playlists past the per-user daily cap
 
     @property
     def success_rate(self) -> float | None:
@@ -89,6 +100,8 @@ class ExperimentReport:
     total_served: int = 0
     assigned_total: int = 0
     sequential: bool = False
+    untrusted: int = 0                # A/B playlists of untrusted callers, left out
+    max_per_user_day: int | None = None
 
     @property
     def srm_enough(self) -> bool:
@@ -100,17 +113,43 @@ def _control_first(names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: (n != "base", names.index(n)))
 
 
-def build_report(experiment: Experiment, *, sequential: bool = False) -> ExperimentReport:
-    """``sequential``: always-valid intervals for the differences instead of fixed-horizon."""
-    rows = db.session.execute(
+def _max_per_user_day() -> int | None:
+    from flask import current_app
+
+    value = current_app.config.get("AB_MAX_PLAYLISTS_PER_USER_DAY", 3)
+    return int(value) if value else None
+
+
+def build_report(experiment: Experiment, *, sequential: bool = False,
+                 max_per_user_day: int | None = -1) -> ExperimentReport:
+    """``sequential``: always-valid intervals for the differences instead of fixed-horizon.
+    ``max_per_user_day``: decided playlists counted per user and day (None: no cap; default:
+    the configured ``AB_MAX_PLAYLISTS_PER_USER_DAY``)."""
+    if max_per_user_day == -1:
+        max_per_user_day = _max_per_user_day()
+    everything = db.session.execute(
         select(Prediction.id, Prediction.created_at, Prediction.arm, Prediction.user_id,
-               Prediction.elapsed_ms, Prediction.fallback)
+               Prediction.elapsed_ms, Prediction.fallback, Prediction.trusted,
+               Prediction.playlist_length)
         .where(Prediction.experiment_id == experiment.id, Prediction.is_ab.is_(True))
-        .order_by(Prediction.created_at)
+        .order_by(Prediction.created_at, Prediction.id)
     ).all()
+    rows = [r for r in everything if r.trusted]
+    untrusted = len(everything) - len(rows)
     outcomes = experiment_outcomes(experiment.id) if rows else {}
     clock = data_clock() if rows else None
-    decided = {r.id for r in rows if is_decided(outcomes.get(r.id), r.created_at, clock)}
+    decided_any = {r.id for r in rows if is_decided(outcomes.get(r.id), r.created_at, clock)}
+    short = {r.id for r in rows if r.playlist_length < 2}
+    capped: set[str] = set()
+    per_user_day: dict[tuple[int, date], int] = defaultdict(int)
+    for r in rows:  # in time order: the earliest decided playlists of a user's day count
+        if r.id in decided_any and r.id not in short:
+            key = (r.user_id, r.created_at.date())
+            per_user_day[key] += 1
+            if max_per_user_day is not None and per_user_day[key] > max_per_user_day:
+                capped.add(r.id)
+    left_out = short | capped
+    decided = decided_any - left_out
     weights = dict(assignment.arm_weights(experiment))
     weight_sum = sum(weights.values()) or 1.0
     assigned = assignment.arm_counts(experiment)
@@ -129,6 +168,8 @@ def build_report(experiment: Experiment, *, sequential: bool = False) -> Experim
         pending = pending_successes = 0
         for r in arm_rows:
             out = outcomes.get(r.id)
+            if r.id in left_out:
+                continue
             if r.id in decided:
                 per_user[r.user_id][0] += 1 if out.success else 0
                 per_user[r.user_id][1] += 1
@@ -143,10 +184,12 @@ def build_report(experiment: Experiment, *, sequential: bool = False) -> Experim
             users=len({r.user_id for r in arm_rows}),
             fallbacks=sum(1 for r in arm_rows if r.fallback),
             latency=stats.latency_percentiles([r.elapsed_ms for r in arm_rows]),
-            decided=len(arm_rows) - pending, pending=pending,
+            decided=sum(1 for r in arm_rows if r.id in decided), pending=pending,
             pending_successes=pending_successes, successes=int(rate.numerator), rate=rate,
             started=sum(o.started for o in outs), liked=sum(o.liked for o in outs),
             skipped=sum(o.skipped for o in outs),
+            short=sum(1 for r in arm_rows if r.id in short),
+            capped=sum(1 for r in arm_rows if r.id in capped),
         ))
 
     control = arms[0] if arms else None
@@ -175,7 +218,7 @@ def build_report(experiment: Experiment, *, sequential: bool = False) -> Experim
         for arm in arms:
             daily[arm.name] = [DailyPoint(d, *counts.get((arm.name, d), [0, 0, 0])) for d in days]
     return ExperimentReport(experiment, arms, comparisons, srm, days, daily, len(rows),
-                            assigned_total, sequential)
+                            assigned_total, sequential, untrusted, max_per_user_day)
 
 
 def default_experiment(experiments: list[Experiment]) -> Experiment | None:
@@ -184,7 +227,8 @@ def default_experiment(experiments: list[Experiment]) -> Experiment | None:
     if not experiments:
         return None
     with_rows = set(db.session.scalars(
-        select(Prediction.experiment_id).where(Prediction.is_ab.is_(True))
+        select(Prediction.experiment_id).where(Prediction.is_ab.is_(True),
+                                               Prediction.trusted.is_(True))
         .group_by(Prediction.experiment_id).having(func.count() > 0)))
     active = next((e for e in experiments if e.active), None)
     if active is not None and active.id in with_rows:

@@ -6,8 +6,8 @@ we *know* which is better. The demo world has a hidden taste (``ground_truth.npz
 each user truly enjoys each track. Simulated people act on it, the application never sees it.
 
 One simulated day: ``groups_per_day`` hosts each gather 1-5 friends from their circle and ask
-``POST /predict`` (Flask test client: the real routing, validation, A/B assignment, recommender,
-database rows and predictions log). Then:
+``POST /predict`` with an API client key of its own (Flask test client: the real routing,
+validation, A/B assignment, recommender, database rows and predictions log). Then:
 
 * **At the gathering** the host's phone plays the playlist in order. The room keeps a track with
   probability equal to the members' mean true affinity, otherwise someone skips it after a few
@@ -28,6 +28,7 @@ itself is not changed.
 """
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, insert, select, update
 
+from app.api import clients
 from app.progress import Echo
 from app.experiments import assignment
 from app.db import Experiment, Feedback, ListeningEvent, Prediction, Track, User
@@ -176,6 +178,10 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
     circles = _friend_circles(users, cfg.friends, rng)
     experiment, previous = _start_experiment(cfg, start)
     result = SimResult(experiment.id, experiment.name, start, start)
+    # The simulated backend calls with a key of its own, as Pozytywka's backend would: only an
+    # authenticated client's playlists count as evidence. Revoked when the run ends.
+    sim_client, key = clients.create_client(f"{experiment.name[:80]}-{secrets.token_hex(4)}")
+    environ = {**SIMULATED_CLIENT, "HTTP_AUTHORIZATION": f"Bearer {key}"}
     say(f"experiment {experiment.name!r} (id {experiment.id}), {len(users):,} simulated people, "
         f"days from {start:%Y-%m-%d}")
 
@@ -200,13 +206,14 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
                 group = [int(users[host])] + [int(users[f]) for f in friends]
                 t0 = day_start + timedelta(seconds=float(offset))
                 events += _one_playlist(client, cfg, ground_truth, durations, group, t0,
-                                        experiment.id, sessions, rng, result)
+                                        experiment.id, sessions, rng, result, environ)
             result.events += _insert_events(events)
             result.end = day_start + timedelta(days=1)
     finally:  # even when a step fails, the experiment that was active before comes back
         config["AB_AA_MODEL"] = saved_aa
         bar.close()
         db.session.rollback()
+        clients.revoke_client(sim_client.name)
         _finish_experiment(experiment, previous, result.end, cfg.keep_active)
     result.seconds = time.perf_counter() - started
     return result
@@ -214,12 +221,14 @@ def simulate(client, cfg: SimConfig, ground_truth, *, echo: Echo | None = None,
 
 def _one_playlist(client, cfg: SimConfig, ground_truth, durations: dict[str, int],
                   group: list[int], t0: datetime, experiment_id: int, sessions,
-                  rng: np.random.Generator, result: SimResult) -> list[dict]:
+                  rng: np.random.Generator, result: SimResult,
+                  environ: dict | None = None) -> list[dict]:
     """One host's request, the gathering's feedback, and the members' later sessions (returned
     as listening-event rows for the day's bulk insert)."""
+    environ = environ or SIMULATED_CLIENT
     resp = client.post("/predict", json={"user_id": group[0], "other_users": group[1:],
                                          "playlist_length": cfg.playlist_length},
-                       environ_base=SIMULATED_CLIENT)
+                       environ_base=environ)
     if resp.status_code != 200:
         result.errors[resp.status_code] = result.errors.get(resp.status_code, 0) + 1
         return []
@@ -237,7 +246,8 @@ def _one_playlist(client, cfg: SimConfig, ground_truth, durations: dict[str, int
     result.true_fit.setdefault(arm, []).append(float(aff.mean()))
     dur = np.array([int(durations.get(t, 0)) for t in tracks], dtype=np.int64)
     tokens = _feedback_tokens(resp.headers.get("X-Feedback-Tokens", ""))
-    _gathering(client, cfg.behaviour, pid, tokens, group, tracks, aff, dur, t0, rng, result)
+    _gathering(client, cfg.behaviour, pid, tokens, group, tracks, aff, dur, t0, rng, result,
+               environ)
     return _later_sessions(cfg.behaviour, group, tracks, aff, dur, t0, sessions, rng, result)
 
 
@@ -249,7 +259,8 @@ def _feedback_tokens(header: str) -> dict[int, str]:
 
 def _gathering(client, beh: Behaviour, pid: str, tokens: dict[int, str], group: list[int],
                tracks: list[str], aff: np.ndarray, dur: np.ndarray, t0: datetime,
-               rng: np.random.Generator, result: SimResult) -> None:
+               rng: np.random.Generator, result: SimResult,
+               environ: dict | None = None) -> None:
     """The host's phone plays the playlist to the room and reports it through /feedback."""
     feedback: list[tuple[datetime, dict]] = []
     clock = t0 + timedelta(seconds=float(rng.uniform(60, 900)))
@@ -271,7 +282,7 @@ def _gathering(client, beh: Behaviour, pid: str, tokens: dict[int, str], group: 
             clock += timedelta(milliseconds=heard)
     for when, body in feedback:
         r = client.post("/feedback", json={**body, "feedback_token": tokens.get(body["user_id"])},
-                        environ_base=SIMULATED_CLIENT)
+                        environ_base=environ or SIMULATED_CLIENT)
         if r.status_code != 201:
             result.errors[r.status_code] = result.errors.get(r.status_code, 0) + 1
             continue

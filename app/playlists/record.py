@@ -56,7 +56,8 @@ def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fall
         "id": prediction_id, "created_at": now, "endpoint": req.endpoint,
         "model": playlist.model, "model_version": playlist.model_version,
         "experiment_id": arm.experiment_id if arm else None, "arm": arm.arm if arm else None,
-        "is_ab": arm is not None, "fallback": fallback, "user_id": user_id,
+        "is_ab": arm is not None, "trusted": req.trusted, "client_id": req.client_id,
+        "fallback": fallback, "user_id": user_id,
         "other_users": other_users, "playlist_length": req.length,
         "strategy": playlist.strategy or (req.strategy if req.strategy_named else None),
         "exclude_explicit": req.rules.exclude_explicit, "track_ids": track_ids,
@@ -68,7 +69,7 @@ def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fall
     line = {
         "user_id": user_id, "other_users": other_users, "playlist": track_ids,
         "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"), "elapsed_time": elapsed,
-        "model": playlist.model, "is_ab": arm is not None,
+        "model": playlist.model, "is_ab": arm is not None, "trusted": req.trusted,
         "prediction_id": prediction_id, "model_version": playlist.model_version,
         "endpoint": req.endpoint, "experiment": arm.experiment if arm else None,
         "arm": arm.arm if arm else None, "fallback": fallback,

@@ -26,6 +26,12 @@ class PlaylistRequest:
     strategy_named: bool      # the client or the configuration named it (recorded as asked)
     endpoint: str = "web"
     seed: int | None = None   # base model: the same seed gives the same playlist
+    # Evidence: an authenticated API client asked (``client_id``), so an "ab" playlist counts
+    # in the experiment. ``builder``: the public builder, inside the experiment only where an
+    # admin included it.
+    trusted: bool = False
+    client_id: int | None = None
+    builder: bool = False
 
     @property
     def user_id(self) -> int:
@@ -38,7 +44,8 @@ class PlaylistRequest:
     @classmethod
     def settle(cls, members, length: int, *, choice: str = "advanced",
                strategy: str | None = None, exclude_explicit: bool = False,
-               endpoint: str = "web", seed: int | None = None) -> "PlaylistRequest":
+               endpoint: str = "web", seed: int | None = None,
+               client_id: int | None = None, builder: bool = False) -> "PlaylistRequest":
         config = current_app.config
         ids = tuple(dict.fromkeys(int(m) for m in members))
         if not ids:
@@ -57,4 +64,5 @@ class PlaylistRequest:
                       exclude_explicit=bool(exclude_explicit))
         return cls(members=ids, rules=rules, choice=choice,  # type: ignore[arg-type]
                    strategy=settled, strategy_named=named is not None, endpoint=endpoint,
-                   seed=seed)
+                   seed=seed, trusted=client_id is not None, client_id=client_id,
+                   builder=builder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from flask import current_app
 
@@ -31,25 +32,36 @@ def serve(req: PlaylistRequest, started: float | None = None) -> Served:
     ``choice="ab"`` uses the requesting user's arm in the active experiment (the advanced model
     when none is active) and falls back to base when the advanced model cannot load; the
     explicit choices never fall back.
+
+    Only a trusted request (an authenticated client, or the builder where the experiment
+    includes it) stores an assignment and counts as evidence; an untrusted one is served its
+    arm all the same (the stored one, else the hash's) and recorded as untrusted, so it can
+    move neither the verdict nor the sample-ratio check. The builder outside the experiment
+    serves the advanced model, like /predict without an experiment.
     """
     started = time.perf_counter() if started is None else started
     for _attempt in range(2):
         arm = None
         if req.choice == "ab":
             experiment = assignment.serving_experiment()
+            if experiment is not None and req.builder:
+                if not experiment.include_builder:
+                    experiment = None
+                elif not req.trusted:
+                    req = replace(req, trusted=True)
             arm = assignment.arm_for(experiment, req.user_id) if experiment is not None else None
         wanted = arm.arm if arm is not None else ("advanced" if req.choice == "ab" else req.choice)
         if arm is not None and current_app.config.get("AB_AA_MODEL"):
             wanted = current_app.config["AB_AA_MODEL"]  # an A/A test: the arm is recorded only
         db.session.rollback()  # hold no read snapshot while the playlist is built
         playlist, fallback = _build_with_fallback(req, wanted)
-        if arm is not None and assignment.store_assignment(arm) != arm.arm:
+        if arm is not None and req.trusted and assignment.store_assignment(arm) != arm.arm:
             # A concurrent first request stored another arm (the weights changed in between):
             # serve the stored one, so that the user sees one arm only.
             db.session.rollback()
             continue
         served = record(req, playlist, arm, fallback, started)
-        if arm is not None:
+        if arm is not None and (req.trusted or arm.stored):
             assignment.remember(arm)  # committed with the prediction
         return served
     raise AssignmentBusy("could not settle the A/B assignment; retry")

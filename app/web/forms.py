@@ -15,10 +15,11 @@ from wtforms.validators import InputRequired, NumberRange
 from app.text import ascii_int
 
 MODEL_CHOICES = [
-    ("ab", "A/B test arm"),
     ("advanced", "Advanced (LightFM)"),
+    ("ab", "A/B test arm"),
     ("base", "Base (from history)"),
 ]
+DEFAULT_MODEL = "advanced"  # the serving model; builder playlists are outside the A/B test
 STRATEGY_HELP = {
     "mean_rank": "best mean rank across members (the original system)",
     "average": "highest average liking",
@@ -74,7 +75,7 @@ class BuildForm(FlaskForm):
                           validators=[InputRequired(message="Choose a playlist length.")])
     strategy = SelectField("Strategy")
     exclude_explicit = BooleanField("Leave out explicit tracks")
-    model = SelectField("Model", choices=MODEL_CHOICES, default="ab")
+    model = SelectField("Model", choices=MODEL_CHOICES, default=DEFAULT_MODEL)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -18,6 +18,7 @@ from flask import (
 )
 from werkzeug.datastructures import MultiDict
 
+from app.api.views import predict_limit  # the builder shares the predict limit per address
 from app.db import Prediction, User
 from app.db.lookups import existing_users
 from app.extensions import db
@@ -29,6 +30,7 @@ from app.playlists.request import PlaylistRequest
 from app.web import bp
 from app.web.forms import (
     DEFAULT_LENGTH,
+    DEFAULT_MODEL,
     MODEL_CHOICES,
     BASE_HELP,
     STRATEGY_HELP,
@@ -65,12 +67,12 @@ def _options(source: MultiDict) -> dict[str, Any]:
     maximum = int(current_app.config.get("MAX_PLAYLIST_LENGTH", 100))
     length = source.get("length", type=int)
     strategy = source.get("strategy", "")
-    model = source.get("model", "ab")
+    model = source.get("model", DEFAULT_MODEL)
     return {
         "length": length if length and 1 <= length <= maximum else DEFAULT_LENGTH,
         "strategy": strategy if strategy in names else default_strategy,
         "exclude_explicit": source.get("exclude_explicit", "") in ("1", "y", "on", "true"),
-        "model": model if model in dict(MODEL_CHOICES) else "ab",
+        "model": model if model in dict(MODEL_CHOICES) else DEFAULT_MODEL,
     }
 
 
@@ -85,7 +87,7 @@ def builder_url(members: list[int], options: dict[str, Any] | None = None, **ext
             params.append(("strategy", options["strategy"]))
         if options.get("exclude_explicit"):
             params.append(("exclude_explicit", "1"))
-        if options.get("model", "ab") != "ab":
+        if options.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
             params.append(("model", options["model"]))
     params.extend((k, v) for k, v in extra.items() if not (k == "page" and v == 1))
     query = urlencode([(k, v) for k, v in params if v not in (None, "")])
@@ -156,6 +158,7 @@ def index():
 
 
 @bp.post("/playlists")
+@predict_limit
 def build():
     form = BuildForm()
     members, _bad = parse_member_ids(request.form.getlist("member"), _max_group())
@@ -169,7 +172,8 @@ def build():
     try:
         served = playlists.serve(PlaylistRequest.settle(
             members, form.length.data, choice=form.model.data, strategy=form.strategy.data,
-            exclude_explicit=bool(form.exclude_explicit.data), endpoint=ENDPOINT))
+            exclude_explicit=bool(form.exclude_explicit.data), endpoint=ENDPOINT,
+            builder=True))
     except UnknownUsers as exc:
         known = [m for m in members if m not in exc.ids]
         return _render_builder(known, options, status=422, unknown=exc.ids)

@@ -16,6 +16,7 @@ from tests.support.apps import make_app
 from tests.support.factories import populate_tiny_experiment
 from tests.support.pages import ADMIN_PASSWORD as PASSWORD
 from tests.support.pages import csrf_token, login
+from tests.support.traffic import client_headers
 
 SEED = {"user_id": 123, "other_users": [124, 125, 126], "playlist_length": 20}
 PAGES = ["/admin/", "/admin/predictions", "/admin/models", "/admin/experiments"]
@@ -136,10 +137,11 @@ def test_no_default_password_in_production(monkeypatch):
 def _traffic(app, n: int = 24) -> list[str]:
     """Real /predict requests (both arms) and some feedback, through the API."""
     client = app.test_client()
+    headers = client_headers(app, f"backend-{n}")  # a trusted client: its playlists count
     ids = []
     for i in range(n):
         body = dict(SEED, user_id=101 + i * 3, other_users=[102 + i * 3, 103 + i * 3])
-        response = client.post("/predict", json=body)
+        response = client.post("/predict", json=body, headers=headers)
         assert response.status_code == 200
         pid = response.headers["X-Prediction-Id"]
         ids.append(pid)
@@ -148,7 +150,8 @@ def _traffic(app, n: int = 24) -> list[str]:
                 client.post("/feedback", json={"prediction_id": pid, "user_id": body["user_id"],
                                                "track_id": track["id"], "event_type": "play",
                                                "ms_played": 600_000, "feedback_token":
-                                               response.headers["X-Feedback-Token"]})
+                                               response.headers["X-Feedback-Token"]},
+                            headers=headers)
     return ids
 
 

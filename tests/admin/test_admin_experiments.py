@@ -12,6 +12,7 @@ from app.experiments import assignment
 from app.db import Experiment
 from app.extensions import db
 from tests.support.pages import csrf_token
+from tests.support.traffic import client_headers
 
 
 def _token(c) -> str:
@@ -92,7 +93,8 @@ def test_dashboard_opens_on_the_experiment_with_playlists(admin_app, logged_in):
         db.session.commit()
     c = admin_app.test_client()
     response = c.post("/predict", json={"user_id": 123, "other_users": [124],
-                                        "playlist_length": 5})
+                                        "playlist_length": 5},
+                      headers=client_headers(admin_app))
     assert response.status_code == 200
     with admin_app.app_context():
         assignment.activate_experiment("default")  # as `ab simulate` leaves it: default active, empty

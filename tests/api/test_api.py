@@ -15,7 +15,7 @@ from app.experiments import assignment
 from app.db import Assignment, ModelVersion, Prediction
 from app.extensions import db
 from tests.support.apps import make_api_app
-from tests.support.traffic import feedback_token
+from tests.support.traffic import feedback_token, trust
 
 SEED_BODY = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
 ENDPOINTS = ("/predict", "/predict/base", "/predict/advanced")
@@ -113,6 +113,7 @@ def test_each_served_playlist_is_one_row_and_one_log_line(api_app, api_client):
 
 
 def test_predict_arm_is_sticky_and_follows_weights_for_new_users(api_app, api_client):
+    trust(api_app, api_client)  # only trusted calls store an assignment
     user = user_in_arm(api_app, "base")
     newcomer = user_in_arm(api_app, "base", start=user + 1)
     first = api_client.post("/predict", json=body(user_id=user))
@@ -136,6 +137,7 @@ def test_predict_without_an_active_experiment_serves_advanced(api_app, api_clien
 
 
 def test_a_race_lost_to_another_arm_serves_the_stored_arm(api_app, api_client, monkeypatch):
+    trust(api_app, api_client)  # only trusted calls store an assignment
     """A first request that computed 'base' but finds 'advanced' stored meanwhile re-serves."""
     user = user_in_arm(api_app, "base")
     with api_app.app_context():

@@ -58,7 +58,9 @@ def test_choose_arm_edges():
 def test_default_experiment_comes_with_the_migration(app):
     with app.app_context():
         experiment = assignment.active_experiment()
-        assert experiment.name == "default" and experiment.salt == "default"
+        # the migration's salt was the public name; 0008 replaced it with a secret one
+        assert experiment.name == "default" and experiment.salt != "default"
+        assert len(experiment.salt) == 32
         assert assignment.arm_weights(experiment) == [("base", 0.5), ("advanced", 0.5)]
 
 
@@ -168,7 +170,8 @@ def test_ab_cli(app):
         return result.output
 
     assert "default" in run("list") and "ACTIVE" in run("list")
-    out = run("create", "exp2", "--arm", "base=0.2", "--arm", "advanced=0.8", "--salt", "s2")
+    out = run("create", "exp2", "--arm", "base=0.2", "--arm", "advanced=0.8", "--salt",
+              "a-secret-of-16-chars-or-more")
     assert "base=0.2 (20%)" in out and "inactive" in out
     run("activate", "exp2")
     with app.app_context():

@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 from app.db import Assignment
 from app.experiments import assignment
 from app.extensions import db
+from tests.support.traffic import trust
 
 SEED_BODY = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
 
@@ -34,6 +35,7 @@ def statements(app):
 
 
 def test_a_returning_users_arm_costs_no_query_and_stays_the_same(api_app, api_client):
+    trust(api_app, api_client)  # only trusted calls store an assignment
     first = api_client.post("/predict", json=SEED_BODY)
     assert first.status_code == 200
     with statements(api_app) as seen:
@@ -45,6 +47,7 @@ def test_a_returning_users_arm_costs_no_query_and_stays_the_same(api_app, api_cl
 
 def test_an_assignment_rolled_back_with_its_prediction_is_stored_by_the_next_request(
         api_app, api_client, tmp_path):
+    trust(api_app, api_client)  # only trusted calls store an assignment
     good_log = api_app.config["PREDICTIONS_LOG"]
     blocker = tmp_path / "log-is-a-directory"
     blocker.mkdir()

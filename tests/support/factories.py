@@ -48,7 +48,7 @@ def ab_prediction(pid: str, when: datetime, user: int, others: list[int], tracks
                 arm: str, experiment_id: int) -> Prediction:
     return Prediction(id=pid, created_at=when, endpoint="/predict", model=arm,
                       model_version=None, experiment_id=experiment_id, arm=arm, is_ab=True,
-                      fallback=False, user_id=user, other_users=others,
+                      trusted=True, fallback=False, user_id=user, other_users=others,
                       playlist_length=len(tracks), strategy=None, exclude_explicit=False,
                       track_ids=tracks, members=[user, *others], member_scores=None,
                       member_fit=None, elapsed_ms=float(len(pid)))
@@ -134,7 +134,9 @@ def experiment_history(app, days: int = 12, per_day: int = 10) -> None:
     Requests and feedback go through the real API; only the timestamps are moved back a few
     days afterwards, since a test cannot wait for calendar days to pass.
     """
-    client = app.test_client()
+    from tests.support.traffic import trust
+
+    client = trust(app, app.test_client(), "history-backend")  # its playlists are evidence
     rnd = random.Random(5)
     served: list[tuple[str, int]] = []
     for i in range(days * per_day):

@@ -32,6 +32,18 @@ class GunicornServer:
         assert not raw or raw.endswith(b"\n"), "the predictions log ends in a partial line"
         return [json.loads(line) for line in raw.decode("utf-8").splitlines()]
 
+    def api_key(self, name: str) -> str:
+        """A new API client of this server's database, made as an operator would
+        (``flask --app wsgi api-key create NAME``); its key."""
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "api-key",
+                               "create", name], cwd=ROOT, env=self.env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
     def output(self) -> str:
         path = self.root / "gunicorn.out"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -83,6 +95,8 @@ def start_gunicorn(root: Path, *, database_url: str, model_dir: Path | str, work
         "WEB_CONCURRENCY": str(workers), "GUNICORN_ACCESSLOG": "/dev/null",
         # Load tests send more than any one client may; the limit tests pass their own.
         "PREDICT_RATE_LIMIT": "1000000 per minute", "FEEDBACK_RATE_LIMIT": "1000000 per minute",
+        # as the demo serves it: the API answers calls without a key (never A/B evidence)
+        "ALLOW_ANONYMOUS_API": "1",
         **(env or {}),
     }
     output = open(root / "gunicorn.out", "ab")

@@ -32,3 +32,17 @@ def prediction_rows(db_path: Path, columns: str = "id") -> list[tuple]:
 
     with sqlite3.connect(db_path, timeout=30) as conn:
         return conn.execute(f"SELECT {columns} FROM predictions").fetchall()
+
+
+def client_headers(app, name: str = "test-backend") -> dict[str, str]:
+    """The Authorization header of a new API client of ``app``: its playlists are evidence."""
+    from app.api import clients
+
+    with app.app_context():
+        return {"Authorization": f"Bearer {clients.create_client(name)[1]}"}
+
+
+def trust(app, client, name: str = "test-backend"):
+    """``client`` (a Flask test client) sends a new API client's key on every request."""
+    client.environ_base["HTTP_AUTHORIZATION"] = client_headers(app, name)["Authorization"]
+    return client

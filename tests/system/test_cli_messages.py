@@ -12,7 +12,7 @@ def test_ab_help_shows_the_whole_create_summary(app):
     line = next(x for x in out.splitlines() if x.strip().startswith("create"))
     assert "e.g." not in line and "--arm MODEL=WEIGHT" in line
     commands = out.split("Commands:")[1].strip().splitlines()
-    assert len(commands) == 6 and not any(x.rstrip().endswith("...") for x in commands)
+    assert len(commands) == 7 and not any(x.rstrip().endswith("...") for x in commands)
 
 
 def test_model_list_shows_a_dash_before_evaluation(app):

@@ -120,11 +120,13 @@ def test_headers_over_http(server):
 def test_concurrent_first_requests_over_http_store_one_assignment(server):
     users = [290, 291, 292, 293, 294]  # untouched by the other tests of this module
     barrier = threading.Barrier(8)
+    key = server.api_key("concurrent-backend")  # only a trusted call stores an assignment
 
     def first_request(user: int) -> str:
         barrier.wait()
         response = requests.post(server.url + "/predict", timeout=30, json={
-            "user_id": user, "other_users": [], "playlist_length": 5})
+            "user_id": user, "other_users": [], "playlist_length": 5},
+            headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200, response.text
         return response.headers["X-AB-Arm"]
 

@@ -161,6 +161,8 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
     hosts = [start_gunicorn(tmp_path / f"host{i}", database_url=url, model_dir=model_dir,
                             workers=2, env=env) for i in (1, 2)]
     try:
+        # the backend's key (only trusted calls store assignments), made on one host, good on both
+        auth = {"Authorization": f"Bearer {hosts[0].api_key('two-hosts-backend')}"}
         # 1. first requests for the same new users race across both hosts: one assignment each
         users = list(range(270, 276))
         for user in users:
@@ -169,7 +171,8 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
             def first(i: int, uid: int = user) -> str:
                 barrier.wait(timeout=20)
                 response = requests.post(hosts[i % 2].url + "/predict", timeout=30, json={
-                    "user_id": uid, "other_users": [101], "playlist_length": 5})
+                    "user_id": uid, "other_users": [101], "playlist_length": 5},
+                    headers=auth)
                 assert response.status_code == 200, response.text
                 return response.headers["X-AB-Arm"]
 
@@ -181,6 +184,7 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
             rng = random.Random(seed)
             statuses: Counter = Counter()
             with requests.Session() as session:
+                session.headers.update(auth)
                 for _ in range(60):
                     response = random_predict(
                         session, hosts[seed % 2].url, rng, max_members=6, lengths=(10,),

@@ -118,6 +118,10 @@ def test_build_saves_a_prediction_and_redirects_to_its_permalink(client, web_app
 
 
 def test_ab_choice_uses_the_first_members_arm(client, web_app):
+    with web_app.app_context():
+        from app.experiments import assignment
+
+        assignment.set_include_builder("default", True)  # outside the experiment by default
     response = build(client, SEED_GROUP, model="ab")
     pid = response.headers["Location"].rsplit("/", 1)[1]
     with web_app.app_context():
