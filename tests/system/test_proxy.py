@@ -184,22 +184,25 @@ def test_two_hosts_share_one_limit_and_one_experiment(pg_world, tmp_path):
     app, url, model_dir = pg_world
     redis = start_redis(tmp_path / "redis")
     limit = 20
-    env = {"RATELIMIT_STORAGE_URI": redis.url, "PREDICT_RATE_LIMIT": f"{limit} per minute",
-           "SECRET_KEY": secrets.token_hex(32)}  # one key: tokens from one host verify on both
+    # one API client calls both hosts (only a client's playlists are A/B evidence); its limit
+    # is the one that must be shared. One SECRET_KEY: tokens from one host verify on both.
+    env = {"RATELIMIT_STORAGE_URI": redis.url, "CLIENT_PREDICT_RATE_LIMIT": f"{limit} per minute",
+           "SECRET_KEY": secrets.token_hex(32)}
     hosts = []
     try:
         hosts = [start_gunicorn(tmp_path / f"host{i}", database_url=url, model_dir=model_dir,
                                 workers=2, env=env) for i in (1, 2)]
+        auth = {"Authorization": f"Bearer {hosts[0].api_key('two-hosts')}"}
         served = []
         for user in range(271, 275):  # each user on both hosts: one arm
-            pair = [requests.post(host.url + "/predict", timeout=30, json={
+            pair = [requests.post(host.url + "/predict", timeout=30, headers=auth, json={
                 "user_id": user, "other_users": [101], "playlist_length": 5}) for host in hosts]
             assert [r.status_code for r in pair] == [200, 200], [r.text for r in pair]
             assert pair[0].headers["X-AB-Arm"] == pair[1].headers["X-AB-Arm"]
             served.append((user, pair[0]))
         # feedback on host 2 for what host 1 served
         for user, response in served:
-            answer = requests.post(hosts[1].url + "/feedback", timeout=30, json={
+            answer = requests.post(hosts[1].url + "/feedback", timeout=30, headers=auth, json={
                 "prediction_id": response.headers["X-Prediction-Id"], "user_id": user,
                 "track_id": response.json()[0]["id"], "event_type": "like",
                 "feedback_token": feedback_token(response, user)})
@@ -207,12 +210,12 @@ def test_two_hosts_share_one_limit_and_one_experiment(pg_world, tmp_path):
         # the rest of the limit, alternating hosts: exactly `limit` answers in all, then 429
         statuses = [200] * 8
         for i in range(limit):
-            response = requests.post(hosts[i % 2].url + "/predict/base", timeout=30, json={
-                "user_id": 101, "playlist_length": 5})
+            response = requests.post(hosts[i % 2].url + "/predict/base", timeout=30, headers=auth,
+                                     json={"user_id": 101, "playlist_length": 5})
             statuses.append(response.status_code)
         assert statuses.count(200) == limit and statuses[limit:] == [429] * 8, statuses
-        assert all(requests.post(host.url + "/predict", timeout=30, json=SEED).status_code
-                   == 429 for host in hosts)
+        assert all(requests.post(host.url + "/predict", timeout=30, headers=auth,
+                                 json=SEED).status_code == 429 for host in hosts)
 
         with app.app_context():
             arms = db.session.execute(select(Assignment.user_id, func.count())
