@@ -200,6 +200,11 @@ def build_spec() -> dict[str, Any]:
         },
         "components": {"schemas": {}},
     }
+    from app.party.openapi import party_paths
+
+    paths, schemes = party_paths(ref, error)
+    spec["paths"].update(paths)
+    spec["components"]["securitySchemes"] = schemes
     spec["components"]["schemas"] = {name: to_openapi30(schema)
                                      for name, schema in components.items()}
     return spec

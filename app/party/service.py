@@ -415,14 +415,18 @@ def _settle(party: Party, now: datetime) -> None:
 
 
 def _timeouts(party: Party, now: datetime) -> None:
+    """Silent guests leave at the moment their silence ran out: the clock is first advanced
+    to that moment, so the tracks that played before it were the queue of that time."""
     timeout = timedelta(seconds=int(current_app.config["PARTY_GUEST_TIMEOUT_SECONDS"]))
-    gone = [g for g in _here(party.id) if g.via == "phone" and g.last_seen_at + timeout <= now]
+    gone = sorted((g for g in _here(party.id) if g.via == "phone"
+                   and g.last_seen_at + timeout <= now), key=lambda g: g.last_seen_at)
     for g in gone:
-        g.left_at = g.last_seen_at + timeout
+        at = g.last_seen_at + timeout
+        _settle(party, at)
+        g.left_at = at
         _event(party, "timeout", g.id)
-    if gone:
         db.session.flush()
-        _replan(party, "timeout", now)
+        _replan(party, "timeout", at)
 
 
 def _replan(party: Party, reason: str, now: datetime) -> None:

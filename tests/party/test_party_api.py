@@ -207,3 +207,35 @@ def test_join_is_rate_limited(api_world, tmp_path):
     codes = [client.post(f"/parties/{pid}/guests", json={"join_code": "guess", "user_id": 1})
              .status_code for _ in range(5)]
     assert codes[:3] == [404, 404, 404] and codes[3:] == [429, 429]
+
+
+def test_the_clock_advances_the_queue_and_silent_guests_time_out(api_app, api_client, party,
+                                                                 monkeypatch):
+    from datetime import timedelta
+
+    from app.clock import utcnow
+    from app.party import service
+
+    pid, host = party["party_id"], bearer(party["host_token"])
+    joiner = users(api_app, 1, start=30)[0]
+    g = api_client.post(f"/parties/{pid}/guests",
+                        json={"join_code": party["join_code"], "user_id": joiner}).get_json()
+    q0 = api_client.get(f"/parties/{pid}/queue", headers=host).get_json()
+    assert g["guest_id"] in {x["guest_id"] for x in q0["guests"]}
+    later = utcnow() + timedelta(minutes=30)  # past the silence timeout and several tracks
+    monkeypatch.setattr(service, "utcnow", lambda: later)
+    q1 = api_client.get(f"/parties/{pid}/queue", headers=host).get_json()
+    # the silent phone guest is gone; the members the host brought stay
+    assert g["guest_id"] not in {x["guest_id"] for x in q1["guests"]}
+    assert len(q1["guests"]) == 2
+    # half an hour on, several tracks have ended: played in their order, another plays
+    played = [t["id"] for t in q1["played"]]
+    assert played[0] == q0["now_playing"]["id"]
+    assert len(played) >= 5 and len(set(played)) == len(played)
+    # the guest left at the end of their silence, when the queue was re-planned without them
+    assert all(g["guest_id"] not in t["for"] for t in q1["played"][2:] + q1["upcoming"])
+    assert q1["now_playing"] is not None and len(q1["upcoming"]) >= 5
+    with api_app.app_context():
+        kinds = [e.kind for e in db.session.scalars(db.select(PartyEvent).where(
+            PartyEvent.party_id == pid))]
+    assert "timeout" in kinds
