@@ -26,7 +26,11 @@ COOKIE_PREFIX = "pz_party_"
 CSRF_HEADER = "X-Requested-With"
 
 _create_limit = limiter.limit(lambda: current_app.config["PARTY_CREATE_RATE_LIMIT"])
-_join_limit = limiter.limit(lambda: current_app.config["PARTY_JOIN_RATE_LIMIT"])
+# only failed joins count (a wrong code or party): guessing is what the limit is for, and a
+# party's phones often share the venue's address
+_join_limit = limiter.shared_limit(lambda: current_app.config["PARTY_JOIN_RATE_LIMIT"],
+                                   scope="party_join",
+                            deduct_when=lambda response: response.status_code == 404)
 _party_limit = limiter.shared_limit(lambda: current_app.config["PARTY_RATE_LIMIT"],
                                     scope="party")
 _poll_limit = limiter.limit(lambda: current_app.config["PARTY_POLL_RATE_LIMIT"])

@@ -27,8 +27,10 @@ from app.web.queries import search_users
 bp = Blueprint("party_pages", __name__)
 register_html_errors(bp)
 
-_join_limit = limiter.limit(lambda: current_app.config["PARTY_JOIN_RATE_LIMIT"],
-                            methods=["POST"])
+# failed join attempts (wrong party or code), by page or API, count together per address
+_join_limit = limiter.shared_limit(lambda: current_app.config["PARTY_JOIN_RATE_LIMIT"],
+                                   scope="party_join",
+                                   deduct_when=lambda response: response.status_code == 404)
 _create_limit = limiter.limit(lambda: current_app.config["PARTY_CREATE_RATE_LIMIT"])
 
 
@@ -70,6 +72,7 @@ def start():
 
 
 @bp.get("/party/<party_id>/join")
+@_join_limit
 def join_form(party_id: str):
     party = service.get_party(party_id)
     code = request.args.get("code", "")

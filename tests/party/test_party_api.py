@@ -239,3 +239,22 @@ def test_the_clock_advances_the_queue_and_silent_guests_time_out(api_app, api_cl
         kinds = [e.kind for e in db.session.scalars(db.select(PartyEvent).where(
             PartyEvent.party_id == pid))]
     assert "timeout" in kinds
+
+
+def test_only_failed_joins_count_against_the_limit_and_pages_share_it(api_world, tmp_path):
+    from tests.support.apps import make_api_app
+
+    app = make_api_app(api_world, tmp_path, PARTY_JOIN_RATE_LIMIT="4 per minute",
+                       RATELIMIT_STORAGE_URI="memory://")
+    client = app.test_client()
+    party = client.post("/parties", json={"host_user_id": users(app, 1)[0]}).get_json()
+    pid, code = party["party_id"], party["join_code"]
+    ok = [client.post(f"/parties/{pid}/guests", json={"join_code": code, "genres": [a_genre(app)]})
+          .status_code for _ in range(6)]
+    assert ok == [201] * 6
+    assert client.get(f"/party/{pid}/join?code=guess").status_code == 404
+    assert client.get(f"/party/{pid}/join?code=guess2").status_code == 404
+    codes = [client.post(f"/parties/{pid}/guests", json={"join_code": "g", "user_id": 1})
+             .status_code for _ in range(3)]
+    assert codes == [404, 404, 429]
+    assert client.get(f"/party/{pid}/join?code={code}").status_code == 429
