@@ -104,7 +104,8 @@ def fold_in(items_t: np.ndarray, row: np.ndarray, liked: list[int], skipped: lis
     gap = np.where(is_like, np.maximum(target - score, 0.0), np.minimum(target - score, 0.0))
     if not np.any(gap):
         return row
-    lam = FOLD_IN_RIDGE * float(np.mean(np.einsum("ij,ij->j", items_t[:k], items_t[:k])))
+    # the items' mean squared vector norm, from their mean and covariance (no catalogue pass)
+    lam = FOLD_IN_RIDGE * float(np.trace(cov_item[:k, :k]) + mean_item[:k] @ mean_item[:k])
     step = v.T @ np.linalg.solve(lam * np.eye(len(idx)) + v @ v.T, gap)
     out = r.copy()
     out[:k] += step
@@ -161,24 +162,31 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
     # candidates: the room's pools plus every present guest's own favourites
     k_fav = favourite_count(n, max(count, 20))
     mark = _own_pools(z, ok, k_fav)
-    mark[candidates(z, ok, POOL, with_max=False)] = True
+    group = candidates(z, ok, POOL, with_max=False)
+    mark[group] = True
     mark &= ok
-    cand = np.flatnonzero(mark)
-    if not len(cand):
+    wide = np.flatnonzero(mark)
+    if not len(wide):
         return Plan([], [], [], dict(zip(keys, received.tolist())), dict(zip(keys, owed.tolist())))
-    zc = z[:, cand]
-    c = len(cand)
-    own = zc >= np.partition(zc, max(c - k_fav, 0), axis=1)[:, max(c - k_fav, 0)][:, None]
+    zw = z[:, wide]
+    c = len(wide)
+    own = zw >= np.partition(zw, max(c - k_fav, 0), axis=1)[:, max(c - k_fav, 0)][:, None]
+    # keep the room's candidates and every guest's exact favourites, not the rest of the pools
+    in_group = np.zeros(c, bool)
+    in_group[np.searchsorted(wide, group[ok[group]])] = True
+    keep = np.flatnonzero(in_group | own.any(axis=0))
+    cand, zc, own = wide[keep], zw[:, keep], own[:, keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     turn_value = lk.mean(axis=0)[None, :] + TURN_OWN_WEIGHT * lk
     turn_value = np.where(own, turn_value, -np.inf)
-    audio = _audio(rec, cand)
     prev = fixed[-1].index if fixed else None
     prev_artist = int(artist[prev]) if prev is not None else None
-    prev_audio = _audio(rec, np.array([prev]))[0] if prev is not None and audio is not None \
-        else None
+    audio = _audio(rec, cand if prev is None else np.append(cand, prev))
+    prev_audio = None
+    if audio is not None and prev is not None:
+        audio, prev_audio = audio[:-1], audio[-1]
     taken = Taken(max_per_artist)
-    usable = np.array([song[i] not in blocked_songs for i in cand.tolist()], bool)
+    usable = ~np.isin(song[cand], np.fromiter(blocked_songs, np.int64, len(blocked_songs)))
     cand_artist = artist[cand]
     newcomer = received == 0
     join_order = {k: i for i, k in enumerate(keys)}
@@ -193,7 +201,8 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
         # whose turn: newcomers first (in join order), then the guest owed most
         deficit = owed - received
         j = -1
-        fresh = [q for q in range(m) if newcomer[q] and np.isfinite(turn_value[q][free]).any()]
+        can_pick = (free & np.isfinite(turn_value)).any(axis=1)
+        fresh = np.flatnonzero(newcomer & can_pick).tolist()
         if fresh:
             j = min(fresh, key=lambda q: join_order[keys[q]])
         else:
@@ -201,7 +210,7 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
             if len(eligible):
                 mean_fit = fit / np.maximum(heard, 1)
                 j = int(min(eligible.tolist(), key=lambda q: (-deficit[q], mean_fit[q])))
-                if not np.isfinite(turn_value[j][free]).any():
+                if not can_pick[j]:
                     j = -1
         if j >= 0:
             value = np.where(free, turn_value[j], -np.inf)
@@ -241,17 +250,15 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
 
 
 def _audio(rec, idx: np.ndarray) -> np.ndarray | None:
-    """Tempo and energy of ``idx``, each divided by its spread over the catalogue."""
+    """Tempo and energy of ``idx``, each divided by its spread among them (as the listening
+    order divides by the spread within the playlist)."""
     cat = rec.catalogue
     cols = [cat.audio_feature(name, idx) for name in ("tempo", "energy")]
     if any(c is None for c in cols):
         return None
-    audio = cat.meta.audio
-    names = list(cat.meta.audio_names)
-    spread = np.nanstd(audio[:, [names.index("tempo"), names.index("energy")]], axis=0)
-    spread = np.where(spread > 0, spread, 1.0)
     x = np.nan_to_num(np.stack(cols, axis=1).astype(np.float64))
-    return x / spread
+    spread = x.std(axis=0)
+    return x / np.where(spread > 0, spread, 1.0)
 
 
 def _smoothest(value: np.ndarray, slack: float, audio: np.ndarray | None,
