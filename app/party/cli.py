@@ -45,3 +45,22 @@ def simulate_command(parties: int, seed: int, ground_truth: str | None, as_json:
                          + (f" --ground-truth {ground_truth}" if ground_truth else ""))
     click.echo(json.dumps(result, indent=2) if as_json else
                format_result(result) + f"\ncommand: {result['command']}")
+
+
+@party_cli.command("replay")
+@click.argument("party_id")
+def replay_command(party_id: str) -> None:
+    """Make every re-plan of a party again from its events and compare with what was planned."""
+    from app.party.service import PartyError, replay
+
+    try:
+        steps = replay(party_id)
+    except PartyError as exc:
+        raise click.ClickException(exc.message) from None
+    for step in steps:
+        click.echo(f"{step['event_id']:>8} {step['reason']:<10} "
+                   f"{'same' if step['same'] else 'DIFFERENT'} ({len(step['replayed'])} tracks)")
+    same = sum(s["same"] for s in steps)
+    click.echo(f"{same} of {len(steps)} re-plans replayed identically")
+    if same != len(steps):
+        raise SystemExit(1)

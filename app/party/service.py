@@ -116,10 +116,13 @@ def create(host_user_id: int, members: list[int], strategy: str | None) -> tuple
                   version=0, created_at=now)
     db.session.add(party)
     db.session.flush()
-    for u in users:
-        db.session.add(PartyGuest(party_id=party.id, user_id=u, name=names[u] or f"User {u}",
-                                  via="host", joined_at=now, last_seen_at=now))
     _event(party, "create", detail={"members": users, "strategy": strategy})
+    for u in users:
+        guest = PartyGuest(party_id=party.id, user_id=u, name=names[u] or f"User {u}",
+                           via="host", joined_at=now, last_seen_at=now)
+        db.session.add(guest)
+        db.session.flush()
+        _event(party, "join", guest.id, detail={"user_id": u, "via": "host"})
     db.session.flush()
     _replan(party, "start", now)
     _start_next(party, now)
@@ -451,24 +454,14 @@ def _replan(party: Party, reason: str, now: datetime) -> None:
     excluded = [idx_of[r.track_id] for r in rows if r.state == "removed"
                 and idx_of[r.track_id] >= 0]
     feedback = _feedback(party.id, cat)
-    genres = user_genres([g.user_id for g in guests if g.user_id is not None
-                          and not rec.is_warm(g.user_id)])
-    plan_guests = []
-    for g in guests:
-        if g.user_id is not None:
-            member = rec.member(g.user_id, genres.get(g.user_id))
-        else:
-            row = rec.row_from_genres(g.genres or [])
-            member = Member(-1, row, "genres") if row is not None else \
-                Member(-1, rec.popular_row, "popular")
-        liked, skipped = feedback.get(g.id, ([], []))
-        plan_guests.append(planner.PartyGuest(g.id, member, g.left_at is None, liked, skipped))
+    plan_guests = _plan_guests(rec, guests, {g.id for g in guests if g.left_at is None},
+                               feedback)
     ahead = int(current_app.config["PARTY_QUEUE_AHEAD"])
     pinned = sum(1 for r in fixed_rows if r.state == "upcoming")
-    allowed = None
-    result = planner.plan(rec, plan_guests, fixed, max(0, ahead - pinned), excluded=excluded,
-                          max_per_artist=int(current_app.config["MAX_TRACKS_PER_ARTIST"]),
-                          allowed=allowed)
+    count = max(0, ahead - pinned)
+    max_per_artist = int(current_app.config["MAX_TRACKS_PER_ARTIST"])
+    result = planner.plan(rec, plan_guests, fixed, count, excluded=excluded,
+                          max_per_artist=max_per_artist)
     last = max((r.position for r in rows), default=-1)
     ids = cat.item_ids[np.asarray(result.indices, np.int64)].astype(str).tolist() \
         if result.indices else []
@@ -477,8 +470,13 @@ def _replan(party: Party, reason: str, now: datetime) -> None:
                                   state="upcoming", turn_of=turn, for_guests=list(fors),
                                   present=None, pinned=False))
     elapsed = time.perf_counter() - started
-    _event(party, "replan", detail={"reason": reason, "tracks": ids, "guests": here_ids,
-                                    "turns": result.turns})
+    # everything the plan was made from, so that the party can be replayed (``replay``)
+    _event(party, "replan", detail={
+        "reason": reason, "tracks": ids, "guests": here_ids, "turns": result.turns,
+        "fixed": [[r.track_id, r.turn_of, list(r.present if r.present is not None
+                                                else here_ids)] for r in fixed_rows],
+        "excluded": [r.track_id for r in rows if r.state == "removed"], "count": count,
+        "max_per_artist": max_per_artist, "model_version": rec.version})
     line = {"party_id": party.id, "reason": reason, "queue": ids,
             "fixed": [r.track_id for r in fixed_rows], "guests": here_ids,
             "turns": result.turns, "for": result.for_guests,
@@ -491,6 +489,67 @@ def _replan(party: Party, reason: str, now: datetime) -> None:
         log.error("%s", exc)
         raise LogUnavailable("the party's new queue could not be recorded; retry shortly") \
             from None
+
+
+def _plan_guests(rec, guests: list[PartyGuest], here: set[int],
+                 feedback: dict[int, tuple[list[int], list[int]]]) -> list[planner.PartyGuest]:
+    genres = user_genres([g.user_id for g in guests if g.user_id is not None
+                          and not rec.is_warm(g.user_id)])
+    out = []
+    for g in guests:
+        if g.user_id is not None:
+            member = rec.member(g.user_id, genres.get(g.user_id))
+        else:
+            row = rec.row_from_genres(g.genres or [])
+            member = Member(-1, row, "genres") if row is not None else \
+                Member(-1, rec.popular_row, "popular")
+        liked, skipped = feedback.get(g.id, ([], []))
+        out.append(planner.PartyGuest(g.id, member, g.id in here, liked, skipped))
+    return out
+
+
+def replay(party_id: str) -> list[dict]:
+    """Every re-plan of a party made again from its events: who was present and what they
+    had skipped and liked at that moment, and the tracks fixed then. Under the model version
+    that planned it, each replayed plan equals the stored one."""
+    rec = _recommender()
+    cat = rec.catalogue
+    if db.session.get(Party, party_id) is None:
+        raise PartyError(404, "unknown_party", "no such party")
+    guests = guests_of(party_id)
+    events = list(db.session.scalars(select(PartyEvent).where(PartyEvent.party_id == party_id)
+                                     .order_by(PartyEvent.id)))
+    here: set[int] = set()
+    feedback: dict[int, tuple[list[int], list[int]]] = {}
+    out = []
+    for e in events:
+        if e.kind == "join":
+            here.add(e.guest_id)
+        elif e.kind in ("leave", "timeout"):
+            here.discard(e.guest_id)
+        elif e.kind == "end":
+            here.clear()
+        elif e.kind in ("skip", "like") and e.track_id is not None:
+            i = cat.ids.position(e.track_id)
+            if i is not None:
+                liked, skipped = feedback.setdefault(e.guest_id, ([], []))
+                (liked if e.kind == "like" else skipped).append(i)
+        elif e.kind == "replan":
+            d = e.detail or {}
+            fixed = [planner.Played(cat.ids.position(t), turn, tuple(present))
+                     for t, turn, present in d.get("fixed", [])
+                     if cat.ids.position(t) is not None]
+            excluded = [cat.ids.position(t) for t in d.get("excluded", [])
+                        if cat.ids.position(t) is not None]
+            result = planner.plan(rec, _plan_guests(rec, guests, set(here), feedback), fixed,
+                                  int(d.get("count", 0)), excluded=excluded,
+                                  max_per_artist=int(d.get("max_per_artist", 3)))
+            ids = cat.item_ids[np.asarray(result.indices, np.int64)].astype(str).tolist() \
+                if result.indices else []
+            out.append({"event_id": e.id, "reason": d.get("reason"), "stored": d.get("tracks"),
+                        "replayed": ids, "same": ids == d.get("tracks"),
+                        "model_version": d.get("model_version")})
+    return out
 
 
 def _feedback(party_id: str, cat) -> dict[int, tuple[list[int], list[int]]]:

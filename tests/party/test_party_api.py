@@ -258,3 +258,33 @@ def test_only_failed_joins_count_against_the_limit_and_pages_share_it(api_world,
              .status_code for _ in range(3)]
     assert codes == [404, 404, 429]
     assert client.get(f"/party/{pid}/join?code={code}").status_code == 429
+
+
+def test_a_party_replays_from_its_events(api_app, api_client):
+    from app.party import service
+
+    host, member, a, b = users(api_app, 4, start=40)
+    party = api_client.post("/parties", json={"host_user_id": host, "members": [member]}) \
+        .get_json()
+    pid, code, ht = party["party_id"], party["join_code"], bearer(party["host_token"])
+    ga = api_client.post(f"/parties/{pid}/guests", json={"join_code": code, "user_id": a}) \
+        .get_json()
+    api_client.post(f"/parties/{pid}/guests",
+                    json={"join_code": code, "genres": [a_genre(api_app)]})
+    q = api_client.get(f"/parties/{pid}/queue", headers=ht).get_json()
+    api_client.post(f"/parties/{pid}/events", headers=bearer(ga["guest_token"]),
+                    json={"guest_id": ga["guest_id"], "track_id": q["now_playing"]["id"],
+                          "event": "skip"})
+    api_client.post(f"/parties/{pid}/events", headers=bearer(ga["guest_token"]),
+                    json={"guest_id": ga["guest_id"], "track_id": q["upcoming"][0]["id"],
+                          "event": "like"})
+    api_client.post(f"/parties/{pid}/next", headers=ht)
+    api_client.delete(f"/parties/{pid}/guests/{ga['guest_id']}", headers=ht)
+    with api_app.app_context():
+        steps = service.replay(pid)
+    assert [s["reason"] for s in steps][:3] == ["start", "join", "join"]
+    assert "skip" in [s["reason"] for s in steps] and "leave" in [s["reason"] for s in steps]
+    assert all(s["same"] for s in steps), [(s["reason"], s["stored"], s["replayed"])
+                                           for s in steps if not s["same"]]
+    result = api_app.test_cli_runner().invoke(args=["party", "replay", pid])
+    assert result.exit_code == 0 and "replayed identically" in result.output
