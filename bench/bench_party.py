@@ -108,22 +108,27 @@ def _call(method: str, url: str, body=None, token: str | None = None, etag: str 
 def poll(database: str, models: str, port: int, seconds: float, interval: float) -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "MODEL_DIR": models,
            "POZYTYWKA_CONFIG": "production", "SECRET_KEY": "x" * 48, "PORT": str(port),
-           "RATELIMIT_STORAGE_URI": "memory://", "GUNICORN_ACCESSLOG": "",
+           "RATELIMIT_STORAGE_URI": "memory://", "GUNICORN_ACCESSLOG": "/dev/null",
            "PARTY_RATE_LIMIT": "100000 per minute", "PARTY_POLL_RATE_LIMIT": "100000 per minute",
            "PARTY_JOIN_RATE_LIMIT": "100000 per minute",
            "PARTY_CREATE_RATE_LIMIT": "100000 per minute",
            "PREDICTIONS_LOG": str(Path(database).parent / "bench_party_predictions.jsonl")}
+    out = open(Path(database).parent / "bench_party_gunicorn.log", "wb")
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
-                               "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+                               "wsgi:app"], cwd=ROOT, env=env, stdout=out, stderr=out,
+                              start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 180
+        while True:
             try:
-                if _call("GET", base + "/health")[0] in (200, 503):
+                if _call("GET", base + "/health")[0] == 200:
                     break
             except OSError:
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the server did not come up; see {out.name}")
+            time.sleep(0.5)
         users = list(range(101, 101 + 32))
         status, _, raw = _call("POST", base + "/parties", {"host_user_id": users[0]})
         assert status == 201, raw

@@ -303,7 +303,11 @@ def seen(party: Party, guest_id: int) -> None:
     now = utcnow()
     every = timedelta(seconds=int(current_app.config["PARTY_SEEN_EVERY_SECONDS"]))
     if now - guest.last_seen_at >= every:
-        db.session.execute(update(PartyGuest).where(PartyGuest.id == guest.id)
+        # a fresh transaction for the write: SQLite refuses to turn a read snapshot that
+        # another worker has written past into a write
+        guest_id = guest.id
+        db.session.rollback()
+        db.session.execute(update(PartyGuest).where(PartyGuest.id == guest_id)
                            .values(last_seen_at=now))
         _commit()
 
