@@ -126,7 +126,8 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
     pos = {k: j for j, k in enumerate(keys)}
     m, n = len(here), rec.items_t.shape[1]
     rows = np.array([fold_in(rec.items_t, g.member.row, g.liked, g.skipped, rec.mean_item,
-                             rec.cov_item) for g in here], np.float32)
+                             rec.cov_item) if g.liked or g.skipped else g.member.row
+                     for g in here], np.float32)
     z = rec.z_scores(rows)
     for j, g in enumerate(here):
         if len(g.member.skip_items):
@@ -169,10 +170,9 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
     if not len(wide):
         return Plan([], [], [], dict(zip(keys, received.tolist())), dict(zip(keys, owed.tolist())))
     zw = z[:, wide]
-    c = len(wide)
-    own = zw >= np.partition(zw, max(c - k_fav, 0), axis=1)[:, max(c - k_fav, 0)][:, None]
+    own = _own_top(zw, k_fav)
     # keep the room's candidates and every guest's exact favourites, not the rest of the pools
-    in_group = np.zeros(c, bool)
+    in_group = np.zeros(len(wide), bool)
     in_group[np.searchsorted(wide, group[ok[group]])] = True
     keep = np.flatnonzero(in_group | own.any(axis=0))
     cand, zc, own = wide[keep], zw[:, keep], own[:, keep]
@@ -247,6 +247,30 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
     fors = attribution.for_members(turn_pos, favourite)
     return Plan(out, turns, [[keys[j] for j in f] for f in fors],
                 dict(zip(keys, received.tolist())), dict(zip(keys, owed.tolist())))
+
+
+def _own_top(zw: np.ndarray, k: int) -> np.ndarray:
+    """members x columns: each member's exact top ``k`` among the columns. A threshold from a
+    strided sample of the row first narrows each member to a few times ``k`` columns, so the
+    exact selection runs on those only (one partition of the whole matrix cost most of a
+    re-plan); a row whose sample misjudged it falls back to the full row."""
+    m, c = zw.shape
+    own = np.zeros((m, c), bool)
+    if c <= k:
+        own[:] = True
+        return own
+    stride = max(1, c // 256)
+    sample = zw[:, ::stride]
+    s = sample.shape[1]
+    r = s - max(1, min(s, (4 * k * s) // c))
+    above = zw >= np.partition(sample, r, axis=1)[:, r:r + 1]
+    for j in range(m):
+        cols = np.flatnonzero(above[j])
+        if len(cols) < k:
+            cols = np.arange(c)
+        row = zw[j, cols]
+        own[j, cols[np.argpartition(row, len(cols) - k)[len(cols) - k:]]] = True
+    return own
 
 
 def _audio(rec, idx: np.ndarray) -> np.ndarray | None:

@@ -101,3 +101,13 @@ def test_nobody_present_plans_nothing(rec):
     for g in gs:
         g.present = False
     assert plan(rec, gs, [], 5).indices == []
+
+
+@pytest.mark.parametrize("c,k", [(3000, 20), (50, 20), (20, 20), (500, 1), (10000, 200)])
+def test_own_top_is_exactly_each_members_top_k(c, k):
+    rng = np.random.default_rng(c + k)
+    for zw in (rng.standard_normal((8, c)).astype(np.float32),
+               np.sort(rng.standard_normal((8, c)), axis=1).astype(np.float32)):
+        own = party._own_top(zw, k)
+        expected = zw >= np.partition(zw, c - k, axis=1)[:, c - k][:, None]
+        assert (own == expected).all()
