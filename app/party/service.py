@@ -15,6 +15,7 @@ import hmac
 import logging
 import secrets
 import time
+import uuid
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -481,11 +482,17 @@ def _replan(party: Party, reason: str, now: datetime) -> None:
                                                 else here_ids)] for r in fixed_rows],
         "excluded": [r.track_id for r in rows if r.state == "removed"], "count": count,
         "max_per_artist": max_per_artist, "model_version": rec.version})
-    line = {"party_id": party.id, "reason": reason, "queue": ids,
-            "fixed": [r.track_id for r in fixed_rows], "guests": here_ids,
-            "turns": result.turns, "for": result.for_guests,
+    # the log's original fields too (user_id: the host; other_users: the other listeners
+    # present; playlist: the planned tracks), so every reader of the log can read these lines
+    listeners = [g.user_id for g in guests if g.left_at is None and g.user_id is not None
+                 and g.user_id != party.host_user_id]
+    line = {"user_id": party.host_user_id, "other_users": listeners, "playlist": ids,
             "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"), "elapsed_time": elapsed,
-            "model": "party", "model_version": rec.version}
+            "model": "party", "is_ab": False, "prediction_id": uuid.uuid4().hex,
+            "model_version": rec.version, "endpoint": "/parties",
+            "party_id": party.id, "reason": reason, "queue": ids,
+            "fixed": [r.track_id for r in fixed_rows], "guests": here_ids,
+            "turns": result.turns, "for": result.for_guests}
     try:
         append_record(current_app.config["PREDICTIONS_LOG"], line)
     except PredictionLogError as exc:

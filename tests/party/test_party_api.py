@@ -288,3 +288,14 @@ def test_a_party_replays_from_its_events(api_app, api_client):
                                            for s in steps if not s["same"]]
     result = api_app.test_cli_runner().invoke(args=["party", "replay", pid])
     assert result.exit_code == 0 and "replayed identically" in result.output
+
+
+def test_replan_lines_carry_the_logs_original_fields(api_app, api_client, party):
+    lines = [x for x in log_lines(api_app) if x.get("party_id") == party["party_id"]]
+    assert lines
+    for line in lines:
+        for key in ("user_id", "other_users", "playlist", "timestamp", "elapsed_time", "model",
+                    "is_ab", "prediction_id", "model_version"):
+            assert key in line
+        assert line["model"] == "party" and line["playlist"] == line["queue"]
+    assert len({x["prediction_id"] for x in log_lines(api_app)}) == len(log_lines(api_app))

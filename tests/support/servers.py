@@ -83,6 +83,8 @@ def start_gunicorn(root: Path, *, database_url: str, model_dir: Path | str, work
         "WEB_CONCURRENCY": str(workers), "GUNICORN_ACCESSLOG": "/dev/null",
         # Load tests send more than any one client may; the limit tests pass their own.
         "PREDICT_RATE_LIMIT": "1000000 per minute", "FEEDBACK_RATE_LIMIT": "1000000 per minute",
+        "PARTY_CREATE_RATE_LIMIT": "1000000 per minute", "PARTY_JOIN_RATE_LIMIT": "1000000 per minute",
+        "PARTY_RATE_LIMIT": "1000000 per minute", "PARTY_POLL_RATE_LIMIT": "1000000 per minute",
         **(env or {}),
     }
     output = open(root / "gunicorn.out", "ab")
