@@ -105,10 +105,11 @@ def _call(method: str, url: str, body=None, token: str | None = None, etag: str 
         return e.code, e.headers.get("ETag"), e.read()
 
 
-def poll(database: str, models: str, port: int, seconds: float, interval: float) -> None:
+def poll(database: str, models: str, port: int, seconds: float, interval: float,
+         ratelimit_uri: str) -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "MODEL_DIR": models,
            "POZYTYWKA_CONFIG": "production", "SECRET_KEY": "x" * 48, "PORT": str(port),
-           "RATELIMIT_STORAGE_URI": "memory://", "GUNICORN_ACCESSLOG": "/dev/null",
+           "RATELIMIT_STORAGE_URI": ratelimit_uri, "GUNICORN_ACCESSLOG": "/dev/null",
            "PARTY_RATE_LIMIT": "100000 per minute", "PARTY_POLL_RATE_LIMIT": "100000 per minute",
            "PARTY_JOIN_RATE_LIMIT": "100000 per minute",
            "PARTY_CREATE_RATE_LIMIT": "100000 per minute",
@@ -168,7 +169,7 @@ def poll(database: str, models: str, port: int, seconds: float, interval: float)
         share = (cpu1 - cpu0) / (wall1 - wall0)
         total = sum(counts.values())
         print(f"polling: 31 phones + host party (32 guests), one GET each per {interval} s, "
-              f"{wall1 - wall0:.0f} s, gunicorn 2 sync workers")
+              f"{wall1 - wall0:.0f} s, gunicorn 2 sync workers, rate limits in {ratelimit_uri}")
         print(f"  requests {total} ({total / (wall1 - wall0):.1f}/s): {counts}")
         print(f"  server CPU {cpu1 - cpu0:.2f} s over {wall1 - wall0:.1f} s = "
               f"{100 * share:.1f} % of one core (target <= 10 %)")
@@ -191,11 +192,15 @@ def main() -> None:
     p.add_argument("--port", type=int, default=8840)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--interval", type=float, default=1.5)
+    p.add_argument("--ratelimit", default=None,
+                   help="RATELIMIT_STORAGE_URI (default: the shared SQLite file next to the "
+                        "database, as deployed)")
     args = parser.parse_args()
     if args.what == "replan":
         replan(args.repeats)
     else:
-        poll(args.database, args.models, args.port, args.seconds, args.interval)
+        uri = args.ratelimit or f"sqlite:///{Path(args.database).parent / 'bench_ratelimit.sqlite'}"
+        poll(args.database, args.models, args.port, args.seconds, args.interval, uri)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,34 @@ def test_party_host_and_two_phone_guests(live_server, browser):
         host.wait_for_function(f"want => JSON.stringify(({UPCOMING})()) === JSON.stringify(want)",
                                arg=wanted, timeout=3000)
         shot(host, "party-host-1366")
-        assert problems == [], problems
+
+        # the host's controls: move up, remove, give guests the controls, end the party
+        second = wanted[1]
+        host.click(f'#upcoming li[data-track="{second}"] button[data-action=move-up]')
+        host.wait_for_function(f"() => ({UPCOMING})()[0] === {second!r}", timeout=3000)
+        g2.wait_for_function(f"() => ({UPCOMING})()[0] === {second!r}", timeout=3000)
+        host.click(f'#upcoming li[data-track="{second}"] button[data-action=remove]')
+        host.wait_for_function(f"() => !({UPCOMING})().includes({second!r})", timeout=3000)
+        g1.wait_for_function(f"() => !({UPCOMING})().includes({second!r})", timeout=3000)
+        assert g2.locator("#next-button").is_hidden()
+        host.check("#controls-toggle")
+        g2.wait_for_selector("#next-button", state="visible", timeout=3000)
+        g2.wait_for_selector("#upcoming li button[data-action=remove]", timeout=3000)
+        playing = g2.inner_text("#now-playing")
+        g2.click("#next-button")
+        host.wait_for_function("text => document.querySelector('#now-playing').innerText !== text",
+                               arg=playing, timeout=3000)
+        g1.click("#leave-button")
+        g1.wait_for_url(base + "/")
+        host.wait_for_function("() => !document.querySelector('#guests').innerText.includes('Ola')"
+                               " || document.querySelectorAll('#guests li').length === 4",
+                               timeout=3000)
+        host.once("dialog", lambda d: d.accept())
+        host.click("#end-button")
+        host.wait_for_selector("text=The party has ended")
+        g2.wait_for_selector("text=The party has ended", timeout=5000)
+        # the only console lines allowed: the browser's own note of the ended party's 410s
+        assert [p for p in problems if "status of 410" not in p] == [], problems
     finally:
         for c in contexts:
             c.close()
