@@ -100,6 +100,20 @@ class Config:
     # and its JSON for anyone, or only for a logged-in admin (off). Off, the builder's search
     # still finds people by name or id and shows names only. On in development and the demo.
     PUBLIC_PEOPLE_PAGES = os.environ.get("PUBLIC_PEOPLE_PAGES", "0") == "1"
+    # Live parties: guests per party, tracks planned ahead (re-planned below the second
+    # number), silence after which a phone guest counts as gone, and how often a poll
+    # records that a guest is still here.
+    PARTY_MAX_GUESTS = _env_int("PARTY_MAX_GUESTS", 32)
+    PARTY_QUEUE_AHEAD = _env_int("PARTY_QUEUE_AHEAD", 10)
+    PARTY_REPLAN_BELOW = _env_int("PARTY_REPLAN_BELOW", 5)
+    PARTY_GUEST_TIMEOUT_SECONDS = _env_int("PARTY_GUEST_TIMEOUT_SECONDS", 120)
+    PARTY_SEEN_EVERY_SECONDS = _env_int("PARTY_SEEN_EVERY_SECONDS", 15)
+    # Per client address. A party's phones often share one address (the venue's Wi-Fi), so
+    # the polling limit is generous; joins are few and limited hard (join-code guessing).
+    PARTY_CREATE_RATE_LIMIT = os.environ.get("PARTY_CREATE_RATE_LIMIT", "30 per hour")
+    PARTY_JOIN_RATE_LIMIT = os.environ.get("PARTY_JOIN_RATE_LIMIT", "60 per 10 minutes")
+    PARTY_RATE_LIMIT = os.environ.get("PARTY_RATE_LIMIT", "1200 per minute")
+    PARTY_POLL_RATE_LIMIT = os.environ.get("PARTY_POLL_RATE_LIMIT", "4000 per minute")
 
     # Terminal progress bars; off in CI and when output is not a terminal.
     PROGRESS = os.environ.get("CI", "").lower() not in ("1", "true")
@@ -123,6 +137,8 @@ class TestingConfig(Config):
     CLIENT_PREDICT_RATE_LIMIT = "100000 per minute"
     CLIENT_FEEDBACK_RATE_LIMIT = "100000 per minute"
     ALLOW_ANONYMOUS_API = True  # the API tests call anonymously; trust tests switch it off
+    PARTY_CREATE_RATE_LIMIT = PARTY_JOIN_RATE_LIMIT = "100000 per minute"
+    PARTY_RATE_LIMIT = PARTY_POLL_RATE_LIMIT = "100000 per minute"
     SESSION_COOKIE_SECURE = False  # the test client and the browser tests speak plain HTTP
     PUBLIC_PEOPLE_PAGES = True  # the page tests; tests of the closed pages switch it off
 

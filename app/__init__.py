@@ -113,10 +113,16 @@ def _register_blueprints(app: Flask) -> None:
     from app.admin.cli import admin_cli
     from app.extensions import csrf
     from app.web import bp as web_bp
+    from app.party.cli import party_cli
+    from app.party.api import bp as party_api_bp
+    from app.party.pages import bp as party_pages_bp
 
     csrf.exempt(api_bp)  # JSON clients post without a form token; the API holds no session
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
-    for group in (data_cli, model_cli, ab_cli, admin_cli, api_key_cli):
+    csrf.exempt(party_api_bp)  # token-authenticated; cookie changes need X-Requested-With
+    app.register_blueprint(party_api_bp)
+    app.register_blueprint(party_pages_bp)
+    for group in (data_cli, model_cli, ab_cli, admin_cli, api_key_cli, party_cli):
         app.cli.add_command(group)

@@ -211,6 +211,11 @@ def build_spec() -> dict[str, Any]:
                            "Only playlists of key holders are A/B evidence; without a key the "
                            "API answers only where ALLOW_ANONYMOUS_API is on."}}},
     }
+    from app.party.openapi import party_paths
+
+    paths, schemes = party_paths(ref, error)
+    spec["paths"].update(paths)
+    spec["components"]["securitySchemes"] = schemes
     spec["components"]["schemas"] = {name: to_openapi30(schema)
                                      for name, schema in components.items()}
     return spec

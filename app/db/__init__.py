@@ -21,3 +21,4 @@ from app.db.experiments import (  # noqa: F401
 from app.db.model_versions import ModelVersion  # noqa: F401
 from app.db.admin_users import AdminSessionVersion, AdminUser  # noqa: F401
 from app.db.api_clients import ApiClient  # noqa: F401
+from app.db.parties import Party, PartyEvent, PartyGuest, PartyTrack  # noqa: F401

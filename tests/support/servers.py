@@ -97,6 +97,8 @@ def start_gunicorn(root: Path, *, database_url: str, model_dir: Path | str, work
         "PREDICT_RATE_LIMIT": "1000000 per minute", "FEEDBACK_RATE_LIMIT": "1000000 per minute",
         # as the demo serves it: the API answers calls without a key (never A/B evidence)
         "ALLOW_ANONYMOUS_API": "1",
+        "PARTY_CREATE_RATE_LIMIT": "1000000 per minute", "PARTY_JOIN_RATE_LIMIT": "1000000 per minute",
+        "PARTY_RATE_LIMIT": "1000000 per minute", "PARTY_POLL_RATE_LIMIT": "1000000 per minute",
         **(env or {}),
     }
     output = open(root / "gunicorn.out", "ab")

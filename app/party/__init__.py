@@ -1,0 +1,1 @@
+"""Live parties: guests join from their phones and the queue follows who is in the room."""

@@ -1,0 +1,266 @@
+"""The parties' JSON API: create, join, leave, the queue (ETag / 304), events, next, end.
+
+Who may do what is decided here from the signed token (``Authorization: Bearer``, or the
+page's HttpOnly cookie together with the ``X-Requested-With`` header a cross-site form cannot
+send): the host's token for host actions, a guest's for that guest's own actions only.
+"""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import Field, model_validator
+
+from app.api.schemas import UserId, _Strict, parse_body
+from app.errors import ApiError
+from app.extensions import limiter
+from app.party import service, tokens
+from app.party.service import PartyError
+from app.playlists.errors import LogUnavailable, ModelUnavailable, UnknownUsers
+from app.recommender.strategies import STRATEGIES
+
+bp = Blueprint("party_api", __name__)
+
+COOKIE_PREFIX = "pz_party_"
+CSRF_HEADER = "X-Requested-With"
+
+_create_limit = limiter.limit(lambda: current_app.config["PARTY_CREATE_RATE_LIMIT"])
+# only failed joins count (a wrong code or party): guessing is what the limit is for, and a
+# party's phones often share the venue's address
+_join_limit = limiter.shared_limit(lambda: current_app.config["PARTY_JOIN_RATE_LIMIT"],
+                                   scope="party_join",
+                            deduct_when=lambda response: response.status_code == 404)
+_party_limit = limiter.shared_limit(lambda: current_app.config["PARTY_RATE_LIMIT"],
+                                    scope="party")
+_poll_limit = limiter.limit(lambda: current_app.config["PARTY_POLL_RATE_LIMIT"])
+
+Genre = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CreateParty(_Strict):
+    """A party for the host and the group they chose (the builder's members)."""
+
+    host_user_id: UserId
+    members: list[UserId] = Field(default_factory=list, max_length=31)
+    strategy: Literal[STRATEGIES] | None = None  # type: ignore[valid-type]
+
+
+class JoinParty(_Strict):
+    """Join as a Pozytywka user (``user_id``) or as a new listener (``genres``)."""
+
+    join_code: str = Field(min_length=1, max_length=64)
+    user_id: UserId | None = None
+    genres: list[Genre] | None = Field(default=None, min_length=1, max_length=10)
+    name: str | None = Field(default=None, max_length=60)
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.user_id is None) == (self.genres is None):
+            raise ValueError("give either user_id or genres")
+        return self
+
+
+class PartyEventBody(_Strict):
+    guest_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    track_id: str = Field(min_length=1, max_length=64)
+    event: Literal["skip", "like", "play"]
+
+
+class Controls(_Strict):
+    guests_control: bool
+
+
+# ----- answers -----
+
+def _json(status: int, payload) -> Response:
+    response = Response(json.dumps(payload, ensure_ascii=False), status=status,
+                        mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _queue_answer(party, status: int = 200) -> Response:
+    response = _json(status, service.queue(party))
+    response.set_etag(service.etag(party))
+    response.headers["X-Party-Guests-Control"] = "1" if party.guests_control else "0"
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
+
+
+@bp.errorhandler(PartyError)
+def _party_error(exc: PartyError):
+    from app.errors import error_response
+
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def _service_error(exc: Exception) -> ApiError:
+    if isinstance(exc, UnknownUsers):
+        return ApiError(404, "unknown_users", exc.message, {"unknown_user_ids": exc.ids})
+    if isinstance(exc, ModelUnavailable):
+        return ApiError(503, "model_unavailable", f"no trained model to plan with "
+                        f"({exc.message})", None, {"Retry-After": "60"})
+    if isinstance(exc, LogUnavailable):
+        return ApiError(503, "log_unavailable", exc.message, None, {"Retry-After": "5"})
+    raise exc
+
+
+# ----- who is asking -----
+
+def actor(party_id: str, *, required: bool = True) -> tokens.Actor | None:
+    """The verified token of this party's host or guest; 401 without one, 403 for a token of
+    another party or one that does not verify."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    if not token:
+        token = request.cookies.get(COOKIE_PREFIX + party_id, "")
+        if token and request.method not in ("GET", "HEAD") and \
+                request.headers.get(CSRF_HEADER) != "pozytywka":
+            raise ApiError(403, "forbidden", f"a change made with the page's cookie needs the "
+                           f"{CSRF_HEADER} header")
+    if not token:
+        if not required:
+            return None
+        raise ApiError(401, "unauthorized", "this needs the party's host or guest token "
+                       "(Authorization: Bearer TOKEN)", None, {"WWW-Authenticate": "Bearer"})
+    who = tokens.read(token)
+    if who is None or who.party_id != party_id:
+        raise ApiError(403, "invalid_party_token", "the token is not valid for this party")
+    return who
+
+
+def _host(party_id: str) -> tokens.Actor:
+    who = actor(party_id)
+    if not who.is_host:
+        raise ApiError(403, "host_only", "this needs the host's token")
+    return who
+
+
+def _host_or_controls(party) -> tokens.Actor:
+    who = actor(party.id)
+    if not who.is_host and not party.guests_control:
+        raise ApiError(403, "host_only", "the host has not given guests the controls")
+    return who
+
+
+# ----- routes -----
+
+@bp.post("/parties")
+@_create_limit
+def create_party() -> Response:
+    body = parse_body(CreateParty)
+    try:
+        party, host_token = service.create(body.host_user_id, body.members, body.strategy)
+    except (UnknownUsers, ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    return _json(201, {"party_id": party.id, "join_code": party.join_code,
+                       "host_token": host_token})
+
+
+@bp.post("/parties/<party_id>/guests")
+@_join_limit
+def join_party(party_id: str) -> Response:
+    body = parse_body(JoinParty)
+    try:
+        guest, token = service.join(party_id, body.join_code, body.user_id, body.genres,
+                                    body.name)
+    except (UnknownUsers, ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    return _json(201, {"guest_id": guest.id, "guest_token": token})
+
+
+@bp.delete("/parties/<party_id>/guests/<int:guest_id>")
+@_party_limit
+def leave_party(party_id: str, guest_id: int) -> Response:
+    service.get_party(party_id)
+    who = actor(party_id)
+    if not who.is_host and who.guest_id != guest_id:
+        raise ApiError(403, "not_yourself", "a guest can only remove themselves")
+    try:
+        party = service.leave(party_id, guest_id)
+    except (ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    return _queue_answer(party)
+
+
+@bp.get("/parties/<party_id>/queue")
+@_poll_limit
+def get_queue(party_id: str) -> Response:
+    party = service.get_party(party_id)
+    who = actor(party_id)
+    if not who.is_host:
+        service.seen(party, who.guest_id)
+    try:
+        party = service.refresh(party)
+    except (ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    if service.etag(party) in request.if_none_match:
+        response = Response(status=304)
+        response.set_etag(service.etag(party))
+        response.headers["Cache-Control"] = "no-cache, private"
+        return response
+    return _queue_answer(party)
+
+
+@bp.post("/parties/<party_id>/events")
+@_party_limit
+def post_event(party_id: str) -> Response:
+    service.get_party(party_id)
+    who = actor(party_id)
+    body = parse_body(PartyEventBody)
+    if not who.is_host and who.guest_id != body.guest_id:
+        raise ApiError(403, "not_yourself", "a guest can only report for themselves")
+    try:
+        party = service.feedback(party_id, body.guest_id, body.track_id, body.event,
+                                 by_host=who.is_host)
+    except (ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    return _queue_answer(party)
+
+
+@bp.post("/parties/<party_id>/next")
+@_party_limit
+def next_track(party_id: str) -> Response:
+    _host_or_controls(service.get_party(party_id))
+    try:
+        party = service.next_track(party_id)
+    except (ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    return _queue_answer(party)
+
+
+@bp.delete("/parties/<party_id>/queue/<track_id>")
+@_party_limit
+def remove_track(party_id: str, track_id: str) -> Response:
+    _host_or_controls(service.get_party(party_id))
+    try:
+        party = service.remove_track(party_id, track_id)
+    except (ModelUnavailable, LogUnavailable) as exc:
+        raise _service_error(exc) from None
+    return _queue_answer(party)
+
+
+@bp.post("/parties/<party_id>/queue/<track_id>/up")
+@_party_limit
+def move_up(party_id: str, track_id: str) -> Response:
+    _host_or_controls(service.get_party(party_id))
+    return _queue_answer(service.move_up(party_id, track_id))
+
+
+@bp.patch("/parties/<party_id>")
+@_party_limit
+def set_controls(party_id: str) -> Response:
+    service.get_party(party_id)
+    _host(party_id)
+    body = parse_body(Controls)
+    return _queue_answer(service.set_controls(party_id, body.guests_control))
+
+
+@bp.delete("/parties/<party_id>")
+@_party_limit
+def end_party(party_id: str) -> Response:
+    service.get_party(party_id)
+    _host(party_id)
+    service.end(party_id)
+    return Response(status=204)
