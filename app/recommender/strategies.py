@@ -11,7 +11,7 @@ Candidates: the catalogue is cut to the tracks with the best mean, minimum and m
 those few hundred only, so nothing after the matrix product touches the whole catalogue more
 than a handful of times.
 
-Default ``turns``: the product promises a playlist the *whole* group enjoys, so a strategy is
+Default ``turns_plus`` (``turns`` with one more turn each): the product promises a playlist the *whole* group enjoys, so a strategy is
 judged by its least happy member and by whether every member gets some of their own
 favourites, not by the group's mean alone. Strategies that rank by a group score (``average``,
 ``fair``) let the majority win when tastes differ; ``turns`` first gives every member a fair
@@ -28,7 +28,7 @@ import numpy as np
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
               "turns", "turns_plus")
-DEFAULT_STRATEGY = "turns"
+DEFAULT_STRATEGY = "turns_plus"
 
 LIKING_SLOPE = 1.0
 LIKING_CENTER = 1.0

@@ -30,8 +30,9 @@ STRATEGY_HELP = {
     "turns": "members take turns: each picks a fair share of their own favourites, the "
              "member with the fewest picks going next; then the rest goes to tracks that the "
              "least happy members like too",
-    "turns_plus": "like turns, with one more turn each: fewer members left out, but a lower "
-                  "group average, and less of the shared favourites when friends agree",
+    "turns_plus": "like turns, with one more turn each, so fewer members are left out; it "
+                  "costs a little of the group average, and of the shared favourites when "
+                  "friends agree",
 }
 DEFAULT_LENGTH = 20
 

@@ -131,3 +131,12 @@ def test_oracles_bound_their_own_measure():
     assert got["oracle_mean"]["mean_affinity"] >= max(g["mean_affinity"] for g in got.values())
     assert got["oracle_maxmin"]["least_happy"] >= max(g["least_happy"] for g in got.values())
 
+
+
+@pytest.mark.parametrize("m", [3, 6])
+def test_the_default_gives_every_stranger_a_turn_beyond_their_fair_share(m):
+    """No strategy named: the default takes turns with one more turn each (``turns`` would
+    give each member their fair share of turns only)."""
+    z, song, artist, block = _world(m, 4000, shared=False, seed=m)
+    _, _, turns = select(None, z, z, song, artist, Rules(length=20), None)
+    assert [turns.count(j) for j in range(m)] == [fair_share(20, m) + 1] * m

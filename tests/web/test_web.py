@@ -260,3 +260,17 @@ def test_unknown_pages_are_html_404(client):
         response = client.get(url)
         assert response.status_code == 404 and response.mimetype == "text/html", url
         assert "There is nothing at this address" in response.get_data(as_text=True)
+
+
+def test_builder_recommends_and_settles_on_turns_plus(client, web_app):
+    html = client.get("/?member=123").get_data(as_text=True)
+    assert re.search(r'<option[^>]*value="turns_plus"[^>]*>turns plus \(recommended\)', html)
+    assert "turns (recommended)" not in html
+    page = client.get("/?member=123").get_data(as_text=True)
+    response = client.post("/playlists", data={
+        "csrf_token": csrf_token(page), "member": ["123", "124"], "length": "10",
+        "model": "advanced"})
+    assert response.status_code == 303
+    pid = response.headers["Location"].rsplit("/", 1)[1]
+    with web_app.app_context():
+        assert db.session.get(Prediction, pid).strategy == "turns_plus"
