@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
-              "turns", "turns_plus")
+              "turns", "turns_plus", "gfar")
 DEFAULT_STRATEGY = "turns_plus"
 
 LIKING_SLOPE = 1.0
@@ -52,6 +52,9 @@ TURN_FILL_SLOPE = 1.5
 TURNS_PLUS_EXTRA = 1
 # the strategies that take turns, and how many turns beyond the fair share each gives a member
 EXTRA_TURNS = {"turns": 0, "turns_plus": TURNS_PLUS_EXTRA}
+# gfar (the published reference): a member's relevant tracks are their top GFAR_RELEVANT by the
+# model, with Borda relevance (the best GFAR_RELEVANT points, the last one point).
+GFAR_RELEVANT = 20
 _EXCLUDED = -1e9
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
@@ -245,7 +248,9 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                      if by_turns and z.shape[0] > 1 else None)
             cand = (pools[0] if pools is not None
                     else candidates(z, allowed, size, with_max=not by_turns))
-            if by_turns:
+            if strategy == "gfar":
+                chosen, turns = _gfar(z, allowed, cand, song, artist, rules)
+            elif by_turns:
                 chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
                                        pools=pools, extra=EXTRA_TURNS[strategy])
             elif strategy == "fair":
@@ -481,3 +486,54 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
                      start=(np.array(total), len(out)), taken=taken,
                      delta=TURN_FILL_DELTA, scratch=True)
     return out, turns + [NO_TURN] * (len(out) - len(turns))
+
+
+def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
+          artist: np.ndarray, rules: Rules, relevant: int = GFAR_RELEVANT
+          ) -> tuple[list[int], list[int]]:
+    """GFAR (Kaya, Bridge, Tintarev, RecSys 2020), the published reference: greedily maximise
+    the probability that every member finds at least one relevant track. A member's relevant
+    tracks are their top ``relevant`` allowed tracks by the model, with Borda relevance
+    normalised to sum to one (``p(rel | u, i)``); each next track maximises
+    ``Σ_u p(rel | u, i) · Π_{j chosen} (1 − p(rel | u, j))``. The track is attributed to the
+    member whose gain was largest. Once no relevant track passes the rules, the group's mean
+    liking over ``cand`` fills the rest (as ``average``)."""
+    m, n = z.shape
+    k = min(relevant, n)
+    tops = []
+    for q in range(m):
+        score = z[q] if allowed is None else np.where(allowed, z[q], _EXCLUDED)
+        top = _top(score, k)
+        if allowed is not None:
+            top = top[allowed[top]]
+        tops.append(top)
+    union = np.unique(np.concatenate(tops)) if tops else np.zeros(0, np.intp)
+    p = np.zeros((m, len(union)))
+    for q, top in enumerate(tops):
+        borda = np.arange(len(top), 0, -1, dtype=np.float64)
+        p[q, np.searchsorted(union, top)] = borda / borda.sum()
+    missed = np.ones(m)  # per member: probability that nothing chosen so far is relevant
+    taken = Taken(rules.max_per_artist)
+    chosen: list[int] = []
+    turns: list[int] = []
+    live = np.ones(len(union), dtype=bool)
+    while len(chosen) < rules.length and live.any():
+        contrib = p * missed[:, None]
+        gain = np.where(live, contrib.sum(axis=0), -1.0)
+        j = int(gain.argmax())
+        if gain[j] <= 0.0:
+            break
+        live[j] = False
+        i = int(union[j])
+        s, a = int(song[i]), int(artist[i])
+        if not taken.allows(s, a):
+            continue
+        taken.take(s, a)
+        chosen.append(i)
+        turns.append(int(contrib[:, j].argmax()))
+        missed *= 1.0 - p[:, j]
+    if len(chosen) < rules.length:
+        rest = cand[~np.isin(cand, chosen)]
+        lk = liking(np.take(z, rest, axis=1))
+        chosen = greedy_fill(rest[_order("average", lk)], song, artist, rules, None, chosen)
+    return chosen, turns + [NO_TURN] * (len(chosen) - len(turns))

@@ -33,6 +33,8 @@ STRATEGY_HELP = {
     "turns_plus": "like turns, with one more turn each, so fewer members are left out; it "
                   "costs a little of the group average, and of the shared favourites when "
                   "friends agree",
+    "gfar": "the published GFAR rule (Kaya et al. 2020): each next track raises most the "
+            "chance that every member finds one of their own top 20",
 }
 DEFAULT_LENGTH = 20
 

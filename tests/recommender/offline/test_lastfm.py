@@ -310,3 +310,20 @@ def test_report_command_rejects_a_bad_dataset(tmp_path):
     result = app.test_cli_runner().invoke(args=["model", "report", "--dataset",
                                                 f"lastfm:{tmp_path / 'missing'}"])
     assert result.exit_code != 0 and "does not exist" in result.output
+
+
+def test_ease_against_the_closed_form_by_hand():
+    from app.recommender.offline.fitting import ease_scores, fit_ease
+
+    rng = np.random.default_rng(4)
+    dense = (rng.random((30, 12)) < 0.3) * rng.integers(1, 50, (30, 12))
+    dense[:, 11] = 0  # an item nobody played: outside the model
+    counts = sp.csr_matrix(dense)
+    fitted = fit_ease(counts, {"lambda": 5.0, "min_users": 1})
+    x = (counts.toarray() > 0).astype(float)[:, :11]
+    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(11))
+    b = np.eye(11) - p / np.diag(p)  # Steck 2019, eq. 8
+    got = ease_scores(fitted, np.arange(30), 12)
+    assert np.allclose(got[:, :11], x @ b, atol=1e-4)
+    assert (got[:, 11] < got[:, :11].min()).all() and np.isfinite(got).all()
+    assert np.allclose(np.diag(fitted[1]), 0.0)
