@@ -2,15 +2,16 @@
 the recommender, the names and artists from the catalogue. Nothing is recorded here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
 from app.playlists.holder import ServingState, get_holder
-from app.playlists.members import user_genres
+from app.playlists.members import playlist_evidence, user_genres
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import BaseModel, GroupInput, GroupPlaylist, LightFMModel
+from app.recommender.reasons import track_reasons
 from app.recommender.strategies import NotEnoughSongs, Rules
 
 
@@ -28,6 +29,10 @@ class PlaylistItem:
     # member whose turn chose it; None when no model could tell (base without a model)
     for_members: list[int] | None = None
     turn_of: int | None = None
+    # why the track is here (``reasons.py``): "group" for a compromise that is nobody's, else a
+    # few words for ``reason_member``
+    reason: str | None = None
+    reason_member: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,22 @@ def build(model: LightFMModel | BaseModel, members: list[int], rules: Rules, str
         result = model.recommend(group, rules, strategy, seed)
     except NotEnoughSongs as exc:
         raise CannotBuild(str(exc)) from None
-    return _playlist(model.catalogue, result, members)
+    return _playlist(model.catalogue, result, members, _kinds(model, members))
 
 
-def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> Playlist:
+def _kinds(model: LightFMModel | BaseModel, members: list[int]) -> list[str] | None:
+    rec = model.recommender if isinstance(model, LightFMModel) else (
+        model.describer.recommender if model.describer is not None else None)
+    return None if rec is None else ["trained" if rec.is_warm(u) else "genres" for u in members]
+
+
+def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
+              kinds: list[str] | None = None) -> Playlist:
+    items = _items(catalogue, result, members)
+    if result.for_members is not None and items:
+        items = _with_reasons(items, result, members, kinds)
     return Playlist(
-        items=_items(catalogue, result, members), members=members, model=result.model,
+        items=items, members=members, model=result.model,
         model_version=result.version, strategy=result.strategy,
         member_fit=_rounded(result.member_fit), taste_match=_rounded(result.taste_match),
         notes=result.notes)
@@ -109,6 +124,16 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
         meta.artist_names[artist].astype(str).tolist(),
         meta.artist_ids[artist].astype(str).tolist(), durations,
         meta.explicit[idx].astype(bool).tolist()))]
+
+
+def _with_reasons(items: list[PlaylistItem], result: GroupPlaylist, members: list[int],
+                  kinds: list[str] | None) -> list[PlaylistItem]:
+    """The items with their reasons, from the members' own counts on the playlist's artists."""
+    likes, plays, artist_plays = playlist_evidence(
+        members, [i.track_id for i in items], [i.artist_id for i in items])
+    said = track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)
+    return [replace(item, reason=text, reason_member=None if j is None else members[j])
+            for item, (j, text) in zip(items, said)]
 
 
 def _rounded(values: np.ndarray | None):

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from app.lru import LRU
-from app.db import Genre, ListeningEvent, User, user_genres as user_genres_table
+from app.db import Genre, ListeningEvent, Track, User, user_genres as user_genres_table
 from app.extensions import db
 from app.recommender.catalogue import Catalogue
 
@@ -84,3 +84,37 @@ class HistoryCache:
                 found[u] = np.sort(h).astype(np.int32)  # the base draw skips its unique
                 self.users.put(u, found[u])
         return [found[u] for u in members]  # type: ignore[misc]
+
+
+def playlist_evidence(members: list[int], track_ids: list[str], artist_ids: list[str]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per member and playlist track: the member's likes of the track, plays of the track and
+    plays of any track by its artist (members x playlist each): the counts a track's reason
+    quotes (``reasons.py``). One grouped query over the members' events on those artists."""
+    m, n = len(members), len(track_ids)
+    likes, plays, artist_plays = (np.zeros((m, n), np.int64) for _ in range(3))
+    if not m or not n:
+        return likes, plays, artist_plays
+    ev = ListeningEvent.__table__.c
+    rows = db.session.execute(
+        select(ev.user_id, ev.track_id, Track.artist_id, ev.event_type, func.count())
+        .join(Track, Track.id == ev.track_id)
+        .where(ev.user_id.in_(members), ev.event_type.in_(("play", "like")),
+               Track.artist_id.in_(set(artist_ids)))
+        .group_by(ev.user_id, ev.track_id, Track.artist_id, ev.event_type)).all()
+    row_of = {u: j for j, u in enumerate(members)}
+    track_cols: dict[str, list[int]] = {}
+    artist_cols: dict[str, list[int]] = {}
+    for t, (tid, aid) in enumerate(zip(track_ids, artist_ids)):
+        track_cols.setdefault(tid, []).append(t)
+        artist_cols.setdefault(aid, []).append(t)
+    for uid, tid, aid, kind, count in rows:
+        j = row_of.get(int(uid))
+        if j is None:
+            continue
+        if kind == "play":
+            artist_plays[j, artist_cols.get(aid, [])] += int(count)
+            plays[j, track_cols.get(tid, [])] += int(count)
+        else:
+            likes[j, track_cols.get(tid, [])] += int(count)
+    return likes, plays, artist_plays

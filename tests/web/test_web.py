@@ -142,7 +142,8 @@ def test_downloads_json_csv_m3u(client, web_app):
     table = list(csv.reader(io.StringIO(client.get(f"/playlists/{pid}.csv").get_data(as_text=True))))
     assert table[0][:7] == ["position", "track_id", "name", "artist", "genres", "duration_ms",
                             "explicit"]
-    assert table[0][7:] == ["member_123", "member_124", "member_125", "for_members", "turn_of"]
+    assert table[0][7:] == ["member_123", "member_124", "member_125", "for_members", "turn_of",
+                            "reason"]
     assert len(table) == 21 and [r[1] for r in table[1:]] == [t["id"] for t in payload["tracks"]]
 
     m3u = client.get(f"/playlists/{pid}.m3u")
@@ -274,3 +275,32 @@ def test_builder_recommends_and_settles_on_turns_plus(client, web_app):
     pid = response.headers["Location"].rsplit("/", 1)[1]
     with web_app.app_context():
         assert db.session.get(Prediction, pid).strategy == "turns_plus"
+
+
+def test_every_track_says_whose_it_is_and_why(client, web_app):
+    from app.db import ListeningEvent, Track
+
+    pid = build(client, [123, 124], strategy="average").headers["Location"].rsplit("/", 1)[1]
+    tracks = client.get(f"/playlists/{pid}.json").get_json()["tracks"]
+    compromise = [t for t in tracks if t["for_members"] == []]
+    theirs = [t for t in tracks if t["for_members"]]
+    assert compromise and theirs  # the average takes tracks that are nobody's favourite
+    assert all(t["reason"] == "group" and t["reason_member"] is None for t in compromise)
+    for t in theirs:
+        assert t["reason"] != "group" and t["reason_member"] in t["for_members"]
+        match = re.fullmatch(r"you played this (track|artist) (\d+) times", t["reason"])
+        if match:  # the count quoted is the member's own plays in the database
+            ev = ListeningEvent
+            query = select(db.func.count()).select_from(ev).join(Track, Track.id == ev.track_id)
+            query = query.where(ev.user_id == t["reason_member"], ev.event_type == "play")
+            with web_app.app_context():
+                if match.group(1) == "track":
+                    query = query.where(ev.track_id == t["id"])
+                else:
+                    artist = db.session.get(Track, t["id"]).artist_id
+                    query = query.where(Track.artist_id == artist)
+                assert db.session.scalar(query) == int(match.group(2))
+    html = client.get(f"/playlists/{pid}").get_data(as_text=True)
+    assert html.count("for the whole group: a compromise") == len(compromise)
+    table = list(csv.reader(io.StringIO(client.get(f"/playlists/{pid}.csv").get_data(as_text=True))))
+    assert sum(r[-1].startswith("for the whole group") for r in table[1:]) == len(compromise)
