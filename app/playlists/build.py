@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from flask import current_app
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
 from app.playlists.holder import ServingState, get_holder
-from app.playlists.members import playlist_evidence, user_genres
+from app.playlists.members import known_histories, playlist_evidence, user_genres
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import BaseModel, GroupInput, GroupPlaylist, LightFMModel
 from app.recommender.reasons import track_reasons
-from app.recommender.strategies import NotEnoughSongs, Rules
+from app.recommender.strategies import KNOWN_TURN_LIMIT, NotEnoughSongs, Rules
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,10 @@ def model_for(state: ServingState, name: str) -> LightFMModel | BaseModel:
 
 
 def group_input(model: LightFMModel | BaseModel, members: list[int], *,
-                with_histories: bool = True) -> GroupInput:
+                with_histories: bool = True, strategy: str | None = None) -> GroupInput:
     """What ``model`` needs to know about the members; raises UnknownUsers for members that
-    neither the model nor the database knows."""
+    neither the model nor the database knows. ``turns_known`` also reads what each member is
+    known to love from their own events."""
     histories = None
     if with_histories and model.needs_history:
         histories = get_holder().histories.get(model.catalogue, members)
@@ -71,12 +73,18 @@ def group_input(model: LightFMModel | BaseModel, members: list[int], *,
     unknown = [u for u in asked if u not in genres]
     if unknown:
         raise UnknownUsers(unknown)
-    return GroupInput(user_ids=members, genres=genres, histories=histories)
+    known = limit = None
+    if strategy == "turns_known" and isinstance(model, LightFMModel):
+        known = known_histories(model.catalogue, members,
+                                model.recommender.model.params.weights)
+        limit = int(current_app.config.get("KNOWN_TURN_LIMIT", KNOWN_TURN_LIMIT))
+    return GroupInput(user_ids=members, genres=genres, histories=histories, known=known,
+                      known_limit=limit)
 
 
 def build(model: LightFMModel | BaseModel, members: list[int], rules: Rules, strategy: str,
           seed: int | None = None) -> Playlist:
-    group = group_input(model, members)
+    group = group_input(model, members, strategy=strategy)
     try:
         result = model.recommend(group, rules, strategy, seed)
     except NotEnoughSongs as exc:

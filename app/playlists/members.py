@@ -118,3 +118,39 @@ def playlist_evidence(members: list[int], track_ids: list[str], artist_ids: list
         else:
             likes[j, track_cols.get(tid, [])] += int(count)
     return likes, plays, artist_plays
+
+
+def known_histories(catalogue: Catalogue, members: list[int], weights) -> list[np.ndarray]:
+    """Per member, their heaviest known tracks (catalogue positions, heaviest first) from their
+    plays, likes and skips, weighed as training weighs them (``evidence.py``); for the
+    ``turns_known`` strategy only. The decay's reference time does not change a member's order
+    of tracks, so it is the newest of the group's events."""
+    from datetime import timezone
+
+    from app.recommender.evidence import known_tracks
+    from app.recommender.dataset import KIND_CODES
+    from app.recommender.strategies import KNOWN_TOP
+
+    ev = ListeningEvent.__table__.c
+    rows = db.session.execute(
+        select(ev.user_id, ev.track_id, ev.event_type, ev.timestamp)
+        .where(ev.user_id.in_(members), ev.track_id.is_not(None),
+               ev.event_type.in_(("play", "like", "skip")))).all()
+    by_user: dict[int, list] = {u: [] for u in members}
+    for uid, tid, kind, ts in rows:
+        by_user.setdefault(int(uid), []).append((tid, KIND_CODES[kind], ts))
+    stamps = [r[3] for r in rows if r[3] is not None]
+    now = max(stamps).replace(tzinfo=timezone.utc).timestamp() if stamps else 0.0
+    out = []
+    for u in members:
+        got = [r for r in by_user[u] if r[2] is not None]
+        if not got:
+            out.append(np.zeros(0, np.int64))
+            continue
+        idx = catalogue.ids.to_internal([r[0] for r in got])
+        ok = idx >= 0
+        times = np.array([r[2].replace(tzinfo=timezone.utc).timestamp() for r in got])
+        kinds = np.array([r[1] for r in got], np.int8)
+        known = known_tracks(idx[ok], kinds[ok], times[ok], weights, now)
+        out.append(known.top(KNOWN_TOP))
+    return out

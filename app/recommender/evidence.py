@@ -43,6 +43,9 @@ class _Events:
     def __init__(self, kind, time, value):
         self.kind, self.time, self.value = kind, time, value
 
+    def __len__(self) -> int:
+        return len(self.kind)
+
 
 def known_tracks(item: np.ndarray, kind: np.ndarray, time: np.ndarray, params: WeightParams,
                  now: float, value: np.ndarray | None = None) -> Known:
@@ -64,14 +67,25 @@ def known_tracks(item: np.ndarray, kind: np.ndarray, time: np.ndarray, params: W
 def known_by_user(user: np.ndarray, item: np.ndarray, kind: np.ndarray, time: np.ndarray,
                   params: WeightParams, now: float, value: np.ndarray | None = None
                   ) -> dict[int, Known]:
-    """``known_tracks`` for every user of an event log at once (evaluation)."""
-    user = np.asarray(user)
-    order = np.argsort(user, kind="stable")
-    bounds = np.flatnonzero(np.diff(user[order])) + 1
+    """``known_tracks`` for every user of an event log at once (evaluation): the same sums,
+    one sparse matrix instead of one call per user."""
+    import scipy.sparse as sp
+
+    user = np.asarray(user, np.int64)
+    if len(user) == 0:
+        return {}
+    value = np.ones(len(user), np.float32) if value is None else np.asarray(value, np.float32)
+    w = event_weights(_Events(np.asarray(kind, np.int8), np.asarray(time, np.float64), value),
+                      params, now=now)
+    m = sp.csr_matrix((w, (user, np.asarray(item, np.int64))),
+                      shape=(int(user.max()) + 1, int(np.max(item)) + 1))
+    m.sum_duplicates()
     out: dict[int, Known] = {}
-    for part in np.split(order, bounds):
-        if len(part):
-            out[int(user[part[0]])] = known_tracks(
-                item[part], kind[part], time[part], params, now,
-                None if value is None else value[part])
+    for u in np.unique(user).tolist():
+        cols = m.indices[m.indptr[u]:m.indptr[u + 1]].astype(np.int64)
+        vals = m.data[m.indptr[u]:m.indptr[u + 1]]
+        order = np.argsort(cols)
+        cols, vals = cols[order], vals[order]
+        keep = vals > 1e-9
+        out[u] = Known(cols[keep], vals[keep])
     return out

@@ -265,7 +265,7 @@ class Recommender:
         return ((corr + 1.0) / 2.0).astype(np.float32)
 
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
-                  *, exact: bool = False) -> GroupResult:
+                  *, exact: bool = False, known_limit: int | None = None) -> GroupResult:
         """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
         ``strategy`` None is the default; an unknown one is refused by ``select``."""
         strategy = strategy or DEFAULT_STRATEGY
@@ -282,8 +282,11 @@ class Recommender:
             z = self.cold_blend.apply(z, [m.content for m in members])
         allowed = self.not_explicit if rules.exclude_explicit else None
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
+        known = ([m.known for m in members] if strategy == "turns_known" else None)
         chosen, notes, turns = select(strategy, z, z, self.song, self.artist, rules, allowed,
-                                      owed_turns(members))
+                                      owed_turns(members), known=known,
+                                      **({} if known_limit is None
+                                         else {"known_limit": int(known_limit)}))
         idx = np.asarray(chosen, dtype=np.int64)
         z_chosen = z[:, idx]
         liking = expected_liking(z_chosen).T  # playlist x members

@@ -304,3 +304,22 @@ def test_every_track_says_whose_it_is_and_why(client, web_app):
     assert html.count("for the whole group: a compromise") == len(compromise)
     table = list(csv.reader(io.StringIO(client.get(f"/playlists/{pid}.csv").get_data(as_text=True))))
     assert sum(r[-1].startswith("for the whole group") for r in table[1:]) == len(compromise)
+
+
+def test_turns_known_reads_each_members_own_history(client, web_app):
+    from app.playlists.holder import get_holder
+    from app.playlists.members import known_histories
+
+    members = [123, 124, 125]
+    with web_app.app_context():
+        rec = get_holder().current().recommender
+        known = known_histories(rec.catalogue, members, rec.model.params.weights)
+        for uid, top in zip(members, known):
+            heard = set(db.session.scalars(select(ListeningEvent.track_id).where(
+                ListeningEvent.user_id == uid,
+                ListeningEvent.event_type.in_(("play", "like")))).all())
+            assert len(top) and set(rec.catalogue.item_ids[top].astype(str)) <= heard
+    pid = build(client, members, strategy="turns_known").headers["Location"].rsplit("/", 1)[1]
+    payload = client.get(f"/playlists/{pid}.json").get_json()
+    assert payload["strategy"] == "turns_known" and len(payload["tracks"]) == 20
+    assert {t["turn_of"] for t in payload["tracks"]} >= set(members)

@@ -256,6 +256,31 @@ def representation_table(rep: dict) -> list[str]:
     return lines
 
 
+def known_tops(events, data: InteractionData, rec: Recommender) -> dict[int, np.ndarray]:
+    """Per user (data position), their heaviest known tracks as catalogue positions of ``rec``,
+    from ``events`` only (the caller passes the training events: nothing after a split)."""
+    from app.recommender.evidence import known_by_user
+    from app.recommender.strategies import KNOWN_TOP
+
+    if not len(events):
+        return {}
+    known = known_by_user(events.user, events.item, events.kind, events.time,
+                          rec.model.params.weights, float(events.time.max()), events.value)
+    to_cat = rec.catalogue.ids.to_internal(np.asarray(data.item_ids, dtype=str))
+    out = {}
+    for u, kn in known.items():
+        top = to_cat[kn.top(KNOWN_TOP)]
+        out[u] = top[top >= 0]
+    return out
+
+
+def with_known(members, group, known: dict[int, np.ndarray] | None):
+    if known is None:
+        return members
+    return [replace(m, known=known.get(int(u))) if m.kind == "trained" else m
+            for m, u in zip(members, group)]
+
+
 def group_metrics(rec: Recommender, split: Split, data: InteractionData, cfg: EvalConfig,
                   affinity: Callable | None = None, progress: bool = False,
                   timings: dict | None = None, attributed: dict | None = None
@@ -272,8 +297,11 @@ def group_metrics(rec: Recommender, split: Split, data: InteractionData, cfg: Ev
         list(promise.ORACLES) if affinity else [])
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     spent: dict[str, float] = {n: 0.0 for n in names}
+    # the members' own history: the training events only (before the split)
+    known = known_tops(split.train.events, split.train, rec) if "turns_known" in names else None
     for gi, group in enumerate(tqdm(groups, desc="groups", disable=not progress)):
-        members = [rec.member(int(data.user_ids[u]), genres[u]) for u in group]
+        members = with_known([rec.member(int(data.user_ids[u]), genres[u]) for u in group],
+                             group, known)
         test = split.test[group]
         hist = [split.history[u].indices for u in group]
         true = fav = prop = None
@@ -314,8 +342,10 @@ def served_metrics(rec: Recommender, data: InteractionData, affinity: Callable,
     item_ids = rec.catalogue.item_ids
     names = list(cfg.strategies) + list(promise.ORACLES)
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+    known = known_tops(data.events, data, rec) if "turns_known" in names else None
     for group in tqdm(groups, desc="groups", disable=not progress):
-        members = [rec.member(int(data.user_ids[u]), genres[u]) for u in group]
+        members = with_known([rec.member(int(data.user_ids[u]), genres[u]) for u in group],
+                             group, known)
         true = affinity(data.user_ids[group], item_ids)
         fav, prop = promise.masks(true)
         for name in names:
