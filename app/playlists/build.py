@@ -102,7 +102,7 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
               kinds: list[str] | None = None) -> Playlist:
     items = _items(catalogue, result, members)
     if result.for_members is not None and items:
-        items = _with_reasons(items, result, members, kinds)
+        items = _with_reasons(catalogue, items, result, members, kinds)
     return Playlist(
         items=items, members=members, model=result.model,
         model_version=result.version, strategy=result.strategy,
@@ -134,11 +134,11 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
         meta.explicit[idx].astype(bool).tolist()))]
 
 
-def _with_reasons(items: list[PlaylistItem], result: GroupPlaylist, members: list[int],
-                  kinds: list[str] | None) -> list[PlaylistItem]:
+def _with_reasons(catalogue: Catalogue, items: list[PlaylistItem], result: GroupPlaylist,
+                  members: list[int], kinds: list[str] | None) -> list[PlaylistItem]:
     """The items with their reasons, from the members' own counts on the playlist's artists."""
-    likes, plays, artist_plays = playlist_evidence(
-        members, [i.track_id for i in items], [i.artist_id for i in items])
+    counts = get_holder().evidence.get(catalogue, members)
+    likes, plays, artist_plays = playlist_evidence(counts, catalogue, result.indices)
     said = track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)
     return [replace(item, reason=text, reason_member=None if j is None else members[j])
             for item, (j, text) in zip(items, said)]
