@@ -327,3 +327,25 @@ def test_ease_against_the_closed_form_by_hand():
     assert np.allclose(got[:, :11], x @ b, atol=1e-4)
     assert (got[:, 11] < got[:, :11].min()).all() and np.isfinite(got).all()
     assert np.allclose(np.diag(fitted[1]), 0.0)
+
+
+def test_group_targets_hold_the_default_to_gfar():
+    from app.recommender.offline.groups import OUTSIDE_STRATEGY, group_targets
+
+    def row(left_out, hit):
+        return {"hit_rate": hit, "min_precision@20": 0.01,
+                "share_groups_someone_left_out": left_out}
+
+    def gap(diff):
+        return {"difference": diff, "ci_low": diff - 0.02, "ci_high": diff + 0.02, "n": 100}
+
+    by_size = {"2": {DEFAULT_STRATEGY: row(0.29, 0.84), OUTSIDE_STRATEGY: row(0.25, 0.86)},
+               "3": {DEFAULT_STRATEGY: row(0.39, 0.84), OUTSIDE_STRATEGY: row(0.40, 0.83)}}
+    outside = {"2": {"someone_left_out": gap(0.04), "hit_rate": gap(-0.02)},
+               "3": {"someone_left_out": gap(-0.01), "hit_rate": gap(0.01)}}
+    targets = group_targets({"by_size": by_size, "paired_outside": {"by_size": outside}})
+    left = f"someone_left_out_default_le_{OUTSIDE_STRATEGY}"
+    hit = f"hit_rate_default_ge_{OUTSIDE_STRATEGY}"
+    assert [targets[f"groups_of_{n}_{left}"]["met"] for n in "23"] == [False, True]
+    assert [targets[f"groups_of_{n}_{hit}"]["met"] for n in "23"] == [False, True]
+    assert targets[f"groups_of_2_{left}"][OUTSIDE_STRATEGY] == 0.25
