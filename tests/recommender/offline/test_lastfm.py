@@ -293,8 +293,17 @@ def test_report_command_writes_evaluation_md(tmp_path):
         assert pair["someone_left_out"]["difference"] == pytest.approx(gap, abs=2e-4)
         assert pair["someone_left_out"]["ci_low"] <= pair["someone_left_out"]["difference"] \
             <= pair["someone_left_out"]["ci_high"]
-    left = [t for name, t in data["targets"].items() if "someone_left_out" in name]
+    left = [t for name, t in data["targets"].items()
+            if "someone_left_out" in name and REFERENCE_STRATEGY in name]
     assert len(left) == 2 and "someone left out default at least 0.05 below" in text
+    # and against GFAR, the published bar, at every size, paired and in the table
+    outside = data["groups"]["paired_outside"]
+    assert outside["reference"] == "gfar" and set(outside["by_size"]) == {"2", "3", "4"}
+    assert sum("default_le_gfar" in name for name in data["targets"]) == 3
+    assert "gfar (GFAR, Kaya et al. 2020, outside reference)" in text
+    assert f"`{DEFAULT_STRATEGY}` minus `gfar`, paired over the same" in text
+    assert "EASE (Steck 2019" in text and data["warm"]["ease"]["precision@10"] > \
+        data["warm"]["popularity"]["precision@10"]
     if DEFAULT_STRATEGY == REFERENCE_STRATEGY:   # the same playlists: no gap, target unmet
         assert all(p["hit_rate"]["difference"] == 0 for p in paired.values())
         assert not any(t["met"] for t in left)
