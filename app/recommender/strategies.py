@@ -11,12 +11,14 @@ Candidates: the catalogue is cut to the tracks with the best mean, minimum and m
 those few hundred only, so nothing after the matrix product touches the whole catalogue more
 than a handful of times.
 
-Default ``turns_plus`` (``turns`` with one more turn each): the product promises a playlist the *whole* group enjoys, so a strategy is
-judged by its least happy member and by whether every member gets some of their own
-favourites, not by the group's mean alone. Strategies that rank by a group score (``average``,
-``fair``) let the majority win when tastes differ; ``turns`` first gives every member a fair
-share of turns to pick their own favourites, and then fills the playlist close to max-min
-(README: strategy evaluation; ``promise.py`` for the measures).
+Default ``turns_plus`` (``turns`` with one more turn each): the product promises a playlist
+the *whole* group enjoys, so a strategy is judged by its least happy member and by whether
+every member gets some of their own favourites, not by the group's mean alone. Strategies
+that rank by a group score (``average``, ``fair``) let the majority win when tastes differ;
+``turns`` first gives every member a fair share of turns to pick their own favourites, and then
+fills the playlist close to max-min (README: strategy evaluation; ``promise.py`` for the
+measures). ``gfar`` is the published reference (Kaya et al. 2020); ``turns_known`` also steers
+the turns by each member's own history (``evidence.py``).
 """
 from __future__ import annotations
 

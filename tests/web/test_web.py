@@ -302,7 +302,8 @@ def test_every_track_says_whose_it_is_and_why(client, web_app):
                 assert db.session.scalar(query) == int(match.group(2))
     html = client.get(f"/playlists/{pid}").get_data(as_text=True)
     assert html.count("for the whole group: a compromise") == len(compromise)
-    table = list(csv.reader(io.StringIO(client.get(f"/playlists/{pid}.csv").get_data(as_text=True))))
+    body = client.get(f"/playlists/{pid}.csv").get_data(as_text=True)
+    table = list(csv.reader(io.StringIO(body)))
     assert sum(r[-1].startswith("for the whole group") for r in table[1:]) == len(compromise)
 
 

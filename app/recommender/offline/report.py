@@ -194,7 +194,8 @@ def _warm(result: dict) -> list[str]:
         "",
         "Chosen on validation: "
         f"LightFM CF `{chosen['lightfm_cf']}`, LightFM hybrid `{chosen['lightfm_hybrid']}`, "
-        f"ALS `{chosen['als']}`, EASE `{chosen.get('ease', '-')}`; our best model (by validation precision@{k}): "
+        f"ALS `{chosen['als']}`, EASE `{chosen.get('ease', '-')}`; our best model "
+        f"(by validation precision@{k}): "
         f"`{chosen['our_best']}`.",
         "",
     ]
