@@ -49,6 +49,8 @@ class Config:
 
     # Playlist rules.
     MAX_TRACKS_PER_ARTIST = _env_int("MAX_TRACKS_PER_ARTIST", 3)
+    # turns_known: at most this many of a member's turns take a track they already know
+    KNOWN_TURN_LIMIT = _env_int("KNOWN_TURN_LIMIT", 3)
     DEFAULT_STRATEGY = os.environ.get("DEFAULT_STRATEGY", "")  # empty: the recommender's default
     # A/A test: every arm of the active experiment serves this model (base / advanced), so the
     # assignment, logging and statistics can be checked against a known zero difference.

@@ -24,6 +24,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# the strategies fingerprinted, named here rather than read from the checkout, so that a newer
+# checkout with more strategies draws the same ones for the same groups as an older one
+FINGERPRINTED = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
+                 "turns", "turns_plus")
 
 
 def main(argv=None) -> int:
@@ -42,7 +46,7 @@ def main(argv=None) -> int:
 
     from app.recommender.ordering import listening_order
     from app.recommender.scoring import Recommender
-    from app.recommender.strategies import STRATEGIES, NotEnoughSongs, Rules
+    from app.recommender.strategies import NotEnoughSongs, Rules
 
     threadpool_limits(1)
     digest = hashlib.sha256()
@@ -78,7 +82,7 @@ def main(argv=None) -> int:
                     members.append(rec.member(10**8 + j))
             rules = Rules(length=int(rng.integers(5, 31)), max_per_artist=int(rng.integers(1, 4)),
                           exclude_explicit=bool(rng.random() < 0.3))
-            strategy = (STRATEGIES[int(rng.integers(len(STRATEGIES)))] if g % 10 == 9
+            strategy = (FINGERPRINTED[int(rng.integers(len(FINGERPRINTED)))] if g % 10 == 9
                         else "turns")
             try:
                 r = rec.recommend(members, rules, strategy)

@@ -251,23 +251,35 @@ def activate_command(version: str) -> None:
 @click.option("--served", is_flag=True,
               help="Measure the serving model itself (no retraining, no time split) on random "
                    "groups of every user, with the hidden taste.")
+@click.option("--strategies", "strategy_names", default=None, metavar="A,B",
+              help="Only these strategies (comma-separated; default: every one).")
 def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
                      test_fraction: float, eval_seed: int, store: bool, served: bool,
-                     **opts) -> None:
+                     strategy_names: str | None = None, **opts) -> None:
     """Time-split evaluation with the active version's parameters (or the options given)."""
     from app.modelstore import registry
     from app.recommender.offline.evaluation import EvalConfig, format_report
     from app.recommender.training import TrainParams
 
+    from app.recommender.strategies import STRATEGIES
+
+    names = STRATEGIES
+    if strategy_names:
+        names = tuple(n.strip() for n in strategy_names.split(",") if n.strip())
+        unknown = [n for n in names if n not in STRATEGIES]
+        if unknown or not names:
+            raise click.BadParameter(f"unknown strategy {', '.join(unknown) or '(none)'}; use "
+                                     f"{', '.join(STRATEGIES)}", param_hint="--strategies")
     if served:
-        _evaluate_served(as_json, ground_truth, groups, eval_seed, store)
+        _evaluate_served(as_json, ground_truth, groups, eval_seed, store, names)
         return
 
     row = registry.active()
     base = TrainParams.from_dict(row.params) if row is not None and row.params else None
     params = _params(base, **opts)
     cfg = EvalConfig(test_fraction=test_fraction, groups=groups, seed=eval_seed,
-                     max_per_artist=int(current_app.config["MAX_TRACKS_PER_ARTIST"]))
+                     max_per_artist=int(current_app.config["MAX_TRACKS_PER_ARTIST"]),
+                     strategies=names)
     data = _load_data()
     if len(data.events) == 0:
         click.echo("error: no listening events in the database", err=True)
@@ -286,7 +298,7 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
 
 
 def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int,
-                     store: bool = True) -> None:
+                     store: bool = True, names: tuple[str, ...] | None = None) -> None:
     from app.recommender.offline import evaluation
     from app.playlists.holder import get_holder
 
@@ -299,6 +311,10 @@ def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed:
         raise click.ClickException(state.error or "no model version is loaded")
     cfg = evaluation.EvalConfig(groups=groups, seed=seed, max_per_artist=int(
         current_app.config["MAX_TRACKS_PER_ARTIST"]))
+    if names:
+        from dataclasses import replace
+
+        cfg = replace(cfg, strategies=tuple(names))
     result = evaluation.served(state.recommender, _load_data(), gt, cfg,
                                progress=bool(current_app.config.get("PROGRESS")))
     if store:  # on the version that was measured, next to the time split's `evaluation`

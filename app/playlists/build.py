@@ -2,16 +2,18 @@
 the recommender, the names and artists from the catalogue. Nothing is recorded here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from flask import current_app
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
 from app.playlists.holder import ServingState, get_holder
-from app.playlists.members import user_genres
+from app.playlists.members import known_histories, playlist_evidence, user_genres
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import BaseModel, GroupInput, GroupPlaylist, LightFMModel
-from app.recommender.strategies import NotEnoughSongs, Rules
+from app.recommender.reasons import track_reasons
+from app.recommender.strategies import KNOWN_TURN_LIMIT, NotEnoughSongs, Rules
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class PlaylistItem:
     # member whose turn chose it; None when no model could tell (base without a model)
     for_members: list[int] | None = None
     turn_of: int | None = None
+    # why the track is here (``reasons.py``): "group" for a compromise that is nobody's, else a
+    # few words for ``reason_member``
+    reason: str | None = None
+    reason_member: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,10 @@ def model_for(state: ServingState, name: str) -> LightFMModel | BaseModel:
 
 
 def group_input(model: LightFMModel | BaseModel, members: list[int], *,
-                with_histories: bool = True) -> GroupInput:
+                with_histories: bool = True, strategy: str | None = None) -> GroupInput:
     """What ``model`` needs to know about the members; raises UnknownUsers for members that
-    neither the model nor the database knows."""
+    neither the model nor the database knows. ``turns_known`` also reads what each member is
+    known to love from their own events."""
     histories = None
     if with_histories and model.needs_history:
         histories = get_holder().histories.get(model.catalogue, members)
@@ -66,22 +73,38 @@ def group_input(model: LightFMModel | BaseModel, members: list[int], *,
     unknown = [u for u in asked if u not in genres]
     if unknown:
         raise UnknownUsers(unknown)
-    return GroupInput(user_ids=members, genres=genres, histories=histories)
+    known = limit = None
+    if strategy == "turns_known" and isinstance(model, LightFMModel):
+        known = known_histories(model.catalogue, members,
+                                model.recommender.model.params.weights)
+        limit = int(current_app.config.get("KNOWN_TURN_LIMIT", KNOWN_TURN_LIMIT))
+    return GroupInput(user_ids=members, genres=genres, histories=histories, known=known,
+                      known_limit=limit)
 
 
 def build(model: LightFMModel | BaseModel, members: list[int], rules: Rules, strategy: str,
           seed: int | None = None) -> Playlist:
-    group = group_input(model, members)
+    group = group_input(model, members, strategy=strategy)
     try:
         result = model.recommend(group, rules, strategy, seed)
     except NotEnoughSongs as exc:
         raise CannotBuild(str(exc)) from None
-    return _playlist(model.catalogue, result, members)
+    return _playlist(model.catalogue, result, members, _kinds(model, members))
 
 
-def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> Playlist:
+def _kinds(model: LightFMModel | BaseModel, members: list[int]) -> list[str] | None:
+    rec = model.recommender if isinstance(model, LightFMModel) else (
+        model.describer.recommender if model.describer is not None else None)
+    return None if rec is None else ["trained" if rec.is_warm(u) else "genres" for u in members]
+
+
+def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
+              kinds: list[str] | None = None) -> Playlist:
+    items = _items(catalogue, result, members)
+    if result.for_members is not None and items:
+        items = _with_reasons(catalogue, items, result, members, kinds)
     return Playlist(
-        items=_items(catalogue, result, members), members=members, model=result.model,
+        items=items, members=members, model=result.model,
         model_version=result.version, strategy=result.strategy,
         member_fit=_rounded(result.member_fit), taste_match=_rounded(result.taste_match),
         notes=result.notes)
@@ -109,6 +132,16 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
         meta.artist_names[artist].astype(str).tolist(),
         meta.artist_ids[artist].astype(str).tolist(), durations,
         meta.explicit[idx].astype(bool).tolist()))]
+
+
+def _with_reasons(catalogue: Catalogue, items: list[PlaylistItem], result: GroupPlaylist,
+                  members: list[int], kinds: list[str] | None) -> list[PlaylistItem]:
+    """The items with their reasons, from the members' own counts on the playlist's artists."""
+    counts = get_holder().evidence.get(catalogue, members)
+    likes, plays, artist_plays = playlist_evidence(counts, catalogue, result.indices)
+    said = track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)
+    return [replace(item, reason=text, reason_member=None if j is None else members[j])
+            for item, (j, text) in zip(items, said)]
 
 
 def _rounded(values: np.ndarray | None):

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from app.db import ModelVersion, Track
 from app.data.loaders import load_catalogue
 from app.extensions import db
-from app.playlists.members import HistoryCache
+from app.playlists.members import EvidenceCache, HistoryCache
 from app.recommender import artifact, retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import BaseModel, LightFMModel
@@ -104,6 +104,7 @@ class ModelHolder:
         self.checked_at = float("-inf")
         self.interval = float(app.config.get("MODEL_RELOAD_SECONDS", 5))
         self.histories = HistoryCache(self.interval)
+        self.evidence = EvidenceCache(self.interval)  # the reasons' play and like counts
         self.background: threading.Thread | None = None
         self.stopping = threading.Event()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
@@ -80,7 +81,121 @@ class HistoryCache:
         found = {u: self.users.get(u) for u in members}
         missing = [u for u in members if found[u] is None]
         if missing:
-            for u, h in zip(missing, histories(catalogue, missing)):
-                found[u] = np.sort(h).astype(np.int32)  # the base draw skips its unique
+            for u, h in zip(missing, self.load(catalogue, missing)):
+                found[u] = h
                 self.users.put(u, found[u])
         return [found[u] for u in members]  # type: ignore[misc]
+
+    def load(self, catalogue: Catalogue, members: list[int]) -> list:
+        # sorted: the base draw skips its unique
+        return [np.sort(h).astype(np.int32) for h in histories(catalogue, members)]
+
+
+class EvidenceCache(HistoryCache):
+    """``HistoryCache`` of each member's play and like counts (``member_counts``): what the
+    reasons quote, read once per member and import instead of once per playlist."""
+
+    def load(self, catalogue: Catalogue, members: list[int]) -> list:
+        return member_counts(catalogue, members)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One member's plays and likes per track (catalogue positions, ascending) and plays per
+    artist (catalogue artist codes, ascending)."""
+
+    tracks: np.ndarray
+    plays: np.ndarray
+    likes: np.ndarray
+    artists: np.ndarray
+    artist_plays: np.ndarray
+
+    def at(self, keys: np.ndarray, values: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(keys, asked)
+        pos = np.minimum(pos, max(len(keys) - 1, 0))
+        hit = (keys[pos] == asked) if len(keys) else np.zeros(len(asked), bool)
+        return np.where(hit, values[pos] if len(keys) else 0, 0)
+
+
+def member_counts(catalogue: Catalogue, members: list[int]) -> list[Counts]:
+    """Per member, ``Counts`` from one grouped query on the covering (user, event type, track)
+    index."""
+    ev = ListeningEvent.__table__.c
+    rows = db.session.execute(
+        select(ev.user_id, ev.event_type, ev.track_id, func.count())
+        .where(ev.user_id.in_(members), ev.event_type.in_(("play", "like")),
+               ev.track_id.is_not(None))
+        .group_by(ev.user_id, ev.event_type, ev.track_id)).all()
+    row_of = {u: j for j, u in enumerate(members)}
+    users = np.array([row_of.get(int(r[0]), -1) for r in rows], np.int64)
+    is_play = np.array([r[1] == "play" for r in rows], bool)
+    pos = catalogue.ids.to_internal([r[2] for r in rows]) if rows else np.zeros(0, np.int64)
+    count = np.array([int(r[3]) for r in rows], np.int64)
+    ok = (users >= 0) & (pos >= 0)
+    users, is_play, pos, count = users[ok], is_play[ok], pos[ok], count[ok]
+    artist = catalogue.meta.artist
+    out = []
+    for j in range(len(members)):
+        mine = users == j
+        p, c, play = pos[mine], count[mine], is_play[mine]
+        tracks = np.unique(p)
+        at = np.searchsorted(tracks, p)
+        plays = np.bincount(at[play], weights=c[play], minlength=len(tracks)).astype(np.int64)
+        likes = np.bincount(at[~play], weights=c[~play], minlength=len(tracks)).astype(np.int64)
+        a = artist[p[play]].astype(np.int64)
+        artists = np.unique(a)
+        per_artist = np.bincount(np.searchsorted(artists, a), weights=c[play],
+                                 minlength=len(artists)).astype(np.int64)
+        out.append(Counts(tracks, plays, likes, artists, per_artist))
+    return out
+
+
+
+def playlist_evidence(counts: list[Counts], catalogue: Catalogue, idx: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per member and playlist track (catalogue positions ``idx``): the member's likes of the
+    track, plays of the track and plays of any track by its artist (members x playlist each),
+    the counts a track's reason quotes (``reasons.py``), from each member's ``Counts``."""
+    idx = np.asarray(idx, dtype=np.int64)
+    artists = catalogue.meta.artist[idx].astype(np.int64)
+    likes = np.array([c.at(c.tracks, c.likes, idx) for c in counts], np.int64)
+    plays = np.array([c.at(c.tracks, c.plays, idx) for c in counts], np.int64)
+    by_artist = np.array([c.at(c.artists, c.artist_plays, artists) for c in counts], np.int64)
+    shape = (len(counts), len(idx))
+    return likes.reshape(shape), plays.reshape(shape), by_artist.reshape(shape)
+
+
+def known_histories(catalogue: Catalogue, members: list[int], weights) -> list[np.ndarray]:
+    """Per member, their heaviest known tracks (catalogue positions, heaviest first) from their
+    plays, likes and skips, weighed as training weighs them (``evidence.py``); for the
+    ``turns_known`` strategy only. The decay's reference time does not change a member's order
+    of tracks, so it is the newest of the group's events."""
+    from datetime import timezone
+
+    from app.recommender.evidence import known_tracks
+    from app.recommender.dataset import KIND_CODES
+    from app.recommender.strategies import KNOWN_TOP
+
+    ev = ListeningEvent.__table__.c
+    rows = db.session.execute(
+        select(ev.user_id, ev.track_id, ev.event_type, ev.timestamp)
+        .where(ev.user_id.in_(members), ev.track_id.is_not(None),
+               ev.event_type.in_(("play", "like", "skip")))).all()
+    by_user: dict[int, list] = {u: [] for u in members}
+    for uid, tid, kind, ts in rows:
+        by_user.setdefault(int(uid), []).append((tid, KIND_CODES[kind], ts))
+    stamps = [r[3] for r in rows if r[3] is not None]
+    now = max(stamps).replace(tzinfo=timezone.utc).timestamp() if stamps else 0.0
+    out = []
+    for u in members:
+        got = [r for r in by_user[u] if r[2] is not None]
+        if not got:
+            out.append(np.zeros(0, np.int64))
+            continue
+        idx = catalogue.ids.to_internal([r[0] for r in got])
+        ok = idx >= 0
+        times = np.array([r[2].replace(tzinfo=timezone.utc).timestamp() for r in got])
+        kinds = np.array([r[1] for r in got], np.int8)
+        known = known_tracks(idx[ok], kinds[ok], times[ok], weights, now)
+        out.append(known.top(KNOWN_TOP))
+    return out

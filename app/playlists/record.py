@@ -101,4 +101,7 @@ def _attribution(playlist: Playlist) -> list[dict] | None:
     """The stored form of whom each track is for; None when no model attributed the tracks."""
     if any(item.for_members is None for item in playlist.items):
         return None
-    return [{"for": list(item.for_members), "turn": item.turn_of} for item in playlist.items]
+    return [{"for": list(item.for_members), "turn": item.turn_of}
+            | ({"reason": item.reason, "reason_member": item.reason_member}
+               if item.reason is not None else {})
+            for item in playlist.items]

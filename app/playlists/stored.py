@@ -15,6 +15,7 @@ from datetime import datetime
 
 from app.db import Prediction
 from app.templating import heat
+from app.recommender.reasons import GROUP as GROUP_REASON
 from app.text import clean_text
 from app.db.lookups import existing_users, tracks_by_id
 
@@ -92,6 +93,24 @@ class Row:
     # whom the track is for (the turn member first), and the member whose turn chose it
     for_members: list[MemberView] = field(default_factory=list)
     turn_of: MemberView | None = None
+    # why it is here: "group" (a compromise, nobody's favourite) or a few words for
+    # ``reason_member``; None for playlists stored before reasons existed
+    reason: str | None = None
+    reason_member: MemberView | None = None
+
+    @property
+    def is_compromise(self) -> bool:
+        return self.reason == GROUP_REASON
+
+    @property
+    def reason_text(self) -> str:
+        """The reason as shown: "for the whole group", or "Ann: you played this artist 4 times"."""
+        if self.reason is None:
+            return ""
+        if self.is_compromise:
+            return "for the whole group: a compromise, nobody's favourite"
+        who = self.reason_member.first_name if self.reason_member else ""
+        return f"{who}: {self.reason}" if who else self.reason
 
     def is_for(self, member: MemberView) -> bool:
         return any(m.user_id == member.user_id for m in self.for_members)
@@ -164,13 +183,15 @@ def playlist_view(prediction: Prediction,
         scores = [Score(per_member[i] if i < len(per_member) else None)
                   for i in range(len(member_ids))]
         for_members, turn_of = _attributed(attribution, pos - 1, by_id)
+        reason, reason_member = _reason(attribution, pos - 1, by_id)
         if track is None:  # deleted from the catalogue since; keep the slot visible
             rows.append(Row(pos, tid, "(track no longer in the catalogue)", "", [], 0, False,
-                            scores, for_members, turn_of))
+                            scores, for_members, turn_of, reason, reason_member))
             continue
         rows.append(Row(pos, tid, track.name, track.artist.name if track.artist else "",
                         sorted(g.name for g in (track.artist.genres if track.artist else [])),
-                        track.duration_ms, bool(track.explicit), scores, for_members, turn_of))
+                        track.duration_ms, bool(track.explicit), scores, for_members, turn_of,
+                        reason, reason_member))
     matrix = ([[Score(v) for v in row] for row in taste_match] if taste_match else None)
     return PlaylistView(prediction, members, rows, matrix, taste_note)
 
@@ -186,6 +207,21 @@ def _attributed(attribution: list, i: int, by_id: dict[int, MemberView]
     if turn is not None:
         members = [turn] + [m for m in members if m.user_id != turn.user_id]
     return members, turn
+
+
+def _reason(attribution: list, i: int, by_id: dict[int, MemberView]
+            ) -> tuple[str | None, MemberView | None]:
+    """Track ``i``'s stored reason and the member it speaks for (a stored row is data: a
+    reason that is not a short string, or a member not in the group, is dropped)."""
+    entry = attribution[i] if i < len(attribution) and isinstance(attribution[i], dict) else {}
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or len(reason) > 120:
+        return None, None
+    who = entry.get("reason_member")
+    member = by_id.get(who) if isinstance(who, int) else None
+    if reason != GROUP_REASON and member is None:
+        return None, None
+    return reason, member
 
 
 def as_json(view: PlaylistView) -> str:
@@ -210,6 +246,8 @@ def as_json(view: PlaylistView) -> str:
             "for_labels": ([m.label for m in sorted(r.for_members, key=lambda m: m.user_id)]
                            if p.attribution is not None else None),
             "turn_of": r.turn_of.user_id if r.turn_of else None,
+            "reason": clean_text(r.reason) if r.reason is not None else None,
+            "reason_member": r.reason_member.user_id if r.reason_member else None,
         } for r in view.rows],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
@@ -228,13 +266,15 @@ def as_csv(view: PlaylistView) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["position", "track_id", "name", "artist", "genres", "duration_ms", "explicit",
-                     *[_csv_cell(m.label) for m in view.members], "for_members", "turn_of"])
+                     *[_csv_cell(m.label) for m in view.members], "for_members", "turn_of",
+                     "reason"])
     for r in view.rows:
         writer.writerow([r.position, r.track_id, _csv_cell(r.name), _csv_cell(r.artist),
                          _csv_cell("; ".join(r.genres)), r.duration_ms, int(r.explicit),
                          *["" if s.value is None else f"{s.value:.4f}" for s in r.scores],
                          _csv_cell("; ".join(m.label for m in r.for_members)),
-                         _csv_cell(r.turn_of.label if r.turn_of else "")])
+                         _csv_cell(r.turn_of.label if r.turn_of else ""),
+                         _csv_cell(r.reason_text)])
     return out.getvalue()
 
 

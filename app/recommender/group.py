@@ -26,6 +26,10 @@ class GroupInput:
     user_ids: list[int]
     genres: dict[int, list[str]] = field(default_factory=dict)  # for the ids needs_genres named
     histories: list[np.ndarray] | None = None  # played/liked catalogue indices per member
+    # ``turns_known``: per member their heaviest known tracks (evidence.py), and how many of
+    # a member's turns may take one
+    known: list[np.ndarray] | None = None
+    known_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class LightFMModel:
                 notes.append(f"user {u} has neither listening history nor favourite genres: "
                              f"popularity profile")
             rows.append(m)
+        if group.known is not None:
+            rows = [replace(m, known=k) if m.kind == "trained" else m
+                    for m, k in zip(rows, group.known)]
         if rec.cold_blend is not None and group.histories is not None:
             for m, h in zip(rows, group.histories):
                 m.content = rec.cold_blend.profile(h, None if len(h) else
@@ -89,7 +96,8 @@ class LightFMModel:
                   seed: int | None = None) -> GroupPlaylist:
         rows, notes = self.members(group)
         result = in_listening_order(self.catalogue,
-                                    self.recommender.recommend(rows, rules, strategy),
+                                    self.recommender.recommend(rows, rules, strategy,
+                                                               known_limit=group.known_limit),
                                     len(rows))
         return GroupPlaylist(
             indices=result.indices, model=self.name, version=self.version,

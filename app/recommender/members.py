@@ -25,6 +25,9 @@ class Member:
     skip_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # genre profile (1 x catalogue genres) for the cold-start blend; see content.ColdStartBlend
     content: sp.csr_matrix | None = None
+    # the member's heaviest known tracks, heaviest first (catalogue positions; evidence.py),
+    # when the caller passed their history in; only ``turns_known`` reads it
+    known: np.ndarray | None = None
 
 
 @dataclass

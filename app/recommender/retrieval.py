@@ -191,7 +191,7 @@ class CandidateRetrieval:
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
-                  strategy: str) -> GroupResult:
+                  strategy: str, *, known_limit: int | None = None) -> GroupResult:
         """Only the candidates are this path's own: their scores, the favourite thresholds
         and the playlist come from the recommender's one scoring tail (``finish``), so members
         are scored exactly as on the whole catalogue. ``strategy``: as
@@ -207,19 +207,20 @@ class CandidateRetrieval:
         sample = rec.sample_allowed(rec.not_explicit if rules.exclude_explicit else None)
         z_sample = rec.member_z(members, folded @ rec.items_t[:, sample], sample)
         try:
-            result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand)
+            result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand,
+                                known_limit=known_limit)
         except NotEnoughSongs:
-            return _exact(rec, members, rules, strategy)
+            return _exact(rec, members, rules, strategy, known_limit)
         if any(note.startswith("artist cap relaxed") for note in result.notes):
-            return _exact(rec, members, rules, strategy)  # the whole catalogue may not need it
+            # the whole catalogue may not need it
+            return _exact(rec, members, rules, strategy, known_limit)
         return result
 
 
-def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy: str):
-    """The whole-catalogue answer (the hook's ``exact=True`` skips retrieval, thread-safely)."""
-    if getattr(rec, "retrieval", None) is None:
-        return rec.recommend(members, rules, strategy)
-    return rec.recommend(members, rules, strategy, exact=True)
+def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy: str,
+           known_limit: int | None = None):
+    """The whole-catalogue answer (``exact=True`` skips retrieval, thread-safely)."""
+    return rec.recommend(members, rules, strategy, exact=True, known_limit=known_limit)
 
 
 def attach(rec: "Recommender", *, folder: str | os.PathLike | None = None,

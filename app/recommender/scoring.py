@@ -265,12 +265,14 @@ class Recommender:
         return ((corr + 1.0) / 2.0).astype(np.float32)
 
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
-                  *, exact: bool = False) -> GroupResult:
+                  *, exact: bool = False, known_limit: int | None = None) -> GroupResult:
         """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
-        ``strategy`` None is the default; an unknown one is refused by ``select``."""
+        ``strategy`` None is the default; an unknown one is refused by ``select``;
+        ``known_limit``: ``turns_known``'s bound on a member's turns from their history."""
         strategy = strategy or DEFAULT_STRATEGY
         if not exact and self.retrieval is not None:
-            return self.retrieval.recommend(self, members, rules, strategy)
+            return self.retrieval.recommend(self, members, rules, strategy,
+                                            known_limit=known_limit)
         rows = np.array([m.row for m in members], dtype=np.float32)
         r = rows.astype(np.float64)
         rc = r @ self.cov_item
@@ -278,7 +280,8 @@ class Recommender:
         allowed = self.not_explicit if rules.exclude_explicit else None
         z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
                     else z[:, self.sample_allowed(allowed)])
-        return self.finish(members, z, z_sample, rules, strategy, rows, r, rc)
+        return self.finish(members, z, z_sample, rules, strategy, rows, r, rc,
+                           known_limit=known_limit)
 
     def member_z(self, members: list[Member], z: np.ndarray,
                  columns: np.ndarray | None = None) -> np.ndarray:
@@ -297,11 +300,12 @@ class Recommender:
 
     def finish(self, members: list[Member], z: np.ndarray, z_sample: np.ndarray, rules: Rules,
                strategy: str, rows: np.ndarray, r: np.ndarray, rc: np.ndarray,
-               columns: np.ndarray | None = None) -> GroupResult:
+               columns: np.ndarray | None = None, known_limit: int | None = None
+               ) -> GroupResult:
         """The one scoring tail of the exact path and of candidate retrieval: selection, the
         members' liking, favourites and attribution from ``z`` (``member_z``) over the
         catalogue or over ``columns``; ``z_sample`` sets the favourite thresholds over the
-        whole catalogue. ``r``, ``rc`` as in ``folded``."""
+        whole catalogue. ``r``, ``rc`` as in ``folded``; ``columns`` ascending."""
         if columns is None:
             song, artist = self.song, self.artist
             allowed = self.not_explicit if rules.exclude_explicit else None
@@ -309,8 +313,12 @@ class Recommender:
             song, artist = self.song[columns], self.artist[columns]
             allowed = self.not_explicit[columns] if rules.exclude_explicit else None
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
+        known = ([_in_columns(m.known, columns) for m in members]
+                 if strategy == "turns_known" else None)
         chosen, notes, turns = select(strategy, z, z, song, artist, rules, allowed,
-                                      owed_turns(members))
+                                      owed_turns(members), known=known,
+                                      **({} if known_limit is None
+                                         else {"known_limit": int(known_limit)}))
         idx = np.asarray(chosen, dtype=np.int64)
         z_chosen = z[:, idx]
         liking = expected_liking(z_chosen).T  # playlist x members
@@ -353,6 +361,16 @@ class Recommender:
                   self.model.user_vectors]
         return int(sum(a.nbytes for a in arrays) + self.skips.data.nbytes
                    + self.skips.indices.nbytes)
+
+
+def _in_columns(tracks: np.ndarray | None, columns: np.ndarray | None) -> np.ndarray | None:
+    """Catalogue positions as positions among the ascending ``columns`` (candidate retrieval),
+    in their order, those not among them dropped; unchanged without ``columns``."""
+    if tracks is None or columns is None:
+        return tracks
+    tracks = np.asarray(tracks, dtype=np.int64)
+    at = np.minimum(np.searchsorted(columns, tracks), len(columns) - 1)
+    return at[columns[at] == tracks]
 
 
 def _take_meta(meta: ItemMeta, positions: np.ndarray) -> ItemMeta:

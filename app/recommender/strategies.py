@@ -11,12 +11,14 @@ Candidates: the catalogue is cut to the tracks with the best mean, minimum and m
 those few hundred only, so nothing after the matrix product touches the whole catalogue more
 than a handful of times.
 
-Default ``turns``: the product promises a playlist the *whole* group enjoys, so a strategy is
-judged by its least happy member and by whether every member gets some of their own
-favourites, not by the group's mean alone. Strategies that rank by a group score (``average``,
-``fair``) let the majority win when tastes differ; ``turns`` first gives every member a fair
-share of turns to pick their own favourites, and then fills the playlist close to max-min
-(README: strategy evaluation; ``promise.py`` for the measures).
+Default ``turns_plus`` (``turns`` with one more turn each): the product promises a playlist
+the *whole* group enjoys, so a strategy is judged by its least happy member and by whether
+every member gets some of their own favourites, not by the group's mean alone. Strategies
+that rank by a group score (``average``, ``fair``) let the majority win when tastes differ;
+``turns`` first gives every member a fair share of turns to pick their own favourites, and then
+fills the playlist close to max-min (README: strategy evaluation; ``promise.py`` for the
+measures). ``gfar`` is the published reference (Kaya et al. 2020); ``turns_known`` also steers
+the turns by each member's own history (``evidence.py``).
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
-              "turns", "turns_plus")
-DEFAULT_STRATEGY = "turns"
+              "turns", "turns_plus", "gfar", "turns_known")
+DEFAULT_STRATEGY = "turns_plus"
 
 LIKING_SLOPE = 1.0
 LIKING_CENTER = 1.0
@@ -50,8 +52,21 @@ TURN_FILL_SLOPE = 1.5
 # (Last.fm friends, demo strangers) at a cost in the group's mean, and in the least happy
 # member where friends share a taste (README: strategy evaluation).
 TURNS_PLUS_EXTRA = 1
+# turns_known: ``turns_plus`` whose turns look first at the member's *agreed* favourites, the
+# tracks both in their model top KNOWN_MODEL_TOP and among their KNOWN_TOP heaviest known tracks
+# (their own listening, ``evidence.py``): the two sources make different mistakes, and where they
+# agree a track is more often a true favourite. At most KNOWN_TURN_LIMIT of a member's turns
+# go to tracks they already know, so that the playlist still brings something new
+# (``KNOWN_TURN_LIMIT`` in config.py is the deployment's setting).
+KNOWN_TOP = 100
+KNOWN_MODEL_TOP = 50
+KNOWN_TURN_LIMIT = 3
+_AGREED_BONUS = 100.0
 # the strategies that take turns, and how many turns beyond the fair share each gives a member
-EXTRA_TURNS = {"turns": 0, "turns_plus": TURNS_PLUS_EXTRA}
+EXTRA_TURNS = {"turns": 0, "turns_plus": TURNS_PLUS_EXTRA, "turns_known": TURNS_PLUS_EXTRA}
+# gfar (the published reference): a member's relevant tracks are their top GFAR_RELEVANT by the
+# model, with Borda relevance (the best GFAR_RELEVANT points, the last one point).
+GFAR_RELEVANT = 20
 _EXCLUDED = -1e9
 NO_TURN = -1  # ``select``'s turn entry for a track that no member's turn chose
 
@@ -222,11 +237,14 @@ def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
 
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
-           rules: Rules, allowed: np.ndarray | None, owed: np.ndarray | None = None
+           rules: Rules, allowed: np.ndarray | None, owed: np.ndarray | None = None,
+           known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT
            ) -> tuple[list[int], list[str], list[int]]:
     """The playlist's track indices under ``strategy`` and the playlist rules, notes, and per
     chosen track the member position whose turn chose it (-1: no member's turn did).
-    ``owed`` (``turns``): per member, how many fair shares of turns they are owed."""
+    ``owed`` (``turns``): per member, how many fair shares of turns they are owed.
+    ``known`` (``turns_known`` only): per member, their heaviest known tracks (positions in
+    ``z``'s columns), or None; ``known_limit``: how many of a member's turns may take one."""
     strategy = check_strategy(strategy)
     notes: list[str] = []
     n = z.shape[1]
@@ -245,9 +263,13 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
                      if by_turns and z.shape[0] > 1 else None)
             cand = (pools[0] if pools is not None
                     else candidates(z, allowed, size, with_max=not by_turns))
-            if by_turns:
+            if strategy == "gfar":
+                chosen, turns = _gfar(z, allowed, cand, song, artist, rules)
+            elif by_turns:
                 chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
-                                       pools=pools, extra=EXTRA_TURNS[strategy])
+                                       pools=pools, extra=EXTRA_TURNS[strategy],
+                                       known=known if strategy == "turns_known" else None,
+                                       known_limit=known_limit)
             elif strategy == "fair":
                 chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
             else:
@@ -389,7 +411,8 @@ def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
 
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
-           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0
+           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0,
+           known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT
            ) -> tuple[list[int], list[int]]:
     """Members take turns, a fair share of turns each (and ``extra`` more), then proportional
     fairness close to max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
@@ -401,7 +424,11 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     group's liking breaking near-ties. A turn stays the member's own even where friends share
     favourites: on real friend groups their own picks are what keeps each member from being
     left out (README: strategy evaluation). Returns the tracks and, per track, the position
-    of the member whose turn chose it (``NO_TURN``: chosen after the turns)."""
+    of the member whose turn chose it (``NO_TURN``: chosen after the turns).
+
+    ``known`` (``turns_known``): a member's agreed favourites (in their model top
+    ``KNOWN_MODEL_TOP`` and among their known tracks) join their favourites and come first on
+    their turns, at most ``known_limit`` of their turns."""
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
@@ -418,10 +445,21 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     ranked = np.take(z, wide, axis=1)  # every column is allowed: the pools and ``cand`` are
     c = ranked.shape[1]
     fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
+    agreed = None
+    if known is not None and any(kn is not None and len(kn) for kn in known):
+        kk = min(c, max(k, KNOWN_MODEL_TOP))
+        top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
+        agreed = np.zeros_like(fav)
+        for q, kn in enumerate(known):
+            if kn is not None and len(kn):
+                agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
+        fav = fav | agreed
     # keep the group's candidates and every member's favourites, not the rest of the pools
     any_fav = fav.any(axis=0)
     keep = np.flatnonzero(in_cand | any_fav)  # positions: one nonzero for the four gathers
     cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
+    if agreed is not None:
+        agreed = agreed[:, keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
     share = [fair_share(rules.length, m) * o + extra for o in owed]
@@ -433,6 +471,12 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     # earlier column), valued as the group's mean liking plus TURN_OWN_WEIGHT times their own
     who, col = np.nonzero(f_fav)
     value = column_mean(f_lk)[col] + TURN_OWN_WEIGHT * f_lk[who, col]
+    agreed_of: list[set[int]] | None = None
+    if agreed is not None:  # the agreed favourites first, the limit applied as turns go
+        f_agreed = agreed[:, f_cols]
+        value = value + _AGREED_BONUS * f_agreed[who, col]
+        agreed_of = [set(np.flatnonzero(f_agreed[q]).tolist()) for q in range(m)]
+        repeats = [0] * m
     ranked_picks = col[np.lexsort((-value, who))].tolist()
     members_of = who.tolist()  # sorted: member by member
     ends = [bisect.bisect_right(members_of, j) for j in range(m)]
@@ -458,6 +502,8 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         c = picks[j].pop()
         if c in used:
             continue
+        if agreed_of is not None and c in agreed_of[j] and repeats[j] >= known_limit:
+            continue  # not used: another member may still take it as a favourite
         used.add(c)
         i = f_index[c]
         s, a = int(song[i]), int(artist[i])
@@ -468,6 +514,8 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         out.append(i)
         turns.append(j)
         count[j] += 1
+        if agreed_of is not None and c in agreed_of[j]:
+            repeats[j] += 1
         gain = gains[c] if gains is not None else f_lk[:, c].tolist()
         for q in members:
             total[q] += gain[q]
@@ -481,3 +529,54 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
                      start=(np.array(total), len(out)), taken=taken,
                      delta=TURN_FILL_DELTA, scratch=True)
     return out, turns + [NO_TURN] * (len(out) - len(turns))
+
+
+def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
+          artist: np.ndarray, rules: Rules, relevant: int = GFAR_RELEVANT
+          ) -> tuple[list[int], list[int]]:
+    """GFAR (Kaya, Bridge, Tintarev, RecSys 2020), the published reference: greedily maximise
+    the probability that every member finds at least one relevant track. A member's relevant
+    tracks are their top ``relevant`` allowed tracks by the model, with Borda relevance
+    normalised to sum to one (``p(rel | u, i)``); each next track maximises
+    ``Σ_u p(rel | u, i) · Π_{j chosen} (1 − p(rel | u, j))``. The track is attributed to the
+    member whose gain was largest. Once no relevant track passes the rules, the group's mean
+    liking over ``cand`` fills the rest (as ``average``)."""
+    m, n = z.shape
+    k = min(relevant, n)
+    tops = []
+    for q in range(m):
+        score = z[q] if allowed is None else np.where(allowed, z[q], _EXCLUDED)
+        top = _top(score, k)
+        if allowed is not None:
+            top = top[allowed[top]]
+        tops.append(top)
+    union = np.unique(np.concatenate(tops)) if tops else np.zeros(0, np.intp)
+    p = np.zeros((m, len(union)))
+    for q, top in enumerate(tops):
+        borda = np.arange(len(top), 0, -1, dtype=np.float64)
+        p[q, np.searchsorted(union, top)] = borda / borda.sum()
+    missed = np.ones(m)  # per member: probability that nothing chosen so far is relevant
+    taken = Taken(rules.max_per_artist)
+    chosen: list[int] = []
+    turns: list[int] = []
+    live = np.ones(len(union), dtype=bool)
+    while len(chosen) < rules.length and live.any():
+        contrib = p * missed[:, None]
+        gain = np.where(live, contrib.sum(axis=0), -1.0)
+        j = int(gain.argmax())
+        if gain[j] <= 0.0:
+            break
+        live[j] = False
+        i = int(union[j])
+        s, a = int(song[i]), int(artist[i])
+        if not taken.allows(s, a):
+            continue
+        taken.take(s, a)
+        chosen.append(i)
+        turns.append(int(contrib[:, j].argmax()))
+        missed *= 1.0 - p[:, j]
+    if len(chosen) < rules.length:
+        rest = cand[~np.isin(cand, chosen)]
+        lk = liking(np.take(z, rest, axis=1))
+        chosen = greedy_fill(rest[_order("average", lk)], song, artist, rules, None, chosen)
+    return chosen, turns + [NO_TURN] * (len(chosen) - len(turns))

@@ -31,8 +31,11 @@ STRATEGY_HELP = {
     "turns": "members take turns: each picks a fair share of their own favourites, the "
              "member with the fewest picks going next; then the rest goes to tracks that the "
              "least happy members like too",
-    "turns_plus": "like turns, with one more turn each: fewer members left out, but a lower "
-                  "group average, and less of the shared favourites when friends agree",
+    "turns_plus": "like turns, with one more turn each, so fewer members are left out; it "
+                  "costs a little of the group average, and of the shared favourites when "
+                  "friends agree",
+    "gfar": "the published GFAR rule (Kaya et al. 2020): each next track raises most the "
+            "chance that every member finds one of their own top 20",
 }
 # The base model has no strategy: one sentence for the playlist page and the strategies page.
 BASE_HELP = ("random tracks from the members' own listening history, in random order: the "

@@ -380,7 +380,7 @@ def test_cli_evaluate_json_stores_metrics(world_app, small_world):
     assert {"per_user", "groups", "targets", "protocol"} <= set(body)
     assert body["groups"]["oracle_mean"]["mean_affinity"] > 0
     assert body["groups"]["oracle_turns"]["fair_share_met"] == 1.0
-    assert body["targets"]["default_least_happy"]["threshold"] == 0.36
+    assert body["targets"]["default_least_happy"]["threshold"] == 0.375
     # options differ from the active version's parameters: not stored
     with world_app.app_context():
         assert "evaluation" not in (registry.active().metrics or {})
@@ -408,6 +408,22 @@ def test_cli_evaluate_served_measures_the_serving_model(world_app, small_world):
     assert groups["turns"]["members_with_favourite"] > groups["average"]["members_with_favourite"]
     assert set(body["targets"]) == {"default_fair_share_met", "default_members_with_favourite",
                                     "default_least_happy", "default_mean_affinity"}
+    # equal representation per strategy, and every strategy paired with the default
+    rep = body["representation"]["turns_plus"]["all"]
+    assert rep["groups"] == 12 and 0 < rep["least_share"] <= rep["most_share"] <= 1
+    pair = body["paired_with_default"]["gfar"]["least_happy"]
+    assert pair["n"] == 12 and pair["ci_low"] <= pair["difference"] <= pair["ci_high"]
+    assert "turns_plus" not in body["paired_with_default"]
+    only = world_app.test_cli_runner().invoke(args=[
+        "model", "evaluate", "--served", "--json", "--groups", "3", "--strategies",
+        "gfar,turns_plus", "--ground-truth", str(small_world / "ground_truth.npz")])
+    assert only.exit_code == 0, only.output
+    got = json.loads(only.output[only.output.index("{"):])["groups"]
+    assert set(got) == {"gfar", "turns_plus", "oracle_mean", "oracle_turns", "oracle_maxmin"}
+    bad = world_app.test_cli_runner().invoke(args=[
+        "model", "evaluate", "--served", "--strategies", "nope",
+        "--ground-truth", str(small_world / "ground_truth.npz")])
+    assert bad.exit_code != 0 and "unknown strategy nope" in bad.output
 
 
 def test_concurrent_requests_share_one_loaded_model(world_app):

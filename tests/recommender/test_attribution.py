@@ -188,7 +188,10 @@ def test_served_playlists_store_attribution_and_never_repeat_an_artist(api_app, 
             row = db.session.get(Prediction, response.headers["X-Prediction-Id"])
             assert row.track_ids == ids and len(row.attribution) == 20
             for entry in row.attribution:
-                assert set(entry) == {"for", "turn"}
+                assert set(entry) == {"for", "turn", "reason", "reason_member"}
+                # a compromise (nobody's track) says so; a member's track names its member
+                assert (entry["reason"] == "group") == (entry["for"] == [])
+                assert entry["reason_member"] is None or entry["reason_member"] in entry["for"]
                 assert entry["for"] == sorted(entry["for"]) and set(entry["for"]) <= set(group)
                 # the default strategy takes turns: a turn's track is for its member
                 assert entry["turn"] is None or entry["turn"] in entry["for"]
@@ -242,10 +245,11 @@ def test_page_and_downloads_show_whom_each_track_is_for(api_app, api_client):
     table = list(csv.reader(io.StringIO(
         api_client.get("/playlists/" + "a" * 32 + ".csv").get_data(as_text=True))))
     header = table[0]
-    assert header[-2:] == ["for_members", "turn_of"]
+    assert header[-3:] == ["for_members", "turn_of", "reason"]
     labels = {m["user_id"]: m["label"] for m in doc["members"]}
-    assert table[1][-2] == f"{labels[124]}; {labels[123]}"
-    assert table[1][-1] == labels[124] and table[2][-2:] == ["", ""]
+    assert table[1][-3] == f"{labels[124]}; {labels[123]}"
+    assert table[1][-2] == labels[124] and table[2][-3:-1] == ["", ""]
+    assert [r[-1] for r in table[1:]] == ["", "", ""]  # stored before reasons existed
 
 
 def test_rows_without_attribution_still_render_and_download(api_app, api_client):

@@ -131,3 +131,31 @@ def test_oracles_bound_their_own_measure():
     assert got["oracle_mean"]["mean_affinity"] >= max(g["mean_affinity"] for g in got.values())
     assert got["oracle_maxmin"]["least_happy"] >= max(g["least_happy"] for g in got.values())
 
+
+
+@pytest.mark.parametrize("m", [3, 6])
+def test_the_default_gives_every_stranger_a_turn_beyond_their_fair_share(m):
+    """No strategy named: the default takes turns with one more turn each (``turns`` would
+    give each member their fair share of turns only)."""
+    z, song, artist, block = _world(m, 4000, shared=False, seed=m)
+    _, _, turns = select(None, z, z, song, artist, Rules(length=20), None)
+    assert [turns.count(j) for j in range(m)] == [fair_share(20, m) + 1] * m
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_turns_known_takes_agreed_favourites_first_up_to_the_limit(limit):
+    z, song, artist, block = _world(3, 4000, shared=False, seed=7)
+    rules = Rules(length=20)
+    order0 = np.argsort(-z[0], kind="stable")
+    agreed = order0[30:34]          # in member 0's model top 50, not in their top 20
+    unknown_only = order0[500:503]  # known, but far down the model's list: not agreed
+    known = [np.concatenate([unknown_only, agreed]), None, None]
+    chosen, _, turns = select("turns_known", z, z, song, artist, rules, None, known=known,
+                              known_limit=limit)
+    mine = [i for i, t in zip(chosen, turns) if t == 0]
+    assert set(mine[:limit]) <= set(agreed.tolist())  # member 0's first turns
+    assert sum(i in set(agreed.tolist()) for i in mine) == limit
+    assert not set(unknown_only.tolist()) & set(chosen)
+    # with nobody's history it is turns_plus, track for track
+    plain = select("turns_known", z, z, song, artist, rules, None, known=[None] * 3)
+    assert plain == select("turns_plus", z, z, song, artist, rules, None)

@@ -148,7 +148,8 @@ def test_downloads_json_csv_m3u(client, web_app):
                             "explicit"]
     # the member columns carry the labels of the page (unique within the group)
     labels = [m["label"] for m in payload["members"]]
-    assert len(set(labels)) == 3 and table[0][7:] == [*labels, "for_members", "turn_of"]
+    assert len(set(labels)) == 3
+    assert table[0][7:] == [*labels, "for_members", "turn_of", "reason"]
     assert len(table) == 21 and [r[1] for r in table[1:]] == [t["id"] for t in payload["tracks"]]
 
     m3u = client.get(f"/playlists/{pid}.m3u")
@@ -266,3 +267,66 @@ def test_unknown_pages_are_html_404(client):
         response = client.get(url)
         assert response.status_code == 404 and response.mimetype == "text/html", url
         assert "There is nothing at this address" in response.get_data(as_text=True)
+
+
+def test_builder_recommends_and_settles_on_turns_plus(client, web_app):
+    html = client.get("/?member=123").get_data(as_text=True)
+    assert re.search(r'<option[^>]*value="turns_plus"[^>]*>turns plus \(recommended\)', html)
+    assert "turns (recommended)" not in html
+    page = client.get("/?member=123").get_data(as_text=True)
+    response = client.post("/playlists", data={
+        "csrf_token": csrf_token(page), "member": ["123", "124"], "length": "10",
+        "model": "advanced"})
+    assert response.status_code == 303
+    pid = response.headers["Location"].rsplit("/", 1)[1]
+    with web_app.app_context():
+        assert db.session.get(Prediction, pid).strategy == "turns_plus"
+
+
+def test_every_track_says_whose_it_is_and_why(client, web_app):
+    from app.db import ListeningEvent, Track
+
+    pid = build(client, [123, 124], strategy="average").headers["Location"].rsplit("/", 1)[1]
+    tracks = client.get(f"/playlists/{pid}.json").get_json()["tracks"]
+    compromise = [t for t in tracks if t["for_members"] == []]
+    theirs = [t for t in tracks if t["for_members"]]
+    assert compromise and theirs  # the average takes tracks that are nobody's favourite
+    assert all(t["reason"] == "group" and t["reason_member"] is None for t in compromise)
+    for t in theirs:
+        assert t["reason"] != "group" and t["reason_member"] in t["for_members"]
+        match = re.fullmatch(r"you played this (track|artist) (\d+) times", t["reason"])
+        if match:  # the count quoted is the member's own plays in the database
+            ev = ListeningEvent
+            query = select(db.func.count()).select_from(ev).join(Track, Track.id == ev.track_id)
+            query = query.where(ev.user_id == t["reason_member"], ev.event_type == "play")
+            with web_app.app_context():
+                if match.group(1) == "track":
+                    query = query.where(ev.track_id == t["id"])
+                else:
+                    artist = db.session.get(Track, t["id"]).artist_id
+                    query = query.where(Track.artist_id == artist)
+                assert db.session.scalar(query) == int(match.group(2))
+    html = client.get(f"/playlists/{pid}").get_data(as_text=True)
+    assert html.count("for the whole group: a compromise") == len(compromise)
+    body = client.get(f"/playlists/{pid}.csv").get_data(as_text=True)
+    table = list(csv.reader(io.StringIO(body)))
+    assert sum(r[-1].startswith("for the whole group") for r in table[1:]) == len(compromise)
+
+
+def test_turns_known_reads_each_members_own_history(client, web_app):
+    from app.playlists.holder import get_holder
+    from app.playlists.members import known_histories
+
+    members = [123, 124, 125]
+    with web_app.app_context():
+        rec = get_holder().current().recommender
+        known = known_histories(rec.catalogue, members, rec.model.params.weights)
+        for uid, top in zip(members, known):
+            heard = set(db.session.scalars(select(ListeningEvent.track_id).where(
+                ListeningEvent.user_id == uid,
+                ListeningEvent.event_type.in_(("play", "like")))).all())
+            assert len(top) and set(rec.catalogue.item_ids[top].astype(str)) <= heard
+    pid = build(client, members, strategy="turns_known").headers["Location"].rsplit("/", 1)[1]
+    payload = client.get(f"/playlists/{pid}.json").get_json()
+    assert payload["strategy"] == "turns_known" and len(payload["tracks"]) == 20
+    assert {t["turn_of"] for t in payload["tracks"]} >= set(members)

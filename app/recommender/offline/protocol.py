@@ -59,14 +59,18 @@ class Protocol:
     als_grid: tuple[dict, ...] = tuple(
         {"factors": f, "regularization": r, "alpha": a, "iterations": 15}
         for f in (32, 64, 128) for r in (0.01, 0.1) for a in (1.0, 4.0))
+    # EASE (outside reference): L2 strengths tried on validation; items with fewer training
+    # users than min_users are left out of its dense inverse
+    ease_grid: tuple[dict, ...] = tuple({"lambda": lam, "min_users": 3}
+                                        for lam in (50.0, 200.0, 800.0))
     # content weights of the blend (1.0 would drop the model; it is reported as its own row)
     blend_weights: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
     idf_options: tuple[bool, ...] = (False, True)
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        for key in ("strategies", "lightfm_grid", "profile_weights", "als_grid", "blend_weights",
-                    "idf_options"):
+        for key in ("strategies", "lightfm_grid", "profile_weights", "als_grid", "ease_grid",
+                    "blend_weights", "idf_options"):
             d[key] = list(d[key])
         return d
 
@@ -77,6 +81,7 @@ QUICK = Protocol(
     profile_weights=(0.5,),
     als_grid=({"factors": 32, "regularization": 0.1, "alpha": 1.0, "iterations": 8},),
     blend_weights=(0.5, 0.9),
+    ease_grid=({"lambda": 200.0, "min_users": 3},),
 )
 
 

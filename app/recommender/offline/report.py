@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from app.recommender.dataset import InteractionData
-from app.recommender.offline.groups import PAIRED_GROUP_METRICS, REFERENCE_STRATEGY
+from app.recommender.offline.groups import (OUTSIDE_STRATEGY, PAIRED_GROUP_METRICS,
+                                            REFERENCE_STRATEGY)
 from app.recommender.offline.protocol import Protocol, load_dataset
 from app.recommender.offline.run import run
 from app.recommender.strategies import DEFAULT_STRATEGY
@@ -22,6 +23,7 @@ LABELS = {"random": "random", "popularity": "popularity (training listeners)",
           "lightfm_cf": "LightFM, pure collaborative filtering",
           "lightfm_hybrid": "LightFM hybrid (identity + tags)",
           "als": "implicit ALS (log-scaled counts), outside reference",
+          "ease": "EASE (Steck 2019, closed-form item-item), outside reference",
           "content_reference": "content reference: tag cosine (plain)",
           "lightfm_hybrid_features": "LightFM hybrid, tag features only (no blend)",
           "content_idf": "content only, IDF-weighted cosine (the blend's content part)",
@@ -186,12 +188,14 @@ def _warm(result: dict) -> list[str]:
     paired = result.get("warm_paired", {})
     if paired:
         gaps = "; ".join(f"{m} {_gap(v)}" for m, v in paired.items())
-        lines += ["", f"Our best minus ALS, paired over the same users (95% interval): {gaps}."]
+        lines += ["", f"Our best minus ALS (and minus EASE where named), paired over the same "
+                      f"users (95% interval): {gaps}."]
     lines += [
         "",
         "Chosen on validation: "
         f"LightFM CF `{chosen['lightfm_cf']}`, LightFM hybrid `{chosen['lightfm_hybrid']}`, "
-        f"ALS `{chosen['als']}`; our best model (by validation precision@{k}): "
+        f"ALS `{chosen['als']}`, EASE `{chosen.get('ease', '-')}`; our best model "
+        f"(by validation precision@{k}): "
         f"`{chosen['our_best']}`.",
         "",
     ]
@@ -230,23 +234,31 @@ def _groups(result: dict) -> list[str]:
              ""]
     gm = ["groups", "hit_rate", "mean_precision@20", "min_precision@20", "share_members_no_hit",
           "share_groups_someone_left_out"]
-    group_pairs = groups.get("paired", {})
     for size, table in groups["by_size"].items():
         lines += [f"### Groups of {size}", ""]
-        lines += _table({(f"{n} (default)" if n == DEFAULT_STRATEGY else n): v
-                         for n, v in table.items()}, gm)
-        pair = group_pairs.get("by_size", {}).get(size)
-        if pair:
-            gaps = "; ".join(f"{m.replace('_', ' ')} {_gap(pair[m])}"
-                             for m in PAIRED_GROUP_METRICS)
-            lines += ["", f"`{group_pairs['strategy']}` minus `{group_pairs['reference']}`, "
-                          f"paired over "
-                          f"the same {pair['groups']} groups (95% interval): {gaps}."]
+        lines += _table({_strategy_label(n): v for n, v in table.items()}, gm)
+        for key in ("paired", "paired_outside"):
+            group_pairs = groups.get(key, {})
+            pair = group_pairs.get("by_size", {}).get(size)
+            if pair:
+                gaps = "; ".join(f"{m.replace('_', ' ')} {_gap(pair[m])}"
+                                 for m in PAIRED_GROUP_METRICS)
+                lines += ["", f"`{group_pairs['strategy']}` minus `{group_pairs['reference']}`, "
+                              f"paired over "
+                              f"the same {pair['groups']} groups (95% interval): {gaps}."]
         lines.append("")
     if groups["skipped_groups"]:
         lines += [f"{groups['skipped_groups']} sampled groups were skipped because "
                   f"a member had no held-out items.", ""]
     return lines
+
+
+def _strategy_label(name: str) -> str:
+    if name == DEFAULT_STRATEGY:
+        return f"{name} (default)"
+    if name == OUTSIDE_STRATEGY:
+        return f"{name} (GFAR, Kaya et al. 2020, outside reference)"
+    return name
 
 
 def _validation(result: dict) -> list[str]:
@@ -257,6 +269,7 @@ def _validation(result: dict) -> list[str]:
             + _dict_table(v["cold_blend"])
             + ["", "implicit ALS:", ""]
             + _dict_table(v["als"])
+            + (["", "EASE:", ""] + _dict_table(v["ease"]) if v.get("ease") else [])
             + [""])
 
 

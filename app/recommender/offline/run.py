@@ -14,7 +14,9 @@ from app.recommender.content import COLD_CONTENT_WEIGHT, USE_IDF, ContentIndex
 from app.recommender.dataset import InteractionData
 from app.recommender.offline.cold import cold_eval, cold_random
 from app.recommender.offline.fitting import (
+    ease_scores,
     fit_als,
+    fit_ease,
     fit_lightfm,
     lightfm_params,
     member_rows,
@@ -86,7 +88,7 @@ class _Validation:
         self.users = sample_users(s.val_test, p.validation_users, p.seed)
         self.history = _binary(positive_pairs(data, s.val_train))
         self.drop = s.cold_items | s.val_cold_items
-        self.runs: dict = {"lightfm": [], "als": [], "cold_blend": []}
+        self.runs: dict = {"lightfm": [], "als": [], "ease": [], "cold_blend": []}
 
     def score(self, fn) -> dict:
         return rank_eval(fn, self.s.val_test, self.p.k, exclude=self.history,
@@ -135,6 +137,19 @@ class _Validation:
         self.say(f"validation ALS: best {best[1]} {best[0]}")
         return best
 
+    def ease(self) -> tuple[tuple, dict]:
+        counts = positive_pairs(self.data, self.s.val_train)
+        n = self.data.n_items
+        best: tuple[tuple, dict] | None = None
+        for config in self.p.ease_grid:
+            fitted = fit_ease(counts, config)
+            m = self.score(lambda b: ease_scores(fitted, b, n))
+            self.runs["ease"].append({**config, **m, "train_s": round(fitted[3], 1)})
+            if best is None or self.key(m) > best[0]:
+                best = (self.key(m), config)
+        self.say(f"validation EASE: best {best[1]} {best[0]}")
+        return best
+
     def cold_blend(self, hybrid: dict) -> dict:
         """The blend is chosen for the hybrid configuration that the warm validation chose."""
         choice: tuple[tuple, dict] | None = None
@@ -150,9 +165,10 @@ def validate(data: InteractionData, s: Splits, p: Protocol, say: Say) -> tuple[d
     v = _Validation(data, s, p, say)
     best = {family: v.lightfm(family) for family in FAMILIES}
     best_als = v.als()
+    best_ease = v.ease()
     ours = max(FAMILIES, key=lambda f: best[f][0])
     chosen = {"lightfm_cf": best["cf"][1], "lightfm_hybrid": best["hybrid"][1],
-              "als": best_als[1], "our_best": f"lightfm_{ours}",
+              "als": best_als[1], "ease": best_ease[1], "our_best": f"lightfm_{ours}",
               "cold_blend": v.cold_blend(best["hybrid"][1]),
               "product_cold_blend": {"idf": USE_IDF, "weight": COLD_CONTENT_WEIGHT}}
     return v.runs, chosen
@@ -188,9 +204,20 @@ def warm_test(data: InteractionData, s: Splits, p: Protocol, chosen: dict,
     warm["als"] = rank_eval(lambda b: U[b] @ V.T, s.warm_test, p.k, exclude=history,
                             per_user=per_user.setdefault("als", {})) | {"train_s": round(secs, 1)}
     say(f"test ALS: {warm['als']}")
+    if "ease" in chosen:
+        fitted = fit_ease(train_pairs, chosen["ease"])
+        warm["ease"] = rank_eval(lambda b: ease_scores(fitted, b, data.n_items), s.warm_test,
+                                 p.k, exclude=history,
+                                 per_user=per_user.setdefault("ease", {})) | {
+            "train_s": round(fitted[3], 1)}
+        say(f"test EASE: {warm['ease']}")
     ours = chosen["our_best"]
     paired = {metric: paired_difference(per_user[ours][metric], per_user["als"][metric])
               for metric in (f"precision@{p.k}", f"ndcg@{p.k}")}
+    if "ease" in warm:
+        paired |= {f"{metric} vs EASE": paired_difference(per_user[ours][metric],
+                                                          per_user["ease"][metric])
+                   for metric in (f"precision@{p.k}", f"ndcg@{p.k}")}
     return warm, paired, recs[ours]
 
 
