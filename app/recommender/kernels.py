@@ -1,0 +1,227 @@
+"""Compiled loops of the strategies and the listening order (numba).
+
+The greedy loops step over a few dozen positions and a few hundred candidates: in Python each
+step costs more in interpreter overhead and small numpy calls than in arithmetic. These kernels
+run the same steps on arrays, in the same order of floating-point operations (no fast-math),
+so they return the same playlists bit for bit as the plain code they replace (kept in
+``tests/support/reference_kernels.py``, which the tests compare against on random inputs).
+
+Every kernel has an explicit signature, so it is compiled (or loaded from numba's on-disk
+cache) when this module is imported, at worker start, and a call with other types is an
+error instead of a compilation on the request path. The wrappers in ``strategies.py`` and
+``ordering.py`` convert their inputs to these types. The cache lives in ``NUMBA_CACHE_DIR``;
+unless the environment sets it, in ``numba-cache`` under the instance folder (``INSTANCE_DIR``),
+set here because numba reads it once, when it is first imported.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(
+    Path(os.environ.get("INSTANCE_DIR", Path(__file__).resolve().parents[2] / "instance"))
+    / "numba-cache"))
+
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+_I = "int64[::1]"
+
+
+@njit(f"int64(int64, int64, int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],"
+      f" int64)", cache=True, nogil=True)
+def _artist_count(a, n_new, new_artist, pre_artist, pre_count, new_song, pre_song, s):
+    """Tracks by artist ``a`` already taken; -1 when song ``s`` is already taken."""
+    for k in range(len(pre_song)):
+        if pre_song[k] == s:
+            return -1
+    for k in range(n_new):
+        if new_song[k] == s:
+            return -1
+    count = 0
+    for k in range(len(pre_artist)):
+        if pre_artist[k] == a:
+            count += pre_count[k]
+    for k in range(n_new):
+        if new_artist[k] == a:
+            count += 1
+    return count
+
+
+@njit(f"int64[::1]({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64)", cache=True, nogil=True)
+def greedy_fill(order, song, artist, pre_song, pre_artist, pre_count, cap, length):
+    """Positions in ``order`` taken best first under the rules: no song twice (``pre_song``
+    already in), at most ``cap`` tracks per artist (``pre_count`` of ``pre_artist`` already
+    in), at most ``length`` tracks."""
+    out = np.empty(min(len(order), max(length, 0)), np.int64)
+    new_song = np.empty(len(out), np.int64)
+    new_artist = np.empty(len(out), np.int64)
+    n = 0
+    for p in range(len(order)):
+        if n >= length:
+            break
+        i = order[p]
+        s, a = song[i], artist[i]
+        got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
+        if got < 0 or got >= cap:
+            continue
+        out[n] = p
+        new_song[n] = s
+        new_artist[n] = a
+        n += 1
+    return out[:n]
+
+
+@njit(f"int64[::1](float64[:, ::1], float64[::1], float64, {_I}, {_I}, {_I}, {_I}, {_I},"
+      f" int64, int64, boolean)", cache=True, nogil=True)
+def fair(lk, fit, delta, c_song, c_artist, pre_song, pre_artist, pre_count, cap, length,
+         in_logs):
+    """Proportional fairness (``strategies._fair``): candidate positions, in the order taken.
+    ``fit`` (per member, updated in place) is ``A`` at the first step. Each step's value is
+    the product over members of ``lk + fit`` (or the sum of their logarithms), multiplied or
+    added member by member as numpy's reduction over the first axis does; the first best
+    candidate not yet tried is tried, and a refused one is never tried again."""
+    m, c = lk.shape
+    dead = np.zeros(c, np.bool_)
+    value = np.empty(c)
+    out = np.empty(min(c, max(length, 0)), np.int64)
+    new_song = np.empty(len(out), np.int64)
+    new_artist = np.empty(len(out), np.int64)
+    live = c
+    n = 0
+    for _ in range(length):
+        for j in range(c):
+            if dead[j]:
+                value[j] = -np.inf
+            elif in_logs:
+                v = np.log(max(lk[0, j] + fit[0], 0.0))
+                for q in range(1, m):
+                    v = v + np.log(max(lk[q, j] + fit[q], 0.0))
+                value[j] = v
+            else:
+                v = lk[0, j] + fit[0]
+                for q in range(1, m):
+                    v = v * (lk[q, j] + fit[q])
+                value[j] = v
+        while True:
+            if live == 0:
+                return out[:n]
+            best = -1
+            for j in range(c):
+                if best < 0 or value[j] > value[best]:
+                    best = j
+            dead[best] = True
+            value[best] = -np.inf
+            live -= 1
+            s, a = c_song[best], c_artist[best]
+            got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
+            if got >= 0 and got < cap:
+                break
+        out[n] = best
+        new_song[n] = s
+        new_artist[n] = a
+        n += 1
+        for q in range(m):
+            fit[q] = fit[q] + (lk[q, best] + delta)
+    return out[:n]
+
+
+@njit(f"int64[::1]({_I}, {_I})", cache=True, nogil=True)
+def separate_artists(order, artist):
+    """Move any track that follows its own artist to the nearest place between two tracks by
+    other artists (ties: the earlier place); left as it is when there is no such place."""
+    order = order.copy()
+    n = len(order)
+    for _ in range(n):
+        clash = -1
+        for i in range(1, n):
+            if artist[order[i]] == artist[order[i - 1]]:
+                clash = i
+                break
+        if clash < 0:
+            break
+        track = order[clash]
+        mine = artist[track]
+        rest = np.empty(n - 1, np.int64)
+        rest[:clash] = order[:clash]
+        rest[clash:] = order[clash + 1:]
+        spot, dist = -1, 0
+        for k in range(n):
+            if (k == 0 or artist[rest[k - 1]] != mine) and (k == n - 1 or artist[rest[k]] != mine):
+                d = abs(k - clash)
+                if spot < 0 or d < dist:
+                    spot, dist = k, d
+        if spot < 0:
+            break
+        order[:spot] = rest[:spot]
+        order[spot] = track
+        order[spot + 1:] = rest[spot:]
+    return order
+
+
+@njit(f"int64[::1]({_I}, {_I}, {_I}, float64[:, ::1], boolean, int64)", cache=True,
+      nogil=True)
+def listening_order(ptr, members, artist, step, smooth, width):
+    """The greedy listening order (``ordering.listening_order``): track ``t`` is for
+    ``members[ptr[t]:ptr[t + 1]]``; ``step`` holds the weighted audio steps when ``smooth``."""
+    n = len(ptr) - 1
+    left = np.zeros(width)
+    for t in range(n):
+        for k in range(ptr[t], ptr[t + 1]):
+            left[members[k]] += 1.0
+    last = np.full(width, -1.0)
+    pressure = np.empty(width)
+    urgency = np.empty(n)
+    taken = np.zeros(n, np.bool_)
+    order = np.empty(n, np.int64)
+    for pos in range(n):
+        scale = 1.0 / (n - pos)
+        for j in range(width):
+            pressure[j] = (pos - last[j]) * left[j] * scale
+        for t in range(n):
+            u = 0.0
+            if ptr[t + 1] > ptr[t]:
+                u = pressure[members[ptr[t]]]
+                for k in range(ptr[t] + 1, ptr[t + 1]):
+                    p = pressure[members[k]]
+                    if p > u:
+                        u = p
+            urgency[t] = u
+        pick = -1
+        best = 0.0
+        if pos > 0:
+            prev = order[pos - 1]
+            for t in range(n):  # a track by the previous track's artist only when nothing else
+                if taken[t] or artist[t] == artist[prev]:
+                    continue
+                score = urgency[t] - step[prev, t] if smooth else urgency[t]
+                if pick < 0 or score > best:
+                    pick, best = t, score
+            if pick < 0:
+                for t in range(n):
+                    if taken[t]:
+                        continue
+                    score = urgency[t] - step[prev, t] if smooth else urgency[t]
+                    if pick < 0 or score > best:
+                        pick, best = t, score
+        else:
+            for t in range(n):
+                if pick < 0 or urgency[t] > best:
+                    pick, best = t, urgency[t]
+        order[pos] = pick
+        taken[pick] = True
+        for k in range(ptr[pick], ptr[pick + 1]):
+            last[members[k]] = pos
+            left[members[k]] -= 1.0
+    return separate_artists(order, artist)
+
+
+def warm_up() -> None:
+    """Run every kernel once on a tiny input: the first call of a dispatcher resolves its
+    overload, so a worker does that before its first request."""
+    i = np.array([0, 1], np.int64)
+    e = np.zeros(0, np.int64)
+    greedy_fill(i, i, i, e, e, e, 1, 2)
+    fair(np.ones((2, 2)), np.ones(2), 0.1, i, i, e, e, e, 1, 2, False)
+    listening_order(np.array([0, 1, 2], np.int64), np.array([0, 1], np.int64), i,
+                    np.zeros((2, 2)), True, 2)
