@@ -48,20 +48,19 @@ def _artist_count(a, n_new, new_artist, pre_artist, pre_count, new_song, pre_son
     return count
 
 
-@njit(f"int64[::1]({_I}, {_I}, {_I}, {_I}, {_I}, {_I}, int64, int64)", cache=True, nogil=True)
-def greedy_fill(order, song, artist, pre_song, pre_artist, pre_count, cap, length):
-    """Positions in ``order`` taken best first under the rules: no song twice (``pre_song``
-    already in), at most ``cap`` tracks per artist (``pre_count`` of ``pre_artist`` already
-    in), at most ``length`` tracks."""
-    out = np.empty(min(len(order), max(length, 0)), np.int64)
+@njit(f"int64[::1]({_I}, {_I}, {_I}, {_I}, {_I}, int64, int64)", cache=True, nogil=True)
+def greedy_fill(song, artist, pre_song, pre_artist, pre_count, cap, length):
+    """Positions of the candidates (their ``song`` and ``artist``, best first) taken under the
+    rules: no song twice (``pre_song`` already in), at most ``cap`` tracks per artist
+    (``pre_count`` of ``pre_artist`` already in), at most ``length`` tracks."""
+    out = np.empty(min(len(song), max(length, 0)), np.int64)
     new_song = np.empty(len(out), np.int64)
     new_artist = np.empty(len(out), np.int64)
     n = 0
-    for p in range(len(order)):
+    for p in range(len(song)):
         if n >= length:
             break
-        i = order[p]
-        s, a = song[i], artist[i]
+        s, a = song[p], artist[p]
         got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
         if got < 0 or got >= cap:
             continue
@@ -221,7 +220,7 @@ def warm_up() -> None:
     overload, so a worker does that before its first request."""
     i = np.array([0, 1], np.int64)
     e = np.zeros(0, np.int64)
-    greedy_fill(i, i, i, e, e, e, 1, 2)
+    greedy_fill(i, i, e, e, e, 1, 2)
     fair(np.ones((2, 2)), np.ones(2), 0.1, i, i, e, e, e, 1, 2, False)
     listening_order(np.array([0, 1, 2], np.int64), np.array([0, 1], np.int64), i,
                     np.zeros((2, 2)), True, 2)

@@ -174,9 +174,9 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
         order = order[allowed[order]]
     if len(chosen) >= rules.length or not len(order):
         return chosen
-    song, artist, order = as_int64(song), as_int64(artist), as_int64(order)
     pre = np.asarray(chosen, dtype=np.int64)
-    picked = kernels.greedy_fill(order, song, artist, song[pre], artist[pre],
+    picked = kernels.greedy_fill(as_int64(song[order]), as_int64(artist[order]),
+                                 as_int64(song[pre]), as_int64(artist[pre]),
                                  np.ones(len(pre), np.int64), cap, rules.length - len(chosen))
     return chosen + order[picked].tolist()
 
@@ -300,8 +300,7 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     fit = np.full(m, delta)  # A at step 0
     if start is not None:  # continue a playlist: A = (s + 1)·δ + what members got so far
         fit = fit * (done + 1) + start[0]
-    cand = as_int64(cand)
-    c_song, c_artist = as_int64(song)[cand], as_int64(artist)[cand]
+    c_song, c_artist = as_int64(song[cand]), as_int64(artist[cand])
     picked = kernels.fair(np.ascontiguousarray(lk, dtype=np.float64),
                           np.array(fit, dtype=np.float64), float(delta), c_song, c_artist,
                           np.fromiter(taken.songs, np.int64, len(taken.songs)),
@@ -311,7 +310,7 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
                           taken.cap, rules.length, in_logs)
     for s, a in zip(c_song[picked].tolist(), c_artist[picked].tolist()):
         taken.take(s, a)
-    return cand[picked].tolist()
+    return np.asarray(cand)[picked].tolist()
 
 
 def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:

@@ -132,4 +132,4 @@ def test_kernels_are_compiled_once_for_fixed_types():
                    kernels.separate_artists):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
-        kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 5, 1, 2)
+        kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
