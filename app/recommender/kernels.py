@@ -158,16 +158,26 @@ def separate_artists(order, artist):
     return order
 
 
+@njit("boolean(int64[::1], int64, int64)", cache=True, nogil=True)
+def _seen(members, start, k):
+    """Whether ``members[k]`` occurs in ``members[start:k]``."""
+    for i in range(start, k):
+        if members[i] == members[k]:
+            return True
+    return False
+
+
 @njit(f"int64[::1]({_I}, {_I}, {_I}, float64[:, ::1], boolean, int64)", cache=True,
       nogil=True)
 def listening_order(ptr, members, artist, step, smooth, width):
     """The greedy listening order (``ordering.listening_order``): track ``t`` is for
-    ``members[ptr[t]:ptr[t + 1]]``; ``step`` holds the weighted audio steps when ``smooth``."""
+    ``members[ptr[t]:ptr[t + 1]]`` (in any order, repeats allowed); ``step`` holds the weighted audio steps when ``smooth``."""
     n = len(ptr) - 1
     left = np.zeros(width)
     for t in range(n):
         for k in range(ptr[t], ptr[t + 1]):
-            left[members[k]] += 1.0
+            if not _seen(members, ptr[t], k):  # a member named twice counts once
+                left[members[k]] += 1.0
     last = np.full(width, -1.0)
     pressure = np.empty(width)
     urgency = np.empty(n)
@@ -210,8 +220,9 @@ def listening_order(ptr, members, artist, step, smooth, width):
         order[pos] = pick
         taken[pick] = True
         for k in range(ptr[pick], ptr[pick + 1]):
-            last[members[k]] = pos
-            left[members[k]] -= 1.0
+            if not _seen(members, ptr[pick], k):
+                last[members[k]] = pos
+                left[members[k]] -= 1.0
     return separate_artists(order, artist)
 
 

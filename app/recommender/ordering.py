@@ -33,19 +33,18 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
                     smooth_weight: float = SMOOTH_WEIGHT) -> list[int]:
     """A permutation of ``range(len(for_members))``: the order to play the tracks in.
 
-    The greedy steps run in ``kernels.listening_order``, on the members of each track (each
-    once), the artists as integer codes and the pairwise audio steps. A track's urgency is the
+    The greedy steps run in ``kernels.listening_order``, on the members of each track, the
+    artists as integer codes and the pairwise audio steps. A track's urgency is the
     highest pressure among its members, 0 when it is for nobody (pressures are never
     negative)."""
     n = len(for_members)
     if n <= 1:
         return list(range(n))
-    sets = [sorted(set(ms)) for ms in for_members]
     ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(ms) for ms in sets], out=ptr[1:])
-    members = np.fromiter(chain.from_iterable(sets), np.int64, int(ptr[-1]))
+    np.cumsum(np.fromiter(map(len, for_members), np.int64, n), out=ptr[1:])
+    members = np.fromiter(chain.from_iterable(for_members), np.int64, int(ptr[-1]))
     width = max(n_members, 1)
-    if len(members) and (members.min() < 0 or members.max() >= width):
+    if len(members) and not (0 <= min(members.tolist()) and max(members.tolist()) < width):
         raise ValueError(f"member positions must be in 0..{width - 1}")
     audio = _scaled([tempo, energy], n)
     # pairwise steps once: each position then reads one row
