@@ -167,12 +167,88 @@ def _seen(members, start, k):
     return False
 
 
-@njit(f"int64[::1]({_I}, {_I}, {_I}, float64[:, ::1], boolean, int64)", cache=True,
+@njit("float64(float64[::1], int64, int64)", cache=True, nogil=True)
+def _pairwise_sum(a, lo, n):
+    """``a[lo:lo + n]`` summed as numpy's reductions sum a contiguous row (pairwise: eight
+    running sums over blocks of up to 128, halves above), so that the result is the same
+    float64 as ``np.add.reduce``'s."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        while i < n - (n % 8):
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+
+
+@njit("float64[:, ::1](float64[:, ::1])", cache=True, nogil=True)
+def scaled(x):
+    """The listening order's features x tracks (a copy): non-finite values as
+    ``np.nan_to_num`` sets them, each feature minus its mean and divided by its standard
+    deviation (0 when it has no spread), with numpy's summation order."""
+    k, n = x.shape
+    x = x.copy()
+    big = np.finfo(np.float64).max
+    for f in range(k):
+        for t in range(n):
+            v = x[f, t]
+            if np.isnan(v):
+                x[f, t] = 0.0
+            elif np.isinf(v):
+                x[f, t] = big if v > 0 else -big
+    d = np.empty(n)
+    for f in range(k):
+        mean = _pairwise_sum(x[f], 0, n) / n
+        for t in range(n):
+            d[t] = x[f, t] - mean
+            d[t] *= d[t]
+        sd = np.sqrt(_pairwise_sum(d, 0, n) / n)
+        if not sd > 0:  # no spread: that feature says nothing
+            x[f, :] = 0.0
+            sd = 1.0
+        for t in range(n):
+            x[f, t] /= sd
+    return x
+
+
+@njit(f"int64[::1]({_I}, {_I}, {_I}, float64[:, ::1], float64, int64)", cache=True,
       nogil=True)
-def listening_order(ptr, members, artist, step, smooth, width):
+def listening_order(ptr, members, artist, audio, smooth_weight, width):
     """The greedy listening order (``ordering.listening_order``): track ``t`` is for
-    ``members[ptr[t]:ptr[t + 1]]`` (in any order, repeats allowed); ``step`` holds the weighted audio steps when ``smooth``."""
+    ``members[ptr[t]:ptr[t + 1]]`` (in any order, repeats allowed); ``audio`` holds features x
+    tracks (no rows: no smoothness), and the step between two tracks is ``smooth_weight``
+    times the sum of their scaled features' absolute differences."""
     n = len(ptr) - 1
+    k = audio.shape[0]
+    smooth = k > 0
+    x = scaled(audio)
+    step = np.empty((n, n) if smooth else (0, 0))
+    for i in range(n if smooth else 0):
+        for t in range(n):
+            acc = 0.0
+            for f in range(k):
+                acc += abs(x[f, i] - x[f, t])
+            step[i, t] = smooth_weight * acc
     left = np.zeros(width)
     for t in range(n):
         for k in range(ptr[t], ptr[t + 1]):
@@ -234,4 +310,4 @@ def warm_up() -> None:
     greedy_fill(i, i, e, e, e, 1, 2)
     fair(np.ones((2, 2)), np.ones(2), 0.1, i, i, e, e, e, 1, 2, False)
     listening_order(np.array([0, 1, 2], np.int64), np.array([0, 1], np.int64), i,
-                    np.zeros((2, 2)), True, 2)
+                    np.ones((2, 2)), 0.25, 2)

@@ -25,7 +25,7 @@ import numpy as np
 from app.recommender import kernels
 
 SMOOTH_WEIGHT = 0.25
-_NO_STEPS = np.zeros((0, 0))  # the kernel's steps when the tracks have no audio features
+_NO_AUDIO = np.zeros((0, 0))  # the kernel's features when the tracks have none
 
 
 def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.ndarray | None,
@@ -34,7 +34,8 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     """A permutation of ``range(len(for_members))``: the order to play the tracks in.
 
     The greedy steps run in ``kernels.listening_order``, on the members of each track, the
-    artists as integer codes and the pairwise audio steps. A track's urgency is the
+    artists as integer codes and the audio features (``kernels.scaled`` divides each by its
+    spread in the playlist). A track's urgency is the
     highest pressure among its members, 0 when it is for nobody (pressures are never
     negative)."""
     n = len(for_members)
@@ -46,12 +47,10 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     width = max(n_members, 1)
     if len(members) and not (0 <= min(members.tolist()) and max(members.tolist()) < width):
         raise ValueError(f"member positions must be in 0..{width - 1}")
-    audio = _scaled([tempo, energy], n)
-    # pairwise steps once: each position then reads one row
-    step = (smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)
-            if audio is not None else _NO_STEPS)
-    return kernels.listening_order(ptr, members, _codes(artist), step, audio is not None,
-                                   width).tolist()
+    cols = [c for c in (tempo, energy) if c is not None and len(c) == n]
+    audio = np.array(cols, dtype=np.float64) if cols else _NO_AUDIO
+    return kernels.listening_order(ptr, members, _codes(artist), audio.reshape(len(cols), n),
+                                   float(smooth_weight), width).tolist()
 
 
 def _codes(values) -> np.ndarray:
@@ -60,27 +59,6 @@ def _codes(values) -> np.ndarray:
     if values.dtype.kind in "iub":
         return np.ascontiguousarray(values, dtype=np.int64)
     return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
-
-
-def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
-    """tracks x features, each feature divided by its spread in the playlist (0 when flat).
-    ``col.std()``'s own steps (mean, squared deviations, their mean, root), on all features
-    at once: a row-wise reduction adds each row exactly as the 1-D one does."""
-    cols = [c for c in columns if c is not None and len(c) == n]
-    if not cols:
-        return None
-    x = np.array(cols, dtype=np.float64)
-    if not np.isfinite(x).all():
-        x = np.nan_to_num(x)
-    d = x - (np.add.reduce(x, axis=1) / n)[:, None]
-    d *= d
-    sd = np.sqrt(np.add.reduce(d, axis=1) / n)
-    flat = ~(sd > 0)
-    if flat.any():  # no spread: that feature says nothing (and must not divide by zero)
-        x[flat] = 0.0
-        sd[flat] = 1.0
-    x /= sd[:, None]
-    return x.T
 
 
 def _separate_artists(order: list[int], artist) -> list[int]:

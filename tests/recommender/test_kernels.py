@@ -9,7 +9,7 @@ import pytest
 from app.recommender import kernels, ordering, strategies
 from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
 from tests.support.reference_kernels import (fair_reference, greedy_fill_reference,
-                                             listening_order_reference,
+                                             listening_order_reference, scaled_reference,
                                              separate_artists_reference)
 
 
@@ -109,6 +109,24 @@ def test_listening_order_with_artist_names_equals_the_reference():
         tempo = rng.uniform(60, 180, n)
         got = ordering.listening_order(fm, artist, tempo, None, 3)
         assert got == listening_order_reference(fm, artist, tempo, None, 3), trial
+
+
+def test_scaled_features_equal_numpys_reductions():
+    """Same means and spreads as numpy's pairwise sums, to the last bit (lengths past the
+    128-value block of numpy's summation too), with NaN, infinities and flat features."""
+    rng = np.random.default_rng(8)
+    for trial in range(2_000):
+        n = int(rng.integers(1, 400))
+        cols = [rng.standard_normal(n) * 10 ** rng.uniform(-3, 6, n), rng.random(n)]
+        if trial % 5 == 0:
+            cols[1] = np.full(n, 0.5)
+        if trial % 7 == 0:
+            cols[0][rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf], 3)
+        cols = cols[:1] if trial % 3 == 0 else cols
+        with np.errstate(all="ignore"):  # the infinities overflow the reference's sums
+            want = scaled_reference(cols, n)
+        got = kernels.scaled(np.array(cols, dtype=np.float64)).T
+        assert got.tobytes() == np.ascontiguousarray(want).tobytes(), trial
 
 
 def test_separate_artists_kernel_equals_the_reference():

@@ -33,7 +33,7 @@ def listening_order_reference(for_members: list[list[int]], artist: np.ndarray, 
     urgency_of = [(lambda p: 0.0) if not ms else itemgetter(ms[0]) if len(ms) == 1
                   else (lambda p, get=itemgetter(*ms): max(get(p))) for ms in member_sets]
     width = max(n_members, 1)
-    audio = ordering._scaled([tempo, energy], n)
+    audio = scaled_reference([tempo, energy], n)
     # pairwise steps once: each position then reads one row
     step = ((smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)).tolist()
             if audio is not None else None)
@@ -173,3 +173,24 @@ def fair_reference(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: n
         chosen.append(i)
         fit += gain[j]
     return chosen
+
+
+def scaled_reference(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
+    """tracks x features, each feature divided by its spread in the playlist (0 when flat).
+    ``col.std()``'s own steps (mean, squared deviations, their mean, root), on all features
+    at once: a row-wise reduction adds each row exactly as the 1-D one does."""
+    cols = [c for c in columns if c is not None and len(c) == n]
+    if not cols:
+        return None
+    x = np.array(cols, dtype=np.float64)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x)
+    d = x - (np.add.reduce(x, axis=1) / n)[:, None]
+    d *= d
+    sd = np.sqrt(np.add.reduce(d, axis=1) / n)
+    flat = ~(sd > 0)
+    if flat.any():  # no spread: that feature says nothing (and must not divide by zero)
+        x[flat] = 0.0
+        sd[flat] = 1.0
+    x /= sd[:, None]
+    return x.T
