@@ -13,9 +13,9 @@ from app.recommender import ordering, strategies
 _BLOCKED = -math.inf  # never a real score: urgency and steps are finite
 
 
-def listening_order_reference(for_members: list[list[int]], artist: np.ndarray, tempo: np.ndarray | None,
-                    energy: np.ndarray | None, n_members: int,
-                    smooth_weight: float = ordering.SMOOTH_WEIGHT) -> list[int]:
+def listening_order_reference(for_members: list[list[int]], artist: np.ndarray,
+                              tempo: np.ndarray | None, energy: np.ndarray | None, n_members: int,
+                              smooth_weight: float = ordering.SMOOTH_WEIGHT) -> list[int]:
     """A permutation of ``range(len(for_members))``: the order to play the tracks in.
 
     The greedy steps run on Python lists: a playlist has a few dozen tracks, where a numpy
@@ -94,9 +94,10 @@ def separate_artists_reference(order: list[int], artist) -> list[int]:
     return order
 
 
-def greedy_fill_reference(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: strategies.Rules,
-                allowed: np.ndarray | None, chosen: list[int] | None = None,
-                max_per_artist: int | None = None) -> list[int]:
+def greedy_fill_reference(order: np.ndarray, song: np.ndarray, artist: np.ndarray,
+                          rules: strategies.Rules,
+                          allowed: np.ndarray | None, chosen: list[int] | None = None,
+                          max_per_artist: int | None = None) -> list[int]:
     """Walk candidates best first; take a track unless its song is already in, its artist is at
     the cap, or it is filtered out. Loops over candidates (hundreds), never over the catalogue."""
     chosen = list(chosen or [])
@@ -116,9 +117,9 @@ def greedy_fill_reference(order: np.ndarray, song: np.ndarray, artist: np.ndarra
 
 
 def fair_reference(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray,
-          rules: strategies.Rules, start: tuple[np.ndarray, int] | None = None,
-          taken: strategies.Taken | None = None, delta: float = strategies.FAIR_DELTA, *,
-          scratch: bool = False) -> list[int]:
+                   rules: strategies.Rules, start: tuple[np.ndarray, int] | None = None,
+                   taken: strategies.Taken | None = None, delta: float = strategies.FAIR_DELTA, *,
+                   scratch: bool = False) -> list[int]:
     """Proportional fairness, built greedily: each next track maximises the sum over members
     of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
     far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
@@ -135,7 +136,8 @@ def fair_reference(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: n
     m, c = lk.shape
     taken = taken if taken is not None else strategies.Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
-        return greedy_fill_reference(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
+        return greedy_fill_reference(cand[np.argsort(-lk[0], kind="stable")], song, artist,
+                                     rules, None)
     done = start[1] if start is not None else 0
     in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
     lk = lk if scratch and lk.dtype == np.float64 else lk.astype(np.float64)
