@@ -239,14 +239,14 @@ def listening_order(ptr, members, artist, audio, smooth_weight, width):
     tracks (no rows: no smoothness), and the step between two tracks is ``smooth_weight``
     times the sum of their scaled features' absolute differences."""
     n = len(ptr) - 1
-    k = audio.shape[0]
-    smooth = k > 0
+    nf = audio.shape[0]
+    smooth = nf > 0
     x = scaled(audio)
     step = np.empty((n, n) if smooth else (0, 0))
     for i in range(n if smooth else 0):
         for t in range(n):
             acc = 0.0
-            for f in range(k):
+            for f in range(nf):
                 acc += abs(x[f, i] - x[f, t])
             step[i, t] = smooth_weight * acc
     left = np.zeros(width)
