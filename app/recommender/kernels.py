@@ -6,9 +6,10 @@ run the same steps on arrays, in the same order of floating-point operations (no
 so they return the same playlists bit for bit as the plain code they replace (kept in
 ``tests/support/reference_kernels.py``, which the tests compare against on random inputs).
 
-Every kernel has an explicit signature, so it is compiled (or loaded from numba's on-disk
-cache) when this module is imported, at worker start, and a call with other types is an
-error instead of a compilation on the request path. The wrappers in ``strategies.py`` and
+Every kernel the wrappers call has an explicit signature, so it is compiled (or loaded from
+numba's on-disk cache) when this module is imported, before the workers start, and a call with
+other types is an error instead of a compilation on the request path. Helpers called only
+from kernels are compiled into their callers. The wrappers in ``strategies.py`` and
 ``ordering.py`` convert their inputs to these types. The cache lives in ``NUMBA_CACHE_DIR``;
 unless the environment sets it, in ``numba-cache`` under the instance folder (``INSTANCE_DIR``),
 set here because numba reads it once, when it is first imported.
@@ -28,8 +29,10 @@ from numba import njit  # noqa: E402
 _I = "int64[::1]"
 
 
-@njit(f"int64(int64, int64, int64[::1], int64[::1], int64[::1], int64[::1], int64[::1],"
-      f" int64)", cache=True, nogil=True)
+# Helpers called only from other kernels carry no signature: they are compiled as part of their
+# callers, and a caller loaded from the cache needs no more of them (each eagerly compiled
+# function costs about 0.1 s to load at start-up).
+@njit(cache=True, nogil=True)
 def _artist_count(a, n_new, new_artist, pre_artist, pre_count, new_song, pre_song, s):
     """Tracks by artist ``a`` already taken; -1 when song ``s`` is already taken."""
     for k in range(len(pre_song)):
@@ -158,7 +161,7 @@ def separate_artists(order, artist):
     return order
 
 
-@njit("boolean(int64[::1], int64, int64)", cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _seen(members, start, k):
     """Whether ``members[k]`` occurs in ``members[start:k]``."""
     for i in range(start, k):
@@ -201,7 +204,7 @@ def _pairwise_sum(a, lo, n):
     return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
 
 
-@njit("float64[:, ::1](float64[:, ::1])", cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def scaled(x):
     """The listening order's features x tracks (a copy): non-finite values as
     ``np.nan_to_num`` sets them, each feature minus its mean and divided by its standard
