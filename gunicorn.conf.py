@@ -27,6 +27,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
+def on_starting(server):
+    """Compile the recommender's loops (or load them from numba's on-disk cache) once, in the
+    master: the workers fork with them in memory, so neither a worker's start nor a request
+    pays for compilation, and two workers never compile the same kernels at once."""
+    try:
+        from app.recommender import kernels
+    except ImportError:  # this config serving another app (bench/bench_stack_floor.py)
+        return
+    kernels.warm_up()
+
+
 def post_worker_init(worker):
     """Load the catalogue and the active model before the worker takes its first request.
 

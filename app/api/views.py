@@ -62,9 +62,7 @@ def _serve(endpoint: str, choice: Choice) -> Response:
         raise _api_error(exc) from None
 
     playlist = served.playlist
-    body = json.dumps([{"id": item.track_id, "name": item.name, "artist": item.artist}
-                       for item in playlist.items], ensure_ascii=False)
-    response = Response(body, status=200, mimetype="application/json")
+    response = Response(playlist.answer, status=200, mimetype="application/json")
     response.headers["X-Prediction-Id"] = served.prediction_id
     response.headers["X-Model"] = playlist.model
     if playlist.model == "advanced" and playlist.model_version:

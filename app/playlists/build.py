@@ -46,6 +46,8 @@ class Playlist:
     member_fit: list[float] | None  # how well the whole playlist fits each member, 0-1
     taste_match: list[list[float]] | None = None  # members x members, 0-1
     notes: list[str] = field(default_factory=list)  # e.g. cold-start members, padding used
+    # the JSON API's answer (id, name, artist per track), joined from the catalogue's fragments
+    answer: bytes = b"[]"
 
 
 def model_for(state: ServingState, name: str) -> LightFMModel | BaseModel:
@@ -107,7 +109,7 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
         items=items, members=members, model=result.model,
         model_version=result.version, strategy=result.strategy,
         member_fit=_rounded(result.member_fit), taste_match=_rounded(result.taste_match),
-        notes=result.notes)
+        notes=result.notes, answer=catalogue.answer_json(result.indices))
 
 
 def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> list[PlaylistItem]:

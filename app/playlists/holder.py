@@ -164,6 +164,7 @@ class ModelHolder:
         catalogue = old.catalogue
         if catalogue is None or signature != old.catalogue_signature:
             catalogue = load_catalogue()
+            catalogue.prepare_answer()
         recommender, checksum, error = old.recommender, old.checksum, None
         fallback, failed = old.fallback, old.failed
         active_version = pointer[0] if pointer else None

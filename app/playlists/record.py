@@ -4,6 +4,13 @@ Order of the write: assignment and prediction row inserted (the database write l
 and constraints are checked), then the log line, then COMMIT. A failed log write rolls the row
 back, so rows and lines stay equal; a COMMIT failing after a successful append is the one
 remaining gap, and with the lock already held that takes a disk or connection fault.
+
+The row is one prepared INSERT on the session's DBAPI connection (the same transaction as the
+A/B assignment written before it) and the COMMIT is the DBAPI connection's: for one plain row
+the ORM session's unit of work and SQLAlchemy's execution machinery cost more than the
+statement. Values go through the columns' own bind processors, so the stored row is the one
+SQLAlchemy would write, and driver errors are raised as SQLAlchemy's (a locked database is
+still a 503).
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from app.clock import utcnow
 from app.db.experiments import Prediction
@@ -24,9 +32,61 @@ from app.playlists.log import PredictionLogError, append_record
 from app.playlists.request import PlaylistRequest
 
 log = logging.getLogger(__name__)
-# A Core INSERT on the session's connection (same transaction): the ORM's unit of work and
-# session dispatch cost more than the statement itself for one plain row.
-_INSERT = Prediction.__table__.insert()
+_TABLE = Prediction.__table__
+_KEYS = tuple(c.key for c in _TABLE.columns)
+_statements: dict[str, "_Statement"] = {}  # per dialect name
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """The INSERT compiled once for a dialect: its SQL, the order of its parameters (None:
+    named) and each column's bind processor."""
+    sql: str
+    order: tuple[str, ...] | None
+    processors: tuple[tuple[str, object], ...]
+
+    @classmethod
+    def for_dialect(cls, dialect) -> "_Statement":
+        compiled = _TABLE.insert().compile(dialect=dialect, column_keys=list(_KEYS))
+        procs = tuple((c.key, c.type.dialect_impl(dialect).bind_processor(dialect))
+                      for c in _TABLE.columns)
+        return cls(str(compiled), tuple(compiled.positiontup) if compiled.positional else None,
+                   tuple((k, p) for k, p in procs if p is not None))
+
+    def params(self, values: dict) -> tuple | dict:
+        for key, proc in self.processors:
+            values[key] = proc(values[key])
+        return values if self.order is None else tuple(values[k] for k in self.order)
+
+
+def _insert_row(values: dict):
+    """INSERT ``values`` on the session's DBAPI connection, in its transaction; returns that
+    connection, for the COMMIT."""
+    conn = db.session.connection()
+    dialect = conn.dialect
+    stmt = _statements.get(dialect.name)
+    if stmt is None:
+        stmt = _statements[dialect.name] = _Statement.for_dialect(dialect)
+    dbapi_conn = conn.connection.driver_connection
+    params = stmt.params(values)
+    try:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(stmt.sql, params)
+        finally:
+            cur.close()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(stmt.sql, params, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
+    return dbapi_conn, dialect
+
+
+def _commit(dbapi_conn, dialect) -> None:
+    try:
+        dbapi_conn.commit()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance("COMMIT", None, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
 
 
 @dataclass(frozen=True)
@@ -52,7 +112,7 @@ def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fall
     track_ids = [item.track_id for item in playlist.items]
     user_id, other_users = req.user_id, list(req.members[1:])
     scores = [item.member_scores for item in playlist.items]
-    db.session.connection().execute(_INSERT, {
+    dbapi_conn, dialect = _insert_row({
         "id": prediction_id, "created_at": now, "endpoint": req.endpoint,
         "model": playlist.model, "model_version": playlist.model_version,
         "experiment_id": arm.experiment_id if arm else None, "arm": arm.arm if arm else None,
@@ -81,7 +141,7 @@ def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fall
         log.error("%s", exc)
         raise LogUnavailable("the playlist could not be recorded, so it is not served; retry "
                              "shortly") from None
-    db.session.commit()
+    _commit(dbapi_conn, dialect)
     return Served(prediction_id, playlist, arm.experiment if arm else None,
                   arm.arm if arm else None, fallback, round(elapsed * 1000, 3))
 

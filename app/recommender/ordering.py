@@ -2,8 +2,8 @@
 row, neighbouring tracks close in tempo and energy.
 
 The strategies return tracks best first, so a member's favourites can bunch together and the
-tempo jumps at random. The order is built greedily, one position at a time (playlists are at
-most a hundred tracks, so plain Python over positions and remaining tracks is cheap):
+tempo jumps at random. The order is built greedily, one position at a time, in compiled code
+(``kernels.py``; playlists are at most a hundred tracks):
 
 - *who waits*: each member has a pressure ``(wait + 1) · remaining / positions_left``: the
   tracks since their last one, against the gap their remaining tracks allow on average. A
@@ -18,13 +18,14 @@ Ties go to the earlier track of the strategy's order, so the result is determini
 """
 from __future__ import annotations
 
-import math
-from operator import itemgetter
+from itertools import chain
 
 import numpy as np
 
+from app.recommender import kernels
+
 SMOOTH_WEIGHT = 0.25
-_BLOCKED = -math.inf  # never a real score: urgency and steps are finite
+_NO_AUDIO = np.zeros((0, 0))  # the kernel's features when the tracks have none
 
 
 def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.ndarray | None,
@@ -32,101 +33,39 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
                     smooth_weight: float = SMOOTH_WEIGHT) -> list[int]:
     """A permutation of ``range(len(for_members))``: the order to play the tracks in.
 
-    The greedy steps run on Python lists: a playlist has a few dozen tracks, where a numpy
-    call costs more than the arithmetic it saves. A track's urgency is the highest pressure
-    among its members, 0 when it is for nobody (pressures are never negative)."""
+    The greedy steps run in ``kernels.listening_order``, on the members of each track, the
+    artists as integer codes and the audio features (``kernels.scaled`` divides each by its
+    spread in the playlist). A track's urgency is the
+    highest pressure among its members, 0 when it is for nobody (pressures are never
+    negative)."""
     n = len(for_members)
     if n <= 1:
         return list(range(n))
-    artists = np.asarray(artist).tolist()
-    # tracks with the same members share their urgency: computed once per set and position
-    sets: dict[tuple[int, ...], int] = {}
-    of_track = [sets.setdefault(tuple(sorted(set(ms))), len(sets)) for ms in for_members]
-    member_sets = list(sets)
-    # a set's urgency read from the pressures: 0 for nobody, else the highest of its members'
-    urgency_of = [(lambda p: 0.0) if not ms else itemgetter(ms[0]) if len(ms) == 1
-                  else (lambda p, get=itemgetter(*ms): max(get(p))) for ms in member_sets]
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, for_members), np.int64, n), out=ptr[1:])
+    members = np.fromiter(chain.from_iterable(for_members), np.int64, int(ptr[-1]))
     width = max(n_members, 1)
-    audio = _scaled([tempo, energy], n)
-    # pairwise steps once: each position then reads one row
-    step = ((smooth_weight * np.abs(audio[:, None, :] - audio[None, :, :]).sum(axis=2)).tolist()
-            if audio is not None else None)
-    left = [0.0] * width  # tracks still to play, per member
-    for t in of_track:
-        for j in member_sets[t]:
-            left[j] += 1.0
-    last = [-1.0] * width  # position of each member's last track
-    remaining = list(range(n))
-    order: list[int] = []
-    for pos in range(n):
-        scale = 1.0 / (n - pos)
-        pressure = [(pos - at) * still * scale for at, still in zip(last, left)]
-        urgency = [get(pressure) for get in urgency_of]
-        if order:
-            prev = order[-1]
-            mine, row = artists[prev], step[prev] if step is not None else None
-            # a track by the previous track's artist only when nothing else is left
-            scores = ([urgency[of_track[t]] - row[t] if artists[t] != mine else _BLOCKED
-                       for t in remaining] if row is not None else
-                      [urgency[of_track[t]] if artists[t] != mine else _BLOCKED
-                       for t in remaining])
-            best = max(scores)
-            if best == _BLOCKED:  # every track left is by that artist
-                scores = ([urgency[of_track[t]] - row[t] for t in remaining]
-                          if row is not None else [urgency[of_track[t]] for t in remaining])
-                best = max(scores)
-        else:
-            scores = [urgency[of_track[t]] for t in remaining]
-            best = max(scores)
-        pick = remaining[scores.index(best)]  # the first of the best: the strategy's order
-        order.append(pick)
-        remaining.remove(pick)
-        for j in member_sets[of_track[pick]]:
-            last[j] = pos
-            left[j] -= 1.0
-    return _separate_artists(order, artists)
+    if len(members) and not (0 <= min(members.tolist()) and max(members.tolist()) < width):
+        raise ValueError(f"member positions must be in 0..{width - 1}")
+    cols = [c for c in (tempo, energy) if c is not None and len(c) == n]
+    audio = np.array(cols, dtype=np.float64) if cols else _NO_AUDIO
+    return kernels.listening_order(ptr, members, _codes(artist), audio.reshape(len(cols), n),
+                                   float(smooth_weight), width).tolist()
 
 
-def _scaled(columns: list[np.ndarray | None], n: int) -> np.ndarray | None:
-    """tracks x features, each feature divided by its spread in the playlist (0 when flat).
-    ``col.std()``'s own steps (mean, squared deviations, their mean, root), on all features
-    at once: a row-wise reduction adds each row exactly as the 1-D one does."""
-    cols = [c for c in columns if c is not None and len(c) == n]
-    if not cols:
-        return None
-    x = np.array(cols, dtype=np.float64)
-    if not np.isfinite(x).all():
-        x = np.nan_to_num(x)
-    d = x - (np.add.reduce(x, axis=1) / n)[:, None]
-    d *= d
-    sd = np.sqrt(np.add.reduce(d, axis=1) / n)
-    flat = ~(sd > 0)
-    if flat.any():  # no spread: that feature says nothing (and must not divide by zero)
-        x[flat] = 0.0
-        sd[flat] = 1.0
-    x /= sd[:, None]
-    return x.T
+def _codes(values) -> np.ndarray:
+    """Artist ids as int64 codes: equal ids, equal codes."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return np.ascontiguousarray(values, dtype=np.int64)
+    return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
 
 
 def _separate_artists(order: list[int], artist) -> list[int]:
     """Move any track that follows its own artist to the nearest place between two tracks by
     other artists; left as it is when no such place exists (a catalogue of very few artists)."""
-    order = list(order)
-    for _ in range(len(order)):
-        a = [artist[t] for t in order]
-        clash = next((i for i in range(1, len(order)) if a[i] == a[i - 1]), None)
-        if clash is None:
-            break
-        track = order.pop(clash)
-        mine = artist[track]
-        rest = [artist[t] for t in order]
-        spots = [k for k in range(len(order) + 1)
-                 if (k == 0 or rest[k - 1] != mine) and (k == len(order) or rest[k] != mine)]
-        if not spots:
-            order.insert(clash, track)
-            break
-        order.insert(min(spots, key=lambda k: (abs(k - clash), k)), track)
-    return order
+    return kernels.separate_artists(np.asarray(order, dtype=np.int64),
+                                    _codes(artist)).tolist()
 
 
 def neighbour_steps(order: list[int], values: np.ndarray) -> float:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.recommender import kernels
+
 STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
               "turns", "turns_plus", "gfar", "turns_known")
 DEFAULT_STRATEGY = "turns_plus"
@@ -179,21 +181,24 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
                 allowed: np.ndarray | None, chosen: list[int] | None = None,
                 max_per_artist: int | None = None) -> list[int]:
     """Walk candidates best first; take a track unless its song is already in, its artist is at
-    the cap, or it is filtered out. Loops over candidates (hundreds), never over the catalogue."""
+    the cap, or it is filtered out (``kernels.greedy_fill``). Loops over candidates, in
+    compiled code, never over the catalogue in Python."""
     chosen = list(chosen or [])
-    taken = Taken(rules.max_per_artist if max_per_artist is None else max_per_artist)
-    for i in chosen:
-        taken.take(int(song[i]), int(artist[i]))
+    cap = rules.max_per_artist if max_per_artist is None else max_per_artist
     if allowed is not None:
         order = order[allowed[order]]
-    for i, s, a in zip(order.tolist(), song[order].tolist(), artist[order].tolist()):
-        if len(chosen) >= rules.length:
-            break
-        if not taken.allows(s, a):
-            continue
-        chosen.append(i)
-        taken.take(s, a)
-    return chosen
+    if len(chosen) >= rules.length or not len(order):
+        return chosen
+    pre = np.asarray(chosen, dtype=np.int64)
+    picked = kernels.greedy_fill(as_int64(song[order]), as_int64(artist[order]),
+                                 as_int64(song[pre]), as_int64(artist[pre]),
+                                 np.ones(len(pre), np.int64), cap, rules.length - len(chosen))
+    return chosen + order[picked].tolist()
+
+
+def as_int64(x) -> np.ndarray:
+    """``x`` as the kernels' contiguous int64 array (no copy when it already is one)."""
+    return np.ascontiguousarray(x, dtype=np.int64)
 
 
 def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int,
@@ -305,49 +310,29 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     ``Σ log(A + ℓ) − m·log(s + 1)``; the last term is the same for every candidate, so the
     pick maximises ``Π (A + ℓ)``: one addition and one product per step instead of a
     logarithm per member and candidate. Groups too large for the product to
-    stay finite in float64 take the sum of logarithms. ``scratch``: ``lk`` is a float64 array
-    the caller no longer needs, so it is worked on in place instead of copied."""
+    stay finite in float64 take the sum of logarithms. The steps run in ``kernels.fair``;
+    ``scratch`` (``lk`` is a float64 array the caller no longer needs) is kept for callers: the
+    kernel does not write to ``lk``, so no copy is made either way."""
     m, c = lk.shape
     taken = taken if taken is not None else Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
         return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
     done = start[1] if start is not None else 0
     in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
-    lk = lk if scratch and lk.dtype == np.float64 else lk.astype(np.float64)
     fit = np.full(m, delta)  # A at step 0
     if start is not None:  # continue a playlist: A = (s + 1)·δ + what members got so far
         fit = fit * (done + 1) + start[0]
-    work = np.empty((m, c))
-    value = np.empty(c)
-    gain = lk.T + delta  # per candidate: what taking it adds to every member's A
-    chosen: list[int] = []
-    c_index = cand.tolist()  # song and artist are read for the few candidates tried only
-    column = fit[:, None]  # a view: ``fit`` is updated in place
-    live = c  # candidates neither taken nor refused: the others have -inf in row 0 of lk
-    for _ in range(rules.length):
-        np.add(lk, column, out=work)
-        if in_logs:
-            np.maximum(work, 0.0, out=work)
-            with np.errstate(divide="ignore"):
-                np.log(work, out=work)
-            np.add.reduce(work, axis=0, out=value)
-        else:
-            np.multiply.reduce(work, axis=0, out=value)
-        while True:  # best candidate; rarely more than one try (song or artist taken)
-            if not live:  # every value is -inf
-                return chosen
-            j = int(value.argmax())
-            lk[0, j] = -np.inf
-            live -= 1
-            i = c_index[j]
-            s, a = int(song[i]), int(artist[i])
-            if taken.allows(s, a):
-                break
-            value[j] = -np.inf  # refused: the next best of this step
+    c_song, c_artist = as_int64(song[cand]), as_int64(artist[cand])
+    picked = kernels.fair(np.ascontiguousarray(lk, dtype=np.float64),
+                          np.array(fit, dtype=np.float64), float(delta), c_song, c_artist,
+                          np.fromiter(taken.songs, np.int64, len(taken.songs)),
+                          np.fromiter(taken.per_artist, np.int64, len(taken.per_artist)),
+                          np.fromiter(taken.per_artist.values(), np.int64,
+                                      len(taken.per_artist)),
+                          taken.cap, rules.length, in_logs)
+    for s, a in zip(c_song[picked].tolist(), c_artist[picked].tolist()):
         taken.take(s, a)
-        chosen.append(i)
-        fit += gain[j]
-    return chosen
+    return np.asarray(cand)[picked].tolist()
 
 
 def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:

@@ -115,3 +115,62 @@ def test_prediction_ids_are_time_ordered_uuid7_and_still_32_hex(api_app, api_cli
     assert all(uuid.UUID(p).version == 7 for p in pids)
     assert [p[:12] for p in pids] == sorted(p[:12] for p in pids)
     assert api_client.get(f"/playlists/{pids[0]}").status_code == 200
+
+
+def _rows(app, where):
+    """The stored predictions rows as the database holds them (raw values, no type decoding)."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        return [dict(r._mapping) for r in db.session.execute(
+            text(f"SELECT * FROM predictions WHERE {where} ORDER BY id"))]
+
+
+def test_the_row_written_on_the_dbapi_connection_is_the_one_sqlalchemy_writes(api_app,
+                                                                                api_client):
+    """The served row, copied through SQLAlchemy's own Core INSERT under another id, is stored
+    byte for byte the same (JSON columns, date-time, booleans, NULLs)."""
+    from app.db.experiments import Prediction
+
+    for path, body in (("/predict", SEED_BODY),
+                       ("/predict/base", {**SEED_BODY, "other_users": []})):
+        served = api_client.post(path, json=body)
+        assert served.status_code == 200, served.get_json()
+    with api_app.app_context():
+        served_rows = list(db.session.scalars(select(Prediction)))
+        assert len(served_rows) == 2
+        for row in served_rows:
+            values = {c.key: getattr(row, c.key) for c in Prediction.__table__.columns}
+            values["id"] = "copy-" + row.id
+            db.session.execute(Prediction.__table__.insert(), values)
+        db.session.commit()
+    stored = _rows(api_app, "id NOT LIKE 'copy-%'")
+    copies = {r["id"][5:]: r for r in _rows(api_app, "id LIKE 'copy-%'")}
+    assert len(stored) == 2
+    for row in stored:
+        copy = copies[row["id"]]
+        assert {**copy, "id": row["id"]} == row
+
+
+def test_the_row_is_committed_and_a_locked_database_is_an_outage(api_app, api_client, tmp_path):
+    """The served row is durable for another connection at once; a write lock held by another
+    process makes the request a 503 (driver errors are SQLAlchemy's), not a 500."""
+    import sqlite3
+
+    assert api_client.post("/predict", json=SEED_BODY).status_code == 200
+    path = api_app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT count(*) FROM predictions").fetchone() == (1,)
+    api_app.config["SQLITE_BUSY_TIMEOUT_MS"] = 0
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with api_app.app_context():
+            db.session.connection().connection.driver_connection.execute(
+                "PRAGMA busy_timeout = 0")
+            db.session.rollback()
+        locked = api_client.post("/predict/advanced", json=SEED_BODY)
+    finally:
+        other.rollback()
+        other.close()
+    assert locked.status_code == 503, locked.get_json()
+    assert locked.get_json()["error"] == "database_unavailable"

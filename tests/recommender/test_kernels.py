@@ -1,0 +1,153 @@
+"""The compiled loops (app/recommender/kernels.py) against the plain code they replaced
+(tests/support/reference_kernels.py): the same playlists and orders, bit for bit, on random
+inputs with many ties."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.recommender import kernels, ordering, strategies
+from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
+from tests.support.reference_kernels import (fair_reference, greedy_fill_reference,
+                                             listening_order_reference, scaled_reference,
+                                             separate_artists_reference)
+
+
+def _taken_pair(rng, song, artist, cap, k):
+    a, b = Taken(cap), Taken(cap)
+    for i in rng.choice(len(song), k).tolist():
+        for t in (a, b):
+            t.take(int(song[i]), int(artist[i]))
+    return a, b
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fair_kernel_equals_the_reference(seed):
+    rng = np.random.default_rng(100 + seed)
+    for trial in range(150):
+        m, c = int(rng.integers(1, 12)), int(rng.integers(1, 500))
+        z = rng.standard_normal((m, c)).astype(np.float32)
+        if trial % 3 == 0:  # heavy ties: scores on a coarse grid
+            z = np.round(z * 2) / 2
+        lk = liking(z)
+        n = 5_000
+        cand = np.sort(rng.choice(n, c, replace=False))
+        song = rng.integers(0, int(rng.choice([40, 4_000])), n)
+        artist = rng.integers(0, int(rng.choice([5, 300])), n)
+        rules = Rules(length=int(rng.integers(1, 40)), max_per_artist=int(rng.integers(1, 4)))
+        start = (rng.random(m) * 3, int(rng.integers(1, 6))) if trial % 2 else None
+        taken, ref_taken = _taken_pair(rng, song, artist, rules.max_per_artist,
+                                       int(rng.integers(0, 6)))
+        delta = float(rng.choice([FAIR_DELTA, TURN_FILL_DELTA]))
+        got = strategies._fair(lk, cand, song, artist, rules, start, taken, delta)
+        want = fair_reference(lk, cand, song, artist, rules, start, ref_taken, delta)
+        assert got == want, (seed, trial)
+        assert taken.songs == ref_taken.songs and taken.per_artist == ref_taken.per_artist
+
+
+def test_fair_kernel_takes_the_logarithms_for_large_groups_as_the_reference():
+    rng = np.random.default_rng(7)
+    n = 600
+    song, artist = rng.permutation(n), rng.integers(0, 50, n)
+    for members in (200, 300):
+        lk = liking(rng.standard_normal((members, n)).astype(np.float32))
+        cand = np.arange(n)
+        rules = Rules(length=20, max_per_artist=2)
+        got = strategies._fair(lk, cand, song, artist, rules)
+        assert got == fair_reference(lk, cand, song, artist, rules)
+
+
+def test_fair_kernel_does_not_write_to_its_input():
+    rng = np.random.default_rng(3)
+    lk = rng.random((4, 300))
+    before = lk.copy()
+    strategies._fair(lk, np.arange(300), np.arange(300), np.arange(300) % 7, Rules(20),
+                     scratch=True)
+    np.testing.assert_array_equal(lk, before)
+
+
+def test_greedy_fill_kernel_equals_the_reference():
+    rng = np.random.default_rng(21)
+    for trial in range(400):
+        n = int(rng.choice([5, 60, 3_000]))
+        song = rng.integers(0, max(2, n * int(rng.integers(1, 4)) // 4), n)
+        artist = rng.integers(0, max(2, n // int(rng.choice([2, 30]))), n)
+        order = rng.permutation(n)[:int(rng.integers(0, n + 1))]
+        allowed = rng.random(n) > 0.3 if trial % 3 == 0 else None
+        rules = Rules(length=int(rng.integers(1, 60)), max_per_artist=int(rng.integers(1, 4)))
+        chosen = rng.choice(n, int(rng.integers(0, 4)), replace=False).tolist() \
+            if trial % 2 else None
+        cap = int(rng.integers(1, 5)) if trial % 5 == 0 else None
+        got = strategies.greedy_fill(order, song, artist, rules, allowed, chosen, cap)
+        want = greedy_fill_reference(order, song, artist, rules, allowed, chosen, cap)
+        assert got == want, trial
+
+
+def test_listening_order_kernel_equals_the_reference():
+    rng = np.random.default_rng(12)
+    for trial in range(1_500):
+        n, m = int(rng.integers(0, 101)), int(rng.integers(1, 11))
+        artist = rng.integers(0, max(1, n // int(rng.integers(1, 6))) + 1, n)
+        fm = [rng.choice(m, int(rng.integers(0, 4))).tolist() for _ in range(n)]  # repeats too
+        tempo = rng.uniform(60, 180, n) if trial % 5 else None
+        energy = rng.random(n) if trial % 7 else np.full(n, 0.5)  # flat: no spread
+        if trial % 11 == 0:
+            tempo = np.round(rng.uniform(60, 70, n))  # ties in the steps
+        if trial % 13 == 0:
+            tempo = energy = None
+        got = ordering.listening_order(fm, artist, tempo, energy, m)
+        assert got == listening_order_reference(fm, artist, tempo, energy, m), trial
+
+
+def test_listening_order_with_artist_names_equals_the_reference():
+    rng = np.random.default_rng(13)
+    names = np.array(["a", "b", "c", "d"])
+    for trial in range(200):
+        n = int(rng.integers(2, 30))
+        artist = names[rng.integers(0, 4, n)]
+        fm = [[int(rng.integers(0, 3))] for _ in range(n)]
+        tempo = rng.uniform(60, 180, n)
+        got = ordering.listening_order(fm, artist, tempo, None, 3)
+        assert got == listening_order_reference(fm, artist, tempo, None, 3), trial
+
+
+def test_scaled_features_equal_numpys_reductions():
+    """Same means and spreads as numpy's pairwise sums, to the last bit (lengths past the
+    128-value block of numpy's summation too), with NaN, infinities and flat features."""
+    rng = np.random.default_rng(8)
+    for trial in range(2_000):
+        n = int(rng.integers(1, 400))
+        cols = [rng.standard_normal(n) * 10 ** rng.uniform(-3, 6, n), rng.random(n)]
+        if trial % 5 == 0:
+            cols[1] = np.full(n, 0.5)
+        if trial % 7 == 0:
+            cols[0][rng.integers(0, n, 3)] = rng.choice([np.nan, np.inf, -np.inf], 3)
+        cols = cols[:1] if trial % 3 == 0 else cols
+        with np.errstate(all="ignore"):  # the infinities overflow the reference's sums
+            want = scaled_reference(cols, n)
+        got = kernels.scaled(np.array(cols, dtype=np.float64)).T
+        assert got.tobytes() == np.ascontiguousarray(want).tobytes(), trial
+
+
+def test_separate_artists_kernel_equals_the_reference():
+    rng = np.random.default_rng(5)
+    for trial in range(1_000):
+        n = int(rng.integers(0, 60))
+        artist = rng.integers(0, int(rng.integers(1, 6)), n)
+        order = rng.permutation(n).tolist()
+        assert (ordering._separate_artists(order, artist)
+                == separate_artists_reference(order, artist)), trial
+
+
+def test_a_member_outside_the_group_is_an_error_not_a_stray_write():
+    with pytest.raises(ValueError):
+        ordering.listening_order([[0], [5]], np.array([1, 2]), None, None, 2)
+
+
+def test_kernels_are_compiled_once_for_fixed_types():
+    """Every kernel has exactly its declared signature: a request never compiles another."""
+    for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
+                   kernels.separate_artists):
+        assert len(kernel.signatures) == 1
+    with pytest.raises(TypeError):
+        kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
