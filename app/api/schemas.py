@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.db.experiments import ARM_MODELS, FEEDBACK_EVENTS
 from app.errors import ApiError
-from app.recommender.strategies import STRATEGIES
+from app.recommender.strategies import DEFAULT_STRATEGY, REGISTRY, STRATEGIES
 
 # Ids are stored in 32-bit integer columns (PostgreSQL ``integer``); anything larger cannot exist.
 MAX_ID = 2**31 - 1
@@ -45,8 +45,9 @@ def predict_request_model(max_length: int, max_group: int) -> type[_Strict]:
         )
         playlist_length: int = Field(ge=1, le=max_length, description="Number of tracks.")
         strategy: Strategy | None = Field(
-            default=None, description="How members' tastes are combined; default: the "
-            "recommender's best strategy.",
+            default=None, description="How members' tastes are combined (default "
+            f"`{DEFAULT_STRATEGY}`): " + "; ".join(f"`{name}`: {spec.help}"
+                                                   for name, spec in REGISTRY.items()) + ".",
         )
         exclude_explicit: bool = Field(default=False, description="Leave out explicit tracks.")
 

@@ -103,7 +103,7 @@ def create(host_user_id: int, members: list[int], strategy: str | None) -> tuple
     """A new party for the host and their chosen group, its queue planned and playing."""
     from app.party import tokens
 
-    strategy = check_strategy(strategy)
+    strategy = check_strategy(strategy, current_app.config.get("DEFAULT_STRATEGY"))
     users = list(dict.fromkeys([host_user_id, *members]))
     names = dict(db.session.execute(select(User.user_id, User.name)
                                     .where(User.user_id.in_(users))).all())

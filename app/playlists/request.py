@@ -11,7 +11,7 @@ from typing import Literal
 from flask import current_app
 
 from app.playlists.errors import InvalidRequest
-from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES, Rules
+from app.recommender.strategies import Rules, check_strategy
 
 Choice = Literal["ab", "base", "advanced"]
 CHOICES = ("ab", "base", "advanced")
@@ -55,10 +55,10 @@ class PlaylistRequest:
         if choice not in CHOICES:
             raise InvalidRequest(f"unknown model {choice!r}; use one of {', '.join(CHOICES)}")
         named = strategy or config.get("DEFAULT_STRATEGY") or None
-        settled = named or DEFAULT_STRATEGY
-        if settled not in STRATEGIES:
-            raise InvalidRequest(f"unknown strategy {settled!r}; use one of "
-                                 f"{', '.join(STRATEGIES)}")
+        try:
+            settled = check_strategy(named)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
         rules = Rules(length=int(length),
                       max_per_artist=int(config["MAX_TRACKS_PER_ARTIST"]),
                       exclude_explicit=bool(exclude_explicit))

@@ -21,7 +21,7 @@ from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.idmap import IdMap
 from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
-from app.recommender.strategies import DEFAULT_STRATEGY, Rules, column_mean, select
+from app.recommender.strategies import Rules, check_strategy, column_mean, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
@@ -269,7 +269,7 @@ class Recommender:
         """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
         ``strategy`` None is the default; an unknown one is refused by ``select``;
         ``known_limit``: ``turns_known``'s bound on a member's turns from their history."""
-        strategy = strategy or DEFAULT_STRATEGY
+        strategy = check_strategy(strategy)
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy,
                                             known_limit=known_limit)

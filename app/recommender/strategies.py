@@ -30,8 +30,6 @@ import numpy as np
 
 from app.recommender import kernels
 
-STRATEGIES = ("mean_rank", "average", "least_misery", "average_without_misery", "fair",
-              "turns", "turns_plus", "gfar", "turns_known")
 DEFAULT_STRATEGY = "turns_plus"
 
 LIKING_SLOPE = 1.0
@@ -64,8 +62,6 @@ KNOWN_TOP = 100
 KNOWN_MODEL_TOP = 50
 KNOWN_TURN_LIMIT = 3
 _AGREED_BONUS = 100.0
-# the strategies that take turns, and how many turns beyond the fair share each gives a member
-EXTRA_TURNS = {"turns": 0, "turns_plus": TURNS_PLUS_EXTRA, "turns_known": TURNS_PLUS_EXTRA}
 # gfar (the published reference): a member's relevant tracks are their top GFAR_RELEVANT by the
 # model, with Borda relevance (the best GFAR_RELEVANT points, the last one point).
 GFAR_RELEVANT = 20
@@ -115,10 +111,11 @@ def fair_share(length: int, members: int) -> int:
     return max(1, length // (2 * members))
 
 
-def check_strategy(strategy: str | None) -> str:
-    """The strategy to use (None: the default); ValueError names the valid ones."""
-    strategy = strategy or DEFAULT_STRATEGY
-    if strategy not in STRATEGIES:
+def check_strategy(strategy: str | None, configured: str | None = None) -> str:
+    """The strategy to use: ``strategy``, else the deployment's ``configured`` default, else
+    the recommender's; ValueError names the valid ones. The one place a default is chosen."""
+    strategy = strategy or configured or DEFAULT_STRATEGY
+    if strategy not in REGISTRY:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     return strategy
 
@@ -227,18 +224,57 @@ def candidates(z: np.ndarray, allowed: np.ndarray | None, size: int,
     return np.flatnonzero(mark)
 
 
-def _order(strategy: str, lk: np.ndarray) -> np.ndarray:
-    """Candidate positions best first, for the strategies that rank once."""
+def _by_average(lk: np.ndarray) -> np.ndarray:
+    return lk.mean(axis=0)
+
+
+def _by_least_misery(lk: np.ndarray) -> np.ndarray:
+    # ties on the minimum (common in small groups) go to the better group average
+    return lk.min(axis=0) + 1e-3 * lk.mean(axis=0)
+
+
+def _by_average_without_misery(lk: np.ndarray) -> np.ndarray:
+    # tracks someone dislikes stay available, but only after every acceptable one
     mean = lk.mean(axis=0)
-    if strategy == "average":
-        score = mean
-    elif strategy == "least_misery":
-        # ties on the minimum (common in small groups) go to the better group average
-        score = lk.min(axis=0) + 1e-3 * mean
-    else:  # average_without_misery
-        # tracks someone dislikes stay available, but only after every acceptable one
-        score = np.where(lk.min(axis=0) >= MISERY_LIKING, mean, mean - 10.0)
-    return np.argsort(-score, kind="stable")
+    return np.where(lk.min(axis=0) >= MISERY_LIKING, mean, mean - 10.0)
+
+
+def _ranked(lk: np.ndarray, score) -> np.ndarray:
+    """Candidate positions best first under a group ``score`` of the liking."""
+    return np.argsort(-score(lk), kind="stable")
+
+
+@dataclass
+class Pick:
+    """What one selection round hands a strategy: the scores, the rules and the candidates'
+    size for this round (``select`` widens it when the rules eat the candidates)."""
+
+    z: np.ndarray
+    raw: np.ndarray
+    song: np.ndarray
+    artist: np.ndarray
+    rules: Rules
+    allowed: np.ndarray | None
+    owed: np.ndarray | None
+    size: int
+    known: list[np.ndarray | None] | None
+    known_limit: int
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One aggregation strategy: its name, the sentence people read about it, how it chooses
+    tracks (``choose(pick) -> (tracks, turns)``), and for the strategies that take turns, how
+    many turns beyond the fair share each member gets (None: no turns)."""
+
+    name: str
+    help: str
+    choose: object
+    extra_turns: int | None = None
+
+    @property
+    def takes_turns(self) -> bool:
+        return self.extra_turns is not None
 
 
 def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
@@ -250,36 +286,15 @@ def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, arti
     ``owed`` (``turns``): per member, how many fair shares of turns they are owed.
     ``known`` (``turns_known`` only): per member, their heaviest known tracks (positions in
     ``z``'s columns), or None; ``known_limit``: how many of a member's turns may take one."""
-    strategy = check_strategy(strategy)
+    spec = REGISTRY[check_strategy(strategy)]
     notes: list[str] = []
     n = z.shape[1]
     size = max(10 * rules.length, 200)
     chosen: list[int] = []
     turns: list[int] = []
     while True:
-        if strategy == "mean_rank":
-            score = percentiles(raw).mean(axis=0)
-            if allowed is not None:
-                score = np.where(allowed, score, _EXCLUDED)
-            chosen = greedy_fill(_top(score, min(size, n)), song, artist, rules, allowed)
-        else:
-            by_turns = strategy in EXTRA_TURNS
-            pools = (_turn_pools(z, allowed, size, favourite_count(n, rules.length))
-                     if by_turns and z.shape[0] > 1 else None)
-            cand = (pools[0] if pools is not None
-                    else candidates(z, allowed, size, with_max=not by_turns))
-            if strategy == "gfar":
-                chosen, turns = _gfar(z, allowed, cand, song, artist, rules)
-            elif by_turns:
-                chosen, turns = _turns(z, allowed, cand, song, artist, rules, owed,
-                                       pools=pools, extra=EXTRA_TURNS[strategy],
-                                       known=known if strategy == "turns_known" else None,
-                                       known_limit=known_limit)
-            elif strategy == "fair":
-                chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
-            else:
-                lk = liking(np.take(z, cand, axis=1))
-                chosen = greedy_fill(cand[_order(strategy, lk)], song, artist, rules, None)
+        chosen, turns = spec.choose(Pick(z, raw, song, artist, rules, allowed, owed, size,
+                                         known, known_limit))
         if len(chosen) >= rules.length or size >= n:
             break
         size = min(n, size * 8)  # the rules ate the candidates (tight artist cap, filters)
@@ -563,5 +578,80 @@ def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.
     if len(chosen) < rules.length:
         rest = cand[~np.isin(cand, chosen)]
         lk = liking(np.take(z, rest, axis=1))
-        chosen = greedy_fill(rest[_order("average", lk)], song, artist, rules, None, chosen)
+        chosen = greedy_fill(rest[_ranked(lk, _by_average)], song, artist, rules, None, chosen)
     return chosen, turns + [NO_TURN] * (len(chosen) - len(turns))
+
+
+def _choose_mean_rank(p: Pick) -> tuple[list[int], list[int]]:
+    score = percentiles(p.raw).mean(axis=0)
+    if p.allowed is not None:
+        score = np.where(p.allowed, score, _EXCLUDED)
+    top = _top(score, min(p.size, p.z.shape[1]))
+    return greedy_fill(top, p.song, p.artist, p.rules, p.allowed), []
+
+
+def _group_candidates(p: Pick) -> np.ndarray:
+    return candidates(p.z, p.allowed, p.size, with_max=True)
+
+
+def _ranking(score):
+    """A strategy that ranks the group's candidates once by ``score`` of their liking."""
+    def choose(p: Pick) -> tuple[list[int], list[int]]:
+        cand = _group_candidates(p)
+        lk = liking(np.take(p.z, cand, axis=1))
+        return greedy_fill(cand[_ranked(lk, score)], p.song, p.artist, p.rules, None), []
+    return choose
+
+
+def _choose_fair(p: Pick) -> tuple[list[int], list[int]]:
+    cand = _group_candidates(p)
+    return _fair(liking(np.take(p.z, cand, axis=1)), cand, p.song, p.artist, p.rules), []
+
+
+def _choose_gfar(p: Pick) -> tuple[list[int], list[int]]:
+    return _gfar(p.z, p.allowed, _group_candidates(p), p.song, p.artist, p.rules)
+
+
+def _taking_turns(extra: int, use_history: bool = False):
+    """A strategy where members take turns, ``extra`` turns each beyond the fair share;
+    ``use_history``: the turns look first at the member's agreed favourites."""
+    def choose(p: Pick) -> tuple[list[int], list[int]]:
+        n = p.z.shape[1]
+        pools = (_turn_pools(p.z, p.allowed, p.size, favourite_count(n, p.rules.length))
+                 if p.z.shape[0] > 1 else None)
+        cand = pools[0] if pools is not None else candidates(p.z, p.allowed, p.size,
+                                                             with_max=False)
+        return _turns(p.z, p.allowed, cand, p.song, p.artist, p.rules, p.owed, pools=pools,
+                      extra=extra, known=p.known if use_history else None,
+                      known_limit=p.known_limit)
+    return choose
+
+
+# Every strategy, in the order people are offered them: the form, the API's enum, the OpenAPI
+# document, the strategies page and the evaluation read this table; a name not in it is
+# refused everywhere (``check_strategy``).
+REGISTRY: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("mean_rank", "best mean rank across members (the original system)",
+             _choose_mean_rank),
+    Strategy("average", "highest average liking", _ranking(_by_average)),
+    Strategy("least_misery", "nobody is left unhappy: maximise the least happy member",
+             _ranking(_by_least_misery)),
+    Strategy("average_without_misery", "highest average among tracks nobody dislikes",
+             _ranking(_by_average_without_misery)),
+    Strategy("fair", "proportional fairness: each next track weighs a gain for the member "
+             "served worst so far most, but the group's liking still decides, so the majority "
+             "wins when tastes differ", _choose_fair),
+    Strategy("turns", "members take turns: each picks a fair share of their own favourites, "
+             "the member with the fewest picks going next; then the rest goes to tracks that "
+             "the least happy members like too", _taking_turns(0), extra_turns=0),
+    Strategy("turns_plus", "like turns, with one more turn each, so fewer members are left "
+             "out; it costs a little of the group average, and of the shared favourites when "
+             "friends agree", _taking_turns(TURNS_PLUS_EXTRA), extra_turns=TURNS_PLUS_EXTRA),
+    Strategy("gfar", "the published GFAR rule (Kaya et al. 2020): each next track raises most "
+             "the chance that every member finds one of their own top 20", _choose_gfar),
+    Strategy("turns_known", "like turns plus, but a member's turns look first at tracks both "
+             "the model and their own listening say they love (a few of their turns at most)",
+             _taking_turns(TURNS_PLUS_EXTRA, use_history=True),
+             extra_turns=TURNS_PLUS_EXTRA),
+)}
+STRATEGIES = tuple(REGISTRY)

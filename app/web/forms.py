@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
+from app.recommender.strategies import REGISTRY, STRATEGIES, check_strategy
 from app.text import ascii_int
 
 MODEL_CHOICES = [
@@ -20,23 +21,8 @@ MODEL_CHOICES = [
     ("base", "Base (from history)"),
 ]
 DEFAULT_MODEL = "advanced"  # the serving model; builder playlists are outside the A/B test
-STRATEGY_HELP = {
-    "mean_rank": "best mean rank across members (the original system)",
-    "average": "highest average liking",
-    "least_misery": "nobody is left unhappy: maximise the least happy member",
-    "average_without_misery": "highest average among tracks nobody dislikes",
-    "fair": "proportional fairness: each next track weighs a gain for the member served "
-            "worst so far most, but the group's liking still decides, so the majority wins "
-            "when tastes differ",
-    "turns": "members take turns: each picks a fair share of their own favourites, the "
-             "member with the fewest picks going next; then the rest goes to tracks that the "
-             "least happy members like too",
-    "turns_plus": "like turns, with one more turn each, so fewer members are left out; it "
-                  "costs a little of the group average, and of the shared favourites when "
-                  "friends agree",
-    "gfar": "the published GFAR rule (Kaya et al. 2020): each next track raises most the "
-            "chance that every member finds one of their own top 20",
-}
+# each strategy's sentence, from the recommender's one table of strategies
+STRATEGY_HELP = {name: spec.help for name, spec in REGISTRY.items()}
 # The base model has no strategy: one sentence for the playlist page and the strategies page.
 BASE_HELP = ("random tracks from the members' own listening history, in random order: the "
              "original system, kept as the A/B test's control")
@@ -44,10 +30,7 @@ DEFAULT_LENGTH = 20
 
 
 def strategies() -> tuple[tuple[str, ...], str]:
-    from app.recommender.strategies import DEFAULT_STRATEGY, STRATEGIES
-
-    default = current_app.config.get("DEFAULT_STRATEGY") or DEFAULT_STRATEGY
-    return STRATEGIES, default
+    return STRATEGIES, check_strategy(None, current_app.config.get("DEFAULT_STRATEGY"))
 
 
 def strategy_choices() -> list[tuple[str, str]]:
