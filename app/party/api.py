@@ -95,15 +95,20 @@ def _party_error(exc: PartyError):
     return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
-def _service_error(exc: Exception) -> ApiError:
+@bp.errorhandler(UnknownUsers)
+@bp.errorhandler(ModelUnavailable)
+@bp.errorhandler(LogUnavailable)
+def _service_error(exc: Exception) -> Response:
+    """The service's refusals, for every party call, in the API's error contract."""
+    from app.errors import error_response
+
     if isinstance(exc, UnknownUsers):
-        return ApiError(404, "unknown_users", exc.message, {"unknown_user_ids": exc.ids})
+        return error_response(404, "unknown_users", exc.message,
+                              {"unknown_user_ids": exc.ids})
     if isinstance(exc, ModelUnavailable):
-        return ApiError(503, "model_unavailable", f"no trained model to plan with "
-                        f"({exc.message})", None, {"Retry-After": "60"})
-    if isinstance(exc, LogUnavailable):
-        return ApiError(503, "log_unavailable", exc.message, None, {"Retry-After": "5"})
-    raise exc
+        return error_response(503, "model_unavailable", f"no trained model to plan with "
+                              f"({exc.message})", None, {"Retry-After": "60"})
+    return error_response(503, "log_unavailable", exc.message, None, {"Retry-After": "5"})
 
 
 # ----- who is asking -----
@@ -150,10 +155,7 @@ def _host_or_controls(party) -> tokens.Actor:
 @_create_limit
 def create_party() -> Response:
     body = parse_body(CreateParty)
-    try:
-        party, host_token = service.create(body.host_user_id, body.members, body.strategy)
-    except (UnknownUsers, ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    party, host_token = service.create(body.host_user_id, body.members, body.strategy)
     return _json(201, {"party_id": party.id, "join_code": party.join_code,
                        "host_token": host_token})
 
@@ -162,11 +164,8 @@ def create_party() -> Response:
 @_join_limit
 def join_party(party_id: str) -> Response:
     body = parse_body(JoinParty)
-    try:
-        guest, token = service.join(party_id, body.join_code, body.user_id, body.genres,
-                                    body.name)
-    except (UnknownUsers, ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    guest, token = service.join(party_id, body.join_code, body.user_id, body.genres,
+                                body.name)
     return _json(201, {"guest_id": guest.id, "guest_token": token})
 
 
@@ -177,10 +176,7 @@ def leave_party(party_id: str, guest_id: int) -> Response:
     who = actor(party_id)
     if not who.is_host and who.guest_id != guest_id:
         raise ApiError(403, "not_yourself", "a guest can only remove themselves")
-    try:
-        party = service.leave(party_id, guest_id)
-    except (ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    party = service.leave(party_id, guest_id)
     return _queue_answer(party)
 
 
@@ -191,10 +187,7 @@ def get_queue(party_id: str) -> Response:
     who = actor(party_id)
     if not who.is_host:
         service.seen(party, who.guest_id)
-    try:
-        party = service.refresh(party)
-    except (ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    party = service.refresh(party)
     if service.etag(party) in request.if_none_match:
         response = Response(status=304)
         response.set_etag(service.etag(party))
@@ -211,11 +204,8 @@ def post_event(party_id: str) -> Response:
     body = parse_body(PartyEventBody)
     if not who.is_host and who.guest_id != body.guest_id:
         raise ApiError(403, "not_yourself", "a guest can only report for themselves")
-    try:
-        party = service.feedback(party_id, body.guest_id, body.track_id, body.event,
-                                 by_host=who.is_host)
-    except (ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    party = service.feedback(party_id, body.guest_id, body.track_id, body.event,
+                             by_host=who.is_host)
     return _queue_answer(party)
 
 
@@ -223,10 +213,7 @@ def post_event(party_id: str) -> Response:
 @_party_limit
 def next_track(party_id: str) -> Response:
     _host_or_controls(service.get_party(party_id))
-    try:
-        party = service.next_track(party_id)
-    except (ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    party = service.next_track(party_id)
     return _queue_answer(party)
 
 
@@ -234,10 +221,7 @@ def next_track(party_id: str) -> Response:
 @_party_limit
 def remove_track(party_id: str, track_id: str) -> Response:
     _host_or_controls(service.get_party(party_id))
-    try:
-        party = service.remove_track(party_id, track_id)
-    except (ModelUnavailable, LogUnavailable) as exc:
-        raise _service_error(exc) from None
+    party = service.remove_track(party_id, track_id)
     return _queue_answer(party)
 
 

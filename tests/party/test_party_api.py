@@ -299,3 +299,20 @@ def test_replan_lines_carry_the_logs_original_fields(api_app, api_client, party)
             assert key in line
         assert line["model"] == "party" and line["playlist"] == line["queue"]
     assert len({x["prediction_id"] for x in log_lines(api_app)}) == len(log_lines(api_app))
+
+
+def test_a_plan_that_cannot_be_logged_is_503_and_changes_nothing(api_app, api_client, party,
+                                                                 tmp_path):
+    """Every party call answers the service's refusals in the error contract: here the
+    predictions log cannot be written, so the re-plan a join makes is refused as a whole."""
+    pid, code = party["party_id"], party["join_code"]
+    before = api_client.get(f"/parties/{pid}/queue", headers=bearer(party["host_token"]))
+    api_app.config["PREDICTIONS_LOG"] = str(tmp_path)  # a folder: no line can be appended
+    joiner = users(api_app, 1, start=5)[0]
+    r = api_client.post(f"/parties/{pid}/guests", json={"join_code": code, "user_id": joiner})
+    assert r.status_code == 503 and r.get_json()["error"] == "log_unavailable"
+    assert int(r.headers["Retry-After"]) > 0
+    r = api_client.post("/parties", json={"host_user_id": joiner})
+    assert r.status_code == 503 and r.get_json()["error"] == "log_unavailable"
+    after = api_client.get(f"/parties/{pid}/queue", headers=bearer(party["host_token"]))
+    assert after.get_json()["guests"] == before.get_json()["guests"]
