@@ -40,7 +40,7 @@ STAGES = [
     ("predictions log line", ("app/playlists/log.py",)),
     ("prediction row, flush and commit", ("app/playlists/record.py", "app/db/inserts.py")),
     ("A/B assignment", ("app/experiments/assignment.py", "app/cache.py")),
-    ("members: genres, histories", ("app/playlists/members.py",)),
+    ("members: genres, histories", ("app/playlists/histories.py",)),
     ("scoring and strategy", ("app/recommender/scoring.py", "app/recommender/strategies.py",
                               "app/recommender/retrieval.py", "app/recommender/attribution.py",
                               "app/recommender/content.py")),

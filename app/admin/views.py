@@ -30,7 +30,7 @@ from app.experiments.report import build_report, default_experiment
 from app.extensions import db, limiter
 from app.playlists.holder import model_status
 from app.text import ascii_int
-from app.playlists.stored import members_of, playlist_view
+from app.web.stored import members_of, playlist_view
 
 PAGE_SIZE = 50
 

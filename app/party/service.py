@@ -28,7 +28,7 @@ from app.extensions import db
 from app.playlists.errors import LogUnavailable, ModelUnavailable, UnknownUsers
 from app.playlists.holder import get_holder
 from app.playlists.log import PredictionLogError, append_record
-from app.playlists.members import user_genres
+from app.playlists.histories import user_genres
 from app.recommender import party as planner
 from app.recommender.members import Member
 from app.recommender.strategies import check_strategy

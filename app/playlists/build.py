@@ -9,9 +9,9 @@ from flask import current_app
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
 from app.playlists.holder import ServingState, get_holder
-from app.playlists.members import known_histories, playlist_evidence, user_genres
+from app.playlists.histories import known_histories, playlist_evidence, user_genres
 from app.recommender.catalogue import Catalogue
-from app.recommender.group import BaseModel, GroupInput, GroupPlaylist, LightFMModel
+from app.recommender.group import GroupInput, GroupPlaylist, HistoryModel, LightFMModel
 from app.recommender.reasons import track_reasons
 from app.recommender.strategies import KNOWN_TURN_LIMIT, NotEnoughSongs, Rules
 
@@ -50,7 +50,7 @@ class Playlist:
     answer: bytes = b"[]"
 
 
-def model_for(state: ServingState, name: str) -> LightFMModel | BaseModel:
+def model_for(state: ServingState, name: str) -> LightFMModel | HistoryModel:
     if name == "base":
         base = state.base()
         if base is None:
@@ -62,7 +62,7 @@ def model_for(state: ServingState, name: str) -> LightFMModel | BaseModel:
     return advanced
 
 
-def group_input(model: LightFMModel | BaseModel, members: list[int], *,
+def group_input(model: LightFMModel | HistoryModel, members: list[int], *,
                 with_histories: bool = True, strategy: str | None = None) -> GroupInput:
     """What ``model`` needs to know about the members; raises UnknownUsers for members that
     neither the model nor the database knows. ``turns_known`` also reads what each member is
@@ -84,7 +84,7 @@ def group_input(model: LightFMModel | BaseModel, members: list[int], *,
                       known_limit=limit)
 
 
-def build(model: LightFMModel | BaseModel, members: list[int], rules: Rules, strategy: str,
+def build(model: LightFMModel | HistoryModel, members: list[int], rules: Rules, strategy: str,
           seed: int | None = None) -> Playlist:
     group = group_input(model, members, strategy=strategy)
     try:
@@ -94,7 +94,7 @@ def build(model: LightFMModel | BaseModel, members: list[int], rules: Rules, str
     return _playlist(model.catalogue, result, members, _kinds(model, members))
 
 
-def _kinds(model: LightFMModel | BaseModel, members: list[int]) -> list[str] | None:
+def _kinds(model: LightFMModel | HistoryModel, members: list[int]) -> list[str] | None:
     rec = model.recommender if isinstance(model, LightFMModel) else (
         model.describer.recommender if model.describer is not None else None)
     return None if rec is None else ["trained" if rec.is_warm(u) else "genres" for u in members]

@@ -27,10 +27,10 @@ from sqlalchemy import func, select
 from app.db import ModelVersion, Track
 from app.data.loaders import load_catalogue
 from app.extensions import db
-from app.playlists.members import EvidenceCache, HistoryCache
+from app.playlists.histories import EvidenceCache, HistoryCache
 from app.recommender import artifact, retrieval
 from app.recommender.catalogue import Catalogue
-from app.recommender.group import BaseModel, LightFMModel
+from app.recommender.group import HistoryModel, LightFMModel
 from app.modelstore.registry import active_pointer, artifact_folder
 from app.recommender.scoring import Recommender
 
@@ -86,10 +86,10 @@ class ServingState:
     def advanced(self) -> LightFMModel | None:
         return LightFMModel(self.recommender) if self.recommender is not None else None
 
-    def base(self) -> BaseModel | None:
+    def base(self) -> HistoryModel | None:
         if self.catalogue is None or len(self.catalogue) == 0:
             return None
-        return BaseModel(self.catalogue, self.recommender)
+        return HistoryModel(self.catalogue, self.recommender)
 
 
 RETRY_FAILED_SECONDS = 60.0

@@ -110,7 +110,7 @@ class LightFMModel:
         return self.recommender.taste_match(np.vstack([m.row for m in rows]).astype(np.float32))
 
 
-class BaseModel:
+class HistoryModel:
     """The A/B control: random tracks from the members' history, in their random order (the
     original system's). Described by the trained model when one is loaded for this catalogue."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.playlists.stored import MemberView, PlaylistView, Score
+from app.web.stored import MemberView, PlaylistView, Score
 
 
 @dataclass(frozen=True)

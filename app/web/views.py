@@ -38,7 +38,7 @@ from app.web.forms import (
     parse_member_ids,
     strategies,
 )
-from app.playlists.stored import as_csv, as_json, as_m3u, playlist_view
+from app.web.stored import as_csv, as_json, as_m3u, playlist_view
 from app.web.taste import taste_pairs
 from app.web.queries import (
     catalogue_counts_cached,

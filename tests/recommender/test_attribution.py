@@ -23,7 +23,7 @@ from app.recommender.ordering import (
 from app.recommender.members import SKIP_PENALTY
 from app.recommender.scoring import Recommender
 from app.recommender.strategies import Rules
-from app.playlists.stored import group_title
+from app.web.stored import group_title
 
 GROUP = [123, 124, 125, 126, 127]
 

@@ -6,7 +6,7 @@ import io
 
 from app.db import Prediction, User
 from app.extensions import db
-from app.playlists.stored import member_labels
+from app.web.stored import member_labels
 
 
 def test_labels_are_unique_where_names_and_initials_collide():

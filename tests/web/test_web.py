@@ -315,7 +315,7 @@ def test_every_track_says_whose_it_is_and_why(client, web_app):
 
 def test_turns_known_reads_each_members_own_history(client, web_app):
     from app.playlists.holder import get_holder
-    from app.playlists.members import known_histories
+    from app.playlists.histories import known_histories
 
     members = [123, 124, 125]
     with web_app.app_context():
