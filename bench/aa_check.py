@@ -65,7 +65,7 @@ def main() -> None:
         if args.model == "advanced":
             from app.modelstore import registry
             from app.recommender import artifact
-            from app.data.loaders import load_interactions
+            from app.modelstore.loaders import load_interactions
             from app.recommender.training import TrainParams, train
 
             registry.register(artifact.save(train(load_interactions(), TrainParams(epochs=5)),

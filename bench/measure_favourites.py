@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     from app import create_app
     from app.data.generator.ground_truth import GroundTruth
-    from app.data.loaders import load_interactions
+    from app.modelstore.loaders import load_interactions
     from app.playlists.holder import get_holder
     from app.recommender import promise
     from app.recommender.catalogue import Catalogue

@@ -99,7 +99,7 @@ def api_world(small_world, tmp_path_factory) -> ApiWorld:
     from app.data.importer.write import import_export
     from app.modelstore import registry
     from app.recommender import artifact
-    from app.data.loaders import load_interactions as load_from_database
+    from app.modelstore.loaders import load_interactions as load_from_database
     from app.recommender.training import TrainParams, train
 
     world = ApiWorld(tmp_path_factory.mktemp("api_world"))
@@ -133,7 +133,7 @@ def api_client(api_app):
 @pytest.fixture(scope="session")
 def world_data(api_world, tmp_path_factory):
     """The small world as an ``InteractionData``, read from a copy of the trained world's DB."""
-    from app.data.loaders import load_interactions as load_from_database
+    from app.modelstore.loaders import load_interactions as load_from_database
 
     root = tmp_path_factory.mktemp("world_data")
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI":

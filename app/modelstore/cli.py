@@ -66,7 +66,7 @@ def _params(base=None, **opts):
 
 
 def _load_data():
-    from app.data.loaders import load_interactions
+    from app.modelstore.loaders import load_interactions
 
     t0 = time.perf_counter()
     data = load_interactions()
@@ -299,27 +299,32 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
 
 def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int,
                      store: bool = True, names: tuple[str, ...] | None = None) -> None:
+    from app.modelstore import registry
+    from app.modelstore.loaders import load_catalogue
     from app.recommender.offline import evaluation
-    from app.playlists.holder import get_holder
 
     gt = evaluation.find_ground_truth(ground_truth, _export_folders())
     if gt is None or not gt.is_file():
         raise click.ClickException("--served needs the hidden taste (ground_truth.npz) of a "
                                    "generated export: pass --ground-truth PATH")
-    state = get_holder().current()
-    if state.recommender is None:
-        raise click.ClickException(state.error or "no model version is loaded")
+    pointer = registry.active_pointer()
+    if pointer is None:
+        raise click.ClickException("no trained model version is active: run `flask --app wsgi "
+                                   "model train`")
+    try:  # the active version as every worker loads it
+        recommender = registry.load_version(pointer, load_catalogue(),
+                                            current_app.config["MODEL_DIR"])
+    except Exception as exc:  # noqa: BLE001 - a version that does not load is reported
+        raise click.ClickException(f"model version {pointer[0]} cannot be loaded: {exc}")
     cfg = evaluation.EvalConfig(groups=groups, seed=seed, max_per_artist=int(
         current_app.config["MAX_TRACKS_PER_ARTIST"]))
     if names:
         from dataclasses import replace
 
         cfg = replace(cfg, strategies=tuple(names))
-    result = evaluation.served(state.recommender, _load_data(), gt, cfg,
+    result = evaluation.served(recommender, _load_data(), gt, cfg,
                                progress=bool(current_app.config.get("PROGRESS")))
     if store:  # on the version that was measured, next to the time split's `evaluation`
-        from app.modelstore import registry
-
         version = result["protocol"]["model_version"]
         row = next((r for r in registry.versions() if r.version == version), None)
         if row is not None:
@@ -344,7 +349,7 @@ def report_command(dataset: str, out: str, json_path: str | None, max_users: int
     import shlex
     from dataclasses import replace
 
-    from app.data.loaders import load_interactions
+    from app.modelstore.loaders import load_interactions
     from app.recommender.offline.lastfm import LastfmError
     from app.recommender.offline.protocol import QUICK, Protocol
     from app.recommender.offline.report import report

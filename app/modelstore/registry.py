@@ -102,3 +102,14 @@ def artifact_folder(version: str, recorded_path: str, model_dir: str) -> Path:
     directory may be mounted elsewhere than at training time), else the recorded path."""
     configured = Path(model_dir) / version
     return configured if configured.exists() else Path(recorded_path)
+
+
+def load_version(pointer: tuple[str, str, str], catalogue, model_dir: str):
+    """The recommender of one registered version (``active_pointer``'s triple) over
+    ``catalogue``: its files verified against the recorded checksum (``artifact.load``
+    refuses anything else). The serving holder and ``model evaluate --served`` both load so."""
+    from app.recommender.scoring import Recommender
+
+    version, path, checksum = pointer
+    art = artifact.load(artifact_folder(version, path, model_dir), expected_checksum=checksum)
+    return Recommender(art.model, catalogue, version=version)

@@ -25,13 +25,13 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from app.db import ModelVersion, Track
-from app.data.loaders import load_catalogue
+from app.modelstore.loaders import load_catalogue
 from app.extensions import db
 from app.playlists.histories import EvidenceCache, HistoryCache
-from app.recommender import artifact, retrieval
+from app.recommender import retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import HistoryModel, LightFMModel
-from app.modelstore.registry import active_pointer, artifact_folder
+from app.modelstore.registry import active_pointer, artifact_folder, load_version
 from app.recommender.scoring import Recommender
 
 log = logging.getLogger(__name__)
@@ -230,10 +230,8 @@ class ModelHolder:
         return None, None
 
     def _load(self, pointer: tuple[str, str, str], catalogue: Catalogue) -> Recommender:
-        version, path, checksum = pointer
-        folder = artifact_folder(version, path, self.app.config["MODEL_DIR"])
-        art = artifact.load(folder, expected_checksum=checksum)
-        return self._with_retrieval(Recommender(art.model, catalogue, version=version), pointer)
+        return self._with_retrieval(load_version(pointer, catalogue,
+                                                 self.app.config["MODEL_DIR"]), pointer)
 
     def _with_retrieval(self, rec: Recommender, pointer) -> Recommender:
         """Catalogues past RETRIEVAL_MIN_TRACKS get ANN candidate retrieval (bench_catalogue)."""

@@ -1,6 +1,6 @@
 """The servable catalogue: every track in the database with what playlists and pages need.
 
-Read by ``app.data.loaders.load_catalogue``; loaded once per process (and again when the track
+Read by ``app.modelstore.loaders.load_catalogue``; loaded once per process (and again when the track
 count changes), independent of any model, so that the base model works before the first training
 and new tracks are noticed without restart.
 """
@@ -69,7 +69,7 @@ class Catalogue:
     @classmethod
     def from_frames(cls, tracks: pd.DataFrame, artists: pd.DataFrame,
                     artist_genre_pairs: pd.DataFrame) -> "Catalogue":
-        """From the frames a loader reads (``app.data.loaders.load_catalogue``): tracks (export
+        """From the frames a loader reads (``app.modelstore.loaders.load_catalogue``): tracks (export
         or database columns), artists (id, name) and (artist_id, genre) pairs."""
         item_ids, meta = build_items(tracks, artists)
         genres = IdMap(np.asarray(sorted(set(artist_genre_pairs["genre"])), dtype=str))

@@ -1,7 +1,7 @@
 """An in-memory interaction data set that every loader produces and every model consumes.
 
 The recommender never reads the database while it trains or evaluates: a loader turns a source
-(the database: ``app.data.loaders``; a Pozytywka export folder: ``load_from_export`` here; the
+(the database: ``app.modelstore.loaders``; a Pozytywka export folder: ``load_from_export`` here; the
 Last.fm HetRec set: ``offline.lastfm``) into one ``InteractionData``, and features, training and
 evaluation work on its plain numpy arrays. The Last.fm loader maps artists to items
 (``item_artist`` = the item itself), tags to ``item_genres``, listen counts to events of kind
@@ -169,7 +169,7 @@ def build_events(frame: pd.DataFrame, users: IdMap, items: IdMap) -> EventLog:
 def assemble(users: pd.DataFrame, user_genre_pairs: pd.DataFrame, tracks: pd.DataFrame,
              artists: pd.DataFrame, artist_genre_pairs: pd.DataFrame, events: pd.DataFrame,
              source: str) -> InteractionData:
-    """Shared by the database (``app.data.loaders``) and export-folder loaders: frames in, one
+    """Shared by the database (``app.modelstore.loaders``) and export-folder loaders: frames in, one
     data set out.
 
     ``user_genre_pairs``: user_id, genre; ``artist_genre_pairs``: artist_id, genre.

@@ -240,7 +240,7 @@ def _tiny_catalogue(n: int) -> Catalogue:
 
 
 def _train_version(app, **kw) -> str:
-    from app.data.loaders import load_interactions as load_from_database
+    from app.modelstore.loaders import load_interactions as load_from_database
     from app.recommender.training import TrainParams, train
 
     model = train(load_from_database(), TrainParams(epochs=1, components=8, **kw))

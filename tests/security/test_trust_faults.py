@@ -76,7 +76,7 @@ def test_events_in_the_future_or_before_2000_are_reported_and_skipped(app, tmp_p
 
 def test_training_works_with_a_2999_event_in_the_database(world_app):
     """Rows written before the importer refused them: training ignores them and says so."""
-    from app.data.loaders import load_interactions as load_from_database
+    from app.modelstore.loaders import load_interactions as load_from_database
     from app.recommender.features import WeightParams, event_weights
     from app.recommender.training import drop_future_events
 
@@ -116,7 +116,7 @@ def _second_version(app) -> tuple[str, str]:
     """(first, second): a newer version is trained and activated, the first stays registered."""
     from app.modelstore import registry
     from app.recommender import artifact
-    from app.data.loaders import load_interactions as load_from_database
+    from app.modelstore.loaders import load_interactions as load_from_database
     from app.recommender.training import TrainParams, train
 
     with app.app_context():

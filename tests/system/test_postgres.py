@@ -151,7 +151,7 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
 
     from app.db.experiments import Assignment, Prediction
     from app.modelstore import registry
-    from app.data.loaders import load_interactions as load_from_database
+    from app.modelstore.loaders import load_interactions as load_from_database
     from app.recommender import artifact
     from app.recommender.training import TrainParams, train
     from tests.support.servers import start_gunicorn

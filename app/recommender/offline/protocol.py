@@ -89,7 +89,7 @@ def load_dataset(spec: str, *, max_users: int | None = None, seed: int = 0,
                  database: Callable[[], InteractionData] | None = None) -> InteractionData:
     """``lastfm:PATH`` | ``export:PATH`` | ``db`` -> one data set.
 
-    ``database`` reads the ``db`` spec (``app.data.loaders.load_interactions`` under an app
+    ``database`` reads the ``db`` spec (``app.modelstore.loaders.load_interactions`` under an app
     context): the recommender itself never touches the database."""
     kind, _, path = spec.partition(":")
     if kind == "lastfm":
