@@ -167,7 +167,8 @@ def playlist_view(prediction: Prediction,
     member_ids = members_of(prediction)
     users = existing_users(member_ids)
     fits = prediction.member_fit or [None] * len(member_ids)
-    names = [users[uid].name if uid in users else f"User {uid}" for uid in member_ids]
+    # clean once: the labels, chips, legend and every download are made from these names
+    names = [clean_text(users[uid].name) if uid in users else f"User {uid}" for uid in member_ids]
     labels = member_labels(list(zip(member_ids, names)))
     members = [MemberView(uid, name, Score(fit), index, label)
                for index, (uid, name, fit, label)
