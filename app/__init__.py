@@ -72,9 +72,18 @@ def _init_extensions(app: Flask) -> None:
         before the limiter's own hook, so it runs after it (Flask runs them in reverse)."""
         if response.status_code not in (429, 503):
             response.headers.pop("Retry-After", None)
+        elif getattr(response, "own_retry_after", None):  # the service knows better
+            response.headers["Retry-After"] = response.own_retry_after
         return response
 
     limiter.init_app(app)
+
+    @app.after_request
+    def _note_own_retry_after(response):
+        """Runs before the limiter's hook, which would overwrite a 503's own Retry-After (how
+        long the model or the log needs) with the limit's window."""
+        response.own_retry_after = response.headers.get("Retry-After")
+        return response
 
     @app.teardown_request
     def _forget_rate_limit_hit(_exc):  # the SQLite store's per-request answers (ratelimit.py)
