@@ -1,6 +1,9 @@
 """Admin forms. Every one is a FlaskForm, so every POST carries and checks a CSRF token."""
 from __future__ import annotations
 
+import math
+
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
@@ -19,3 +22,17 @@ class ActionForm(FlaskForm):
 
 class WeightsForm(FlaskForm):
     """Arm weights are read from ``weight-<arm>`` fields, as the arms differ per experiment."""
+
+    def weights(self, arms, *, new: bool = False) -> dict[str, float]:
+        """The finite weight of each of ``arms``; ValueError for anything else. A new
+        experiment's form may leave an arm blank or 0 (that arm is left out); re-weighting an
+        experiment names every arm it has."""
+        weights: dict[str, float] = {}
+        for arm in arms:
+            raw = str(request.form.get(f"weight-{arm}", "")).strip()
+            value = float(raw or "0") if new else float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            if value or not new:
+                weights[arm] = value
+        return weights

@@ -372,20 +372,13 @@ def _audit(action: str, experiment: Experiment, detail: str = "") -> None:
 @bp.post("/experiments/create")
 @auth.login_required
 def create_experiment():
-    form = ActionForm()
+    form = WeightsForm()
     if not form.validate_on_submit():
         abort(400)
     name = request.form.get("name", "").strip()[:100]
     activate = request.form.get("activate") == "1"
-    weights: dict[str, float] = {}
     try:
-        for arm in ARM_MODELS:
-            raw = request.form.get(f"weight-{arm}", "0").strip() or "0"
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError(raw)
-            if value:
-                weights[arm] = value
+        weights = form.weights(ARM_MODELS, new=True)
     except ValueError:
         flash("Weights must be numbers (for example 0.5).", "error")
         return redirect(url_for("admin.experiments"), code=303)
@@ -499,14 +492,8 @@ def set_weights(experiment_id: int):
     experiment, refused = _changeable(form, experiment_id, "its weights are kept as they were.")
     if refused is not None:
         return refused
-    weights: dict[str, float] = {}
     try:
-        for arm in experiment.arms:
-            raw = request.form.get(f"weight-{arm.name}", "").strip()
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError(raw)
-            weights[arm.name] = value
+        weights = form.weights([arm.name for arm in experiment.arms])
     except ValueError:
         flash("Weights must be numbers (for example 0.5).", "error")
         return redirect(url_for("admin.experiments"), code=303)

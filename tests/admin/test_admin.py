@@ -262,6 +262,9 @@ def test_weights_change_never_moves_assigned_users(admin_app, logged_in):
     # invalid weights are refused with a message and change nothing
     for bad in ({"weight-base": "-1", "weight-advanced": "1"},
                 {"weight-base": "abc", "weight-advanced": "1"},
+                {"weight-base": "inf", "weight-advanced": "1"},
+                {"weight-base": "", "weight-advanced": "1"},
+                {"weight-advanced": "1"},
                 {"weight-base": "0", "weight-advanced": "0"}):
         logged_in.post(f"/admin/experiments/{exp_id}/weights", data={"csrf_token": token, **bad})
         assert "alert-error" in logged_in.get("/admin/experiments").get_data(as_text=True)
