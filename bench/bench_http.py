@@ -185,6 +185,7 @@ def inprocess_app(env: dict[str, str]):
         "SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "MODEL_DIR": env["MODEL_DIR"],
         "PREDICTIONS_LOG": env["PREDICTIONS_LOG"], "SECRET_KEY": env["SECRET_KEY"],
         "PREDICT_RATE_LIMIT": env["PREDICT_RATE_LIMIT"],
+        "ALLOW_ANONYMOUS_API": env["ALLOW_ANONYMOUS_API"] == "1",
         "RATELIMIT_STORAGE_URI": f"sqlite:///{Path(env['INSTANCE_DIR']) / 'ratelimit.sqlite'}"})
 
 
