@@ -62,3 +62,23 @@ def page(browser):
     yield page
     context.close()
     assert problems == [], f"browser console errors: {problems}"
+
+
+@pytest.fixture
+def open_page(browser):
+    """``open_page(viewport)``: a page in a context of its own (closed after the test); the
+    page's uncaught script errors collect in ``page.problems``."""
+    contexts = []
+
+    def make(viewport):
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.problems = problems
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -13,20 +13,6 @@ from tests.support.ui_checks import (DESKTOP, assert_accessible, assert_fits, sh
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def open_page(browser):
-    contexts = []
-
-    def make(viewport):
-        context = browser.new_context(viewport=viewport)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
 def _tag(viewport) -> str:
     return f"{viewport['width']}"
 

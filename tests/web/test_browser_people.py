@@ -70,24 +70,6 @@ def people_server(api_world, tmp_path_factory):
         db.engine.dispose()
 
 
-@pytest.fixture
-def open_page(browser):
-    contexts = []
-
-    def make(viewport):
-        context = browser.new_context(viewport=viewport)
-        contexts.append(context)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.problems = problems
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
 def _boxes_inside(page, selectors: list[str]) -> None:
     """No box holding member data is wider than the viewport, nor scrolls sideways inside."""
     width = page.viewport_size["width"]
