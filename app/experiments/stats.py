@@ -66,7 +66,7 @@ def two_proportion_ztest(x_a: int, n_a: int, x_b: int, n_b: int,
                          confidence: float = 0.95) -> ProportionDiff | None:
     """Compare B with A treating every trial as independent; None when an arm is empty. Not
     used for the dashboard's verdict (playlists of one user are not independent): kept as the
-    reference that the A/A check compares the per-user test with."""
+    naive reference that ``bench/aa_check.py`` prints beside the per-user test."""
     if n_a <= 0 or n_b <= 0:
         return None
     if not (0 <= x_a <= n_a and 0 <= x_b <= n_b):

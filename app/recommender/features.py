@@ -158,24 +158,6 @@ class FeatureSpace:
     def n_user_features(self) -> int:
         return sum(self.user_block_sizes().values())
 
-    def item_feature_names(self) -> list[str]:
-        names: list[str] = []
-        for block in self.item_blocks:
-            if block == "identity":
-                names += [f"item:{i}" for i in self.item_ids]
-            elif block == "artist":
-                names += [f"artist:{a}" for a in self.artists]
-            elif block == "genre":
-                names += [f"genre:{g}" for g in self.genres]
-            elif block == "audio":
-                for name, edges in zip(self.audio_names, self.audio_edges):
-                    names += [f"audio:{name}:{b}" for b in range(len(edges) + 1)]
-            elif block == "decade":
-                names += [f"decade:{d}" for d in self.decades]
-            elif block == "explicit":
-                names.append("explicit")
-        return names
-
     # ----- matrices -----
     def item_features(self, item_ids: np.ndarray, meta: ItemMeta, item_genres: sp.csr_matrix,
                       genre_names: np.ndarray, *, identity: bool = True) -> sp.csr_matrix:

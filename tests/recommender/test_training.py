@@ -48,7 +48,7 @@ def test_item_features_identity_blocks_and_new_items(world_data):
     assert f.shape == (world_data.n_items, space.n_item_features)
     assert np.allclose(np.asarray(f.sum(axis=1)).ravel(), 1.0)
     assert (f[:, :world_data.n_items].diagonal() > 0).all()   # every known item keeps identity
-    names = space.item_feature_names()
+    names = _item_feature_names(space)
     assert len(names) == space.n_item_features
     row = f[0].indices
     kinds = {names[c].split(":")[0] for c in row}
@@ -197,3 +197,24 @@ def test_trained_model_beats_popularity_on_held_out_data(world_data, small_world
                            "oracle_turns", "oracle_maxmin"}
     assert groups["oracle_mean"]["mean_affinity"] >= groups["mean_rank"]["mean_affinity"]
     json.dumps(result)  # stored with the model version: must be JSON
+
+
+def _item_feature_names(space: FeatureSpace) -> list[str]:
+    """The item columns as the layout promises them, block by block, written out here
+    independently of ``item_features`` so that a shifted block shows up as a wrong kind."""
+    names: list[str] = []
+    for block in space.item_blocks:
+        if block == "identity":
+            names += [f"item:{i}" for i in space.item_ids]
+        elif block == "artist":
+            names += [f"artist:{a}" for a in space.artists]
+        elif block == "genre":
+            names += [f"genre:{g}" for g in space.genres]
+        elif block == "audio":
+            for name, edges in zip(space.audio_names, space.audio_edges):
+                names += [f"audio:{name}:{b}" for b in range(len(edges) + 1)]
+        elif block == "decade":
+            names += [f"decade:{d}" for d in space.decades]
+        elif block == "explicit":
+            names.append("explicit")
+    return names
