@@ -1,15 +1,32 @@
 """`flask model ...`: train, evaluate, list and activate model versions, and write the
-real-data report (EVALUATION.md)."""
+real-data report (EVALUATION.md).
+
+Training and evaluation code is imported inside its commands: every gunicorn worker builds this
+command group when it creates the app, and serving never trains."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 import time
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from app.clock import utcnow
+from app.db import ListeningEvent
+from app.extensions import db
+from app.modelstore import registry
+from app.modelstore.loaders import load_catalogue, load_interactions
+from app.recommender import artifact
+from app.recommender.metrics_summary import headline
+from app.recommender.strategies import STRATEGIES
 
 model_cli = AppGroup("model", help="Train, evaluate and manage LightFM model versions.")
 
@@ -42,7 +59,6 @@ def _param_options(f):
 
 
 def _params(base=None, **opts):
-    from dataclasses import replace
 
     from app.recommender.training import TrainParams
 
@@ -66,7 +82,6 @@ def _params(base=None, **opts):
 
 
 def _load_data():
-    from app.modelstore.loaders import load_interactions
 
     t0 = time.perf_counter()
     data = load_interactions()
@@ -76,8 +91,6 @@ def _load_data():
 
 
 def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | None = None):
-    from app.modelstore import registry
-    from app.recommender import artifact
     from app.recommender.training import train
 
     data = _load_data()
@@ -102,13 +115,8 @@ def _train_and_activate(params, *, evaluate: bool = False, ground_truth: str | N
 
 def _report_future_events(limit: int = 10) -> None:
     """Name the stored events that training ignores because they lie in the future."""
-    from datetime import timedelta
 
-    from sqlalchemy import func, select
 
-    from app.clock import utcnow
-    from app.db import ListeningEvent
-    from app.extensions import db
 
     cutoff = utcnow() + timedelta(days=1)
     ev = ListeningEvent
@@ -138,7 +146,6 @@ def _run_evaluation(data, params, ground_truth: str | None, cfg=None, progress=N
 
 def _export_folders() -> list[Path]:
     """Where `model evaluate` looks for ground_truth.npz: DEMO_DIR and the demo default."""
-    import os
 
     root = Path(current_app.root_path).parent
     folders = [Path(os.environ["DEMO_DIR"])] if os.environ.get("DEMO_DIR") else []
@@ -160,8 +167,6 @@ def train_command(with_eval: bool, ground_truth: str | None, **opts) -> None:
 @model_cli.command("ensure")
 def ensure_command() -> None:
     """Train and activate only when no active version loads (fast when one does)."""
-    from app.modelstore import registry
-    from app.recommender import artifact
 
     row = registry.active()
     if row is not None:
@@ -180,7 +185,6 @@ def ensure_command() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_command(as_json: bool) -> None:
     """Versions with their creation time, data counts and headline metrics."""
-    from app.modelstore import registry
 
     rows = registry.versions()
     if as_json:
@@ -196,7 +200,6 @@ def list_command(as_json: bool) -> None:
     # (the default strategy's, on random groups) from `model evaluate --served`
     click.echo(f"{'':2}{'version':<26}{'created (UTC)':<21}{'events':>11}{'pairs':>10}"
                f"{'train s':>9}{'prec@10':>9}{'ndcg@10':>9}{'least happy':>12}{'fair share':>11}")
-    from app.recommender.metrics_summary import headline
 
     def figure(value: float | None, width: int = 9) -> str:  # "–" before it is measured
         return f"{value:>{width}.4f}" if isinstance(value, (int, float)) else f"{'–':>{width}}"
@@ -221,7 +224,6 @@ def list_command(as_json: bool) -> None:
 @click.argument("version")
 def activate_command(version: str) -> None:
     """Make VERSION the serving version (running workers follow within seconds)."""
-    from app.modelstore import registry
 
     try:
         registry.activate(version)  # loads and verifies the artifact first
@@ -257,11 +259,9 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
                      test_fraction: float, eval_seed: int, store: bool, served: bool,
                      strategy_names: str | None = None, **opts) -> None:
     """Time-split evaluation with the active version's parameters (or the options given)."""
-    from app.modelstore import registry
     from app.recommender.offline.evaluation import EvalConfig, format_report
     from app.recommender.training import TrainParams
 
-    from app.recommender.strategies import STRATEGIES
 
     names = STRATEGIES
     if strategy_names:
@@ -299,8 +299,6 @@ def evaluate_command(as_json: bool, ground_truth: str | None, groups: int,
 
 def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed: int,
                      store: bool = True, names: tuple[str, ...] | None = None) -> None:
-    from app.modelstore import registry
-    from app.modelstore.loaders import load_catalogue
     from app.recommender.offline import evaluation
 
     gt = evaluation.find_ground_truth(ground_truth, _export_folders())
@@ -319,7 +317,6 @@ def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed:
     cfg = evaluation.EvalConfig(groups=groups, seed=seed, max_per_artist=int(
         current_app.config["MAX_TRACKS_PER_ARTIST"]))
     if names:
-        from dataclasses import replace
 
         cfg = replace(cfg, strategies=tuple(names))
     result = evaluation.served(recommender, _load_data(), gt, cfg,
@@ -346,10 +343,7 @@ def _evaluate_served(as_json: bool, ground_truth: str | None, groups: int, seed:
 def report_command(dataset: str, out: str, json_path: str | None, max_users: int | None,
                    quick: bool, seed: int) -> None:
     """Real-data evaluation (warm, cold start, real groups) written to EVALUATION.md."""
-    import shlex
-    from dataclasses import replace
 
-    from app.modelstore.loaders import load_interactions
     from app.recommender.offline.lastfm import LastfmError
     from app.recommender.offline.protocol import QUICK, Protocol
     from app.recommender.offline.report import report
