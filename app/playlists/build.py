@@ -18,7 +18,7 @@ from app.recommender.strategies import KNOWN_TURN_LIMIT, NotEnoughSongs, Rules
 
 
 @dataclass(frozen=True)
-class Track:
+class TrackDetails:
     """What the catalogue says about one of the playlist's tracks."""
     track_id: str
     name: str
@@ -37,7 +37,7 @@ class Playlist:
     order), why each track is there, and the JSON API's answer."""
     group: GroupPlaylist
     members: list[int]
-    tracks: list[Track]
+    tracks: list[TrackDetails]
     # per track: the member position a reason speaks for (None: the group) and the reason's
     # words (``reasons.py``); None when no model attributed the tracks
     reasons: list[tuple[int | None, str]] | None = None
@@ -103,7 +103,7 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
                     reasons=reasons, answer=catalogue.answer_json(result.indices))
 
 
-def _tracks(catalogue: Catalogue, indices: list[int]) -> list[Track]:
+def _tracks(catalogue: Catalogue, indices: list[int]) -> list[TrackDetails]:
     """The tracks' details; the catalogue columns are gathered once per playlist (``tolist``
     gives plain Python values), not looked up track by track."""
     meta = catalogue.meta
@@ -112,8 +112,9 @@ def _tracks(catalogue: Catalogue, indices: list[int]) -> list[Track]:
     names = catalogue.names[idx].tolist() if catalogue.names is not None else [""] * len(idx)
     durations = (catalogue.durations[idx].tolist() if catalogue.durations is not None
                  else [0] * len(idx))
-    return [Track(track_id=track_id, name=str(name), artist=artist_name, artist_id=artist_id,
-                  genres=catalogue.genres_of(i), duration_ms=int(duration), explicit=explicit)
+    return [TrackDetails(track_id=track_id, name=str(name), artist=artist_name,
+                         artist_id=artist_id, genres=catalogue.genres_of(i),
+                         duration_ms=int(duration), explicit=explicit)
             for i, track_id, name, artist_name, artist_id, duration, explicit in zip(
                 idx.tolist(), catalogue.item_ids[idx].astype(str).tolist(), names,
                 meta.artist_names[artist].astype(str).tolist(),

@@ -23,7 +23,7 @@ from app.db import Prediction, User
 from app.db.lookups import existing_users
 from app.extensions import db
 from app.playlists import service as playlists
-from app.playlists.build import Playlist, Track
+from app.playlists.build import Playlist, TrackDetails
 from app.playlists.errors import (AssignmentBusy, CannotBuild, InvalidRequest, LogUnavailable,
                                   ModelUnavailable, PlaylistError, UnknownUsers)
 from app.playlists.record import rounded
@@ -234,7 +234,7 @@ def _own_top(user_id: int, length: int = 20) -> tuple[Playlist | None, str | Non
         return None, "The personal top list could not be computed right now."
 
 
-def _by_liking(top: Playlist) -> list[tuple[Track, float | None]]:
+def _by_liking(top: Playlist) -> list[tuple[TrackDetails, float | None]]:
     """The tracks of a person's own top list with their liking as stored (four decimals),
     highest first: the playlist comes in listening order, a top list reads best by liking."""
     scores = rounded(top.group.member_scores)
