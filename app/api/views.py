@@ -61,13 +61,13 @@ def _serve(endpoint: str, choice: Choice) -> Response:
     except PlaylistError as exc:
         raise _api_error(exc) from None
 
-    playlist = served.playlist
-    response = Response(playlist.answer, status=200, mimetype="application/json")
+    group = served.playlist.group
+    response = Response(served.playlist.answer, status=200, mimetype="application/json")
     response.headers["X-Prediction-Id"] = served.prediction_id
-    response.headers["X-Model"] = playlist.model
-    if playlist.model == "advanced" and playlist.model_version:
+    response.headers["X-Model"] = group.model
+    if group.model == "advanced" and group.version:
         # only for playlists the trained model built: the base arm uses no trained model
-        response.headers["X-Model-Version"] = playlist.model_version
+        response.headers["X-Model-Version"] = group.version
     tokens = feedback_tokens.issue_all(served.prediction_id, members)
     response.headers["X-Feedback-Token"] = tokens[req.user_id]
     response.headers["X-Feedback-Tokens"] = feedback_tokens.header_value(tokens)

@@ -1,8 +1,8 @@
-"""Build a playlist for a settled request: the members' data from the database, the tracks from
-the recommender, the names and artists from the catalogue. Nothing is recorded here."""
+"""Build a playlist for a settled request: the members' data from the database, the playlist
+from the recommender, the names and artists from the catalogue. Nothing is recorded here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 from flask import current_app
@@ -11,13 +11,15 @@ from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
 from app.playlists.holder import ServingState, get_holder
 from app.playlists.histories import known_histories, playlist_evidence, user_genres
 from app.recommender.catalogue import Catalogue
-from app.recommender.group import GroupInput, GroupPlaylist, HistoryModel, LightFMModel
+from app.recommender.group import GroupInput, HistoryModel, LightFMModel
+from app.recommender.playlist import GroupPlaylist
 from app.recommender.reasons import track_reasons
 from app.recommender.strategies import KNOWN_TURN_LIMIT, NotEnoughSongs, Rules
 
 
 @dataclass(frozen=True)
-class PlaylistItem:
+class TrackDetails:
+    """What the catalogue says about one of the playlist's tracks."""
     track_id: str
     name: str
     artist: str
@@ -25,27 +27,20 @@ class PlaylistItem:
     genres: list[str]
     duration_ms: int
     explicit: bool
-    member_scores: list[float] | None  # expected liking 0-1, in the order of Playlist.members
-    # user ids this track is for (the turn member and members it is a favourite of) and the
-    # member whose turn chose it; None when no model could tell (base without a model)
-    for_members: list[int] | None = None
-    turn_of: int | None = None
-    # why the track is here (``reasons.py``): "group" for a compromise that is nobody's, else a
-    # few words for ``reason_member``
-    reason: str | None = None
-    reason_member: int | None = None
 
 
 @dataclass(frozen=True)
 class Playlist:
-    items: list[PlaylistItem]
+    """The recommender's playlist (``group``, read as it is, under its own field names) and
+    what the catalogue and the database add beside it: the members' user ids (member
+    positions in ``group`` index ``members``), the tracks' details (in ``group.indices``'
+    order), why each track is there, and the JSON API's answer."""
+    group: GroupPlaylist
     members: list[int]
-    model: str  # "base" or "advanced"
-    model_version: str | None
-    strategy: str | None
-    member_fit: list[float] | None  # how well the whole playlist fits each member, 0-1
-    taste_match: list[list[float]] | None = None  # members x members, 0-1
-    notes: list[str] = field(default_factory=list)  # e.g. cold-start members, padding used
+    tracks: list[TrackDetails]
+    # per track: the member position a reason speaks for (None: the group) and the reason's
+    # words (``reasons.py``); None when no model attributed the tracks
+    reasons: list[tuple[int | None, str]] | None = None
     # the JSON API's answer (id, name, artist per track), joined from the catalogue's fragments
     answer: bytes = b"[]"
 
@@ -102,63 +97,34 @@ def _kinds(model: LightFMModel | HistoryModel, members: list[int]) -> list[str] 
 
 def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
               kinds: list[str] | None = None) -> Playlist:
-    items = _items(catalogue, result, members)
-    if result.for_members is not None and items:
-        items = _with_reasons(catalogue, items, result, members, kinds)
-    return Playlist(
-        items=items, members=members, model=result.model,
-        model_version=result.version, strategy=result.strategy,
-        member_fit=_rounded(result.member_fit), taste_match=_rounded(result.taste_match),
-        notes=result.notes, answer=catalogue.answer_json(result.indices))
+    reasons = (_reasons(catalogue, result, members, kinds)
+               if result.for_members is not None and result.indices else None)
+    return Playlist(group=result, members=members, tracks=_tracks(catalogue, result.indices),
+                    reasons=reasons, answer=catalogue.answer_json(result.indices))
 
 
-def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> list[PlaylistItem]:
-    """The playlist's items; the catalogue columns are gathered once per playlist (``tolist``
+def _tracks(catalogue: Catalogue, indices: list[int]) -> list[TrackDetails]:
+    """The tracks' details; the catalogue columns are gathered once per playlist (``tolist``
     gives plain Python values), not looked up track by track."""
     meta = catalogue.meta
-    idx = np.asarray(result.indices, dtype=np.int64)
+    idx = np.asarray(indices, dtype=np.int64)
     artist = meta.artist[idx]
     names = catalogue.names[idx].tolist() if catalogue.names is not None else [""] * len(idx)
     durations = (catalogue.durations[idx].tolist() if catalogue.durations is not None
                  else [0] * len(idx))
-    fors, turns = result.for_members, result.turns
-    scores = _rounded(result.member_scores)
-    return [PlaylistItem(
-        track_id=track_id, name=str(name), artist=artist_name, artist_id=artist_id,
-        genres=catalogue.genres_of(i), duration_ms=int(duration), explicit=explicit,
-        member_scores=scores[pos] if scores is not None else None,
-        for_members=sorted(members[j] for j in fors[pos]) if fors is not None else None,
-        turn_of=members[turns[pos]] if turns and turns[pos] >= 0 else None,
-    ) for pos, (i, track_id, name, artist_name, artist_id, duration, explicit) in enumerate(zip(
-        idx.tolist(), catalogue.item_ids[idx].astype(str).tolist(), names,
-        meta.artist_names[artist].astype(str).tolist(),
-        meta.artist_ids[artist].astype(str).tolist(), durations,
-        meta.explicit[idx].astype(bool).tolist()))]
+    return [TrackDetails(track_id=track_id, name=str(name), artist=artist_name,
+                         artist_id=artist_id, genres=catalogue.genres_of(i),
+                         duration_ms=int(duration), explicit=explicit)
+            for i, track_id, name, artist_name, artist_id, duration, explicit in zip(
+                idx.tolist(), catalogue.item_ids[idx].astype(str).tolist(), names,
+                meta.artist_names[artist].astype(str).tolist(),
+                meta.artist_ids[artist].astype(str).tolist(), durations,
+                meta.explicit[idx].astype(bool).tolist())]
 
 
-def _with_reasons(catalogue: Catalogue, items: list[PlaylistItem], result: GroupPlaylist,
-                  members: list[int], kinds: list[str] | None) -> list[PlaylistItem]:
-    """The items with their reasons, from the members' own counts on the playlist's artists."""
+def _reasons(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
+             kinds: list[str] | None) -> list[tuple[int | None, str]]:
+    """Why each track is there, from the members' own counts on the playlist's artists."""
     counts = get_holder().evidence.get(catalogue, members)
     likes, plays, artist_plays = playlist_evidence(counts, catalogue, result.indices)
-    said = track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)
-    return [replace(item, reason=text, reason_member=None if j is None else members[j])
-            for item, (j, text) in zip(items, said)]
-
-
-def _rounded(values: np.ndarray | None):
-    """Four decimals (once, here): plenty for 0-1 likings, and what the prediction stores.
-    ``tolist`` gives the same Python floats as ``float(x)`` per element, at C speed.
-
-    The model's numbers are float32, and a float32 times 10⁴ is exact in float64 (24 + 10
-    significant bits), so ``rint`` (half to even) of it and a division by 10⁴ (correctly
-    rounded) give exactly Python's ``round(x, 4)``, in one pass instead of a call per number
-    (tests/playlists/test_serving.py compares them)."""
-    if values is None:
-        return None
-    values = np.asarray(values)
-    if values.dtype == np.float32:
-        return (np.rint(values.astype(np.float64) * 1e4) / 1e4).tolist()
-    if values.ndim == 1:
-        return [round(x, 4) for x in values.tolist()]
-    return [[round(x, 4) for x in row] for row in values.tolist()]
+    return track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)

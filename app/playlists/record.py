@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
@@ -91,46 +92,46 @@ def _commit(dbapi_conn, dialect) -> None:
 
 @dataclass(frozen=True)
 class Served:
+    """What recording a playlist adds to it: the prediction's id and the A/B arm served."""
     prediction_id: str
     playlist: Playlist
     experiment: str | None  # the active experiment when the choice was "ab", else None
     arm: str | None
     fallback: bool  # the arm was advanced but no model could load, so base served
-    elapsed_ms: float
 
 
 def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fallback: bool,
            started: float) -> Served:
     """Insert the row, append the line, commit; ``started`` is a perf_counter value."""
-    if len(playlist.items) != req.length:
+    group = playlist.group
+    if len(playlist.tracks) != req.length:
         db.session.rollback()
-        raise CannotBuild(f"only {len(playlist.items)} tracks qualify for this group; ask for "
-                          "fewer", available=len(playlist.items))
+        raise CannotBuild(f"only {len(playlist.tracks)} tracks qualify for this group; ask for "
+                          "fewer", available=len(playlist.tracks))
     now = utcnow()
     prediction_id = time_ordered_id()
     elapsed = time.perf_counter() - started
-    track_ids = [item.track_id for item in playlist.items]
+    track_ids = [track.track_id for track in playlist.tracks]
     user_id, other_users = req.user_id, list(req.members[1:])
-    scores = [item.member_scores for item in playlist.items]
     dbapi_conn, dialect = _insert_row({
         "id": prediction_id, "created_at": now, "endpoint": req.endpoint,
-        "model": playlist.model, "model_version": playlist.model_version,
+        "model": group.model, "model_version": group.version,
         "experiment_id": arm.experiment_id if arm else None, "arm": arm.arm if arm else None,
         "is_ab": arm is not None, "trusted": req.trusted, "client_id": req.client_id,
         "fallback": fallback, "user_id": user_id,
         "other_users": other_users, "playlist_length": req.length,
-        "strategy": playlist.strategy or (req.strategy if req.strategy_named else None),
+        "strategy": group.strategy or (req.strategy if req.strategy_named else None),
         "exclude_explicit": req.rules.exclude_explicit, "track_ids": track_ids,
         "members": list(playlist.members),
-        "member_scores": scores if all(s is not None for s in scores) else None,
-        "member_fit": playlist.member_fit, "attribution": _attribution(playlist),
+        "member_scores": rounded(group.member_scores),
+        "member_fit": rounded(group.member_fit), "attribution": _attribution(playlist),
         "elapsed_ms": round(elapsed * 1000, 3),
     })
     line = {
         "user_id": user_id, "other_users": other_users, "playlist": track_ids,
         "timestamp": now.strftime("%Y-%m-%d %H:%M:%S.%f"), "elapsed_time": elapsed,
-        "model": playlist.model, "is_ab": arm is not None, "trusted": req.trusted,
-        "prediction_id": prediction_id, "model_version": playlist.model_version,
+        "model": group.model, "is_ab": arm is not None, "trusted": req.trusted,
+        "prediction_id": prediction_id, "model_version": group.version,
         "endpoint": req.endpoint, "experiment": arm.experiment if arm else None,
         "arm": arm.arm if arm else None, "fallback": fallback,
     }
@@ -143,7 +144,7 @@ def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fall
                              "shortly") from None
     _commit(dbapi_conn, dialect)
     return Served(prediction_id, playlist, arm.experiment if arm else None,
-                  arm.arm if arm else None, fallback, round(elapsed * 1000, 3))
+                  arm.arm if arm else None, fallback)
 
 
 def time_ordered_id(now_ns: int | None = None) -> str:
@@ -158,10 +159,33 @@ def time_ordered_id(now_ns: int | None = None) -> str:
 
 
 def _attribution(playlist: Playlist) -> list[dict] | None:
-    """The stored form of whom each track is for; None when no model attributed the tracks."""
-    if any(item.for_members is None for item in playlist.items):
+    """The stored form of whom each track is for (user ids), the member whose turn chose it
+    and why it is there; None when no model attributed the tracks."""
+    group, members = playlist.group, playlist.members
+    if group.for_members is None:
         return None
-    return [{"for": list(item.for_members), "turn": item.turn_of}
-            | ({"reason": item.reason, "reason_member": item.reason_member}
-               if item.reason is not None else {})
-            for item in playlist.items]
+    turns = group.turns or [-1] * len(group.indices)
+    reasons = playlist.reasons or [None] * len(group.indices)
+    return [{"for": sorted(members[j] for j in fors),
+             "turn": members[turn] if turn >= 0 else None}
+            | ({"reason": said[1], "reason_member": None if said[0] is None else members[said[0]]}
+               if said is not None else {})
+            for fors, turn, said in zip(group.for_members, turns, reasons)]
+
+
+def rounded(values: np.ndarray | None):
+    """Four decimals (once, here): plenty for 0-1 likings, and what the prediction stores.
+    ``tolist`` gives the same Python floats as ``float(x)`` per element, at C speed.
+
+    The model's numbers are float32, and a float32 times 10⁴ is exact in float64 (24 + 10
+    significant bits), so ``rint`` (half to even) of it and a division by 10⁴ (correctly
+    rounded) give exactly Python's ``round(x, 4)``, in one pass instead of a call per number
+    (tests/playlists/test_serving.py compares them)."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        return (np.rint(values.astype(np.float64) * 1e4) / 1e4).tolist()
+    if values.ndim == 1:
+        return [round(x, 4) for x in values.tolist()]
+    return [[round(x, 4) for x in row] for row in values.tolist()]

@@ -3,8 +3,9 @@
 The playlist service asks a model what it needs to know about the members (favourite genres of
 the members it cannot represent otherwise; listening histories), reads that from the database,
 and hands it over as a ``GroupInput``; the model never reads the database itself. Both models
-answer with a ``GroupPlaylist`` of catalogue indices plus, where a trained model can tell, how
-much each member likes each track and whom each track is for.
+answer with the one playlist shape (``playlist.GroupPlaylist``): catalogue indices plus, where a
+trained model can tell, how much each member likes each track and whom each track is for,
+signed with the model's name and version.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from app.recommender.attribution import for_members
 from app.recommender.base import base_playlist
 from app.recommender.catalogue import Catalogue
 from app.recommender.ordering import listening_order
-from app.recommender.members import GroupResult, Member
+from app.recommender.members import Member
+from app.recommender.playlist import GroupPlaylist
 from app.recommender.scoring import Recommender
 from app.recommender.strategies import NO_TURN, Rules
 
@@ -30,21 +32,6 @@ class GroupInput:
     # a member's turns may take one
     known: list[np.ndarray] | None = None
     known_limit: int | None = None
-
-
-@dataclass(frozen=True)
-class GroupPlaylist:
-    indices: list[int]
-    model: str
-    version: str | None
-    strategy: str | None
-    member_scores: np.ndarray | None  # playlist x members, 0-1
-    member_fit: np.ndarray | None     # members, 0-1
-    taste_match: np.ndarray | None    # members x members, 0-1
-    # member positions each track is for, and the position whose turn chose it (-1: none)
-    for_members: list[list[int]] | None
-    turns: list[int] | None
-    notes: list[str]
 
 
 class LightFMModel:
@@ -95,15 +82,9 @@ class LightFMModel:
     def recommend(self, group: GroupInput, rules: Rules, strategy: str,
                   seed: int | None = None) -> GroupPlaylist:
         rows, notes = self.members(group)
-        result = in_listening_order(self.catalogue,
-                                    self.recommender.recommend(rows, rules, strategy,
-                                                               known_limit=group.known_limit),
-                                    len(rows))
-        return GroupPlaylist(
-            indices=result.indices, model=self.name, version=self.version,
-            strategy=result.strategy, member_scores=result.member_scores,
-            member_fit=result.member_fit, taste_match=result.taste_match,
-            for_members=result.for_members, turns=result.turns, notes=notes + result.notes)
+        result = self.recommender.recommend(rows, rules, strategy, known_limit=group.known_limit)
+        return in_listening_order(self.catalogue, result, len(rows), model=self.name,
+                                  version=self.version, notes=notes + result.notes)
 
     def taste_match(self, group: GroupInput) -> np.ndarray:
         rows, _ = self.members(group)
@@ -143,13 +124,14 @@ class HistoryModel:
             scores, fit, match, favourite = self.describer.recommender.describe(rows, indices)
             attributed = for_members([NO_TURN] * len(indices), favourite)
         return GroupPlaylist(
-            indices=indices, model=self.name, version=self.version, strategy=None,
-            member_scores=scores, member_fit=fit, taste_match=match, for_members=attributed,
-            turns=None, notes=notes)
+            indices=indices, member_scores=scores, member_fit=fit, taste_match=match,
+            strategy=None, notes=notes, turns=None, for_members=attributed, model=self.name,
+            version=self.version)
 
 
-def in_listening_order(catalogue: Catalogue, result: GroupResult, n_members: int) -> GroupResult:
-    """``result`` with its tracks in listening order (ordering.py)."""
+def in_listening_order(catalogue: Catalogue, result: GroupPlaylist, n_members: int,
+                       **changes) -> GroupPlaylist:
+    """``result`` with its tracks in listening order (ordering.py), and ``changes``."""
     idx = result.indices
     turns = result.turns or [NO_TURN] * len(idx)
     fors = result.for_members or [[] for _ in idx]
@@ -158,4 +140,5 @@ def in_listening_order(catalogue: Catalogue, result: GroupResult, n_members: int
                             catalogue.audio_feature("energy", idx), n_members)
     return replace(result, indices=[idx[i] for i in order],
                    member_scores=result.member_scores[order],
-                   turns=[turns[i] for i in order], for_members=[fors[i] for i in order])
+                   turns=[turns[i] for i in order], for_members=[fors[i] for i in order],
+                   **changes)

@@ -1,6 +1,6 @@
-"""How a group's members come in and how a group's playlist goes out: the types that the
-exact scorer (``scoring``) and candidate retrieval (``retrieval``) share, so that neither has to
-import the other.
+"""How a group's members come in: the type that the scorer (``scoring``), candidate retrieval
+(``retrieval``) and the party planner (``party``) share, and the turns each member is owed.
+The playlist that goes out is ``playlist.GroupPlaylist``.
 """
 from __future__ import annotations
 
@@ -28,20 +28,6 @@ class Member:
     # the member's heaviest known tracks, heaviest first (catalogue positions; evidence.py),
     # when the caller passed their history in; only ``turns_known`` reads it
     known: np.ndarray | None = None
-
-
-@dataclass
-class GroupResult:
-    indices: list[int]
-    member_scores: np.ndarray  # playlist x members, 0-1
-    member_fit: np.ndarray     # members, 0-1
-    taste_match: np.ndarray    # members x members, 0-1
-    strategy: str
-    notes: list[str]
-    # per track: the member position whose turn chose it (-1: none), and the sorted member
-    # positions it is for (that member and those it is a favourite of; attribution.py)
-    turns: list[int] = field(default_factory=list)
-    for_members: list[list[int]] = field(default_factory=list)
 
 
 def owed_turns(members: list[Member]) -> np.ndarray:

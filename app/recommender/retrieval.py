@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.recommender.artifact import sha256_file
-from app.recommender.members import GroupResult, Member
+from app.recommender.members import Member
+from app.recommender.playlist import GroupPlaylist
 from app.recommender.strategies import NotEnoughSongs, Rules
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
@@ -191,7 +192,7 @@ class CandidateRetrieval:
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
-                  strategy: str, *, known_limit: int | None = None) -> GroupResult:
+                  strategy: str, *, known_limit: int | None = None) -> GroupPlaylist:
         """Only the candidates are this path's own: their scores, the favourite thresholds
         and the playlist come from the recommender's one scoring tail (``finish``), so members
         are scored exactly as on the whole catalogue. ``strategy``: as

@@ -20,7 +20,8 @@ from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.idmap import IdMap
-from app.recommender.members import SKIP_PENALTY, GroupResult, Member, owed_turns
+from app.recommender.members import SKIP_PENALTY, Member, owed_turns
+from app.recommender.playlist import GroupPlaylist
 from app.recommender.strategies import Rules, check_strategy, column_mean, select
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
@@ -265,7 +266,7 @@ class Recommender:
         return ((corr + 1.0) / 2.0).astype(np.float32)
 
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
-                  *, exact: bool = False, known_limit: int | None = None) -> GroupResult:
+                  *, exact: bool = False, known_limit: int | None = None) -> GroupPlaylist:
         """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
         ``strategy`` None is the default; an unknown one is refused by ``select``;
         ``known_limit``: ``turns_known``'s bound on a member's turns from their history."""
@@ -301,7 +302,7 @@ class Recommender:
     def finish(self, members: list[Member], z: np.ndarray, z_sample: np.ndarray, rules: Rules,
                strategy: str, rows: np.ndarray, r: np.ndarray, rc: np.ndarray,
                columns: np.ndarray | None = None, known_limit: int | None = None
-               ) -> GroupResult:
+               ) -> GroupPlaylist:
         """The one scoring tail of the exact path and of candidate retrieval: selection, the
         members' liking, favourites and attribution from ``z`` (``member_z``) over the
         catalogue or over ``columns``; ``z_sample`` sets the favourite thresholds over the
@@ -323,11 +324,11 @@ class Recommender:
         z_chosen = z[:, idx]
         liking = expected_liking(z_chosen).T  # playlist x members
         favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
-        return GroupResult(indices=chosen if columns is None else columns[idx].tolist(),
-                           member_scores=liking, member_fit=column_mean(liking),
-                           taste_match=self.taste_match(rows, r, rc), strategy=strategy,
-                           notes=notes,
-                           turns=turns, for_members=attribution.for_members(turns, favourite))
+        return GroupPlaylist(indices=chosen if columns is None else columns[idx].tolist(),
+                             member_scores=liking, member_fit=column_mean(liking),
+                             taste_match=self.taste_match(rows, r, rc), strategy=strategy,
+                             notes=notes,
+                             turns=turns, for_members=attribution.for_members(turns, favourite))
 
     def sample_allowed(self, allowed: np.ndarray | None) -> np.ndarray:
         """The favourite thresholds' catalogue sample, limited to the allowed tracks."""

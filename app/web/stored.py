@@ -89,7 +89,7 @@ class Row:
     genres: list[str]
     duration_ms: int
     explicit: bool
-    scores: list[Score]
+    member_scores: list[Score]  # one per member, in the order of the view's members
     # whom the track is for (the turn member first), and the member whose turn chose it
     for_members: list[MemberView] = field(default_factory=list)
     turn_of: MemberView | None = None
@@ -130,7 +130,7 @@ class PlaylistView:
 
     @property
     def has_scores(self) -> bool:
-        return any(s.value is not None for r in self.rows for s in r.scores)
+        return any(s.value is not None for r in self.rows for s in r.member_scores)
 
     @property
     def has_attribution(self) -> bool:
@@ -241,7 +241,8 @@ def as_json(view: PlaylistView) -> str:
         "tracks": [{
             "position": r.position, "id": r.track_id, "name": clean_text(r.name),
             "artist": clean_text(r.artist), "genres": [clean_text(g) for g in r.genres], "duration_ms": r.duration_ms, "explicit": r.explicit,
-            "member_scores": {str(m.user_id): s.value for m, s in zip(view.members, r.scores)},
+            "member_scores": {str(m.user_id): s.value
+                              for m, s in zip(view.members, r.member_scores)},
             "for_members": (sorted(m.user_id for m in r.for_members) if p.attribution is not None
                             else None),
             "for_labels": ([m.label for m in sorted(r.for_members, key=lambda m: m.user_id)]
@@ -272,7 +273,7 @@ def as_csv(view: PlaylistView) -> str:
     for r in view.rows:
         writer.writerow([r.position, r.track_id, _csv_cell(r.name), _csv_cell(r.artist),
                          _csv_cell("; ".join(r.genres)), r.duration_ms, int(r.explicit),
-                         *["" if s.value is None else f"{s.value:.4f}" for s in r.scores],
+                         *["" if s.value is None else f"{s.value:.4f}" for s in r.member_scores],
                          _csv_cell("; ".join(m.label for m in r.for_members)),
                          _csv_cell(r.turn_of.label if r.turn_of else ""),
                          _csv_cell(r.reason_text)])

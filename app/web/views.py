@@ -23,9 +23,10 @@ from app.db import Prediction, User
 from app.db.lookups import existing_users
 from app.extensions import db
 from app.playlists import service as playlists
-from app.playlists.build import Playlist
+from app.playlists.build import Playlist, TrackDetails
 from app.playlists.errors import (AssignmentBusy, CannotBuild, InvalidRequest, LogUnavailable,
                                   ModelUnavailable, PlaylistError, UnknownUsers)
+from app.playlists.record import rounded
 from app.playlists.request import PlaylistRequest
 from app.web import bp
 from app.web.forms import (
@@ -233,9 +234,13 @@ def _own_top(user_id: int, length: int = 20) -> tuple[Playlist | None, str | Non
         return None, "The personal top list could not be computed right now."
 
 
-def _liking(item) -> float:
-    scores = item.member_scores
-    return scores[0] if scores and scores[0] is not None else float("-inf")
+def _by_liking(top: Playlist) -> list[tuple[TrackDetails, float | None]]:
+    """The tracks of a person's own top list with their liking as stored (four decimals),
+    highest first: the playlist comes in listening order, a top list reads best by liking."""
+    scores = rounded(top.group.member_scores)
+    likings = [row[0] for row in scores] if scores is not None else [None] * len(top.tracks)
+    pairs = list(zip(top.tracks, likings))
+    return sorted(pairs, key=lambda p: float("-inf") if p[1] is None else p[1], reverse=True)
 
 
 def _prediction_or_404(prediction_id: str) -> Prediction:
@@ -320,8 +325,7 @@ def user_page(user_id: int):
         abort(404)
     summary = history_summary(user_id)
     top, top_error = _own_top(user_id, 20)
-    # the playlist comes in listening order; a person's own top list reads best by liking
-    top_items = sorted(top.items, key=_liking, reverse=True) if top else []
+    top_items = _by_liking(top) if top else []
     return render_template(
         "user.html", user=user, summary=summary, top=top, top_items=top_items,
         top_error=top_error,

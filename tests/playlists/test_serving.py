@@ -37,7 +37,7 @@ def _active_users(n: int) -> list[int]:
 
 
 def _songs(playlist) -> list[tuple[str, str]]:
-    return [(i.name.strip().casefold(), i.artist_id) for i in playlist.items]
+    return [(i.name.strip().casefold(), i.artist_id) for i in playlist.tracks]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -45,20 +45,21 @@ def test_each_strategy_exact_length_distinct_songs_artist_cap(world_app, strateg
     with world_app.app_context():
         members = _active_users(6)
         p = build_playlist(members, 20, strategy=strategy)
-        assert len(p.items) == 20 and p.strategy == strategy and p.model == "advanced"
+        assert len(p.tracks) == 20 and p.group.strategy == strategy
+        assert p.group.model == "advanced"
         assert len(set(_songs(p))) == 20
-        assert len({i.track_id for i in p.items}) == 20
+        assert len({i.track_id for i in p.tracks}) == 20
         per_artist = {}
-        for i in p.items:
+        for i in p.tracks:
             per_artist[i.artist_id] = per_artist.get(i.artist_id, 0) + 1
         assert max(per_artist.values()) <= world_app.config["MAX_TRACKS_PER_ARTIST"]
-        assert all(len(i.member_scores) == 6 and all(0 <= s <= 1 for s in i.member_scores)
-                   for i in p.items)
-        assert len(p.member_fit) == 6 and all(0 <= f <= 1 for f in p.member_fit)
-        assert np.allclose(np.diag(p.taste_match), 1.0, atol=1e-3)
+        assert p.group.member_scores.shape == (20, 6)
+        assert ((p.group.member_scores >= 0) & (p.group.member_scores <= 1)).all()
+        assert len(p.group.member_fit) == 6 and all(0 <= f <= 1 for f in p.group.member_fit)
+        assert np.allclose(np.diag(p.group.taste_match), 1.0, atol=1e-3)
         # deterministic for the same inputs and version
         again = build_playlist(members, 20, strategy=strategy)
-        assert [i.track_id for i in again.items] == [i.track_id for i in p.items]
+        assert [i.track_id for i in again.tracks] == [i.track_id for i in p.tracks]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -67,16 +68,16 @@ def test_explicit_filter_and_tight_artist_cap(world_app, strategy):
     with world_app.app_context():
         members = _active_users(3)
         p = build_playlist(members, 30, strategy=strategy, exclude_explicit=True)
-        assert len(p.items) == 30
-        assert not any(i.explicit for i in p.items)
-        assert len({i.artist_id for i in p.items}) == 30
+        assert len(p.tracks) == 30
+        assert not any(i.explicit for i in p.tracks)
+        assert len({i.artist_id for i in p.tracks}) == 30
         assert len(set(_songs(p))) == 30
 
 
 def test_same_song_under_two_ids_counts_once(world_app):
     with world_app.app_context():
         members = _active_users(2)
-        first = build_playlist(members, 10).items[0]
+        first = build_playlist(members, 10).tracks[0]
         track = db.session.get(Track, first.track_id)
         clone = Track(**{c.name: getattr(track, c.name) for c in Track.__table__.columns})
         clone.id = "reRelease0000000000001"
@@ -85,7 +86,7 @@ def test_same_song_under_two_ids_counts_once(world_app):
         db.session.commit()
         p = build_playlist(members, 40)
         assert len(set(_songs(p))) == 40
-        assert not {first.track_id, clone.id} <= {i.track_id for i in p.items}
+        assert not {first.track_id, clone.id} <= {i.track_id for i in p.tracks}
         assert get_holder().current().recommender.n_new_items == 1
 
 
@@ -120,19 +121,19 @@ def test_user_with_only_favourite_genres_gets_matching_tracks(world_app):
         genre, count = genre_counts[3]
         _add_user(50_001, [genre])
         p = build_playlist([50_001], 20)
-        share = sum(genre in i.genres for i in p.items) / 20
+        share = sum(genre in i.genres for i in p.tracks) / 20
         # far above the genre's share of the catalogue (about 7% here)
         assert share >= 0.35 and share >= 4 * count / total, (genre, share, count / total)
-        assert any("favourite genres" in n for n in p.notes)
+        assert any("favourite genres" in n for n in p.group.notes)
 
 
 def test_user_with_nothing_gets_popularity_profile(world_app):
     with world_app.app_context():
         _add_user(50_002, [])
         p = build_playlist([50_002], 10)
-        assert len(p.items) == 10 and any("popularity" in n for n in p.notes)
+        assert len(p.tracks) == 10 and any("popularity" in n for n in p.group.notes)
         mixed = build_playlist(_active_users(2) + [50_002], 10)
-        assert len(mixed.items) == 10 and len(mixed.member_fit) == 3
+        assert len(mixed.tracks) == 10 and len(mixed.group.member_fit) == 3
 
 
 def test_track_imported_after_training_is_recommendable(world_app):
@@ -161,7 +162,7 @@ def test_track_imported_after_training_is_recommendable(world_app):
         assert percentile > 0.8, percentile
         # and it can be served: ask for a long playlist from this fan alone
         p = build_playlist([user], 100)
-        assert new.id in {it.track_id for it in p.items} or percentile > 0.8
+        assert new.id in {it.track_id for it in p.tracks} or percentile > 0.8
         assert model_status()["new_tracks"] == 1
 
 
@@ -171,22 +172,22 @@ def test_base_model_reproducible_every_member_contributes_padding(world_app):
         a = build_playlist(members, 20, model="base", seed=7)
         b = build_playlist(members, 20, model="base", seed=7)
         c = build_playlist(members, 20, model="base", seed=8)
-        assert [i.track_id for i in a.items] == [i.track_id for i in b.items]
-        assert [i.track_id for i in a.items] != [i.track_id for i in c.items]
-        assert a.model == "base" and a.strategy is None and len(set(_songs(a))) == 20
+        assert [i.track_id for i in a.tracks] == [i.track_id for i in b.tracks]
+        assert [i.track_id for i in a.tracks] != [i.track_id for i in c.tracks]
+        assert a.group.model == "base" and a.group.strategy is None and len(set(_songs(a))) == 20
         # scores from the advanced model when one is loaded
-        assert a.member_fit is not None and len(a.items[0].member_scores) == 4
+        assert a.group.member_fit is not None and a.group.member_scores.shape == (20, 4)
         heard = {}
         for u in members:
             heard[u] = set(db.session.scalars(
                 select(ListeningEvent.track_id).where(ListeningEvent.user_id == u,
                                                       ListeningEvent.event_type != "skip")))
         for u in members:
-            assert any(i.track_id in heard[u] for i in a.items), u
+            assert any(i.track_id in heard[u] for i in a.tracks), u
         # a member without history: the playlist is padded with popular tracks
         _add_user(50_003, ["rock"])
         solo = build_playlist([50_003], 15, model="base", seed=1)
-        assert len(solo.items) == 15 and any("padded" in n for n in solo.notes)
+        assert len(solo.tracks) == 15 and any("padded" in n for n in solo.group.notes)
 
 
 def test_base_playlist_round_robin_unit():
@@ -253,13 +254,13 @@ def test_reload_picks_up_newly_activated_version_and_survives_a_corrupt_one(worl
     runner = world_app.test_cli_runner()
     with world_app.app_context():
         members = _active_users(3)
-        first = build_playlist(members, 10).model_version
+        first = build_playlist(members, 10).group.version
         assert model_status()["loaded"] and model_status()["version"] == first
         second = _train_version(world_app, seed=5)
-        assert build_playlist(members, 10).model_version == first  # not active yet
+        assert build_playlist(members, 10).group.version == first  # not active yet
         result = runner.invoke(args=["model", "activate", second])
         assert result.exit_code == 0, result.output
-        assert build_playlist(members, 10).model_version == second
+        assert build_playlist(members, 10).group.version == second
 
         # a third version whose arrays get corrupted after registration
         third = _train_version(world_app, seed=6)
@@ -273,7 +274,7 @@ def test_reload_picks_up_newly_activated_version_and_survives_a_corrupt_one(worl
         registry.activate(third)
         npz.write_bytes(good[:-100] + b"x" * 100)  # corrupted after its activation
         p = build_playlist(members, 10)
-        assert p.model_version == second  # the previous version keeps serving
+        assert p.group.version == second  # the previous version keeps serving
         status = model_status()
         assert status["version"] == second and status["active_version"] == third
         assert "checksum" in status["error"] and status["fallback"]
@@ -288,7 +289,7 @@ def test_a_background_refresher_follows_activation_and_requests_never_reload(wor
     with world_app.app_context():
         members = _active_users(3)
         holder = get_holder()
-        first = build_playlist(members, 10).model_version
+        first = build_playlist(members, 10).group.version
         second = _train_version(world_app, seed=5)
         refreshed_in: list[str] = []
         real_refresh = holder.refresh
@@ -305,7 +306,7 @@ def test_a_background_refresher_follows_activation_and_requests_never_reload(wor
             deadline = time.monotonic() + 20
             version = first
             while version != second and time.monotonic() < deadline:
-                version = build_playlist(members, 10).model_version
+                version = build_playlist(members, 10).group.version
                 time.sleep(0.05)
         finally:
             holder.stop_background()
@@ -321,7 +322,7 @@ def test_no_model_means_unavailable_but_base_serves(world_app):
         with pytest.raises(ModelUnavailableError):
             build_playlist(members, 10)
         p = build_playlist(members, 10, model="base", seed=1)
-        assert len(p.items) == 10 and p.member_fit is None
+        assert len(p.tracks) == 10 and p.group.member_fit is None
         assert model_status()["loaded"] is False and model_status()["error"]
 
 
@@ -368,7 +369,7 @@ def test_cli_train_activates_new_version(world_app):
         row = registry.active()
         assert row.params["components"] == 8 and row.params["weights"]["skip"] == 0
         assert row.metrics["training_seconds"] > 0 and row.data_counts["events"] > 0
-        assert build_playlist(_active_users(2), 5).model_version == row.version
+        assert build_playlist(_active_users(2), 5).group.version == row.version
 
 
 def test_cli_evaluate_json_stores_metrics(world_app, small_world):
@@ -435,7 +436,7 @@ def test_concurrent_requests_share_one_loaded_model(world_app):
     def one(i: int) -> list[str]:
         with world_app.app_context():
             playlist = build_playlist(members, 15, strategy=STRATEGIES[i % 5])
-            return [t.track_id for t in playlist.items]
+            return [t.track_id for t in playlist.tracks]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(one, range(40)))
@@ -461,18 +462,18 @@ def test_reload_interval_is_respected(api_world, tmp_path):
 def test_scores_are_rounded_exactly_as_round_does():
     """The stored and shown four-decimal numbers: the one-pass rounding of float32 arrays
     equals Python's ``round(x, 4)`` number by number, halves included."""
-    from app.playlists.build import _rounded
+    from app.playlists.record import rounded
 
     rng = np.random.default_rng(4)
     halves = ((np.arange(10_000) + 0.5) / 1e4).astype(np.float32)
     x = np.concatenate([rng.random(200_000, dtype=np.float32), halves,
                         np.nextafter(halves, np.float32(0)), np.nextafter(halves, np.float32(1)),
                         (np.arange(4096) / 4096).astype(np.float32)])
-    assert _rounded(x) == [round(v, 4) for v in x.tolist()]
+    assert rounded(x) == [round(v, 4) for v in x.tolist()]
     grid = x[:600].reshape(20, 30)
-    assert _rounded(grid) == [[round(v, 4) for v in row] for row in grid.tolist()]
+    assert rounded(grid) == [[round(v, 4) for v in row] for row in grid.tolist()]
     # anything else (float64) keeps the plain path
-    assert _rounded(np.array([0.123456789, 0.00005])) == [0.1235, 0.0001]
+    assert rounded(np.array([0.123456789, 0.00005])) == [0.1235, 0.0001]
 
 
 def test_served_figures_are_stored_and_listed(world_app, small_world):

@@ -106,4 +106,4 @@ def test_service_fills_profiles_for_tracks_newer_than_the_model(world_app):
         playlist = build_playlist(PlaylistRequest.settle([user], 20))
         rec = get_holder().current().recommender
         assert rec.n_new_items == 3 and rec.cold_blend is not None
-        assert len(playlist.items) == 20 and playlist.member_fit is not None
+        assert len(playlist.tracks) == 20 and playlist.group.member_fit is not None

@@ -110,7 +110,7 @@ def test_service_attaches_retrieval_past_the_configured_size(api_world, tmp_path
     with app.app_context():
         playlist = build_playlist(PlaylistRequest.settle([123, 124, 125], 20))
         assert get_holder().state.recommender.retrieval is not None
-        assert len({item.track_id for item in playlist.items}) == 20
+        assert len({track.track_id for track in playlist.tracks}) == 20
     assert list((api_world.model_dir).rglob("ann-*.hnsw")), "the index is saved for other workers"
 
 

@@ -262,6 +262,30 @@ def test_user_page(client, web_app):
     assert 'href="/?member=123"' in html
 
 
+def test_user_page_top_list_is_the_built_playlist_by_liking(client, web_app):
+    """The person's own top list is the recommender's playlist for them alone, each track with
+    its member score as the record would store it (four decimals), highest first, and the
+    model version that built it."""
+    from html import unescape
+
+    from app.playlists.request import PlaylistRequest
+    from app.playlists.service import build_playlist
+
+    with web_app.app_context():
+        top = build_playlist(PlaylistRequest.settle([123], 20))
+        liking = [round(float(x), 4) for x in top.group.member_scores[:, 0]]
+        order = sorted(range(len(liking)), key=lambda i: liking[i], reverse=True)
+        want = [(top.tracks[i].name, top.tracks[i].artist, f"{liking[i] * 100:.0f}%")
+                for i in order]
+        version = top.group.version
+    html = client.get("/users/123").get_data(as_text=True)
+    table = re.search(r'<table [^>]*id="top-tracks">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r'<td class="track-name">(.*?)(?: <span class="badge|</td>).*?'
+                      r'<td>(.*?)</td>.*?<td class="heat [^"]*">(.*?)</td>', table, re.S)
+    assert [tuple(unescape(v) for v in row) for row in rows] == want
+    assert version and f'<span class="mono">{version}</span>' in table
+
+
 def test_unknown_pages_are_html_404(client):
     for url in ("/users/999999", "/playlists/" + "0" * 32, "/playlists/" + "0" * 32 + ".csv"):
         response = client.get(url)
