@@ -137,7 +137,8 @@ def build_spec(app: Flask, info: Mapping[str, Any], extra_schemas: tuple[Any, ..
         ] + [{"name": name, "in": "header", "required": header.required,
               "description": header.description, "schema": header.schema()}
              for name, header in op.request_headers.items()]
-        out: dict[str, Any] = {"summary": op.summary, "tags": [op.tag]}
+        out: dict[str, Any] = {"summary": op.summary, "operationId": rule.endpoint
+                               .rsplit(".", 1)[-1], "tags": [op.tag]}
         if op.description:
             out["description"] = op.description
         if parameters:
@@ -152,8 +153,10 @@ def build_spec(app: Flask, info: Mapping[str, Any], extra_schemas: tuple[Any, ..
         if op.security:
             out["security"] = [{scheme.name: []} if scheme else {} for scheme in op.security]
             schemes.update({s.name: s.spec() for s in op.security if s is not None})
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = out
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        for method in methods:
+            paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = out if len(
+                methods) == 1 else {**out, "operationId": f"{out['operationId']}_{method.lower()}"}
 
     for kind in extra_schemas:
         schema_of(kind, "serialization")

@@ -67,6 +67,8 @@ def test_the_document_is_valid_openapi_and_every_reference_resolves(api_client):
             for requirement in op.get("security", []):
                 assert set(requirement) <= set(schemes), requirement
     assert {"apiKey", "partyToken"} <= set(schemes)
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
     assert "anyOf" not in text and "const" not in text and "$defs" not in text
 
 
@@ -109,6 +111,7 @@ def test_the_generator_reads_routes_annotations_and_declarations():
     assert list(spec["paths"]) == ["/things/{n}/{slug}"]
     item = spec["paths"]["/things/{n}/{slug}"]
     assert set(item) == {"get", "put"}
+    assert {op["operationId"] for op in item.values()} == {"thing_get", "thing_put"}
     params = item["get"]["parameters"]
     assert params[0]["schema"] == {"type": "integer"}  # from the converter
     assert params[1]["schema"] == {"type": "string", "maxLength": 8}  # from the annotation
