@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from flask import Flask
 from pydantic import TypeAdapter
+from werkzeug.routing import Rule
 
 F = TypeVar("F", bound=Callable[..., Any])
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -129,30 +130,8 @@ def build_spec(app: Flask, info: Mapping[str, Any], extra_schemas: tuple[Any, ..
         op = operation_of(view)
         if op is None:
             continue
-        hints = typing.get_type_hints(inspect.unwrap(view), include_extras=True)
-        parameters = [
-            {"name": name, "in": "path", "required": True, "schema": schema_of(
-                hints.get(name, _CONVERTER_TYPES.get(converter, str)), "validation")}
-            for converter, name in _ARGUMENT.findall(rule.rule)
-        ] + [{"name": name, "in": "header", "required": header.required,
-              "description": header.description, "schema": header.schema()}
-             for name, header in op.request_headers.items()]
-        out: dict[str, Any] = {"summary": op.summary, "operationId": rule.endpoint
-                               .rsplit(".", 1)[-1], "tags": [op.tag]}
-        if op.description:
-            out["description"] = op.description
-        if parameters:
-            out["parameters"] = parameters
-        if op.body is not None:
-            content: dict[str, Any] = {"schema": schema_of(op.body_model(), "validation")}
-            if op.example is not None:
-                content["example"] = op.example
-            out["requestBody"] = {"required": True, "content": {"application/json": content}}
-        out["responses"] = {str(status): _answer(answer, schema_of)
-                            for status, answer in op.answers.items()}
-        if op.security:
-            out["security"] = [{scheme.name: []} if scheme else {} for scheme in op.security]
-            schemes.update({s.name: s.spec() for s in op.security if s is not None})
+        out = _operation(rule, view, op, schema_of)
+        schemes.update({s.name: s.spec() for s in op.security if s is not None})
         methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
         for method in methods:
             paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = out if len(
@@ -170,6 +149,34 @@ def build_spec(app: Flask, info: Mapping[str, Any], extra_schemas: tuple[Any, ..
         "components": {"schemas": to_openapi30(definitions.get("$defs", {})),
                        "securitySchemes": schemes},
     }
+
+
+def _operation(rule: Rule, view: Callable[..., Any], op: Operation,
+               schema_of: Callable[[Any, str], _Slot]) -> dict[str, Any]:
+    hints = typing.get_type_hints(inspect.unwrap(view), include_extras=True)
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": schema_of(
+            hints.get(name, _CONVERTER_TYPES.get(converter, str)), "validation")}
+        for converter, name in _ARGUMENT.findall(rule.rule)
+    ] + [{"name": name, "in": "header", "required": header.required,
+          "description": header.description, "schema": header.schema()}
+         for name, header in op.request_headers.items()]
+    out: dict[str, Any] = {"summary": op.summary,
+                           "operationId": rule.endpoint.rsplit(".", 1)[-1], "tags": [op.tag]}
+    if op.description:
+        out["description"] = op.description
+    if parameters:
+        out["parameters"] = parameters
+    if op.body is not None:
+        content: dict[str, Any] = {"schema": schema_of(op.body_model(), "validation")}
+        if op.example is not None:
+            content["example"] = op.example
+        out["requestBody"] = {"required": True, "content": {"application/json": content}}
+    out["responses"] = {str(status): _answer(answer, schema_of)
+                        for status, answer in op.answers.items()}
+    if op.security:
+        out["security"] = [{scheme.name: []} if scheme else {} for scheme in op.security]
+    return out
 
 
 def _answer(answer: Answer, schema_of: Callable[[Any, str], _Slot]) -> dict[str, Any]:

@@ -197,7 +197,10 @@ def parse_body(model: type[M] | None = None) -> M:
     """The JSON body validated against ``model``, by default the body the view documents
     (``@document(body=...)``); 415, 413, 400 or 422 as ApiError otherwise."""
     if model is None:
-        model = operation_of(current_app.view_functions[request.endpoint]).body_model()
+        declared = operation_of(current_app.view_functions[request.endpoint])
+        if declared is None or declared.body is None:
+            raise TypeError(f"{request.endpoint} documents no request body to parse")
+        model = declared.body_model()
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "the body must be application/json",
                        {"content_type": request.content_type})
