@@ -33,7 +33,6 @@ predict_limit = limiter.shared_limit(clients.predict_limit, scope="predict",
 _feedback_limit = limiter.limit(clients.feedback_limit, key_func=clients.rate_limit_key)
 
 
-
 def _predict_doc(summary: str, description: str, headers: dict) -> dict:
     return dict(summary=summary, description=description, tag="playlists",
                 body=current_predict_request_model, example=SEED_EXAMPLE, security=CALLERS,
