@@ -76,7 +76,8 @@ _UNDOCUMENTED = object()
 
 
 def document(**declaration: Any) -> Callable[[F], F]:
-    """Put a view in /openapi.json (below the route decorator, above any other)."""
+    """Put a view in /openapi.json with the fields of ``Operation``; anywhere below the route
+    decorator (wrappers made with functools.wraps, such as the rate limits, keep it)."""
     operation = Operation(**declaration)
 
     def mark(view: F) -> F:
