@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from app.api import openapi, views  # noqa: E402,F401  (routes register on bp)
+from app.api import views, docs  # noqa: E402,F401  (routes register on bp, in this order)

@@ -1,228 +1,217 @@
-"""/openapi.json generated from the pydantic schemas, and Swagger UI at /doc from local files.
+"""OpenAPI from the route table: each JSON view carries one ``@document(...)`` declaration.
 
-OpenAPI 3.0.3 rather than 3.1 because the pinned Swagger UI (4.x, from ``swagger_ui_bundle``)
-renders only 3.0; pydantic's JSON Schema is converted where the two dialects differ (nullable).
+The paths, methods and path parameters come from ``app.url_map`` (the parameters' types from
+the view's annotations), the bodies from the pydantic models the views validate with, so a
+route, a model and its documentation cannot drift apart. The bundled Swagger UI (4.x) renders
+OpenAPI 3.0 only, so pydantic's JSON Schema (2020-12) is converted once, in ``to_openapi30``.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import inspect
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, TypeVar
 
-import json
+from flask import Flask
+from pydantic import TypeAdapter
+from werkzeug.routing import Rule
 
-import swagger_ui_bundle
-from flask import Response, abort, current_app, redirect, send_from_directory, url_for
-from pydantic import BaseModel
-
-from app.api import bp
-from app.api.schemas import (
-    ErrorBody,
-    FeedbackRequest,
-    FeedbackResponse,
-    FieldProblem,
-    Health,
-    Track,
-    current_predict_request_model,
-)
-
-SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
-SWAGGER_ASSETS = frozenset({
-    "swagger-ui.css", "swagger-ui-bundle.js", "favicon-16x16.png", "favicon-32x32.png",
-})
-# The request of the seed README, so that "Try it out" starts from what clients already send.
-SEED_EXAMPLE = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
-FEEDBACK_EXAMPLE = {"prediction_id": "0123456789abcdef0123456789abcdef", "user_id": 124,
-                    "track_id": "2iUmqdfGZcHIhS3b9E9EWq", "event_type": "play",
-                    "ms_played": 93000, "feedback_token": "1767225600.<22 characters>"}
-# A key, or none where the deployment allows anonymous calls (served, never A/B evidence).
-CALLERS = [{"apiKey": []}, {}]
-
-_ERRORS = {
-    400: "Malformed JSON (error `bad_request`).",
-    404: "Unknown users (`unknown_users`, details.unknown_user_ids) or prediction "
-         "(`unknown_prediction`).",
-    401: "No API key where the API needs one (`api_key_required`), or a wrong or revoked key "
-         "(`invalid_api_key`); see the WWW-Authenticate header.",
-    413: "Body larger than MAX_CONTENT_LENGTH (`payload_too_large`).",
-    403: "The feedback token is missing this member's proof: malformed, for another member "
-         "or prediction, or expired (`invalid_feedback_token`).",
-    415: "Content-Type is not application/json (`unsupported_media_type`).",
-    422: "Invalid fields (`validation_error`, details: a list of {field, reason}), or no "
-         "playlist of that length can be built for the group (`cannot_build_playlist`, "
-         "`playlist_too_short`).",
-    429: "Too many requests from this address (`too_many_requests`); retry after Retry-After "
-         "seconds.",
-    503: "Model, database or predictions log unavailable (`model_unavailable`, "
-         "`database_unavailable`, `log_unavailable`); retry after Retry-After seconds.",
-    500: "Unexpected server fault (`internal_error`).",
-}
+F = TypeVar("F", bound=Callable[..., Any])
+REF_TEMPLATE = "#/components/schemas/{model}"
+# <name>, <converter:name> or <converter(arguments):name>
+_ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+_CONVERTER_TYPES = {"int": int, "float": float}
 
 
-@bp.get("/openapi.json")
-def openapi_json() -> Response:
-    spec = current_app.extensions.get("pozytywka_openapi")
-    if spec is None:  # built once per app: the limits in it come from the config
-        # stdlib json keeps the order of the paths (Flask's provider would sort them)
-        spec = current_app.extensions["pozytywka_openapi"] = json.dumps(build_spec())
-    return Response(spec, mimetype="application/json")
+@dataclass(frozen=True)
+class Header:
+    """A header of an answer, or a request header the operation reads."""
+
+    description: str
+    enum: tuple[str, ...] = ()
+    required: bool = True
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", **({"enum": list(self.enum)} if self.enum else {})}
 
 
-@bp.get("/doc/")
-def swagger_ui_slash() -> Response:
-    """The page's asset paths are relative to /doc, so the slashed form redirects there."""
-    return redirect(url_for("api.swagger_ui"), code=308)
+@dataclass(frozen=True)
+class Answer:
+    """One documented status: what it means, its JSON body's type and its headers."""
+
+    description: str
+    body: Any = None  # anything pydantic describes: a model, list[Model], ...
+    headers: Mapping[str, Header] = field(default_factory=dict)
 
 
-@bp.get("/doc")
-def swagger_ui() -> Response:
-    return send_from_directory(Path(current_app.static_folder) / "swagger", "index.html")
+@dataclass(frozen=True)
+class SecurityScheme:
+    name: str
+    description: str
+    scheme: str = "bearer"
+
+    def spec(self) -> dict[str, str]:
+        return {"type": "http", "scheme": self.scheme, "description": self.description}
 
 
-@bp.get("/doc/assets/<name>")
-def swagger_asset(name: str) -> Response:
-    if name not in SWAGGER_ASSETS:
-        abort(404)
-    return send_from_directory(SWAGGER_DIR, name, max_age=86400)
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    tag: str
+    answers: Mapping[int, Answer]
+    description: str | None = None
+    # The validated request body: a model, or a function of the app's config returning one.
+    body: Any = None
+    example: Any = None
+    # Who may call: each entry one scheme, None for "no credentials needed".
+    security: tuple[SecurityScheme | None, ...] = ()
+    request_headers: Mapping[str, Header] = field(default_factory=dict)
+
+    def body_model(self) -> Any:
+        return self.body() if inspect.isfunction(self.body) else self.body
 
 
-def build_spec() -> dict[str, Any]:
-    components: dict[str, Any] = {}
+_UNDOCUMENTED = object()
 
-    def ref(model: type[BaseModel], mode: str = "serialization") -> dict[str, str]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
 
-    predict_request = ref(current_predict_request_model(), "validation")
-    error = ref(ErrorBody)
-    ref(FieldProblem)
-    playlist = {"type": "array", "items": ref(Track)}
+def document(**declaration: Any) -> Callable[[F], F]:
+    """Put a view in /openapi.json with the fields of ``Operation``; anywhere below the route
+    decorator (wrappers made with functools.wraps, such as the rate limits, keep it)."""
+    operation = Operation(**declaration)
 
-    def errors(*codes: int) -> dict[str, Any]:
-        return {str(code): {"description": _ERRORS[code],
-                            "content": {"application/json": {"schema": error}}}
-                for code in codes}
+    def mark(view: F) -> F:
+        view.openapi = operation  # type: ignore[attr-defined]
+        return view
+    return mark
 
-    def header(description: str, enum: list[str] | None = None, *,
-               required: bool = True) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string"}
-        if enum:
-            schema["enum"] = enum
-        return {"description": description, "required": required, "schema": schema}
 
-    served_headers = {
-        "X-Prediction-Id": header("Id of the recorded prediction; send it with /feedback."),
-        "X-Model": header("The model that built the playlist.", ["base", "advanced"]),
-        "X-Model-Version": header("Version of the trained LightFM model that built the "
-                                  "playlist; sent only when it did (`X-Model: advanced`).",
-                                  required=False),
-        "X-Feedback-Token": header("The requesting user's token for /feedback on this "
-                                   "playlist (`feedback_token`); keep it private."),
-        "X-Feedback-Tokens": header("Every member's token: `USER_ID=TOKEN` pairs joined by "
-                                    "commas, the requesting user first. Hand each member only "
-                                    "their own."),
-    }
-    ab_headers = {
-        **served_headers,
-        "X-AB-Arm": header("The requesting user's arm in the active experiment (`none` when no "
-                           "experiment is active). Differs from X-Model on a fallback."),
-        "X-Experiment": header("Name of the active experiment, or `none`."),
-    }
+def undocumented(view: F) -> F:
+    """A route of a JSON blueprint that is not JSON API (an HTML page, a static file)."""
+    view.openapi = _UNDOCUMENTED  # type: ignore[attr-defined]
+    return view
 
-    def predict_op(summary: str, description: str, headers: dict[str, Any]) -> dict[str, Any]:
-        return {"post": {
-            "summary": summary, "description": description, "tags": ["playlists"],
-            "requestBody": {"required": True, "content": {"application/json": {
-                "schema": predict_request, "example": SEED_EXAMPLE}}},
-            "responses": {
-                "200": {"description": "Exactly playlist_length distinct tracks.",
-                        "headers": headers,
-                        "content": {"application/json": {"schema": playlist}}},
-                **errors(400, 401, 404, 413, 415, 422, 429, 503, 500),
-            },
-            "security": CALLERS,
-        }}
 
-    health_content = {"application/json": {"schema": ref(Health)}}
-    spec: dict[str, Any] = {
+def _declared(view: Callable[..., Any]) -> Any:
+    """The view's declaration, looked up through decorators such as the rate limits."""
+    while view is not None:
+        if hasattr(view, "openapi"):
+            return view.openapi
+        view = getattr(view, "__wrapped__", None)
+    return None
+
+
+def operation_of(view: Callable[..., Any]) -> Operation | None:
+    found = _declared(view)
+    return found if isinstance(found, Operation) else None
+
+
+def is_undocumented(view: Callable[..., Any]) -> bool:
+    return _declared(view) is _UNDOCUMENTED
+
+
+def openapi_path(rule: str) -> str:
+    """Werkzeug's ``/parties/<party_id>/guests/<int:guest_id>`` as ``/parties/{party_id}/...``."""
+    return _ARGUMENT.sub(r"{\2}", rule)
+
+
+def build_spec(app: Flask, info: Mapping[str, Any], extra_schemas: tuple[Any, ...] = ()
+               ) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of every declared route of ``app``, in registration order."""
+    inputs: list[tuple[int, str, TypeAdapter]] = []
+
+    def schema_of(kind: Any, mode: str) -> _Slot:
+        inputs.append((len(inputs), mode, TypeAdapter(kind)))
+        return _Slot(len(inputs) - 1)  # filled in below, once every type is known
+
+    paths: dict[str, dict[str, Any]] = {}
+    schemes: dict[str, dict[str, str]] = {}
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        op = operation_of(view)
+        if op is None:
+            continue
+        out = _operation(rule, view, op, schema_of)
+        schemes.update({s.name: s.spec() for s in op.security if s is not None})
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        for method in methods:
+            paths.setdefault(openapi_path(rule.rule), {})[method.lower()] = out if len(
+                methods) == 1 else {**out, "operationId": f"{out['operationId']}_{method.lower()}"}
+
+    for kind in extra_schemas:
+        schema_of(kind, "serialization")
+    resolved, definitions = TypeAdapter.json_schemas(inputs, ref_template=REF_TEMPLATE)
+    schemas = [to_openapi30(resolved[key, mode]) for key, mode, _ in inputs]
+    _fill(paths, schemas)
+    return {
         "openapi": "3.0.3",
-        "info": {
-            "title": "Pozytywka Group Playlists",
-            "version": "1.0.0",
-            "description": "One playlist a whole group enjoys. Every error is "
-                           "`{\"error\", \"message\", \"details\"}`; a method a path does not "
-                           "support answers 405 with an Allow header.",
-        },
-        "paths": {
-            "/predict": predict_op(
-                "Group playlist from the requesting user's A/B arm",
-                "The arm of `user_id` in the active experiment picks the model. Without a "
-                "loadable advanced model the base model serves (recorded as a fallback).",
-                ab_headers),
-            "/predict/base": predict_op(
-                "Group playlist from the base model",
-                "Random tracks from the members' listening history, topped up with popular ones.",
-                served_headers),
-            "/predict/advanced": predict_op(
-                "Group playlist from the LightFM model",
-                "503 `model_unavailable` when no trained model can be loaded.", served_headers),
-            "/feedback": {"post": {
-                "summary": "Report a play, skip or like of a served track",
-                "description": "Only a member of the playlist's group can report, with their "
-                               "own token from the predict answer. A repeat of the same "
-                               "(prediction, user, track, event type) answers 200 and changes "
-                               "nothing; ms_played counts up to the track's duration.",
-                "tags": ["playlists"],
-                "requestBody": {"required": True, "content": {"application/json": {
-                    "schema": ref(FeedbackRequest, "validation"), "example": FEEDBACK_EXAMPLE}}},
-                "responses": {
-                    "201": {"description": "Recorded.", "content": {
-                        "application/json": {"schema": ref(FeedbackResponse)}}},
-                    "200": {"description": "Already recorded: one row per (prediction, user, "
-                                           "track, event type); the stored row, unchanged.",
-                            "content": {"application/json": {"schema": ref(FeedbackResponse)}}},
-                    **errors(400, 401, 403, 404, 413, 415, 422, 429, 503, 500),
-                },
-                "security": CALLERS,
-            }},
-            "/health": {"get": {
-                "summary": "Status, serving model version and a reason code",
-                "tags": ["operations"],
-                "responses": {
-                    "200": {"description": "ok, or fallback: the active model version does "
-                                           "not load and an older version serves.",
-                            "content": health_content},
-                    "503": {"description": "degraded: the database cannot be read or written, "
-                                           "the predictions log cannot be appended to, or no "
-                                           "model version loads.",
-                            "content": health_content},
-                },
-            }},
-            "/openapi.json": {"get": {
-                "summary": "This document", "tags": ["operations"],
-                "responses": {"200": {"description": "OpenAPI 3.0 document.", "content": {
-                    "application/json": {"schema": {"type": "object"}}}}},
-            }},
-        },
-        "components": {"schemas": {}, "securitySchemes": {"apiKey": {
-            "type": "http", "scheme": "bearer",
-            "description": "An API client's key (`flask --app wsgi api-key create NAME`). "
-                           "Only playlists of key holders are A/B evidence; without a key the "
-                           "API answers only where ALLOW_ANONYMOUS_API is on."}}},
+        "info": dict(info),
+        "paths": paths,
+        "components": {"schemas": to_openapi30(definitions.get("$defs", {})),
+                       "securitySchemes": schemes},
     }
-    from app.party.openapi import party_paths
 
-    paths, schemes = party_paths(ref, error)
-    spec["paths"].update(paths)
-    spec["components"]["securitySchemes"] = schemes
-    spec["components"]["schemas"] = {name: to_openapi30(schema)
-                                     for name, schema in components.items()}
-    return spec
+
+def _operation(rule: Rule, view: Callable[..., Any], op: Operation,
+               schema_of: Callable[[Any, str], _Slot]) -> dict[str, Any]:
+    hints = typing.get_type_hints(inspect.unwrap(view), include_extras=True)
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": schema_of(
+            hints.get(name, _CONVERTER_TYPES.get(converter, str)), "validation")}
+        for converter, name in _ARGUMENT.findall(rule.rule)
+    ] + [{"name": name, "in": "header", "required": header.required,
+          "description": header.description, "schema": header.schema()}
+         for name, header in op.request_headers.items()]
+    out: dict[str, Any] = {"summary": op.summary,
+                           "operationId": rule.endpoint.rsplit(".", 1)[-1], "tags": [op.tag]}
+    if op.description:
+        out["description"] = op.description
+    if parameters:
+        out["parameters"] = parameters
+    if op.body is not None:
+        content: dict[str, Any] = {"schema": schema_of(op.body_model(), "validation")}
+        if op.example is not None:
+            content["example"] = op.example
+        out["requestBody"] = {"required": True, "content": {"application/json": content}}
+    out["responses"] = {str(status): _answer(answer, schema_of)
+                        for status, answer in op.answers.items()}
+    if op.security:
+        out["security"] = [{scheme.name: []} if scheme else {} for scheme in op.security]
+    return out
+
+
+def _answer(answer: Answer, schema_of: Callable[[Any, str], _Slot]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": answer.description}
+    if answer.headers:
+        out["headers"] = {name: {"description": header.description,
+                                 "required": header.required, "schema": header.schema()}
+                          for name, header in answer.headers.items()}
+    if answer.body is not None:
+        out["content"] = {"application/json": {"schema": schema_of(answer.body,
+                                                                    "serialization")}}
+    return out
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where a generated schema goes: pydantic generates them all at once, with shared $defs."""
+
+    index: int
+
+
+def _fill(node: Any, schemas: list[Any]) -> None:
+    items = node.items() if isinstance(node, dict) else enumerate(node) \
+        if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, _Slot):
+            node[key] = schemas[value.index]
+        else:
+            _fill(value, schemas)
 
 
 def to_openapi30(schema: Any) -> Any:
-    """pydantic's JSON Schema 2020-12 -> OpenAPI 3.0: ``anyOf [X, null]`` becomes nullable X.
+    """pydantic's JSON Schema 2020-12 -> OpenAPI 3.0: ``anyOf [X, null]`` becomes nullable X,
+    ``const`` a one-value enum, the ``null`` type a nullable enum of null.
 
     A nullable enum must also list null among its values: validators apply ``enum`` first.
     """
@@ -246,4 +235,7 @@ def to_openapi30(schema: Any) -> Any:
             out["enum"] = [*out["enum"], None]  # 3.0 checks enum before nullable
     if "const" in out:
         out["enum"] = [out.pop("const")]
+    if out.get("type") == "null":  # a field that may only be left out or null
+        del out["type"]
+        out.update(nullable=True, enum=[None])
     return {key: to_openapi30(value) for key, value in out.items()}

@@ -14,6 +14,7 @@ from flask import current_app, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.api.openapi import Answer, Header, SecurityScheme, operation_of
 from app.db.experiments import ARM_MODELS, FEEDBACK_EVENTS
 from app.errors import ApiError
 from app.recommender.strategies import DEFAULT_STRATEGY, REGISTRY, STRATEGIES
@@ -134,8 +135,72 @@ class FieldProblem(BaseModel):
     reason: str
 
 
-def parse_body(model: type[M]) -> M:
-    """The JSON body validated against ``model``; 415, 413, 400 or 422 as ApiError otherwise."""
+# ----- what /openapi.json says beyond the models -----
+
+API_KEY = SecurityScheme(
+    "apiKey", "An API client's key (`flask --app wsgi api-key create NAME`). Only playlists of "
+    "key holders are A/B evidence; without a key the API answers only where ALLOW_ANONYMOUS_API "
+    "is on.")
+# A key, or none where the deployment allows anonymous calls (served, never A/B evidence).
+CALLERS = (API_KEY, None)
+
+# The request of the seed README, so that "Try it out" starts from what clients already send.
+SEED_EXAMPLE = {"user_id": 123, "other_users": [124, 125, 126, 127, 128], "playlist_length": 20}
+FEEDBACK_EXAMPLE = {"prediction_id": "0123456789abcdef0123456789abcdef", "user_id": 124,
+                    "track_id": "2iUmqdfGZcHIhS3b9E9EWq", "event_type": "play",
+                    "ms_played": 93000, "feedback_token": "1767225600.<22 characters>"}
+
+ERRORS = {status: Answer(description, ErrorBody, headers) for status, description, headers in [
+    (400, "Malformed JSON (error `bad_request`).", {}),
+    (401, "No API key where the API needs one (`api_key_required`), or a wrong or revoked key "
+          "(`invalid_api_key`).", {"WWW-Authenticate": Header("The challenge: `Bearer ...`.")}),
+    (403, "The feedback token is missing this member's proof: malformed, for another member "
+          "or prediction, or expired (`invalid_feedback_token`).", {}),
+    (404, "Unknown users (`unknown_users`, details.unknown_user_ids) or prediction "
+          "(`unknown_prediction`).", {}),
+    (413, "Body larger than MAX_CONTENT_LENGTH (`payload_too_large`).", {}),
+    (415, "Content-Type is not application/json (`unsupported_media_type`).", {}),
+    (422, "Invalid fields (`validation_error`, details: a list of {field, reason}), or no "
+          "playlist of that length can be built for the group (`cannot_build_playlist`, "
+          "`playlist_too_short`).", {}),
+    (429, "Too many requests from this address (`too_many_requests`); retry after Retry-After "
+          "seconds.", {}),
+    (503, "Model, database or predictions log unavailable (`model_unavailable`, "
+          "`database_unavailable`, `log_unavailable`); retry after Retry-After seconds.", {}),
+    (500, "Unexpected server fault (`internal_error`).", {}),
+]}
+
+
+def errors(*statuses: int) -> dict[int, Answer]:
+    return {status: ERRORS[status] for status in statuses}
+
+
+SERVED_HEADERS = {
+    "X-Prediction-Id": Header("Id of the recorded prediction; send it with /feedback."),
+    "X-Model": Header("The model that built the playlist.", tuple(ARM_MODELS)),
+    "X-Model-Version": Header("Version of the trained LightFM model that built the playlist; "
+                              "sent only when it did (`X-Model: advanced`).", required=False),
+    "X-Feedback-Token": Header("The requesting user's token for /feedback on this playlist "
+                               "(`feedback_token`); keep it private."),
+    "X-Feedback-Tokens": Header("Every member's token: `USER_ID=TOKEN` pairs joined by commas, "
+                                "the requesting user first. Hand each member only their own."),
+}
+AB_HEADERS = {
+    **SERVED_HEADERS,
+    "X-AB-Arm": Header("The requesting user's arm in the active experiment (`none` when no "
+                       "experiment is active). Differs from X-Model on a fallback."),
+    "X-Experiment": Header("Name of the active experiment, or `none`."),
+}
+
+
+def parse_body(model: type[M] | None = None) -> M:
+    """The JSON body validated against ``model``, by default the body the view documents
+    (``@document(body=...)``); 415, 413, 400 or 422 as ApiError otherwise."""
+    if model is None:
+        declared = operation_of(current_app.view_functions[request.endpoint])
+        if declared is None or declared.body is None:
+            raise TypeError(f"{request.endpoint} documents no request body to parse")
+        model = declared.body_model()
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "the body must be application/json",
                        {"content_type": request.content_type})

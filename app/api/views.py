@@ -11,8 +11,11 @@ from sqlalchemy import select
 from app.clock import utcnow
 from app import feedback_tokens
 from app.api import bp, clients
-from app.api.schemas import FeedbackRequest, current_predict_request_model, parse_body
-from app.db.catalog import Track
+from app.api.openapi import Answer, document
+from app.api.schemas import (AB_HEADERS, CALLERS, FEEDBACK_EXAMPLE, SEED_EXAMPLE, SERVED_HEADERS,
+                             FeedbackRequest, FeedbackResponse, Health, Track,
+                             current_predict_request_model, errors, parse_body)
+from app.db import catalog
 from app.db.experiments import Feedback, Prediction
 from app.db.inserts import insert_ignoring_conflict
 from app.errors import ApiError
@@ -30,20 +33,39 @@ predict_limit = limiter.shared_limit(clients.predict_limit, scope="predict",
 _feedback_limit = limiter.limit(clients.feedback_limit, key_func=clients.rate_limit_key)
 
 
+def _predict_doc(summary: str, description: str, headers: dict) -> dict:
+    return dict(summary=summary, description=description, tag="playlists",
+                body=current_predict_request_model, example=SEED_EXAMPLE, security=CALLERS,
+                answers={200: Answer("Exactly playlist_length distinct tracks.", list[Track],
+                                     headers),
+                         **errors(400, 401, 404, 413, 415, 422, 429, 503, 500)})
+
+
 @bp.post("/predict")
 @predict_limit
+@document(**_predict_doc(
+    "Group playlist from the requesting user's A/B arm",
+    "The arm of `user_id` in the active experiment picks the model. Without a loadable "
+    "advanced model the base model serves (recorded as a fallback).", AB_HEADERS))
 def predict() -> Response:
     return _serve("/predict", "ab")
 
 
 @bp.post("/predict/base")
 @predict_limit
+@document(**_predict_doc(
+    "Group playlist from the base model",
+    "Random tracks from the members' listening history, topped up with popular ones.",
+    SERVED_HEADERS))
 def predict_base() -> Response:
     return _serve("/predict/base", "base")
 
 
 @bp.post("/predict/advanced")
 @predict_limit
+@document(**_predict_doc(
+    "Group playlist from the LightFM model",
+    "503 `model_unavailable` when no trained model can be loaded.", SERVED_HEADERS))
 def predict_advanced() -> Response:
     return _serve("/predict/advanced", "advanced")
 
@@ -51,7 +73,7 @@ def predict_advanced() -> Response:
 def _serve(endpoint: str, choice: Choice) -> Response:
     started = time.perf_counter()
     caller = clients.require_caller()
-    req: Any = parse_body(current_predict_request_model())
+    req: Any = parse_body()
     members = [req.user_id, *req.other_users]
     try:
         served = playlists.serve(PlaylistRequest.settle(
@@ -100,14 +122,20 @@ def _api_error(exc: PlaylistError) -> ApiError:
 
 @bp.post("/feedback")
 @_feedback_limit
+@document(
+    summary="Report a play, skip or like of a served track", tag="playlists",
+    description="Only a member of the playlist's group can report, with their own token from "
+                "the predict answer. A repeat of the same (prediction, user, track, event "
+                "type) answers 200 and changes nothing, so replaying a report cannot inflate "
+                "the metrics; ms_played counts up to the track's duration.",
+    body=FeedbackRequest, example=FEEDBACK_EXAMPLE, security=CALLERS,
+    answers={201: Answer("Recorded.", FeedbackResponse),
+             200: Answer("Already recorded: one row per (prediction, user, track, event type); "
+                         "the stored row, unchanged.", FeedbackResponse),
+             **errors(400, 401, 403, 404, 413, 415, 422, 429, 503, 500)})
 def feedback() -> Response:
-    """One row per (prediction, user, track, event type), from a member holding its token.
-
-    A repeat answers 200 with the stored row and changes nothing, so replaying a report (or a
-    client retrying) cannot inflate the metrics; ``ms_played`` is cut at the track's duration.
-    """
     clients.require_caller()
-    req = parse_body(FeedbackRequest)
+    req: Any = parse_body()
     prediction = db.session.get(Prediction, req.prediction_id)
     if prediction is None:
         raise ApiError(404, "unknown_prediction", f"no prediction {req.prediction_id}",
@@ -123,7 +151,8 @@ def feedback() -> Response:
         raise ApiError(403, "invalid_feedback_token",
                        f"the feedback token is {why}: use this member's token from the "
                        "playlist's X-Feedback-Tokens header", {"field": "feedback_token"})
-    duration = db.session.scalar(select(Track.duration_ms).where(Track.id == req.track_id))
+    duration = db.session.scalar(select(catalog.Track.duration_ms)
+                                 .where(catalog.Track.id == req.track_id))
     ms_played = min(req.ms_played, duration) if duration and duration > 0 else req.ms_played
     key = {"prediction_id": prediction.id, "user_id": req.user_id, "track_id": req.track_id,
            "event_type": req.event_type}
@@ -140,13 +169,14 @@ def feedback() -> Response:
 
 
 @bp.get("/health")
+@document(summary="Status, serving model version and a reason code", tag="operations",
+          description="The details are on the admin health page.", answers={
+              200: Answer("ok, or fallback: the active model version does not load and an "
+                          "older version serves.", Health),
+              503: Answer("degraded: the database cannot be read or written, the predictions "
+                          "log cannot be appended to, or no model version loads.", Health)})
 def health() -> Response:
-    """Status, serving model version and one reason code; details on the admin health page.
-
-    200 ``ok``; 200 ``fallback`` when the active version does not load and another serves;
-    503 ``degraded`` when the database cannot be read or written, the predictions log cannot
-    be appended to, or no model loads (app/health.py).
-    """
+    """The checks are in app/health.py."""
     from app import health as checks
 
     result = checks.check()

@@ -7,18 +7,19 @@ send): the host's token for host actions, a guest's for that guest's own actions
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
 
 from flask import Blueprint, Response, current_app, request
-from pydantic import Field, model_validator
 
-from app.api.schemas import UserId, _Strict, parse_body
+from app.api.openapi import Answer, Header, document
+from app.api.schemas import parse_body
 from app.errors import ApiError
 from app.extensions import limiter
 from app.party import service, tokens
+from app.party.schemas import (ETAG, PARTY_TOKEN, QUEUE_CHANGED, QUEUE_HEADERS, CreateParty,
+                               GuestId, GuestJoined, JoinParty, PartyCreated, PartyEventBody,
+                               PartyId, PartyQueue, TrackId, Controls, errors)
 from app.party.service import PartyError
 from app.playlists.errors import LogUnavailable, ModelUnavailable, UnknownUsers
-from app.recommender.strategies import STRATEGIES
 
 bp = Blueprint("party_api", __name__)
 
@@ -34,42 +35,6 @@ _join_limit = limiter.shared_limit(lambda: current_app.config["PARTY_JOIN_RATE_L
 _party_limit = limiter.shared_limit(lambda: current_app.config["PARTY_RATE_LIMIT"],
                                     scope="party")
 _poll_limit = limiter.limit(lambda: current_app.config["PARTY_POLL_RATE_LIMIT"])
-
-Genre = Annotated[str, Field(min_length=1, max_length=100)]
-
-
-class CreateParty(_Strict):
-    """A party for the host and the group they chose (the builder's members)."""
-
-    host_user_id: UserId
-    members: list[UserId] = Field(default_factory=list, max_length=31)
-    strategy: Literal[STRATEGIES] | None = None  # type: ignore[valid-type]
-
-
-class JoinParty(_Strict):
-    """Join as a Pozytywka user (``user_id``) or as a new listener (``genres``)."""
-
-    join_code: str = Field(min_length=1, max_length=64)
-    user_id: UserId | None = None
-    genres: list[Genre] | None = Field(default=None, min_length=1, max_length=10)
-    name: str | None = Field(default=None, max_length=60)
-
-    @model_validator(mode="after")
-    def _one_way(self):
-        if (self.user_id is None) == (self.genres is None):
-            raise ValueError("give either user_id or genres")
-        return self
-
-
-class PartyEventBody(_Strict):
-    guest_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
-    track_id: str = Field(min_length=1, max_length=64)
-    event: Literal["skip", "like", "play"]
-
-
-class Controls(_Strict):
-    guests_control: bool
-
 
 # ----- answers -----
 
@@ -151,27 +116,47 @@ def _host_or_controls(party) -> tokens.Actor:
 
 # ----- routes -----
 
+TAG = "parties"
+# Every call on a party carries its host's or a guest's token.
+ON_PARTY = dict(tag=TAG, security=(PARTY_TOKEN,))
+QUEUE_ERRORS = (401, 403, 404, 409, 410, 429, 503, 500)
+
+
 @bp.post("/parties")
 @_create_limit
+@document(summary="Start a party for the host and their group", tag=TAG,
+          description="The queue is planned and starts playing at once. The join code makes "
+                      "the join link; the host token authorises host actions.",
+          body=CreateParty, example={"host_user_id": 123, "members": [124, 125]},
+          answers={201: Answer("Created.", PartyCreated),
+                   **errors(400, 404, 413, 415, 422, 429, 503, 500)})
 def create_party() -> Response:
-    body = parse_body(CreateParty)
+    body: CreateParty = parse_body()
     party, host_token = service.create(body.host_user_id, body.members, body.strategy)
-    return _json(201, {"party_id": party.id, "join_code": party.join_code,
-                       "host_token": host_token})
+    return _json(201, PartyCreated(party_id=party.id, join_code=party.join_code,
+                                   host_token=host_token).model_dump())
 
 
 @bp.post("/parties/<party_id>/guests")
 @_join_limit
-def join_party(party_id: str) -> Response:
-    body = parse_body(JoinParty)
+@document(summary="Join a party from a phone", tag=TAG,
+          description="As a Pozytywka user (`user_id`) or as a new listener who picks "
+                      "favourite genres (`genres`, optional `name`). Rate-limited per address "
+                      "against join-code guessing.",
+          body=JoinParty, answers={201: Answer("Joined.", GuestJoined),
+                                   **errors(400, 404, 409, 410, 413, 415, 422, 429, 503, 500)})
+def join_party(party_id: PartyId) -> Response:
+    body: JoinParty = parse_body()
     guest, token = service.join(party_id, body.join_code, body.user_id, body.genres,
                                 body.name)
-    return _json(201, {"guest_id": guest.id, "guest_token": token})
+    return _json(201, GuestJoined(guest_id=guest.id, guest_token=token).model_dump())
 
 
 @bp.delete("/parties/<party_id>/guests/<int:guest_id>")
 @_party_limit
-def leave_party(party_id: str, guest_id: int) -> Response:
+@document(summary="Leave (the guest's token) or remove a guest (the host's)", **ON_PARTY,
+          answers={200: QUEUE_CHANGED, **errors(*QUEUE_ERRORS)})
+def leave_party(party_id: PartyId, guest_id: GuestId) -> Response:
     service.get_party(party_id)
     who = actor(party_id)
     if not who.is_host and who.guest_id != guest_id:
@@ -182,7 +167,14 @@ def leave_party(party_id: str, guest_id: int) -> Response:
 
 @bp.get("/parties/<party_id>/queue")
 @_poll_limit
-def get_queue(party_id: str) -> Response:
+@document(summary="The queue: now playing, upcoming with whom each is for, played, guests",
+          description="Poll with If-None-Match: 304 while nothing changed.", **ON_PARTY,
+          request_headers={"If-None-Match": Header("The ETag of the queue last seen.",
+                                                   required=False)},
+          answers={200: Answer("The queue.", PartyQueue, QUEUE_HEADERS),
+                   304: Answer("Unchanged since the ETag sent.", headers={"ETag": ETAG}),
+                   **errors(*QUEUE_ERRORS)})
+def get_queue(party_id: PartyId) -> Response:
     party = service.get_party(party_id)
     who = actor(party_id)
     if not who.is_host:
@@ -198,10 +190,18 @@ def get_queue(party_id: str) -> Response:
 
 @bp.post("/parties/<party_id>/events")
 @_party_limit
-def post_event(party_id: str) -> Response:
+@document(summary="A guest's skip or like; the player's play", **ON_PARTY,
+          description="A skip or like changes that guest's taste for the rest of the party "
+                      "and re-plans the upcoming tracks. A skip of the playing track moves on "
+                      "when most of the room (or the host) skipped it. `play` (host token: the "
+                      "player) makes an upcoming track play.",
+          body=PartyEventBody,
+          answers={200: QUEUE_CHANGED,
+                   **errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 503, 500)})
+def post_event(party_id: PartyId) -> Response:
     service.get_party(party_id)
     who = actor(party_id)
-    body = parse_body(PartyEventBody)
+    body: PartyEventBody = parse_body()
     if not who.is_host and who.guest_id != body.guest_id:
         raise ApiError(403, "not_yourself", "a guest can only report for themselves")
     party = service.feedback(party_id, body.guest_id, body.track_id, body.event,
@@ -211,7 +211,9 @@ def post_event(party_id: str) -> Response:
 
 @bp.post("/parties/<party_id>/next")
 @_party_limit
-def next_track(party_id: str) -> Response:
+@document(summary="Play the next track (host, or guests given the controls)", **ON_PARTY,
+          answers={200: QUEUE_CHANGED, **errors(*QUEUE_ERRORS)})
+def next_track(party_id: PartyId) -> Response:
     _host_or_controls(service.get_party(party_id))
     party = service.next_track(party_id)
     return _queue_answer(party)
@@ -219,7 +221,9 @@ def next_track(party_id: str) -> Response:
 
 @bp.delete("/parties/<party_id>/queue/<track_id>")
 @_party_limit
-def remove_track(party_id: str, track_id: str) -> Response:
+@document(summary="Remove an upcoming track (host, or guests given the controls)", **ON_PARTY,
+          answers={200: QUEUE_CHANGED, **errors(401, 403, 404, 409, 410, 422, 429, 503, 500)})
+def remove_track(party_id: PartyId, track_id: TrackId) -> Response:
     _host_or_controls(service.get_party(party_id))
     party = service.remove_track(party_id, track_id)
     return _queue_answer(party)
@@ -227,23 +231,32 @@ def remove_track(party_id: str, track_id: str) -> Response:
 
 @bp.post("/parties/<party_id>/queue/<track_id>/up")
 @_party_limit
-def move_up(party_id: str, track_id: str) -> Response:
+@document(summary="Move an upcoming track one place up (host, or guests given the controls); "
+                  "it stays there through re-plans", **ON_PARTY,
+          answers={200: QUEUE_CHANGED, **errors(401, 403, 404, 409, 410, 422, 429, 503, 500)})
+def move_up(party_id: PartyId, track_id: TrackId) -> Response:
     _host_or_controls(service.get_party(party_id))
     return _queue_answer(service.move_up(party_id, track_id))
 
 
 @bp.patch("/parties/<party_id>")
 @_party_limit
-def set_controls(party_id: str) -> Response:
+@document(summary="Give guests the controls, or take them back (host)", **ON_PARTY,
+          body=Controls,
+          answers={200: QUEUE_CHANGED,
+                   **errors(400, 401, 403, 404, 409, 410, 413, 415, 422, 429, 500)})
+def set_controls(party_id: PartyId) -> Response:
     service.get_party(party_id)
     _host(party_id)
-    body = parse_body(Controls)
+    body: Controls = parse_body()
     return _queue_answer(service.set_controls(party_id, body.guests_control))
 
 
 @bp.delete("/parties/<party_id>")
 @_party_limit
-def end_party(party_id: str) -> Response:
+@document(summary="End the party (host): every later request answers 410", **ON_PARTY,
+          answers={204: Answer("Ended."), **errors(401, 403, 404, 409, 410, 429, 500)})
+def end_party(party_id: PartyId) -> Response:
     service.get_party(party_id)
     _host(party_id)
     service.end(party_id)

@@ -11,7 +11,7 @@ LAYERS = {
     "app.db": 0, "app.data": 0,
     "app.recommender": 1, "app.modelstore": 1,
     "app.playlists": 2, "app.experiments": 2, "app.party": 2,
-    "app.party.api": 3, "app.party.pages": 3, "app.party.openapi": 3,
+    "app.party.api": 3, "app.party.pages": 3, "app.party.schemas": 3,
     "app.web": 3, "app.admin": 3, "app.api": 3,
 }
 # `flask ab simulate` drives the whole application as a client would (it makes itself an API
