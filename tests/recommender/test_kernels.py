@@ -9,8 +9,9 @@ import pytest
 from app.recommender import kernels, ordering, strategies
 from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
 from tests.support.reference_kernels import (fair_reference, greedy_fill_reference,
-                                             listening_order_reference, scaled_reference,
-                                             separate_artists_reference)
+                                             listening_order_reference, own_pools_reference,
+                                             scaled_reference, separate_artists_reference,
+                                             turn_pools_reference, turns_reference)
 
 
 def _taken_pair(rng, song, artist, cap, k):
@@ -151,3 +152,63 @@ def test_kernels_are_compiled_once_for_fixed_types():
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
+
+
+def _group_scores(rng, m, n, trial):
+    """members x tracks standardised-like scores; every third trial on a coarse grid (ties
+    across every cut), some with a few tracks sharing one score across the members."""
+    z = rng.standard_normal((m, n)).astype(np.float32)
+    if trial % 3 == 0:
+        z = np.round(z * 4) / 4
+    elif trial % 3 == 1:  # clones: tracks with the same scores for everyone
+        src = rng.choice(n, n // 10)
+        z[:, rng.choice(n, n // 10)] = z[:, src]
+    return np.ascontiguousarray(z)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turn_pools_kernel_equals_the_reference(seed):
+    rng = np.random.default_rng(300 + seed)
+    for trial in range(40):
+        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+        z = _group_scores(rng, m, n, trial)
+        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        size, k = int(rng.choice([200, 300])), int(rng.choice([20, 40]))
+        got = strategies._turn_pools(z, allowed, size, k)
+        want = turn_pools_reference(z, allowed, size, k)
+        assert (got is None) == (want is None), (seed, trial)
+        if got is not None:
+            for g, w in zip(got, want):
+                assert g.dtype == w.dtype and np.array_equal(g, w), (seed, trial)
+        np.testing.assert_array_equal(strategies._own_pools(z, allowed, k),
+                                      own_pools_reference(z, allowed, k))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turns_kernel_equals_the_reference(seed):
+    rng = np.random.default_rng(400 + seed)
+    for trial in range(40):
+        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+        z = _group_scores(rng, m, n, trial)
+        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        song = rng.integers(0, int(rng.choice([n // 2, n])), n)
+        artist = rng.integers(0, int(rng.choice([30, n // 8])), n)
+        rules = Rules(length=int(rng.choice([5, 20, 40])),
+                      max_per_artist=int(rng.integers(1, 4)))
+        size = max(10 * rules.length, 200)
+        k = strategies.favourite_count(n, rules.length)
+        owed = rng.choice([1.0, 2.0], m) if trial % 4 else None
+        extra = int(rng.integers(0, 3))
+        known = None
+        if trial % 5 == 0:  # ``turns_known``: some members' heaviest known tracks
+            known = [None if q % 3 == 2 else rng.choice(n, int(rng.integers(0, 150)))
+                     for q in range(m)]
+        limit = int(rng.integers(0, 4))
+        pools = strategies._turn_pools(z, allowed, size, k) if trial % 7 else None
+        cand = (pools[0] if pools is not None
+                else strategies.candidates(z, allowed, size, with_max=False))
+        got = strategies._turns(z, allowed, cand, song, artist, rules, owed, pools, extra,
+                                known, limit)
+        want = turns_reference(z, allowed, cand, song, artist, rules, owed, pools, extra,
+                               known, limit)
+        assert got == want, (seed, trial)
