@@ -655,6 +655,28 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
     return out[:n], turns[:n]
 
 
+@njit(f"Tuple(({_I}, {_I}))({_I}, boolean[:, ::1])", cache=True, nogil=True)
+def for_members(turn, fav):
+    """``attribution.for_members``: per track ``t``, the members ``who[ptr[t]:ptr[t + 1]]``,
+    ascending, it is for: its ``turn`` member (-1: none) and every member whose favourite it is
+    (``fav``: members x tracks; no rows: none)."""
+    n = len(turn)
+    m = fav.shape[0]
+    width = m
+    for t in range(n):
+        width = max(width, turn[t] + 1)
+    ptr = np.zeros(n + 1, np.int64)
+    who = np.empty(n * width, np.int64)
+    c = 0
+    for t in range(n):
+        for j in range(width):
+            if j == turn[t] or (j < m and fav[j, t]):
+                who[c] = j
+                c += 1
+        ptr[t + 1] = c
+    return ptr, who[:c].copy()
+
+
 def warm_up() -> None:
     """Run every kernel once on a tiny input: the first call of a dispatcher resolves its
     overload, so a worker does that before its first request."""

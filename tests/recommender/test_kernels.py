@@ -8,7 +8,9 @@ import pytest
 
 from app.recommender import kernels, ordering, strategies
 from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
-from tests.support.reference_kernels import (fair_reference, greedy_fill_reference,
+from app.recommender import attribution
+from tests.support.reference_kernels import (fair_reference, for_members_reference,
+                                             greedy_fill_reference, thresholds_reference,
                                              listening_order_reference, own_pools_reference,
                                              scaled_reference, separate_artists_reference,
                                              turn_pools_reference, turns_reference)
@@ -212,3 +214,27 @@ def test_turns_kernel_equals_the_reference(seed):
         want = turns_reference(z, allowed, cand, song, artist, rules, owed, pools, extra,
                                known, limit)
         assert got == want, (seed, trial)
+
+
+def test_thresholds_kernel_equals_numpys_partition():
+    rng = np.random.default_rng(500)
+    for trial in range(300):
+        m, s = int(rng.integers(1, 12)), int(rng.integers(1, 3_000))
+        z = rng.standard_normal((m, 2 * s)).astype(np.float32)
+        if trial % 3 == 0:
+            z = np.round(z * 2) / 2
+        if trial % 10 == 0:  # a NaN sorts as the largest score
+            z[0, rng.integers(0, 2 * s, 3)] = np.nan
+        share = float(rng.choice([0.02, 0.3, 1.0]))
+        sample = z[:, ::2]  # a strided view, as ``recommend`` passes it
+        np.testing.assert_array_equal(attribution.thresholds(sample, share),
+                                      thresholds_reference(sample, share))
+
+
+def test_for_members_kernel_equals_the_reference():
+    rng = np.random.default_rng(600)
+    for trial in range(300):
+        m, n = int(rng.integers(1, 12)), int(rng.integers(0, 40))
+        turns = rng.integers(-1, m, n).tolist()
+        fav = rng.random((m, n)) < float(rng.choice([0.0, 0.2, 0.7])) if trial % 4 else None
+        assert attribution.for_members(turns, fav) == for_members_reference(turns, fav)

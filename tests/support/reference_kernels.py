@@ -377,3 +377,24 @@ def turns_reference(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray,
                      start=(np.array(total), len(out)), taken=taken,
                      delta=TURN_FILL_DELTA, scratch=True)
     return out, turns + [NO_TURN] * (len(out) - len(turns))
+
+
+def thresholds_reference(z_sample: np.ndarray, share: float = 0.02) -> np.ndarray:
+    """Per member (row), the z above which a track is in the member's top ``share``: the
+    ``k``-th best sampled score, ``k = ceil(share · sample)`` (at least 1)."""
+    m, s = z_sample.shape
+    if s == 0:
+        return np.full(m, np.inf, np.float32)
+    k = min(s, max(1, int(np.ceil(share * s))))
+    return np.partition(z_sample, s - k, axis=1)[:, s - k]
+
+
+def for_members_reference(turns: list[int], favourite: np.ndarray | None) -> list[list[int]]:
+    """Per track, the sorted member positions it is for: its turn member (when any) and every
+    member it is a favourite of (``favourite``: members x playlist, or None)."""
+    out: list[set[int]] = [set() if t is None or t < 0 else {int(t)} for t in turns]
+    if favourite is not None:
+        tracks, members = np.nonzero(favourite.T)
+        for t, j in zip(tracks.tolist(), members.tolist()):
+            out[t].add(j)
+    return [sorted(s) for s in out]
