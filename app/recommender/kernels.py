@@ -5,6 +5,14 @@ step costs more in interpreter overhead and small numpy calls than in arithmetic
 run the same steps on arrays, in the same order of floating-point operations (no fast-math),
 so they return the same playlists bit for bit as the plain code they replace (kept in
 ``tests/support/reference_kernels.py``, which the tests compare against on random inputs).
+Beyond the loops, the passes of the default strategy over the catalogue (its candidate and
+own pools), its turns, the favourite thresholds of the attribution and the taste match run
+here too: there a dozen numpy calls of a few microseconds each cost more than the work. A
+selection of "the k best" is made by value (the k-th best score, then every score at or above
+it), which is the set numpy's partition gives unless that score is shared across the cut;
+that case is reported back and left to numpy (``strategies._turn_pools``). Arithmetic that
+numpy hands to BLAS or to its own vectorised ``tanh`` stays in numpy: its last bits are not
+reproducible here.
 
 Every kernel the wrappers call has an explicit signature, so it is compiled (or loaded from
 numba's on-disk cache) when this module is imported, before the workers start, and a call with
@@ -677,6 +685,29 @@ def for_members(turn, fav):
     return ptr, who[:c].copy()
 
 
+@njit("float32[:, ::1](float64[:, ::1])", cache=True, nogil=True)
+def taste_from_cov(cov):
+    """``Recommender.taste_match`` from the members' score covariance: the correlation
+    ``cov / (d dᵀ)`` with ``d = sqrt(max(diag, 1e-12))``, clipped to [-1, 1], mapped to 0-1
+    as ``(corr + 1) / 2`` and rounded to float32, with numpy's operations one by one (a NaN
+    stays NaN, as through ``np.maximum`` and ``np.clip``)."""
+    m = cov.shape[0]
+    d = np.empty(m)
+    for i in range(m):
+        v = cov[i, i]
+        d[i] = np.sqrt(1e-12 if v < 1e-12 else v)
+    out = np.empty((m, m), np.float32)
+    for i in range(m):
+        for j in range(m):
+            c = cov[i, j] / (d[i] * d[j])
+            if c < -1.0:
+                c = -1.0
+            if c > 1.0:
+                c = 1.0
+            out[i, j] = np.float32((c + 1.0) / 2.0)
+    return out
+
+
 def warm_up() -> None:
     """Run every kernel once on a tiny input: the first call of a dispatcher resolves its
     overload, so a worker does that before its first request."""
@@ -686,3 +717,14 @@ def warm_up() -> None:
     fair(np.ones((2, 2)), np.ones(2), 0.1, i, i, e, e, e, 1, 2, False)
     listening_order(np.array([0, 1, 2], np.int64), np.array([0, 1], np.int64), i,
                     np.ones((2, 2)), 0.25, 2)
+    z = np.arange(8, dtype=np.float32).reshape(2, 4)
+    no = np.zeros(0, np.bool_)
+    turn_pools(z, no, 1, 1, 1, 1, 1)
+    own_pools(z, no, 1)
+    zc, fav, agreed, keep = turn_favourites(z, np.arange(4, dtype=np.int64), np.ones(4, np.bool_),
+                                            1, e, e, 1)
+    turn_picks(zc.astype(np.float64), fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
+               0.1, False)
+    kth_largest_rows(z, 1)
+    for_members(i, np.zeros((2, 2), np.bool_))
+    taste_from_cov(np.eye(2))

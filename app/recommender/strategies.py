@@ -437,7 +437,10 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
 
     ``known`` (``turns_known``): a member's agreed favourites (in their model top
     ``KNOWN_MODEL_TOP`` and among their known tracks) join their favourites and come first on
-    their turns, at most ``known_limit`` of their turns."""
+    their turns, at most ``known_limit`` of their turns.
+
+    The favourites and the turns with their fill run in ``kernels.turn_favourites`` and
+    ``kernels.turn_picks``; only the liking, a ufunc, is taken here."""
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
@@ -458,7 +461,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         known_ptr = np.zeros(m + 1, np.int64)
         np.cumsum([len(t) for t in tops], out=known_ptr[1:])
         known_at = as_int64(np.concatenate(tops))
-    # every column is allowed: the pools and ``cand`` are
+    # every column of ``wide`` is allowed: the pools and ``cand`` are
     zc, fav, agreed, keep = kernels.turn_favourites(
         as_f32(z), as_int64(wide), np.ascontiguousarray(in_cand, dtype=bool), k, known_ptr,
         known_at, KNOWN_MODEL_TOP)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.recommender import kernels, ordering, strategies
+from app.recommender import attribution, kernels, ordering, strategies
 from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
-from app.recommender import attribution
 from tests.support.reference_kernels import (fair_reference, for_members_reference,
-                                             greedy_fill_reference, thresholds_reference,
+                                             greedy_fill_reference, taste_match_reference,
+                                             thresholds_reference,
                                              listening_order_reference, own_pools_reference,
                                              scaled_reference, separate_artists_reference,
                                              turn_pools_reference, turns_reference)
@@ -150,7 +150,9 @@ def test_a_member_outside_the_group_is_an_error_not_a_stray_write():
 def test_kernels_are_compiled_once_for_fixed_types():
     """Every kernel has exactly its declared signature: a request never compiles another."""
     for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
-                   kernels.separate_artists):
+                   kernels.separate_artists, kernels.turn_pools, kernels.own_pools,
+                   kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
+                   kernels.for_members, kernels.taste_from_cov):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
@@ -238,3 +240,19 @@ def test_for_members_kernel_equals_the_reference():
         turns = rng.integers(-1, m, n).tolist()
         fav = rng.random((m, n)) < float(rng.choice([0.0, 0.2, 0.7])) if trial % 4 else None
         assert attribution.for_members(turns, fav) == for_members_reference(turns, fav)
+
+
+def test_taste_match_kernel_equals_numpys_steps():
+    rng = np.random.default_rng(700)
+    for trial in range(300):
+        m, k = int(rng.integers(2, 12)), int(rng.integers(2, 40))
+        r = rng.standard_normal((m, k))
+        if trial % 5 == 0:  # members with the same row: correlations of exactly 1
+            r[1] = r[0]
+        if trial % 7 == 0:  # a member with no spread at all
+            r[0] = 0.0
+        cov_item = np.cov(rng.standard_normal((k, 3 * k)))
+        rc = r @ cov_item
+        got = kernels.taste_from_cov(np.ascontiguousarray(rc @ r.T))
+        want = taste_match_reference(rc, r)
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), trial

@@ -398,3 +398,12 @@ def for_members_reference(turns: list[int], favourite: np.ndarray | None) -> lis
         for t, j in zip(tracks.tolist(), members.tolist()):
             out[t].add(j)
     return [sorted(s) for s in out]
+
+
+def taste_match_reference(rc: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``Recommender.taste_match`` from ``r`` (the members' rows, float64) and
+    ``rc = r @ cov_item``: Pearson correlation over the catalogue, mapped to 0-1."""
+    cov = rc @ r.T
+    d = np.sqrt(np.maximum(np.diag(cov), 1e-12))
+    corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
+    return ((corr + 1.0) / 2.0).astype(np.float32)
