@@ -413,19 +413,19 @@ def own_pools(z, allowed, own_k):
     return own
 
 
-@njit(f"Tuple((int64[::1], boolean[::1], boolean[::1], float32[:, ::1], boolean[:, ::1], int64))"
-      f"({_F32}, {_B}, int64, int64, int64, int64, int64)", cache=True, nogil=True)
-def turn_pools(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
-    """``strategies._turn_pools`` on the whole catalogue in a few passes: the group's sum and
-    minimum per track (rows added in order, as numpy's reduction over the first axis does),
-    each pool's sampled threshold (the 32nd best of every ``stride``-th score), every member's
-    own threshold (``_own_pools``: the ``own_k``-th best of every ``max(1, n // 512)``-th
-    score), and the tracks that pass any of them, listed once. ``allowed`` empty: no filter.
-    Returns the listed tracks, which are candidates, which are in some member's own pool,
-    the two pools' scores and passes over the listed tracks, and a status: -1 when a pool has
-    fewer tracks than it takes or a score is NaN (the caller takes the plain path), else a bit per pool whose
-    exact selection met a tie across its cut (bit 1: the sum, bit 2: the minimum), left for
-    the caller to make with numpy."""
+@njit(cache=True, nogil=True)
+def _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
+    """The lists of ``strategies._turn_pools`` in a few passes over the catalogue: the group's
+    sum and minimum per track (rows added in order, as numpy's reduction over the first axis
+    does), each pool's sampled threshold (the 32nd best of every ``stride``-th score), every
+    member's own threshold (``_own_pools``: the ``own_k``-th best of every
+    ``max(1, n // 512)``-th score), and the tracks that pass any of them, listed once.
+    ``allowed`` empty: no filter. Returns the listed tracks, which of them are in some member's
+    own pool, which are candidates (the filter not yet applied), the two pools' scores and
+    passes over the listed tracks, and a status: -1 when a pool has fewer tracks than it takes
+    or a score is NaN (the caller takes the plain path), else a bit per pool whose exact
+    selection met a tie across its cut (bit 1: the sum, bit 2: the minimum), left for the
+    caller to make with numpy."""
     m, n = z.shape
     filt = len(allowed) > 0
     ssum = z[0].copy()
@@ -479,6 +479,49 @@ def turn_pools(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
             return listed, own_l, is_cand, score, passed, -1
         status |= got
     return listed, own_l, is_cand, score, passed, status
+
+
+_POOLS_IN = f"({_F32}, {_B}, int64, int64, int64, int64, int64)"
+
+
+@njit(f"Tuple(({_I}, {_I}, boolean[::1], int64)){_POOLS_IN}", cache=True, nogil=True)
+def turn_pools(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
+    """``strategies._turn_pools``: the candidates, the sorted union of candidates and own
+    pools, which of those are candidates, and ``_pool_lists``' status; when that is not 0, the
+    three arrays are empty (the caller takes the plain path, or ``turn_pool_lists`` for a
+    tie)."""
+    listed, own, is_cand, _, _, status = _pool_lists(z, allowed, size_sum, size_min,
+                                                     stride_sum, stride_min, own_k)
+    if status != 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.bool_), status
+    n_cand = 0
+    n_wide = 0
+    for i in range(len(listed)):
+        if len(allowed) > 0 and not allowed[listed[i]]:
+            is_cand[i] = False
+        n_cand += is_cand[i]
+        n_wide += is_cand[i] or own[i]
+    cand = np.empty(n_cand, np.int64)
+    wide = np.empty(n_wide, np.int64)
+    in_cand = np.empty(n_wide, np.bool_)
+    a = 0
+    b = 0
+    for i in range(len(listed)):
+        if is_cand[i]:
+            cand[a] = listed[i]
+            a += 1
+        if is_cand[i] or own[i]:
+            wide[b] = listed[i]
+            in_cand[b] = is_cand[i]
+            b += 1
+    return cand, wide, in_cand, status
+
+
+@njit(f"Tuple(({_I}, boolean[::1], boolean[::1], float32[:, ::1], boolean[:, ::1], int64))"
+      f"{_POOLS_IN}", cache=True, nogil=True)
+def turn_pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
+    """``_pool_lists`` itself, for the caller to settle a tie across a pool's cut."""
+    return _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k)
 
 
 @njit(f"Tuple(({_F32}, boolean[:, ::1], boolean[:, ::1], int64[::1]))"

@@ -404,10 +404,11 @@ def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
         if kk >= n or not (stride >= 2 and 8 * kk < n):
             return None
         strides.append(stride)
-    listed, own, is_cand, score, passed, status = kernels.turn_pools(
-        as_f32(z), _allowed(allowed), 2 * size, half, strides[0], strides[1], _own_k(n, k))
-    if status < 0:
-        return None
+    args = (as_f32(z), _allowed(allowed), 2 * size, half, strides[0], strides[1], _own_k(n, k))
+    cand, wide, in_cand, status = kernels.turn_pools(*args)
+    if status <= 0:
+        return None if status < 0 else (cand, wide, in_cand)
+    listed, own, is_cand, score, passed, _ = kernels.turn_pool_lists(*args)
     for p, kk in enumerate((2 * size, half)):
         if status & (1 << p):  # a tie across the cut: numpy's choice among the equals
             at = np.flatnonzero(passed[p])
