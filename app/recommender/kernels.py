@@ -751,6 +751,27 @@ def taste_from_cov(cov):
     return out
 
 
+@njit("float32[:, ::1](float64[:, ::1], float64[:, ::1], float64[::1])", cache=True,
+      nogil=True)
+def fold(r, rc, mu):
+    """``Recommender.folded`` from the rows ``r`` (float64), ``rc = r @ cov_item`` and each
+    row's mean score ``mu``: each row divided by its standard deviation
+    ``sqrt(max(Σ rc·r, 1e-12))`` (summed as numpy's row reduction does), its last entry
+    less ``mu / sd``, rounded to float32."""
+    m, k = r.shape
+    out = np.empty((m, k), np.float32)
+    prod = np.empty(k)
+    for i in range(m):
+        for j in range(k):
+            prod[j] = rc[i, j] * r[i, j]
+        var = _pairwise_sum(prod, 0, k)
+        sd = np.sqrt(1e-12 if var < 1e-12 else var)
+        for j in range(k - 1):
+            out[i, j] = np.float32(r[i, j] / sd)
+        out[i, k - 1] = np.float32(r[i, k - 1] / sd - mu[i] / sd)
+    return out
+
+
 def warm_up() -> None:
     """Run every kernel once on a tiny input: the first call of a dispatcher resolves its
     overload, so a worker does that before its first request."""
@@ -771,3 +792,4 @@ def warm_up() -> None:
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))
     taste_from_cov(np.eye(2))
+    fold(np.eye(2), np.eye(2), np.ones(2))

@@ -221,10 +221,9 @@ class Recommender:
         if r is None:
             r = rows.astype(np.float64)
             rc = r @ self.cov_item
-        mu, sd = self._moments(r, rc)
-        folded = r / sd[:, None]
-        folded[:, -1] -= mu / sd
-        return folded.astype(np.float32)
+        # the mean through numpy's product (BLAS's order of additions), the rest compiled
+        r = np.ascontiguousarray(r, dtype=np.float64)
+        return kernels.fold(r, np.ascontiguousarray(rc, dtype=np.float64), r @ self.mean_item)
 
     def z_scores(self, rows: np.ndarray, r: np.ndarray | None = None,
                  rc: np.ndarray | None = None) -> np.ndarray:

@@ -8,7 +8,8 @@ import pytest
 
 from app.recommender import attribution, kernels, ordering, strategies
 from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
-from tests.support.reference_kernels import (fair_reference, for_members_reference,
+from tests.support.reference_kernels import (fair_reference, folded_reference,
+                                             for_members_reference,
                                              greedy_fill_reference, taste_match_reference,
                                              thresholds_reference,
                                              listening_order_reference, own_pools_reference,
@@ -152,7 +153,7 @@ def test_kernels_are_compiled_once_for_fixed_types():
     for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
                    kernels.separate_artists, kernels.turn_pools, kernels.own_pools,
                    kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
-                   kernels.for_members, kernels.taste_from_cov):
+                   kernels.for_members, kernels.taste_from_cov, kernels.fold):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
@@ -256,3 +257,18 @@ def test_taste_match_kernel_equals_numpys_steps():
         got = kernels.taste_from_cov(np.ascontiguousarray(rc @ r.T))
         want = taste_match_reference(rc, r)
         assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), trial
+
+
+def test_folded_rows_equal_numpys_steps():
+    rng = np.random.default_rng(800)
+    for trial in range(300):
+        m, k = int(rng.integers(1, 12)), int(rng.choice([3, 8, 34, 130, 300]))
+        r = rng.standard_normal((m, k)).astype(np.float32).astype(np.float64)
+        if trial % 7 == 0:  # a row with no spread: the floor of the variance
+            r[0] = 0.0
+        cov_item = np.cov(rng.standard_normal((k, 2 * k)))
+        mean_item = rng.standard_normal(k)
+        rc = r @ cov_item
+        got = kernels.fold(r, rc, r @ mean_item)
+        want = folded_reference(r, rc, mean_item)
+        assert got.dtype == want.dtype and np.array_equal(got, want), trial

@@ -407,3 +407,12 @@ def taste_match_reference(rc: np.ndarray, r: np.ndarray) -> np.ndarray:
     d = np.sqrt(np.maximum(np.diag(cov), 1e-12))
     corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
     return ((corr + 1.0) / 2.0).astype(np.float32)
+
+
+def folded_reference(r: np.ndarray, rc: np.ndarray, mean_item: np.ndarray) -> np.ndarray:
+    """``Recommender.folded``: rows whose product with the items is already standardised."""
+    var = np.add.reduce(rc * r, axis=1)
+    mu, sd = r @ mean_item, np.sqrt(np.maximum(var, 1e-12))
+    folded = r / sd[:, None]
+    folded[:, -1] -= mu / sd
+    return folded.astype(np.float32)
