@@ -18,7 +18,9 @@ with its attribution, then the listening order, as the playlist service calls th
 checkout and for ``--reference-root`` (another checkout, e.g. a worktree of an older commit).
 Each side runs in its own process on the same synthetic world and the same groups; the parent
 alternates short blocks between them, so both see the same machine load, and checks that both
-built the same playlists.
+built the same playlists. In the same blocks this checkout's side also times the floor (one
+``gemv`` pass of each member's row over the serving matrix, right after each build) and the
+seed's own code path (``--reference-repeats`` per block), and prints the build's ratios to both.
 """
 from __future__ import annotations
 
@@ -191,8 +193,9 @@ def build_worker(args) -> int:
 
     threadpool_limits(1)
     rules = Rules(length=args.length)
-    model, catalogue, _, _ = synthetic_world(args.tracks[0], args.users, args.components)
+    model, catalogue, uf, itf = synthetic_world(args.tracks[0], args.users, args.components)
     rec = Recommender(model, catalogue, version="bench")
+    lf = reference_lightfm(model, uf, itf)
     import app
 
     print(json.dumps({"ready": str(Path(app.__file__).parent.parent)}), flush=True)
@@ -203,12 +206,22 @@ def build_worker(args) -> int:
         seen = json.dumps([result.indices, order, result.turns, result.for_members,
                            np.asarray(result.member_scores, np.float32).tobytes().hex(),
                            np.asarray(result.member_fit, np.float32).tobytes().hex()])
-        samples = []
+        samples, floor, seed = [], [], []
+        rows = rec.folded(np.array([m.row for m in members], dtype=np.float32))
+        out = np.empty((len(rows), rec.items_t.shape[1]), np.float32)
         for _ in range(ask["repeats"]):
             t0 = time.perf_counter()
             build(rec, members, rules, args.strategy)
-            samples.append(time.perf_counter() - t0)
-        print(json.dumps({"samples": samples,
+            t1 = time.perf_counter()
+            for i, row in enumerate(rows):  # the floor: one gemv pass per member
+                np.dot(row, rec.items_t, out=out[i])
+            floor.append(time.perf_counter() - t1)
+            samples.append(t1 - t0)
+        for _ in range(ask.get("seed", 0)):  # the seed's own code path on the same group
+            t0 = time.perf_counter()
+            reference_playlist(lf, ask["users"], catalogue.item_ids, uf, itf, args.length)
+            seed.append(time.perf_counter() - t0)
+        print(json.dumps({"samples": samples, "floor": floor, "seed": seed,
                           "playlist": hashlib.sha256(seen.encode()).hexdigest()}), flush=True)
     return 0
 
@@ -237,23 +250,33 @@ def build_comparison(args) -> int:
           f"{args.tracks[0]:,} tracks, length {args.length}, BLAS threads=1, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"sides: {roots}")
+    print("floor: one gemv pass per member of the serving matrix, timed right after each "
+          "build; seed: LightFM.predict per member + pandas ranks + mean rank (the original "
+          f"system), {args.reference_repeats} per block on this side")
     print(f"{'members':>8} {'this p50 ms':>12} {'this p95 ms':>12} {'ref p50 ms':>11} "
-          f"{'ref p95 ms':>11} {'ref/this':>9}  same playlists")
+          f"{'ref p95 ms':>11} {'ref/this':>9} {'floor p50':>10} {'this/floor':>11} "
+          f"{'seed p50':>9} {'seed/this':>10}  same playlists")
     rng = np.random.default_rng(1)
     block = 25
     for m in args.members:
         users = rng.choice(args.users, size=m, replace=False).tolist()
         samples = {side: [] for side in workers}
         prints = {side: set() for side in workers}
+        floor, seed = [], []
         for r in range(max(1, args.repeats // block)):
             sides = list(workers) if r % 2 == 0 else list(workers)[::-1]
             for side in sides:
                 w = workers[side]
-                w.stdin.write(json.dumps({"users": users, "repeats": block}) + "\n")
+                w.stdin.write(json.dumps({
+                    "users": users, "repeats": block,
+                    "seed": args.reference_repeats if side == "this" else 0}) + "\n")
                 w.stdin.flush()
                 answer = json.loads(w.stdout.readline())
                 samples[side] += answer["samples"]
                 prints[side].add(answer["playlist"])
+                if side == "this":
+                    floor += answer["floor"]
+                    seed += answer["seed"]
         stats = {}
         for side, xs in samples.items():
             xs.sort()
@@ -262,8 +285,11 @@ def build_comparison(args) -> int:
         ref = stats.get("reference", (float("nan"), float("nan")))
         same = ("yes" if len(set().union(*prints.values())) == 1 else "NO") if len(
             workers) > 1 else "-"
+        fl = statistics.median(floor) * 1e3
+        sd = statistics.median(seed) * 1e3 if seed else float("nan")
         print(f"{m:>8} {this[0]:>12.3f} {this[1]:>12.3f} {ref[0]:>11.3f} {ref[1]:>11.3f} "
-              f"{ref[0] / this[0]:>8.2f}x  {same}", flush=True)
+              f"{ref[0] / this[0]:>8.2f}x {fl:>10.3f} {this[0] / fl:>10.2f}x {sd:>9.1f} "
+              f"{sd / this[0]:>9.0f}x  {same}", flush=True)
     for w in workers.values():
         w.stdin.close()
         w.wait()
@@ -284,7 +310,8 @@ def main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=1100)
     ap.add_argument("--length", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=200)
-    ap.add_argument("--reference-repeats", type=int, default=5)
+    ap.add_argument("--reference-repeats", type=int, default=5,
+                    help="Runs of the seed's code path (per block with --build).")
     ap.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=STRATEGIES)
     ap.add_argument("--all-strategies", action="store_true",
                     help="Also time every strategy for the largest group.")

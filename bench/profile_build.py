@@ -6,9 +6,10 @@ Builds playlists as ``bench_scoring.py --build`` does (``recommend``, then the l
 on the same synthetic 20,000-track world, with the stages' functions wrapped in timers, and
 prints per stage the median time per build. ``--root`` is the checkout whose ``app`` is
 imported, so the same breakdown can be taken of an older commit. Stages nest: the turns include
-the fair fill (and, in older code, the own pools); ``other`` is the build minus the top-level
-stages (row stacking, skip penalties, the liking of the chosen tracks, the favourites'
-comparison, the result).
+the fair fill (and, in older code, the own pools); where the turns and the pools run compiled
+(``kernels.turn_picks``, ``kernels.turn_pools``), their fill and own pools are inside those
+kernels and show 0 here. ``other`` is the build minus the top-level stages (row stacking, skip
+penalties, the liking of the chosen tracks, the favourites' comparison, the result).
 """
 from __future__ import annotations
 

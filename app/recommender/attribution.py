@@ -12,7 +12,11 @@ of z, no gather, when no filter applies); bench/RESULTS.md has the measured cost
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from app.recommender import kernels
 
 FAVOURITE_SHARE = 0.02
 SAMPLE_SIZE = 2048
@@ -33,8 +37,10 @@ def thresholds(z_sample: np.ndarray, share: float = FAVOURITE_SHARE) -> np.ndarr
     m, s = z_sample.shape
     if s == 0:
         return np.full(m, np.inf, np.float32)
-    k = min(s, max(1, int(np.ceil(share * s))))
-    return np.partition(z_sample, s - k, axis=1)[:, s - k]
+    k = min(s, max(1, math.ceil(share * s)))
+    if z_sample.dtype != np.float32:
+        return np.partition(z_sample, s - k, axis=1)[:, s - k]
+    return kernels.kth_largest_rows(z_sample, k)  # the same value, without sorting the rest
 
 
 def favourites(z_chosen: np.ndarray, limits: np.ndarray) -> np.ndarray:
@@ -45,9 +51,14 @@ def favourites(z_chosen: np.ndarray, limits: np.ndarray) -> np.ndarray:
 def for_members(turns: list[int], favourite: np.ndarray | None) -> list[list[int]]:
     """Per track, the sorted member positions it is for: its turn member (when any) and every
     member it is a favourite of (``favourite``: members x playlist, or None)."""
-    out: list[set[int]] = [set() if t is None or t < 0 else {int(t)} for t in turns]
-    if favourite is not None:
-        tracks, members = np.nonzero(favourite.T)
-        for t, j in zip(tracks.tolist(), members.tolist()):
-            out[t].add(j)
-    return [sorted(s) for s in out]
+    n = len(turns)
+    turn = np.fromiter((-1 if t is None else t for t in turns), np.int64, n)
+    fav = (np.zeros((0, n), bool) if favourite is None
+           else np.ascontiguousarray(favourite, dtype=bool))
+    if fav.shape[1] > n:
+        raise ValueError("favourite has more tracks than turns")
+    if fav.shape[1] < n:  # tracks past its columns are nobody's favourite
+        fav = np.hstack([fav, np.zeros((len(fav), n - fav.shape[1]), bool)])
+    ptr, who = kernels.for_members(turn, fav)
+    who, ptr = who.tolist(), ptr.tolist()
+    return [who[ptr[t]:ptr[t + 1]] for t in range(n)]

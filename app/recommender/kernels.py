@@ -5,6 +5,14 @@ step costs more in interpreter overhead and small numpy calls than in arithmetic
 run the same steps on arrays, in the same order of floating-point operations (no fast-math),
 so they return the same playlists bit for bit as the plain code they replace (kept in
 ``tests/support/reference_kernels.py``, which the tests compare against on random inputs).
+Beyond the loops, the passes of the default strategy over the catalogue (its candidate and
+own pools), its turns, the favourite thresholds of the attribution and the taste match run
+here too: there a dozen numpy calls of a few microseconds each cost more than the work. A
+selection of "the k best" is made by value (the k-th best score, then every score at or above
+it), which is the set numpy's partition gives unless that score is shared across the cut;
+that case is reported back and left to numpy (``strategies._turn_pools``). Arithmetic that
+numpy hands to BLAS or to its own vectorised ``tanh`` stays in numpy: its last bits are not
+reproducible here.
 
 Every kernel the wrappers call has an explicit signature, so it is compiled (or loaded from
 numba's on-disk cache) when this module is imported, before the workers start, and a call with
@@ -305,6 +313,465 @@ def listening_order(ptr, members, artist, audio, smooth_weight, width):
     return separate_artists(order, artist)
 
 
+_F32 = "float32[:, ::1]"
+_B = "boolean[::1]"
+_EXCLUDED32 = np.float32(-1e9)  # ``strategies._EXCLUDED`` as a float32 score
+
+
+@njit(cache=True, nogil=True)
+def _kth_largest(x, k):
+    """The ``k``-th largest of ``x`` (``1 <= k <= len(x)``) as a value: what
+    ``np.partition(x, len(x) - k)[len(x) - k]`` reads. The best ``k`` seen are kept in a small
+    ascending buffer whose first entry is the answer; a row holding NaN (which numpy sorts
+    last, as the largest) takes numba's own partition, which orders NaN the same way."""
+    n = len(x)
+    if k > 48:  # the buffer's insertions cost k each: a selection does better
+        return np.partition(x.copy(), n - k)[n - k]
+    for i in range(n):
+        if x[i] != x[i]:
+            return np.partition(x.copy(), n - k)[n - k]
+    buf = np.empty(k, x.dtype)
+    for i in range(k):  # insertion sort of the first k
+        v = x[i]
+        j = i
+        while j > 0 and buf[j - 1] > v:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = v
+    for i in range(k, n):
+        v = x[i]
+        if v > buf[0]:
+            j = 0
+            while j + 1 < k and buf[j + 1] < v:
+                buf[j] = buf[j + 1]
+                j += 1
+            buf[j] = v
+    return buf[0]
+
+
+@njit(f"float32[::1](float32[:, :], int64)", cache=True, nogil=True)
+def kth_largest_rows(x, k):
+    """Per row of ``x`` its ``k``-th largest value (``attribution.thresholds``)."""
+    m, s = x.shape
+    out = np.empty(m, np.float32)
+    row = np.empty(s, np.float32)
+    for q in range(m):
+        for i in range(s):
+            row[i] = x[q, i]
+        out[q] = _kth_largest(row, k)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _pool_pick(score, passed, kk, is_cand, bit):
+    """``best``'s exact selection of the ``kk`` best of the ``passed`` entries of ``score``,
+    marked in ``is_cand``: the entries at or above the ``kk``-th best value. When that value is
+    shared across the cut (argpartition would choose among equals), nothing is marked and
+    ``bit`` is returned, so that the caller makes numpy's own choice; -1 when fewer than ``kk``
+    passed, 0 when marked."""
+    count = 0
+    for i in range(len(passed)):
+        if passed[i]:
+            count += 1
+    if count < kk:
+        return -1
+    vals = np.empty(count, np.float32)
+    c = 0
+    for i in range(len(passed)):
+        if passed[i]:
+            vals[c] = score[i]
+            c += 1
+    v = _kth_largest(vals, kk)
+    above = 0
+    for i in range(count):
+        if vals[i] >= v:
+            above += 1
+    if above != kk or v != v:
+        return bit
+    for i in range(len(passed)):
+        if passed[i] and score[i] >= v:
+            is_cand[i] = True
+    return 0
+
+
+@njit(f"boolean[::1]({_F32}, {_B}, int64)", cache=True, nogil=True)
+def own_pools(z, allowed, own_k):
+    """``strategies._own_pools``: the tracks at or above some member's threshold, the
+    ``own_k``-th best of every ``max(1, n // 512)``-th score of the member's row, and allowed
+    (``allowed`` empty: no filter)."""
+    m, n = z.shape
+    own = np.zeros(n, np.bool_)
+    stride = max(1, n // 512)
+    for q in range(m):
+        t_q = _kth_largest(z[q, ::stride].copy(), own_k)
+        for t in range(n):
+            if z[q, t] >= t_q:
+                own[t] = True
+    if len(allowed) > 0:
+        for t in range(n):
+            own[t] = own[t] and allowed[t]
+    return own
+
+
+@njit(cache=True, nogil=True)
+def _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
+    """The lists of ``strategies._turn_pools`` in a few passes over the catalogue: the group's
+    sum and minimum per track (rows added in order, as numpy's reduction over the first axis
+    does), each pool's sampled threshold (the 32nd best of every ``stride``-th score), every
+    member's own threshold (``_own_pools``: the ``own_k``-th best of every
+    ``max(1, n // 512)``-th score), and the tracks that pass any of them, listed once.
+    ``allowed`` empty: no filter. Returns the listed tracks, which of them are in some member's
+    own pool, which are candidates (the filter not yet applied), the two pools' scores and
+    passes over the listed tracks, and a status: -1 when a pool has fewer tracks than it takes
+    or a score is NaN (the caller takes the plain path), else a bit per pool whose exact
+    selection met a tie across its cut (bit 1: the sum, bit 2: the minimum), left for the
+    caller to make with numpy."""
+    m, n = z.shape
+    filt = len(allowed) > 0
+    ssum = z[0].copy()
+    smin = z[0].copy()
+    for q in range(1, m):
+        for t in range(n):
+            v = z[q, t]
+            ssum[t] += v
+            smin[t] = min(smin[t], v)
+    nan = False
+    for t in range(n):  # a NaN score anywhere makes its track's sum NaN
+        nan |= ssum[t] != ssum[t]
+    if nan:  # numpy's minimum keeps NaN, and numpy's selections sort it last: plain path
+        return (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_),
+                np.zeros((2, 0), np.float32), np.zeros((2, 0), np.bool_), -1)
+    if filt:
+        for t in range(n):
+            if not allowed[t]:
+                ssum[t] = _EXCLUDED32
+                smin[t] = _EXCLUDED32
+    thr_sum = _kth_largest(ssum[::stride_sum].copy(), 32)
+    thr_min = _kth_largest(smin[::stride_min].copy(), 32)
+    own = own_pools(z, allowed, own_k)
+    mark = np.empty(n, np.uint8)  # branch-free: these loops vectorise
+    for t in range(n):
+        mark[t] = np.uint8(own[t]) | np.uint8(ssum[t] >= thr_sum) | np.uint8(smin[t] >= thr_min)
+    count = 0
+    for t in range(n):
+        count += mark[t]
+    listed = np.empty(count + 1, np.int64)
+    c = 0
+    for t in range(n):
+        listed[c] = t
+        c += mark[t]
+    listed = listed[:count]
+    own_l = np.empty(count, np.bool_)
+    score = np.empty((2, count), np.float32)
+    passed = np.empty((2, count), np.bool_)
+    for c in range(count):
+        t = listed[c]
+        own_l[c] = own[t]
+        score[0, c] = ssum[t]
+        score[1, c] = smin[t]
+        passed[0, c] = ssum[t] >= thr_sum
+        passed[1, c] = smin[t] >= thr_min
+    is_cand = np.zeros(count, np.bool_)
+    status = 0
+    for p, kk in ((0, size_sum), (1, size_min)):
+        got = _pool_pick(score[p], passed[p], kk, is_cand, p + 1)
+        if got < 0:
+            return listed, own_l, is_cand, score, passed, -1
+        status |= got
+    return listed, own_l, is_cand, score, passed, status
+
+
+_POOLS_IN = f"({_F32}, {_B}, int64, int64, int64, int64, int64)"
+
+
+@njit(f"Tuple(({_I}, {_I}, boolean[::1], int64)){_POOLS_IN}", cache=True, nogil=True)
+def turn_pools(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
+    """``strategies._turn_pools``: the candidates, the sorted union of candidates and own
+    pools, which of those are candidates, and ``_pool_lists``' status; when that is not 0, the
+    three arrays are empty (the caller takes the plain path, or ``turn_pool_lists`` for a
+    tie)."""
+    listed, own, is_cand, _, _, status = _pool_lists(z, allowed, size_sum, size_min,
+                                                     stride_sum, stride_min, own_k)
+    if status != 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.bool_), status
+    n_cand = 0
+    n_wide = 0
+    for i in range(len(listed)):
+        if len(allowed) > 0 and not allowed[listed[i]]:
+            is_cand[i] = False
+        n_cand += is_cand[i]
+        n_wide += is_cand[i] or own[i]
+    cand = np.empty(n_cand, np.int64)
+    wide = np.empty(n_wide, np.int64)
+    in_cand = np.empty(n_wide, np.bool_)
+    a = 0
+    b = 0
+    for i in range(len(listed)):
+        if is_cand[i]:
+            cand[a] = listed[i]
+            a += 1
+        if is_cand[i] or own[i]:
+            wide[b] = listed[i]
+            in_cand[b] = is_cand[i]
+            b += 1
+    return cand, wide, in_cand, status
+
+
+@njit(f"Tuple(({_I}, boolean[::1], boolean[::1], float32[:, ::1], boolean[:, ::1], int64))"
+      f"{_POOLS_IN}", cache=True, nogil=True)
+def turn_pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
+    """``_pool_lists`` itself, for the caller to settle a tie across a pool's cut."""
+    return _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k)
+
+
+@njit(f"Tuple(({_F32}, boolean[:, ::1], boolean[:, ::1], int64[::1]))"
+      f"({_F32}, {_I}, {_B}, int64, {_I}, {_I}, int64)", cache=True, nogil=True)
+def turn_favourites(z, wide, in_cand, k, known_ptr, known, known_k):
+    """The first half of ``strategies._turns``: the group's scores on the ``wide`` columns
+    (candidates and own pools), every member's favourites there (at or above their ``k``-th
+    best), and the columns worth keeping (candidates and anyone's favourites). ``known``:
+    per member ``known[known_ptr[q]:known_ptr[q + 1]]``, their heaviest known tracks (an
+    empty ``known_ptr``: none), whose tracks also in the member's top ``known_k`` of the wide
+    columns are their agreed favourites, and favourites too. Returns the kept columns' scores,
+    favourites and agreed favourites (members x kept; no rows for agreed without ``known``) and
+    the kept positions in ``wide``."""
+    m, n = z.shape
+    c = len(wide)
+    ranked = np.empty((m, c), np.float32)
+    for q in range(m):
+        for i in range(c):
+            ranked[q, i] = z[q, wide[i]]
+    fav = np.zeros((m, c), np.bool_)
+    k = min(k, c)
+    known_k = min(known_k, c)
+    for q in range(m if k > 0 else 0):
+        t_q = _kth_largest(ranked[q], k)
+        for i in range(c):
+            fav[q, i] = ranked[q, i] >= t_q
+    with_known = len(known_ptr) > 0
+    agreed = np.zeros((m if with_known else 0, c), np.bool_)
+    if with_known:
+        mark = np.zeros(n, np.bool_)
+        for q in range(m):
+            lo, hi = known_ptr[q], known_ptr[q + 1]
+            if hi <= lo or c == 0:
+                continue
+            for i in range(lo, hi):
+                if 0 <= known[i] < n:
+                    mark[known[i]] = True
+            t_q = _kth_largest(ranked[q], known_k)
+            for i in range(c):
+                if ranked[q, i] >= t_q and mark[wide[i]]:
+                    agreed[q, i] = True
+                    fav[q, i] = True
+            for i in range(lo, hi):
+                if 0 <= known[i] < n:
+                    mark[known[i]] = False
+    n_keep = 0
+    keep = np.empty(c, np.int64)
+    for i in range(c):
+        hit = in_cand[i]
+        for q in range(m):
+            hit = hit or fav[q, i]
+        if hit:
+            keep[n_keep] = i
+            n_keep += 1
+    keep = keep[:n_keep]
+    zc = np.empty((m, n_keep), np.float32)
+    fav_k = np.empty((m, n_keep), np.bool_)
+    agreed_k = np.empty((agreed.shape[0], n_keep), np.bool_)
+    for q in range(m):
+        for i in range(n_keep):
+            zc[q, i] = ranked[q, keep[i]]
+            fav_k[q, i] = fav[q, keep[i]]
+    for q in range(agreed.shape[0]):
+        for i in range(n_keep):
+            agreed_k[q, i] = agreed[q, keep[i]]
+    return zc, fav_k, agreed_k, keep
+
+
+@njit(f"Tuple((int64[::1], int64[::1]))(float64[:, ::1], boolean[:, ::1], boolean[:, ::1],"
+      f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean)",
+      cache=True, nogil=True)
+def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, own_weight,
+               agreed_bonus, fill_delta, in_logs_fill):
+    """The turns of ``strategies._turns`` and their fill, on the kept columns: ``lk`` the
+    members' liking (float64), ``fav`` / ``agreed`` their favourites and agreed favourites
+    (no rows: none), ``share`` each member's turns. A member's picks are their favourites by
+    the group's mean liking plus ``own_weight`` times their own (plus ``agreed_bonus`` for an
+    agreed one), best first, ties to the earlier column; the next turn goes to the member with
+    the fewest turns, then the lowest running fit, then the lowest position. After the turns,
+    ``fair`` with ``fill_delta`` fills the rest from the running fits (``in_logs_fill``: in
+    logarithms). Returns the kept
+    positions in playlist order and, per track, the member whose turn took it (-1: the fill)."""
+    m, c = lk.shape
+    with_agreed = agreed.shape[0] > 0
+    # the favourite columns, and each member's favourites among them (``np.nonzero``'s order)
+    is_f = np.zeros(c, np.bool_)
+    for q in range(m):
+        for i in range(c):
+            if fav[q, i]:
+                is_f[i] = True
+    f_cols = np.flatnonzero(is_f)
+    nf = len(f_cols)
+    mean = np.empty(nf)
+    for j in range(nf):  # ``column_mean``: rows added in order, then divided by m
+        v = lk[0, f_cols[j]]
+        for q in range(1, m):
+            v += lk[q, f_cols[j]]
+        mean[j] = v / m
+    ptr = np.zeros(m + 1, np.int64)
+    for q in range(m):
+        cnt = 0
+        for j in range(nf):
+            if fav[q, f_cols[j]]:
+                cnt += 1
+        ptr[q + 1] = ptr[q] + cnt
+    picks = np.empty(ptr[m], np.int64)  # favourite indices, member by member, best first
+    for q in range(m):
+        lo, hi = ptr[q], ptr[q + 1]
+        cols = np.empty(hi - lo, np.int64)
+        neg = np.empty(hi - lo)
+        x = 0
+        for j in range(nf):
+            f = f_cols[j]
+            if fav[q, f]:
+                v = mean[j] + own_weight * lk[q, f]
+                if with_agreed:
+                    v = v + agreed_bonus * (1.0 if agreed[q, f] else 0.0)
+                cols[x] = j
+                neg[x] = -v
+                x += 1
+        order = np.argsort(neg, kind="mergesort")  # stable: ties keep the column order
+        for x in range(hi - lo):
+            picks[lo + x] = cols[order[x]]
+    nxt = ptr[:m].copy()
+    count = np.zeros(m, np.int64)
+    repeats = np.zeros(m, np.int64)
+    total = np.zeros(m)
+    used = np.zeros(nf, np.bool_)
+    out = np.empty(min(c, max(length, 0)), np.int64)
+    turns = np.full(len(out), -1, np.int64)
+    new_song = np.empty(len(out), np.int64)
+    new_artist = np.empty(len(out), np.int64)
+    taken_col = np.zeros(c, np.bool_)
+    none = np.zeros(0, np.int64)
+    n = 0
+    while n < length:
+        j = -1
+        for q in range(m):  # the needy member with the fewest turns, then the lowest fit
+            if count[q] < share[q] and nxt[q] < ptr[q + 1]:
+                if j < 0 or count[q] < count[j] or (count[q] == count[j] and total[q] < total[j]):
+                    j = q
+        if j < 0:
+            break
+        f = picks[nxt[j]]
+        nxt[j] += 1
+        if used[f]:
+            continue
+        col = f_cols[f]
+        is_agreed = with_agreed and agreed[j, col]
+        if is_agreed and repeats[j] >= known_limit:
+            continue  # not used: another member may still take it as a favourite
+        used[f] = True
+        s, a = song[col], artist[col]
+        got = _artist_count(a, n, new_artist, none, none, new_song, none, s)
+        if got < 0 or got >= cap:
+            continue
+        out[n] = col
+        turns[n] = j
+        new_song[n] = s
+        new_artist[n] = a
+        taken_col[col] = True
+        n += 1
+        count[j] += 1
+        if is_agreed:
+            repeats[j] += 1
+        for q in range(m):
+            total[q] += lk[q, col]
+    if n < length:
+        rest = np.flatnonzero(~taken_col)
+        lk_rest = np.empty((m, len(rest)))
+        for q in range(m):
+            for i in range(len(rest)):
+                lk_rest[q, i] = lk[q, rest[i]]
+        fit = np.empty(m)
+        for q in range(m):  # A = (s + 1)·δ + what members got so far
+            fit[q] = fill_delta * (n + 1) + total[q]
+        picked = fair(lk_rest, fit, fill_delta, song[rest], artist[rest], new_song[:n],
+                      new_artist[:n], np.ones(n, np.int64), cap, length - n, in_logs_fill)
+        for i in range(len(picked)):
+            out[n + i] = rest[picked[i]]
+        n += len(picked)
+    return out[:n], turns[:n]
+
+
+@njit(f"Tuple(({_I}, {_I}))({_I}, boolean[:, ::1])", cache=True, nogil=True)
+def for_members(turn, fav):
+    """``attribution.for_members``: per track ``t``, the members ``who[ptr[t]:ptr[t + 1]]``,
+    ascending, it is for: its ``turn`` member (-1: none) and every member whose favourite it is
+    (``fav``: members x tracks; no rows: none)."""
+    n = len(turn)
+    m = fav.shape[0]
+    width = m
+    for t in range(n):
+        width = max(width, turn[t] + 1)
+    ptr = np.zeros(n + 1, np.int64)
+    who = np.empty(n * width, np.int64)
+    c = 0
+    for t in range(n):
+        for j in range(width):
+            if j == turn[t] or (j < m and fav[j, t]):
+                who[c] = j
+                c += 1
+        ptr[t + 1] = c
+    return ptr, who[:c].copy()
+
+
+@njit("float32[:, ::1](float64[:, ::1])", cache=True, nogil=True)
+def taste_from_cov(cov):
+    """``Recommender.taste_match`` from the members' score covariance: the correlation
+    ``cov / (d dᵀ)`` with ``d = sqrt(max(diag, 1e-12))``, clipped to [-1, 1], mapped to 0-1
+    as ``(corr + 1) / 2`` and rounded to float32, with numpy's operations one by one (a NaN
+    stays NaN, as through ``np.maximum`` and ``np.clip``)."""
+    m = cov.shape[0]
+    d = np.empty(m)
+    for i in range(m):
+        v = cov[i, i]
+        d[i] = np.sqrt(1e-12 if v < 1e-12 else v)
+    out = np.empty((m, m), np.float32)
+    for i in range(m):
+        for j in range(m):
+            c = cov[i, j] / (d[i] * d[j])
+            if c < -1.0:
+                c = -1.0
+            if c > 1.0:
+                c = 1.0
+            out[i, j] = np.float32((c + 1.0) / 2.0)
+    return out
+
+
+@njit("float32[:, ::1](float64[:, ::1], float64[:, ::1], float64[::1])", cache=True,
+      nogil=True)
+def fold(r, rc, mu):
+    """``Recommender.folded`` from the rows ``r`` (float64), ``rc = r @ cov_item`` and each
+    row's mean score ``mu``: each row divided by its standard deviation
+    ``sqrt(max(Σ rc·r, 1e-12))`` (summed as numpy's row reduction does), its last entry
+    less ``mu / sd``, rounded to float32."""
+    m, k = r.shape
+    out = np.empty((m, k), np.float32)
+    prod = np.empty(k)
+    for i in range(m):
+        for j in range(k):
+            prod[j] = rc[i, j] * r[i, j]
+        var = _pairwise_sum(prod, 0, k)
+        sd = np.sqrt(1e-12 if var < 1e-12 else var)
+        for j in range(k - 1):
+            out[i, j] = np.float32(r[i, j] / sd)
+        out[i, k - 1] = np.float32(r[i, k - 1] / sd - mu[i] / sd)
+    return out
+
+
 def warm_up() -> None:
     """Run every kernel once on a tiny input: the first call of a dispatcher resolves its
     overload, so a worker does that before its first request."""
@@ -314,3 +781,15 @@ def warm_up() -> None:
     fair(np.ones((2, 2)), np.ones(2), 0.1, i, i, e, e, e, 1, 2, False)
     listening_order(np.array([0, 1, 2], np.int64), np.array([0, 1], np.int64), i,
                     np.ones((2, 2)), 0.25, 2)
+    z = np.arange(8, dtype=np.float32).reshape(2, 4)
+    no = np.zeros(0, np.bool_)
+    turn_pools(z, no, 1, 1, 1, 1, 1)
+    own_pools(z, no, 1)
+    zc, fav, agreed, keep = turn_favourites(z, np.arange(4, dtype=np.int64), np.ones(4, np.bool_),
+                                            1, e, e, 1)
+    turn_picks(zc.astype(np.float64), fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
+               0.1, False)
+    kth_largest_rows(z, 1)
+    for_members(i, np.zeros((2, 2), np.bool_))
+    taste_from_cov(np.eye(2))
+    fold(np.eye(2), np.eye(2), np.ones(2))

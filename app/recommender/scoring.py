@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from app.lru import LRU
-from app.recommender import attribution
+from app.recommender import attribution, kernels
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.idmap import IdMap
@@ -222,10 +222,9 @@ class Recommender:
         if r is None:
             r = rows.astype(np.float64)
             rc = r @ self.cov_item
-        mu, sd = self._moments(r, rc)
-        folded = r / sd[:, None]
-        folded[:, -1] -= mu / sd
-        return folded.astype(np.float32)
+        # the mean through numpy's product (BLAS's order of additions), the rest compiled
+        r = np.ascontiguousarray(r, dtype=np.float64)
+        return kernels.fold(r, np.ascontiguousarray(rc, dtype=np.float64), r @ self.mean_item)
 
     def z_scores(self, rows: np.ndarray, r: np.ndarray | None = None,
                  rc: np.ndarray | None = None) -> np.ndarray:
@@ -260,10 +259,7 @@ class Recommender:
         if r is None:
             r = rows.astype(np.float64)
             rc = r @ self.cov_item
-        cov = rc @ r.T
-        d = np.sqrt(np.maximum(np.diag(cov), 1e-12))
-        corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
-        return ((corr + 1.0) / 2.0).astype(np.float32)
+        return kernels.taste_from_cov(np.ascontiguousarray(rc @ r.T))
 
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
                   *, exact: bool = False, known_limit: int | None = None) -> GroupPlaylist:

@@ -22,7 +22,6 @@ the turns by each member's own history (``evidence.py``).
 """
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 
@@ -355,17 +354,28 @@ def _own_pools(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
     at once. Each threshold comes from a strided sample of the member's row, as in ``best``,
     set so that about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that
     misjudged the row badly, where the exact selection that follows takes the best tracks it
-    has. ``z >= t`` decides exactly as ``z - t >= 0`` did (IEEE subtraction is zero only for
-    equal numbers) without writing the difference."""
+    has (``kernels.own_pools``)."""
     m, n = z.shape
-    stride = max(1, n // 512)
-    sample = z[:, ::stride]
-    s = sample.shape[1]
-    r = s - max(1, min(s, (6 * k * s) // n))
-    above = (z >= np.partition(sample, r, axis=1)[:, r:r + 1]).any(axis=0)
-    if allowed is not None:
-        above &= allowed
-    return above
+    return kernels.own_pools(as_f32(z), _allowed(allowed), _own_k(n, k))
+
+
+def _own_k(n: int, k: int) -> int:
+    """``_own_pools``: which best of a member's sampled scores is their threshold."""
+    s = len(range(0, n, max(1, n // 512)))
+    return max(1, min(s, (6 * k * s) // n))
+
+
+def as_f32(x) -> np.ndarray:
+    """``x`` as the kernels' contiguous float32 matrix (no copy when it already is one)."""
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+_NO_FILTER = np.zeros(0, dtype=bool)
+
+
+def _allowed(allowed: np.ndarray | None) -> np.ndarray:
+    """The filter as the kernels take it: an empty mask for none."""
+    return _NO_FILTER if allowed is None else np.ascontiguousarray(allowed, dtype=bool)
 
 
 def favourite_count(n: int, length: int) -> int:
@@ -379,33 +389,33 @@ def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
     (``_own_pools``) from one pass over the catalogue's marks: the sampled thresholds of the
     mean and minimum pools and of the members' own tracks are applied to the whole catalogue,
     their union is listed once, and the exact selections of ``best`` run on that short list
-    (the same tracks in the same order as ``best`` sees them). Returns the candidates, the
-    sorted union of candidates and own pools, and which of those are candidates; None when a
-    pool would take ``best``'s fallback (the caller then takes the plain path)."""
+    (the same tracks as ``best`` selects). Returns the candidates, the sorted union of
+    candidates and own pools, and which of those are candidates; None when a pool would take
+    ``best``'s fallback (the caller then takes the plain path).
+
+    The passes run in ``kernels.turn_pools``. Its exact selection takes the tracks at or above
+    the pool's ``kk``-th best score, which is ``argpartition``'s set unless that score is shared
+    across the cut; there ``argpartition`` itself chooses among the equals, as before."""
     n = z.shape[1]
     half = max(size // 2, 1)
-    pools = []
-    for score, kk in ((z.sum(axis=0), 2 * size), (z.min(axis=0), half)):
+    strides = []
+    for kk in (2 * size, half):
         stride = kk // 8
         if kk >= n or not (stride >= 2 and 8 * kk < n):
             return None
-        if allowed is not None:
-            score = np.where(allowed, score, _EXCLUDED)
-        sample = score[::stride]
-        r = len(sample) - 32
-        pools.append((score, kk, score >= np.partition(sample, r)[r]))
-    own = _own_pools(z, allowed, k)
-    listed = np.flatnonzero(own | pools[0][2] | pools[1][2])
-    is_cand = np.zeros(len(listed), dtype=bool)
-    for score, kk, passed in pools:
-        at = np.flatnonzero(passed[listed])  # positions in ``listed`` of ``best``'s pool
-        if len(at) < kk:
-            return None
-        pool = listed[at]
-        is_cand[at[np.argpartition(score[pool], len(pool) - kk)[len(pool) - kk:]]] = True
+        strides.append(stride)
+    args = (as_f32(z), _allowed(allowed), 2 * size, half, strides[0], strides[1], _own_k(n, k))
+    cand, wide, in_cand, status = kernels.turn_pools(*args)
+    if status <= 0:
+        return None if status < 0 else (cand, wide, in_cand)
+    listed, own, is_cand, score, passed, _ = kernels.turn_pool_lists(*args)
+    for p, kk in enumerate((2 * size, half)):
+        if status & (1 << p):  # a tie across the cut: numpy's choice among the equals
+            at = np.flatnonzero(passed[p])
+            is_cand[at[np.argpartition(score[p, at], len(at) - kk)[len(at) - kk:]]] = True
     if allowed is not None:
         is_cand &= allowed[listed]
-    is_wide = is_cand | own[listed]
+    is_wide = is_cand | own
     return listed[is_cand], listed[is_wide], is_cand[is_wide]
 
 
@@ -428,7 +438,10 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
 
     ``known`` (``turns_known``): a member's agreed favourites (in their model top
     ``KNOWN_MODEL_TOP`` and among their known tracks) join their favourites and come first on
-    their turns, at most ``known_limit`` of their turns."""
+    their turns, at most ``known_limit`` of their turns.
+
+    The favourites and the turns with their fill run in ``kernels.turn_favourites`` and
+    ``kernels.turn_picks``; only the liking, a ufunc, is taken here."""
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
@@ -442,93 +455,30 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         wide = np.flatnonzero(mark)
         in_cand = np.zeros(len(wide), dtype=bool)
         in_cand[np.searchsorted(wide, cand)] = True
-    ranked = np.take(z, wide, axis=1)  # every column is allowed: the pools and ``cand`` are
-    c = ranked.shape[1]
-    fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
-    agreed = None
+    known_ptr, known_at = _NO_KNOWN, _NO_KNOWN
     if known is not None and any(kn is not None and len(kn) for kn in known):
-        kk = min(c, max(k, KNOWN_MODEL_TOP))
-        top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
-        agreed = np.zeros_like(fav)
-        for q, kn in enumerate(known):
-            if kn is not None and len(kn):
-                agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
-        fav = fav | agreed
-    # keep the group's candidates and every member's favourites, not the rest of the pools
-    any_fav = fav.any(axis=0)
-    keep = np.flatnonzero(in_cand | any_fav)  # positions: one nonzero for the four gathers
-    cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
-    if agreed is not None:
-        agreed = agreed[:, keep]
+        tops = [np.zeros(0, np.int64) if kn is None else as_int64(kn)[:KNOWN_TOP]
+                for kn in known]
+        known_ptr = np.zeros(m + 1, np.int64)
+        np.cumsum([len(t) for t in tops], out=known_ptr[1:])
+        known_at = as_int64(np.concatenate(tops))
+    # every column of ``wide`` is allowed: the pools and ``cand`` are
+    zc, fav, agreed, keep = kernels.turn_favourites(
+        as_f32(z), as_int64(wide), np.ascontiguousarray(in_cand, dtype=bool), k, known_ptr,
+        known_at, KNOWN_MODEL_TOP)
+    cand = wide[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
-    owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
-    share = [fair_share(rules.length, m) * o + extra for o in owed]
-    # A member's preference among their favourites does not change as the playlist grows
-    # (the group's liking is fixed), so each member's picks are ranked once, up front.
-    f_cols = np.flatnonzero(any_fav)
-    f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
-    # each member's own favourites only, member by member, their best first (ties: the
-    # earlier column), valued as the group's mean liking plus TURN_OWN_WEIGHT times their own
-    who, col = np.nonzero(f_fav)
-    value = column_mean(f_lk)[col] + TURN_OWN_WEIGHT * f_lk[who, col]
-    agreed_of: list[set[int]] | None = None
-    if agreed is not None:  # the agreed favourites first, the limit applied as turns go
-        f_agreed = agreed[:, f_cols]
-        value = value + _AGREED_BONUS * f_agreed[who, col]
-        agreed_of = [set(np.flatnonzero(f_agreed[q]).tolist()) for q in range(m)]
-        repeats = [0] * m
-    ranked_picks = col[np.lexsort((-value, who))].tolist()
-    members_of = who.tolist()  # sorted: member by member
-    ends = [bisect.bisect_right(members_of, j) for j in range(m)]
-    picks = [ranked_picks[a:b][::-1] for a, b in zip([0] + ends, ends)]  # next pick last
-    f_index = cand[f_cols].tolist()
-    # every member's liking per favourite: all at once when few, else per pick
-    gains = f_lk.T.tolist() if f_lk.size <= 512 else None
-    count, total = [0] * m, [0.0] * m
-    used: set[int] = set()
-    taken = Taken(rules.max_per_artist)
-    chosen: list[int] = []  # positions in ``cand``
-    out: list[int] = []     # the same tracks as catalogue indices
-    turns: list[int] = []
-    members = range(m)
-    while len(chosen) < rules.length:
-        j, best_key = -1, None
-        for q in members:  # the needy member with the fewest turns, then the lowest fit
-            if count[q] < share[q] and picks[q] and (
-                    best_key is None or (count[q], total[q]) < best_key):
-                j, best_key = q, (count[q], total[q])
-        if j < 0:
-            break
-        c = picks[j].pop()
-        if c in used:
-            continue
-        if agreed_of is not None and c in agreed_of[j] and repeats[j] >= known_limit:
-            continue  # not used: another member may still take it as a favourite
-        used.add(c)
-        i = f_index[c]
-        s, a = int(song[i]), int(artist[i])
-        if not taken.allows(s, a):
-            continue
-        taken.take(s, a)
-        chosen.append(int(f_cols[c]))
-        out.append(i)
-        turns.append(j)
-        count[j] += 1
-        if agreed_of is not None and c in agreed_of[j]:
-            repeats[j] += 1
-        gain = gains[c] if gains is not None else f_lk[:, c].tolist()
-        for q in members:
-            total[q] += gain[q]
-    if len(out) < rules.length:
-        rest = np.ones(len(cand), dtype=bool)
-        rest[chosen] = False
-        rest = np.flatnonzero(rest)
-        out += _fair(lk[:, rest], cand[rest], song, artist,
-                     Rules(rules.length - len(out), rules.max_per_artist,
-                           rules.exclude_explicit),
-                     start=(np.array(total), len(out)), taken=taken,
-                     delta=TURN_FILL_DELTA, scratch=True)
-    return out, turns + [NO_TURN] * (len(out) - len(turns))
+    owed = np.ones(m) if owed is None else np.asarray(owed, np.float64)
+    share = np.ascontiguousarray(fair_share(rules.length, m) * owed + extra, dtype=np.float64)
+    in_logs = m * math.log10((1.0 + TURN_FILL_DELTA) * (rules.length + 1)) > 300
+    out, turns = kernels.turn_picks(lk, fav, agreed, share, int(known_limit),
+                                    as_int64(song[cand]), as_int64(artist[cand]),
+                                    rules.max_per_artist, rules.length, TURN_OWN_WEIGHT,
+                                    _AGREED_BONUS, TURN_FILL_DELTA, in_logs)
+    return cand[out].tolist(), turns.tolist()
+
+
+_NO_KNOWN = np.zeros(0, np.int64)
 
 
 def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,

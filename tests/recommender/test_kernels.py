@@ -6,11 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.recommender import kernels, ordering, strategies
+from app.recommender import attribution, kernels, ordering, strategies
 from app.recommender.strategies import FAIR_DELTA, TURN_FILL_DELTA, Rules, Taken, liking
-from tests.support.reference_kernels import (fair_reference, greedy_fill_reference,
-                                             listening_order_reference, scaled_reference,
-                                             separate_artists_reference)
+from tests.support.reference_kernels import (fair_reference, folded_reference,
+                                             for_members_reference,
+                                             greedy_fill_reference, taste_match_reference,
+                                             thresholds_reference,
+                                             listening_order_reference, own_pools_reference,
+                                             scaled_reference, separate_artists_reference,
+                                             turn_pools_reference, turns_reference)
 
 
 def _taken_pair(rng, song, artist, cap, k):
@@ -147,7 +151,124 @@ def test_a_member_outside_the_group_is_an_error_not_a_stray_write():
 def test_kernels_are_compiled_once_for_fixed_types():
     """Every kernel has exactly its declared signature: a request never compiles another."""
     for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
-                   kernels.separate_artists):
+                   kernels.separate_artists, kernels.turn_pools, kernels.own_pools,
+                   kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
+                   kernels.for_members, kernels.taste_from_cov, kernels.fold):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
+
+
+def _group_scores(rng, m, n, trial):
+    """members x tracks standardised-like scores; every third trial on a coarse grid (ties
+    across every cut), some with a few tracks sharing one score across the members."""
+    z = rng.standard_normal((m, n)).astype(np.float32)
+    if trial % 3 == 0:
+        z = np.round(z * 4) / 4
+    elif trial % 3 == 1:  # clones: tracks with the same scores for everyone
+        src = rng.choice(n, n // 10)
+        z[:, rng.choice(n, n // 10)] = z[:, src]
+    return np.ascontiguousarray(z)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turn_pools_kernel_equals_the_reference(seed):
+    rng = np.random.default_rng(300 + seed)
+    for trial in range(40):
+        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+        z = _group_scores(rng, m, n, trial)
+        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        size, k = int(rng.choice([200, 300])), int(rng.choice([20, 40]))
+        got = strategies._turn_pools(z, allowed, size, k)
+        want = turn_pools_reference(z, allowed, size, k)
+        assert (got is None) == (want is None), (seed, trial)
+        if got is not None:
+            for g, w in zip(got, want):
+                assert g.dtype == w.dtype and np.array_equal(g, w), (seed, trial)
+        np.testing.assert_array_equal(strategies._own_pools(z, allowed, k),
+                                      own_pools_reference(z, allowed, k))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turns_kernel_equals_the_reference(seed):
+    rng = np.random.default_rng(400 + seed)
+    for trial in range(40):
+        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+        z = _group_scores(rng, m, n, trial)
+        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        song = rng.integers(0, int(rng.choice([n // 2, n])), n)
+        artist = rng.integers(0, int(rng.choice([30, n // 8])), n)
+        rules = Rules(length=int(rng.choice([5, 20, 40])),
+                      max_per_artist=int(rng.integers(1, 4)))
+        size = max(10 * rules.length, 200)
+        k = strategies.favourite_count(n, rules.length)
+        owed = rng.choice([1.0, 2.0], m) if trial % 4 else None
+        extra = int(rng.integers(0, 3))
+        known = None
+        if trial % 5 == 0:  # ``turns_known``: some members' heaviest known tracks
+            known = [None if q % 3 == 2 else rng.choice(n, int(rng.integers(0, 150)))
+                     for q in range(m)]
+        limit = int(rng.integers(0, 4))
+        pools = strategies._turn_pools(z, allowed, size, k) if trial % 7 else None
+        cand = (pools[0] if pools is not None
+                else strategies.candidates(z, allowed, size, with_max=False))
+        got = strategies._turns(z, allowed, cand, song, artist, rules, owed, pools, extra,
+                                known, limit)
+        want = turns_reference(z, allowed, cand, song, artist, rules, owed, pools, extra,
+                               known, limit)
+        assert got == want, (seed, trial)
+
+
+def test_thresholds_kernel_equals_numpys_partition():
+    rng = np.random.default_rng(500)
+    for trial in range(300):
+        m, s = int(rng.integers(1, 12)), int(rng.integers(1, 3_000))
+        z = rng.standard_normal((m, 2 * s)).astype(np.float32)
+        if trial % 3 == 0:
+            z = np.round(z * 2) / 2
+        if trial % 10 == 0:  # a NaN sorts as the largest score
+            z[0, rng.integers(0, 2 * s, 3)] = np.nan
+        share = float(rng.choice([0.02, 0.3, 1.0]))
+        sample = z[:, ::2]  # a strided view, as ``recommend`` passes it
+        np.testing.assert_array_equal(attribution.thresholds(sample, share),
+                                      thresholds_reference(sample, share))
+
+
+def test_for_members_kernel_equals_the_reference():
+    rng = np.random.default_rng(600)
+    for trial in range(300):
+        m, n = int(rng.integers(1, 12)), int(rng.integers(0, 40))
+        turns = rng.integers(-1, m, n).tolist()
+        fav = rng.random((m, n)) < float(rng.choice([0.0, 0.2, 0.7])) if trial % 4 else None
+        assert attribution.for_members(turns, fav) == for_members_reference(turns, fav)
+
+
+def test_taste_match_kernel_equals_numpys_steps():
+    rng = np.random.default_rng(700)
+    for trial in range(300):
+        m, k = int(rng.integers(2, 12)), int(rng.integers(2, 40))
+        r = rng.standard_normal((m, k))
+        if trial % 5 == 0:  # members with the same row: correlations of exactly 1
+            r[1] = r[0]
+        if trial % 7 == 0:  # a member with no spread at all
+            r[0] = 0.0
+        cov_item = np.cov(rng.standard_normal((k, 3 * k)))
+        rc = r @ cov_item
+        got = kernels.taste_from_cov(np.ascontiguousarray(rc @ r.T))
+        want = taste_match_reference(rc, r)
+        assert got.dtype == want.dtype and np.array_equal(got, want, equal_nan=True), trial
+
+
+def test_folded_rows_equal_numpys_steps():
+    rng = np.random.default_rng(800)
+    for trial in range(300):
+        m, k = int(rng.integers(1, 12)), int(rng.choice([3, 8, 34, 130, 300]))
+        r = rng.standard_normal((m, k)).astype(np.float32).astype(np.float64)
+        if trial % 7 == 0:  # a row with no spread: the floor of the variance
+            r[0] = 0.0
+        cov_item = np.cov(rng.standard_normal((k, 2 * k)))
+        mean_item = rng.standard_normal(k)
+        rc = r @ cov_item
+        got = kernels.fold(r, rc, r @ mean_item)
+        want = folded_reference(r, rc, mean_item)
+        assert got.dtype == want.dtype and np.array_equal(got, want), trial

@@ -3,12 +3,17 @@ compiles, as they were before numba: the tests compare the kernels with them on 
 (same playlists and orders, bit for bit)."""
 from __future__ import annotations
 
+import bisect
 import math
 from operator import itemgetter
 
 import numpy as np
 
 from app.recommender import ordering, strategies
+from app.recommender.strategies import (_AGREED_BONUS, _EXCLUDED, KNOWN_MODEL_TOP, KNOWN_TOP,
+                                        KNOWN_TURN_LIMIT, NO_TURN, TURN_FILL_DELTA,
+                                        TURN_FILL_SLOPE, TURN_OWN_WEIGHT, Rules, Taken,
+                                        column_mean, fair_share, favourite_count, liking)
 
 _BLOCKED = -math.inf  # never a real score: urgency and steps are finite
 
@@ -196,3 +201,218 @@ def scaled_reference(columns: list[np.ndarray | None], n: int) -> np.ndarray | N
         sd[flat] = 1.0
     x /= sd[:, None]
     return x.T
+
+
+def own_pools_reference(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
+    """A mask of the tracks above some member's threshold for their top ``k``, for all members
+    at once. Each threshold comes from a strided sample of the member's row, as in ``best``,
+    set so that about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that
+    misjudged the row badly, where the exact selection that follows takes the best tracks it
+    has. ``z >= t`` decides exactly as ``z - t >= 0`` did (IEEE subtraction is zero only for
+    equal numbers) without writing the difference."""
+    m, n = z.shape
+    stride = max(1, n // 512)
+    sample = z[:, ::stride]
+    s = sample.shape[1]
+    r = s - max(1, min(s, (6 * k * s) // n))
+    above = (z >= np.partition(sample, r, axis=1)[:, r:r + 1]).any(axis=0)
+    if allowed is not None:
+        above &= allowed
+    return above
+
+
+def turn_pools_reference(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``candidates(z, allowed, size, with_max=False)`` and every member's own pool
+    (``_own_pools``) from one pass over the catalogue's marks: the sampled thresholds of the
+    mean and minimum pools and of the members' own tracks are applied to the whole catalogue,
+    their union is listed once, and the exact selections of ``best`` run on that short list
+    (the same tracks in the same order as ``best`` sees them). Returns the candidates, the
+    sorted union of candidates and own pools, and which of those are candidates; None when a
+    pool would take ``best``'s fallback (the caller then takes the plain path)."""
+    n = z.shape[1]
+    half = max(size // 2, 1)
+    pools = []
+    for score, kk in ((z.sum(axis=0), 2 * size), (z.min(axis=0), half)):
+        stride = kk // 8
+        if kk >= n or not (stride >= 2 and 8 * kk < n):
+            return None
+        if allowed is not None:
+            score = np.where(allowed, score, _EXCLUDED)
+        sample = score[::stride]
+        r = len(sample) - 32
+        pools.append((score, kk, score >= np.partition(sample, r)[r]))
+    own = own_pools_reference(z, allowed, k)
+    listed = np.flatnonzero(own | pools[0][2] | pools[1][2])
+    is_cand = np.zeros(len(listed), dtype=bool)
+    for score, kk, passed in pools:
+        at = np.flatnonzero(passed[listed])  # positions in ``listed`` of ``best``'s pool
+        if len(at) < kk:
+            return None
+        pool = listed[at]
+        is_cand[at[np.argpartition(score[pool], len(pool) - kk)[len(pool) - kk:]]] = True
+    if allowed is not None:
+        is_cand &= allowed[listed]
+    is_wide = is_cand | own[listed]
+    return listed[is_cand], listed[is_wide], is_cand[is_wide]
+
+
+def turns_reference(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
+           artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
+           pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0,
+           known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT
+           ) -> tuple[list[int], list[int]]:
+    """Members take turns, a fair share of turns each (and ``extra`` more), then proportional
+    fairness close to max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
+
+    ``owed`` scales a member's share (members the model knows only by genres get more turns:
+    fewer of their model favourites are true ones). The next turn goes to the member with the
+    fewest turns so far (ties: the lowest running fit); they pick, among their own favourites
+    (their top ``TURN_SHARE`` of the catalogue by the model), their most liked track, the
+    group's liking breaking near-ties. A turn stays the member's own even where friends share
+    favourites: on real friend groups their own picks are what keeps each member from being
+    left out (README: strategy evaluation). Returns the tracks and, per track, the position
+    of the member whose turn chose it (``NO_TURN``: chosen after the turns).
+
+    ``known`` (``turns_known``): a member's agreed favourites (in their model top
+    ``KNOWN_MODEL_TOP`` and among their known tracks) join their favourites and come first on
+    their turns, at most ``known_limit`` of their turns."""
+    m, n = z.shape
+    if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
+        chosen = fair_reference(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
+        return chosen, [0] * len(chosen)
+    k = favourite_count(n, rules.length)
+    if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
+        wide, in_cand = pools[1], pools[2]
+    else:
+        mark = own_pools_reference(z, allowed, k)
+        mark[cand] = True
+        wide = np.flatnonzero(mark)
+        in_cand = np.zeros(len(wide), dtype=bool)
+        in_cand[np.searchsorted(wide, cand)] = True
+    ranked = np.take(z, wide, axis=1)  # every column is allowed: the pools and ``cand`` are
+    c = ranked.shape[1]
+    fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
+    agreed = None
+    if known is not None and any(kn is not None and len(kn) for kn in known):
+        kk = min(c, max(k, KNOWN_MODEL_TOP))
+        top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
+        agreed = np.zeros_like(fav)
+        for q, kn in enumerate(known):
+            if kn is not None and len(kn):
+                agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
+        fav = fav | agreed
+    # keep the group's candidates and every member's favourites, not the rest of the pools
+    any_fav = fav.any(axis=0)
+    keep = np.flatnonzero(in_cand | any_fav)  # positions: one nonzero for the four gathers
+    cand, zc, fav, any_fav = wide[keep], ranked[:, keep], fav[:, keep], any_fav[keep]
+    if agreed is not None:
+        agreed = agreed[:, keep]
+    lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
+    owed = [1.0] * m if owed is None else np.asarray(owed, np.float64).tolist()
+    share = [fair_share(rules.length, m) * o + extra for o in owed]
+    # A member's preference among their favourites does not change as the playlist grows
+    # (the group's liking is fixed), so each member's picks are ranked once, up front.
+    f_cols = np.flatnonzero(any_fav)
+    f_fav, f_lk = fav[:, f_cols], lk[:, f_cols]
+    # each member's own favourites only, member by member, their best first (ties: the
+    # earlier column), valued as the group's mean liking plus TURN_OWN_WEIGHT times their own
+    who, col = np.nonzero(f_fav)
+    value = column_mean(f_lk)[col] + TURN_OWN_WEIGHT * f_lk[who, col]
+    agreed_of: list[set[int]] | None = None
+    if agreed is not None:  # the agreed favourites first, the limit applied as turns go
+        f_agreed = agreed[:, f_cols]
+        value = value + _AGREED_BONUS * f_agreed[who, col]
+        agreed_of = [set(np.flatnonzero(f_agreed[q]).tolist()) for q in range(m)]
+        repeats = [0] * m
+    ranked_picks = col[np.lexsort((-value, who))].tolist()
+    members_of = who.tolist()  # sorted: member by member
+    ends = [bisect.bisect_right(members_of, j) for j in range(m)]
+    picks = [ranked_picks[a:b][::-1] for a, b in zip([0] + ends, ends)]  # next pick last
+    f_index = cand[f_cols].tolist()
+    # every member's liking per favourite: all at once when few, else per pick
+    gains = f_lk.T.tolist() if f_lk.size <= 512 else None
+    count, total = [0] * m, [0.0] * m
+    used: set[int] = set()
+    taken = Taken(rules.max_per_artist)
+    chosen: list[int] = []  # positions in ``cand``
+    out: list[int] = []     # the same tracks as catalogue indices
+    turns: list[int] = []
+    members = range(m)
+    while len(chosen) < rules.length:
+        j, best_key = -1, None
+        for q in members:  # the needy member with the fewest turns, then the lowest fit
+            if count[q] < share[q] and picks[q] and (
+                    best_key is None or (count[q], total[q]) < best_key):
+                j, best_key = q, (count[q], total[q])
+        if j < 0:
+            break
+        c = picks[j].pop()
+        if c in used:
+            continue
+        if agreed_of is not None and c in agreed_of[j] and repeats[j] >= known_limit:
+            continue  # not used: another member may still take it as a favourite
+        used.add(c)
+        i = f_index[c]
+        s, a = int(song[i]), int(artist[i])
+        if not taken.allows(s, a):
+            continue
+        taken.take(s, a)
+        chosen.append(int(f_cols[c]))
+        out.append(i)
+        turns.append(j)
+        count[j] += 1
+        if agreed_of is not None and c in agreed_of[j]:
+            repeats[j] += 1
+        gain = gains[c] if gains is not None else f_lk[:, c].tolist()
+        for q in members:
+            total[q] += gain[q]
+    if len(out) < rules.length:
+        rest = np.ones(len(cand), dtype=bool)
+        rest[chosen] = False
+        rest = np.flatnonzero(rest)
+        out += fair_reference(lk[:, rest], cand[rest], song, artist,
+                     Rules(rules.length - len(out), rules.max_per_artist,
+                           rules.exclude_explicit),
+                     start=(np.array(total), len(out)), taken=taken,
+                     delta=TURN_FILL_DELTA, scratch=True)
+    return out, turns + [NO_TURN] * (len(out) - len(turns))
+
+
+def thresholds_reference(z_sample: np.ndarray, share: float = 0.02) -> np.ndarray:
+    """Per member (row), the z above which a track is in the member's top ``share``: the
+    ``k``-th best sampled score, ``k = ceil(share · sample)`` (at least 1)."""
+    m, s = z_sample.shape
+    if s == 0:
+        return np.full(m, np.inf, np.float32)
+    k = min(s, max(1, int(np.ceil(share * s))))
+    return np.partition(z_sample, s - k, axis=1)[:, s - k]
+
+
+def for_members_reference(turns: list[int], favourite: np.ndarray | None) -> list[list[int]]:
+    """Per track, the sorted member positions it is for: its turn member (when any) and every
+    member it is a favourite of (``favourite``: members x playlist, or None)."""
+    out: list[set[int]] = [set() if t is None or t < 0 else {int(t)} for t in turns]
+    if favourite is not None:
+        tracks, members = np.nonzero(favourite.T)
+        for t, j in zip(tracks.tolist(), members.tolist()):
+            out[t].add(j)
+    return [sorted(s) for s in out]
+
+
+def taste_match_reference(rc: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``Recommender.taste_match`` from ``r`` (the members' rows, float64) and
+    ``rc = r @ cov_item``: Pearson correlation over the catalogue, mapped to 0-1."""
+    cov = rc @ r.T
+    d = np.sqrt(np.maximum(np.diag(cov), 1e-12))
+    corr = np.clip(cov / np.outer(d, d), -1.0, 1.0)
+    return ((corr + 1.0) / 2.0).astype(np.float32)
+
+
+def folded_reference(r: np.ndarray, rc: np.ndarray, mean_item: np.ndarray) -> np.ndarray:
+    """``Recommender.folded``: rows whose product with the items is already standardised."""
+    var = np.add.reduce(rc * r, axis=1)
+    mu, sd = r @ mean_item, np.sqrt(np.maximum(var, 1e-12))
+    folded = r / sd[:, None]
+    folded[:, -1] -= mu / sd
+    return folded.astype(np.float32)
