@@ -48,8 +48,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Sequence
 
-from sqlalchemy import (CTE, ColumnElement, Integer, Join, Select, String, and_, bindparam, case,
-                        cast, func, or_, select, true, union, union_all)
+from sqlalchemy import (CTE, BindParameter, ColumnElement, Integer, Join, Select, String, and_,
+                        bindparam, case, cast, func, literal, or_, select, true, union,
+                        union_all)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import Case
 
@@ -115,8 +116,18 @@ def _compile_cross_join(join, compiler, **kw):
         [compiler.process(join.left, **kw), compiler.process(join.right, **kw)])
 
 
+def _const(value) -> ColumnElement:
+    """A constant of the definition, written into the SQL rather than bound, so that a
+    prepared statement's plan can rely on it."""
+    return literal(value, literal_execute=True)
+
+
+def _kinds(*kinds: str) -> BindParameter:
+    return bindparam(None, kinds, expanding=True, literal_execute=True)
+
+
 def _flag(condition) -> Case:
-    return case((condition, 1), else_=0)
+    return case((condition, _const(1)), else_=_const(0))
 
 
 @dataclass(frozen=True)
@@ -172,16 +183,16 @@ def _outcome_ctes(criteria: Sequence[ColumnElement[bool]]) -> _Statement:
     window_sessions = select(starts.c.pid, starts.c.uid, starts.c.t, numbered.c.session_id) \
         .join_from(starts, numbered, and_(
             numbered.c.user_id == starts.c.uid, numbered.c.n >= starts.c.first_n,
-            numbered.c.n < starts.c.first_n + NEXT_SESSIONS)) \
+            numbered.c.n < starts.c.first_n + _const(NEXT_SESSIONS))) \
         .cte("window_sessions").prefix_with("MATERIALIZED")
     # per session and playlist track, the last time it was played / liked / skipped, so that
     # in a session already running at the prediction only what came after it counts
     session_tracks = select(
         e.user_id.label("uid"), e.session_id, e.track_id,
-        func.max(case((e.event_type.in_(("play", "like")), e.timestamp))).label("played_at"),
-        func.max(case((e.event_type == "like", e.timestamp))).label("liked_at"),
-        func.max(case((e.event_type == "skip", e.timestamp))).label("skipped_at"),
-    ).where(relevant, e.event_type.in_(("play", "like", "skip")),
+        func.max(case((e.event_type.in_(_kinds("play", "like")), e.timestamp))).label("played_at"),
+        func.max(case((e.event_type == _const("like"), e.timestamp))).label("liked_at"),
+        func.max(case((e.event_type == _const("skip"), e.timestamp))).label("skipped_at"),
+    ).where(relevant, e.event_type.in_(_kinds("play", "like", "skip")),
             e.track_id.in_(select(ptracks.c.track_id))) \
         .group_by(e.user_id, e.session_id, e.track_id) \
         .cte("session_tracks").prefix_with("MATERIALIZED")
@@ -208,13 +219,14 @@ def _outcome_ctes(criteria: Sequence[ColumnElement[bool]]) -> _Statement:
     ps = per_session.c
     signals = union_all(
         select(ps.pid, ps.uid, ps.track_id,
-               case((and_(ps.played == 1, ps.skipped == 0), tr.duration_ms), else_=0)
+               case((and_(ps.played == _const(1), ps.skipped == _const(0)), tr.duration_ms),
+                    else_=_const(0))
                .label("ms"),
                ps.liked, ps.skipped)
         .join_from(per_session, Track.__table__, tr.id == ps.track_id),
         select(f.prediction_id, f.user_id, f.track_id,
                case((f.ms_played > tr.duration_ms, tr.duration_ms), else_=f.ms_played),
-               _flag(f.event_type == "like"), _flag(f.event_type == "skip"))
+               _flag(f.event_type == _const("like")), _flag(f.event_type == _const("skip")))
         .join_from(Feedback.__table__, participants, and_(
             participants.c.pid == f.prediction_id, participants.c.uid == f.user_id))
         .join(ptracks, and_(ptracks.c.pid == f.prediction_id,
@@ -225,7 +237,7 @@ def _outcome_ctes(criteria: Sequence[ColumnElement[bool]]) -> _Statement:
     s = signals.c
     pairs = select(
         s.pid, s.uid, s.track_id, func.max(s.ms).label("ms"), func.max(s.liked).label("liked"),
-        _flag(and_(func.max(s.skipped) == 1, func.max(s.ms) < func.max(tr.duration_ms)))
+        _flag(and_(func.max(s.skipped) == _const(1), func.max(s.ms) < func.max(tr.duration_ms)))
         .label("skipped"),
     ).join_from(signals, Track.__table__, tr.id == s.track_id) \
         .group_by(s.pid, s.uid, s.track_id).cte("pairs")
