@@ -18,9 +18,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import false, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.db import ModelVersion
 from app.playlists.holder import model_status
 from app.playlists.log import check_appendable
 
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 # Most severe first: the public answer names the first that applies.
 REASONS = ("database_unavailable", "database_read_only", "log_unwritable", "model_unavailable",
            "model_error", "model_fallback")
-_WRITE_PROBE = text("UPDATE model_versions SET active = active WHERE 1 = 0")
+# a write that changes no row: refused by a read-only database, harmless on a writable one
+_WRITE_PROBE = update(ModelVersion).where(false()).values(active=ModelVersion.active)
 
 
 @dataclass

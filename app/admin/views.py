@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from flask import (
@@ -16,9 +16,9 @@ from flask import (
     url_for,
 )
 from flask_limiter.util import get_remote_address
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import select
 
-from app.admin import auth, bp
+from app.admin import auth, bp, queries
 from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
 from app.audit import audit
@@ -201,19 +201,6 @@ def _parse_day(value: str | None) -> date | None:
     return day if day is None or day < date.max else None
 
 
-def _member_condition(user_id: int):
-    """Requesting user or any other member; the JSON list is searched in SQL."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "sqlite":
-        inside = text("EXISTS (SELECT 1 FROM json_each(predictions.other_users) AS j "
-                      "WHERE CAST(j.value AS INTEGER) = :member_id)")
-    else:
-        inside = text("EXISTS (SELECT 1 FROM json_array_elements_text("
-                      "CAST(predictions.other_users AS json)) AS j(value) "
-                      "WHERE CAST(j.value AS INTEGER) = :member_id)")
-    return or_(Prediction.user_id == user_id, inside.bindparams(member_id=user_id))
-
-
 @bp.get("/predictions")
 @auth.login_required
 def predictions():
@@ -226,43 +213,25 @@ def predictions():
         "date_to": args.get("date_to", "").strip()[:10],
         "endpoint": args.get("endpoint", "").strip()[:64],
     }
-    query = select(Prediction)
     problems: list[str] = []
-    if filters["arm"]:
-        query = query.where(Prediction.arm == filters["arm"])
-    if filters["model"]:
-        query = query.where(Prediction.model == filters["model"])
-    if filters["endpoint"]:
-        query = query.where(Prediction.endpoint == filters["endpoint"])
-    if filters["user"]:
-        member = ascii_int(filters["user"], 9)
-        if member is not None:
-            query = query.where(_member_condition(member))
-        else:
-            problems.append("The user filter takes a numeric user id.")
+    member = ascii_int(filters["user"], 9) if filters["user"] else None
+    if filters["user"] and member is None:
+        problems.append("The user filter takes a numeric user id.")
     start, end = _parse_day(filters["date_from"]), _parse_day(filters["date_to"])
     if filters["date_from"] and start is None or filters["date_to"] and end is None:
         problems.append("Dates are written YYYY-MM-DD.")
-    if start:
-        query = query.where(Prediction.created_at >= datetime.combine(start, datetime.min.time()))
-    if end:
-        query = query.where(Prediction.created_at
-                            < datetime.combine(end + timedelta(days=1), datetime.min.time()))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    chosen = queries.PredictionFilters(arm=filters["arm"], model=filters["model"],
+                                       endpoint=filters["endpoint"], member=member,
+                                       first_day=start, last_day=end)
+    total = queries.count(chosen)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(max(1, args.get("page", 1, type=int) or 1), pages)
-    rows = db.session.scalars(query.order_by(Prediction.created_at.desc(), Prediction.id)
-                              .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    options = {
-        "arm": sorted(x for x in db.session.scalars(select(Prediction.arm).distinct()) if x),
-        "model": sorted(x for x in db.session.scalars(select(Prediction.model).distinct()) if x),
-        "endpoint": sorted(x for x in db.session.scalars(select(Prediction.endpoint).distinct())
-                           if x),
-    }
+    rows = queries.page(chosen, page, PAGE_SIZE)
     active = {k: v for k, v in filters.items() if v}
     return render_template("admin/predictions.html", rows=rows, filters=filters,
-                           options=options, total=total, page=page, pages=pages,
-                           active_filters=active, problems=problems, members_of=members_of)
+                           options=queries.filter_options(), total=total, page=page,
+                           pages=pages, active_filters=active, problems=problems,
+                           members_of=members_of)
 
 
 @bp.get("/predictions/<prediction_id>")

@@ -31,22 +31,31 @@ that was *started* (any play, like or skip event, or any feedback row): like rat
 like / started pairs; skip rate = pairs with a skip that were never heard in full / started
 pairs.
 
-Everything above is one SQL statement (common table expressions, a window function) that SQLite
-3.35+ and PostgreSQL 12+ both run; only the expansion of the JSON id lists differs. It reads the
-participants' events after the earliest prediction in two grouped passes over the
-(user_id, timestamp) index, numbers each user's sessions once (not once per prediction), and
-then works on (participant, playlist track) pairs, so thousands of predictions cost a few
-passes, not a query each. The hot CTEs are MATERIALIZED and one join order is pinned with
-CROSS JOIN, because SQLite's planner otherwise probes every session of a user per pair.
+Everything above is one statement (common table expressions, a window function), built with
+SQLAlchemy Core over the models' tables, that SQLite 3.35+ and PostgreSQL 12+ both run; the
+expansion of the JSON id lists is the one construct compiled per dialect
+(``app.db.json_arrays``). It reads the participants' events after the earliest prediction in
+two grouped passes over the (user_id, timestamp) index, numbers each user's sessions once (not
+once per prediction), and then works on (participant, playlist track) pairs, so thousands of
+predictions cost a few passes, not a query each. The hot CTEs are MATERIALIZED and one join
+order is pinned with CROSS JOIN, because SQLite's planner otherwise probes every session of a
+user per pair. Callers choose the predictions with Core conditions on ``Prediction``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Sequence
 
-from sqlalchemy import text
+from sqlalchemy import (CTE, BindParameter, ColumnElement, Integer, Join, Select, String, and_,
+                        bindparam, case, cast, func, literal, or_, select, true, union,
+                        union_all)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import Case
 
+from app.db import Feedback, ListeningEvent, Prediction, Track
+from app.db.json_arrays import json_rows
 from app.extensions import db
 
 SUCCESS_SHARE = 0.35
@@ -87,163 +96,228 @@ class MemberOutcome:
     skipped: int
 
 
-def _json_ids(dialect: str, column: str, alias: str) -> str:
-    """A FROM item yielding one row per element of a JSON array column (as ``alias.value``)."""
-    if dialect == "sqlite":
-        return f"json_each({column}) AS {alias}"
-    if dialect == "postgresql":
-        return f"json_array_elements_text(CAST({column} AS json)) AS {alias}(value)"
-    raise NotImplementedError(f"success metrics support SQLite and PostgreSQL, not {dialect}")
+class _CrossJoin(Join):
+    """``left CROSS JOIN right``: SQLite keeps that join order (PostgreSQL plans it freely);
+    the join conditions go in WHERE."""
+
+    inherit_cache = True
+
+    def __init__(self, left, right):
+        super().__init__(left, right, true())
 
 
-def _outcome_ctes(dialect: str, where: str) -> str:
-    others = _json_ids(dialect, "p.other_users", "j")
-    tracks = _json_ids(dialect, "p.track_ids", "j")
-    return f"""
-WITH preds AS (
-    SELECT p.id, p.created_at, p.user_id, p.other_users, p.track_ids
-    FROM predictions p WHERE {where}
-),
-participants AS (
-    SELECT id AS pid, created_at AS t, user_id AS uid FROM preds
-    UNION
-    SELECT p.id, p.created_at, CAST(j.value AS INTEGER) FROM preds p, {others}
-),
-ptracks AS (
-    SELECT DISTINCT p.id AS pid, CAST(j.value AS VARCHAR(64)) AS track_id FROM preds p, {tracks}
-),
-totals AS (
-    SELECT pt.pid, SUM(tr.duration_ms) AS total_ms
-    FROM ptracks pt JOIN tracks tr ON tr.id = pt.track_id GROUP BY pt.pid
-),
-user_sessions AS (
-    SELECT e.user_id, e.session_id, MAX(e.timestamp) AS ended
-    FROM listening_events e
-    WHERE e.user_id IN (SELECT uid FROM participants)
-      AND e.timestamp >= (SELECT MIN(created_at) FROM preds)
-    GROUP BY e.user_id, e.session_id
-),
-numbered AS MATERIALIZED (
-    -- each participant's sessions in order, numbered once per user (not once per prediction)
-    SELECT user_id, session_id, ended,
-           ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ended, session_id) AS n
-    FROM user_sessions
-),
-starts AS MATERIALIZED (
-    -- the first session of the participant with an event at or after the prediction
-    SELECT pa.pid, pa.uid, pa.t,
-           (SELECT MIN(nu.n) FROM numbered nu
-             WHERE nu.user_id = pa.uid AND nu.ended >= pa.t) AS first_n
-    FROM participants pa
-),
-window_sessions AS MATERIALIZED (
-    SELECT s.pid, s.uid, s.t, nu.session_id
-    FROM starts s
-    JOIN numbered nu ON nu.user_id = s.uid AND nu.n >= s.first_n
-                    AND nu.n < s.first_n + {NEXT_SESSIONS}
-),
-session_tracks AS MATERIALIZED (
-    -- per session and playlist track, the last time it was played / liked / skipped, so that
-    -- in a session already running at the prediction only what came after it counts
-    SELECT e.user_id AS uid, e.session_id, e.track_id,
-           MAX(CASE WHEN e.event_type IN ('play', 'like') THEN e.timestamp END) AS played_at,
-           MAX(CASE WHEN e.event_type = 'like' THEN e.timestamp END) AS liked_at,
-           MAX(CASE WHEN e.event_type = 'skip' THEN e.timestamp END) AS skipped_at
-    FROM listening_events e
-    WHERE e.user_id IN (SELECT uid FROM participants)
-      AND e.timestamp >= (SELECT MIN(created_at) FROM preds)
-      AND e.event_type IN ('play', 'like', 'skip')
-      AND e.track_id IN (SELECT track_id FROM ptracks)
-    GROUP BY e.user_id, e.session_id, e.track_id
-),
-candidates AS MATERIALIZED (
-    SELECT pa.pid, pa.uid, pa.t, pt.track_id
-    FROM participants pa JOIN ptracks pt ON pt.pid = pa.pid
-),
-per_session AS (
-    -- (participant, playlist track) -> the sessions of the window in which it was heard
-    SELECT c.pid, c.uid, c.track_id, st.session_id,
-           CASE WHEN st.played_at >= c.t THEN 1 ELSE 0 END AS played,
-           CASE WHEN st.liked_at >= c.t THEN 1 ELSE 0 END AS liked,
-           CASE WHEN st.skipped_at >= c.t THEN 1 ELSE 0 END AS skipped
-    -- CROSS JOIN keeps this order in SQLite (PostgreSQL plans it freely): from the few
-    -- (participant, track) pairs to the sessions where that user had that track
-    FROM candidates c CROSS JOIN session_tracks st CROSS JOIN window_sessions ws
-    WHERE st.uid = c.uid AND st.track_id = c.track_id
-      AND ws.pid = c.pid AND ws.uid = c.uid AND ws.session_id = st.session_id
-      AND (st.played_at >= c.t OR st.liked_at >= c.t OR st.skipped_at >= c.t)
-),
-signals AS (
-    SELECT ps.pid, ps.uid, ps.track_id,
-           CASE WHEN ps.played = 1 AND ps.skipped = 0 THEN tr.duration_ms ELSE 0 END AS ms,
-           ps.liked, ps.skipped
-    FROM per_session ps JOIN tracks tr ON tr.id = ps.track_id
-    UNION ALL
-    SELECT f.prediction_id, f.user_id, f.track_id,
-           CASE WHEN f.ms_played > tr.duration_ms THEN tr.duration_ms ELSE f.ms_played END,
-           CASE WHEN f.event_type = 'like' THEN 1 ELSE 0 END,
-           CASE WHEN f.event_type = 'skip' THEN 1 ELSE 0 END
-    FROM feedback f
-    JOIN participants pa ON pa.pid = f.prediction_id AND pa.uid = f.user_id
-    JOIN ptracks pt ON pt.pid = f.prediction_id AND pt.track_id = f.track_id
-    JOIN tracks tr ON tr.id = f.track_id
-),
-pairs AS (
-    SELECT s.pid, s.uid, s.track_id, MAX(s.ms) AS ms, MAX(s.liked) AS liked,
-           CASE WHEN MAX(s.skipped) = 1 AND MAX(s.ms) < MAX(tr.duration_ms) THEN 1 ELSE 0 END
-               AS skipped
-    FROM signals s JOIN tracks tr ON tr.id = s.track_id
-    GROUP BY s.pid, s.uid, s.track_id
-),
-members AS (
-    SELECT pid, uid, SUM(ms) AS ms, COUNT(*) AS started, SUM(liked) AS liked,
-           SUM(skipped) AS skipped
-    FROM pairs GROUP BY pid, uid
-)"""
+@compiles(_CrossJoin)
+def _compile_cross_join(join, compiler, **kw):
+    kw["asfrom"] = True
+    if kw.get("from_linter") is not None:
+        kw["from_linter"].edges.update(
+            (a, b) for a in join.left._from_objects for b in join.right._from_objects)
+    return " CROSS JOIN ".join(
+        [compiler.process(join.left, **kw), compiler.process(join.right, **kw)])
 
 
-def outcomes(where: str = "1 = 1", params: dict[str, Any] | None = None) -> dict[str, Outcome]:
-    """Outcome of every prediction matching ``where`` (SQL on ``predictions p``; internal use)."""
-    dialect = db.session.get_bind().dialect.name
-    sql = _outcome_ctes(dialect, where) + """
-SELECT p.id, COALESCE(tt.total_ms, 0), COALESCE(m.best_ms, 0), COALESCE(m.started, 0),
-       COALESCE(m.liked, 0), COALESCE(m.skipped, 0), COALESCE(wn.fewest, 0)
-FROM preds p
-LEFT JOIN totals tt ON tt.pid = p.id
-LEFT JOIN (SELECT pa.pid, MIN(COALESCE(w.n, 0)) AS fewest
-           FROM participants pa
-           LEFT JOIN (SELECT pid, uid, COUNT(*) AS n FROM window_sessions GROUP BY pid, uid) w
-                  ON w.pid = pa.pid AND w.uid = pa.uid
-           GROUP BY pa.pid) wn ON wn.pid = p.id
-LEFT JOIN (SELECT pid, MAX(ms) AS best_ms, SUM(started) AS started, SUM(liked) AS liked,
-                  SUM(skipped) AS skipped
-           FROM members GROUP BY pid) m ON m.pid = p.id
-"""
-    rows = db.session.execute(text(sql), params or {}).all()
+def _const(value) -> ColumnElement:
+    """A constant of the definition, written into the SQL rather than bound, so that a
+    prepared statement's plan can rely on it."""
+    return literal(value, literal_execute=True)
+
+
+def _kinds(*kinds: str) -> BindParameter:
+    return bindparam(None, kinds, expanding=True, literal_execute=True)
+
+
+def _flag(condition) -> Case:
+    return case((condition, _const(1)), else_=_const(0))
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """The common table expressions of the metric, for the statements below to select from."""
+    preds: CTE
+    participants: CTE
+    totals: CTE
+    window_sessions: CTE
+    members: CTE
+
+
+def _outcome_ctes(criteria: Sequence[ColumnElement[bool]]) -> _Statement:
+    p = Prediction.__table__.c
+    e = ListeningEvent.__table__.c
+    tr = Track.__table__.c
+    f = Feedback.__table__.c
+
+    preds = select(p.id, p.created_at, p.user_id, p.other_users, p.track_ids) \
+        .where(*criteria).cte("preds")
+    others = json_rows(preds.c.other_users)
+    participants = union(
+        select(preds.c.id.label("pid"), preds.c.created_at.label("t"),
+               preds.c.user_id.label("uid")),
+        select(preds.c.id, preds.c.created_at, cast(others.c.value, Integer))
+        .select_from(preds, others),
+    ).cte("participants")
+    listed = json_rows(preds.c.track_ids)
+    ptracks = select(preds.c.id.label("pid"), cast(listed.c.value, String(64)).label("track_id")) \
+        .select_from(preds, listed).distinct().cte("ptracks")
+    totals = select(ptracks.c.pid, func.sum(tr.duration_ms).label("total_ms")) \
+        .join_from(ptracks, Track.__table__, tr.id == ptracks.c.track_id) \
+        .group_by(ptracks.c.pid).cte("totals")
+
+    # the participants' events after the earliest prediction, in two grouped passes
+    relevant = and_(e.user_id.in_(select(participants.c.uid)),
+                    e.timestamp >= select(func.min(preds.c.created_at)).scalar_subquery())
+    user_sessions = select(e.user_id, e.session_id, func.max(e.timestamp).label("ended")) \
+        .where(relevant).group_by(e.user_id, e.session_id).cte("user_sessions")
+    # each participant's sessions in order, numbered once per user (not once per prediction)
+    numbered = select(
+        user_sessions.c.user_id, user_sessions.c.session_id, user_sessions.c.ended,
+        func.row_number().over(partition_by=user_sessions.c.user_id,
+                               order_by=(user_sessions.c.ended, user_sessions.c.session_id))
+        .label("n"),
+    ).cte("numbered").prefix_with("MATERIALIZED")
+    # the first session of the participant with an event at or after the prediction
+    first_n = select(func.min(numbered.c.n)).where(
+        numbered.c.user_id == participants.c.uid, numbered.c.ended >= participants.c.t,
+    ).scalar_subquery()
+    starts = select(participants.c.pid, participants.c.uid, participants.c.t,
+                    first_n.label("first_n")).cte("starts").prefix_with("MATERIALIZED")
+    window_sessions = select(starts.c.pid, starts.c.uid, starts.c.t, numbered.c.session_id) \
+        .join_from(starts, numbered, and_(
+            numbered.c.user_id == starts.c.uid, numbered.c.n >= starts.c.first_n,
+            numbered.c.n < starts.c.first_n + _const(NEXT_SESSIONS))) \
+        .cte("window_sessions").prefix_with("MATERIALIZED")
+    # per session and playlist track, the last time it was played / liked / skipped, so that
+    # in a session already running at the prediction only what came after it counts
+    session_tracks = select(
+        e.user_id.label("uid"), e.session_id, e.track_id,
+        func.max(case((e.event_type.in_(_kinds("play", "like")), e.timestamp))).label("played_at"),
+        func.max(case((e.event_type == _const("like"), e.timestamp))).label("liked_at"),
+        func.max(case((e.event_type == _const("skip"), e.timestamp))).label("skipped_at"),
+    ).where(relevant, e.event_type.in_(_kinds("play", "like", "skip")),
+            e.track_id.in_(select(ptracks.c.track_id))) \
+        .group_by(e.user_id, e.session_id, e.track_id) \
+        .cte("session_tracks").prefix_with("MATERIALIZED")
+    candidates = select(participants.c.pid, participants.c.uid, participants.c.t,
+                        ptracks.c.track_id) \
+        .join_from(participants, ptracks, ptracks.c.pid == participants.c.pid) \
+        .cte("candidates").prefix_with("MATERIALIZED")
+
+    # (participant, playlist track) -> the sessions of the window in which it was heard; the
+    # join runs from the few (participant, track) pairs to the sessions where that user had
+    # that track
+    c, st, ws = candidates.c, session_tracks.c, window_sessions.c
+    per_session = select(
+        c.pid, c.uid, c.track_id, st.session_id,
+        _flag(st.played_at >= c.t).label("played"),
+        _flag(st.liked_at >= c.t).label("liked"),
+        _flag(st.skipped_at >= c.t).label("skipped"),
+    ).select_from(_CrossJoin(_CrossJoin(candidates, session_tracks), window_sessions)).where(
+        st.uid == c.uid, st.track_id == c.track_id,
+        ws.pid == c.pid, ws.uid == c.uid, ws.session_id == st.session_id,
+        or_(st.played_at >= c.t, st.liked_at >= c.t, st.skipped_at >= c.t),
+    ).cte("per_session")
+
+    ps = per_session.c
+    signals = union_all(
+        select(ps.pid, ps.uid, ps.track_id,
+               case((and_(ps.played == _const(1), ps.skipped == _const(0)), tr.duration_ms),
+                    else_=_const(0))
+               .label("ms"),
+               ps.liked, ps.skipped)
+        .join_from(per_session, Track.__table__, tr.id == ps.track_id),
+        select(f.prediction_id, f.user_id, f.track_id,
+               case((f.ms_played > tr.duration_ms, tr.duration_ms), else_=f.ms_played),
+               _flag(f.event_type == _const("like")), _flag(f.event_type == _const("skip")))
+        .join_from(Feedback.__table__, participants, and_(
+            participants.c.pid == f.prediction_id, participants.c.uid == f.user_id))
+        .join(ptracks, and_(ptracks.c.pid == f.prediction_id,
+                            ptracks.c.track_id == f.track_id))
+        .join(Track.__table__, tr.id == f.track_id),
+    ).cte("signals")
+
+    s = signals.c
+    pairs = select(
+        s.pid, s.uid, s.track_id, func.max(s.ms).label("ms"), func.max(s.liked).label("liked"),
+        _flag(and_(func.max(s.skipped) == _const(1), func.max(s.ms) < func.max(tr.duration_ms)))
+        .label("skipped"),
+    ).join_from(signals, Track.__table__, tr.id == s.track_id) \
+        .group_by(s.pid, s.uid, s.track_id).cte("pairs")
+    members = select(
+        pairs.c.pid, pairs.c.uid, func.sum(pairs.c.ms).label("ms"),
+        func.count().label("started"), func.sum(pairs.c.liked).label("liked"),
+        func.sum(pairs.c.skipped).label("skipped"),
+    ).group_by(pairs.c.pid, pairs.c.uid).cte("members")
+    return _Statement(preds, participants, totals, window_sessions, members)
+
+
+def _zero(column) -> ColumnElement:
+    return func.coalesce(column, 0)
+
+
+def _outcomes_statement(criteria: Sequence[ColumnElement[bool]]) -> Select:
+    q = _outcome_ctes(criteria)
+    ws = q.window_sessions
+    per_member = select(ws.c.pid, ws.c.uid, func.count().label("n")) \
+        .group_by(ws.c.pid, ws.c.uid).subquery()
+    pa = q.participants
+    fewest = select(pa.c.pid, func.min(_zero(per_member.c.n)).label("fewest")) \
+        .outerjoin_from(pa, per_member, and_(per_member.c.pid == pa.c.pid,
+                                             per_member.c.uid == pa.c.uid)) \
+        .group_by(pa.c.pid).subquery()
+    mb = q.members
+    best = select(mb.c.pid, func.max(mb.c.ms).label("best_ms"),
+                  func.sum(mb.c.started).label("started"), func.sum(mb.c.liked).label("liked"),
+                  func.sum(mb.c.skipped).label("skipped")).group_by(mb.c.pid).subquery()
+    preds = q.preds
+    return select(
+        preds.c.id, _zero(q.totals.c.total_ms), _zero(best.c.best_ms), _zero(best.c.started),
+        _zero(best.c.liked), _zero(best.c.skipped), _zero(fewest.c.fewest),
+    ).select_from(preds) \
+        .outerjoin(q.totals, q.totals.c.pid == preds.c.id) \
+        .outerjoin(fewest, fewest.c.pid == preds.c.id) \
+        .outerjoin(best, best.c.pid == preds.c.id)
+
+
+def _members_statement(criteria: Sequence[ColumnElement[bool]]) -> Select:
+    q = _outcome_ctes(criteria)
+    pa, mb = q.participants, q.members
+    return select(pa.c.uid, _zero(mb.c.ms), _zero(mb.c.started), _zero(mb.c.liked),
+                  _zero(mb.c.skipped)) \
+        .outerjoin_from(pa, mb, and_(mb.c.pid == pa.c.pid, mb.c.uid == pa.c.uid))
+
+
+@lru_cache(maxsize=1)
+def _one_prediction() -> tuple[Select, Select]:
+    """The detail page's two statements, built once: building them costs more than running
+    them for one playlist."""
+    criteria = [Prediction.id == bindparam("prediction_id")]
+    return _outcomes_statement(criteria), _members_statement(criteria)
+
+
+def _read_outcomes(rows) -> dict[str, Outcome]:
     return {r[0]: Outcome(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
             for r in rows}
+
+
+def outcomes(*criteria: ColumnElement[bool]) -> dict[str, Outcome]:
+    """Outcome of every prediction matching ``criteria`` (conditions on ``Prediction``'s
+    columns; none: every prediction)."""
+    return _read_outcomes(db.session.execute(_outcomes_statement(criteria)))
 
 
 def experiment_outcomes(experiment_id: int, since: datetime | None = None,
                         until: datetime | None = None) -> dict[str, Outcome]:
     """Outcomes of the experiment's evidence: A/B-served playlists of trusted callers."""
-    where = "p.experiment_id = :experiment_id AND p.is_ab = :is_ab AND p.trusted = :trusted"
-    params: dict[str, Any] = {"experiment_id": experiment_id, "is_ab": True, "trusted": True}
+    criteria = [Prediction.experiment_id == experiment_id, Prediction.is_ab.is_(True),
+                Prediction.trusted.is_(True)]
     if since is not None:
-        where += " AND p.created_at >= :since"
-        params["since"] = since
+        criteria.append(Prediction.created_at >= since)
     if until is not None:
-        where += " AND p.created_at < :until"
-        params["until"] = until
-    return outcomes(where, params)
+        criteria.append(Prediction.created_at < until)
+    return outcomes(*criteria)
 
 
 def data_clock() -> datetime | None:
     """The newest listening event: outcomes are known up to the data imported so far."""
-    from sqlalchemy import func, select
-
-    from app.db import ListeningEvent
-
     return db.session.scalar(select(func.max(ListeningEvent.timestamp)))
 
 
@@ -257,13 +331,9 @@ def is_decided(outcome: Outcome | None, created_at: datetime, clock: datetime | 
 
 def prediction_outcome(prediction_id: str) -> tuple[Outcome | None, list[MemberOutcome]]:
     """One prediction's outcome with the per-participant breakdown (the detail page)."""
-    dialect = db.session.get_bind().dialect.name
-    params = {"pid": prediction_id}
-    ctes = _outcome_ctes(dialect, "p.id = :pid")
-    rows = db.session.execute(text(ctes + """
-SELECT pa.uid, COALESCE(m.ms, 0), COALESCE(m.started, 0), COALESCE(m.liked, 0),
-       COALESCE(m.skipped, 0)
-FROM participants pa LEFT JOIN members m ON m.pid = pa.pid AND m.uid = pa.uid
-"""), params).all()
+    outcome_statement, members_statement = _one_prediction()
+    params = {"prediction_id": prediction_id}
+    rows = db.session.execute(members_statement, params).all()
     members = [MemberOutcome(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
-    return outcomes("p.id = :pid", params).get(prediction_id), members
+    return _read_outcomes(db.session.execute(outcome_statement, params)).get(prediction_id), \
+        members

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.db import Experiment, Feedback
+from app.db import Experiment, Feedback, Prediction
 from app.experiments.metrics import experiment_outcomes, outcomes, prediction_outcome
 from app.experiments.report import build_report
 from app.extensions import db
@@ -51,7 +51,7 @@ def test_exactly_35_percent_is_a_success(tiny):
         db.session.add(Feedback(prediction_id="p2", user_id=5, track_id="T4", event_type="play",
                                 ms_played=300_000, created_at=T0))
         db.session.commit()
-        out = outcomes("p.id IN ('p5', 'p2')")
+        out = outcomes(Prediction.id.in_(["p5", "p2"]))
     assert out["p5"].success and out["p5"].best_ms == 140_000
     assert out["p2"].best_ms == 180_000 and not out["p2"].success
 
