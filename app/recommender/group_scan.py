@@ -89,7 +89,7 @@ class GroupScan:
     def __init__(self, items_t: np.ndarray):
         d, n = items_t.shape
         self.d, self.n = d, n
-        peak = np.abs(items_t).max(axis=1).astype(np.float64)
+        peak = np.maximum(items_t.max(axis=1), -items_t.min(axis=1)).astype(np.float64)
         self.scale = np.where(peak > 0, peak / 127.0, 1.0)
         n_blocks = -(-n // BLOCK)
         packed = np.zeros((n_blocks, d, BLOCK), np.int8)

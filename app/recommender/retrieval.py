@@ -48,7 +48,7 @@ import numpy as np
 
 from app.recommender.artifact import sha256_file
 from app.recommender.members import GroupResult, Member
-from app.recommender.strategies import REGISTRY, NotEnoughSongs, Rules, best
+from app.recommender.strategies import REGISTRY, NotEnoughSongs, Rules, best, check_strategy
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
     from app.recommender.scoring import Recommender
@@ -225,7 +225,8 @@ class CandidateRetrieval:
         """Only the candidates are this path's own: their scores, the favourite thresholds
         and the playlist come from the recommender's one scoring tail (``finish``), so members
         are scored exactly as on the whole catalogue. ``strategy``: as
-        ``Recommender.recommend`` resolved it (``select`` checks it)."""
+        ``Recommender.recommend`` resolved it (None: the default)."""
+        strategy = check_strategy(strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
         r = rows.astype(np.float64)
         rc = r @ rec.cov_item
