@@ -235,8 +235,12 @@ class CandidateRetrieval:
         z = rec.member_z(members, folded @ rec.items_t[:, cand], cand)
         # favourites are judged against the whole catalogue, so their thresholds come from
         # the catalogue sample (a small exact product), not from the candidates
-        sample = rec.sample_allowed(rec.not_explicit if rules.exclude_explicit else None)
-        z_sample = rec.member_z(members, folded @ rec.items_t[:, sample], sample)
+        # (its columns gathered once, ``Recommender.sample_items``: the same product, bit for bit)
+        sample, sample_items = rec.favourite_sample, rec.sample_items
+        if rules.exclude_explicit:
+            keep = rec.not_explicit[sample]
+            sample, sample_items = sample[keep], sample_items[keep]
+        z_sample = rec.member_z(members, folded @ sample_items.T, sample)
         try:
             result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand,
                                 known_limit=known_limit)

@@ -2,7 +2,8 @@
 
 Rows whose entries are whole multiples of their feature's step (largest magnitude / 127, here
 a power of two) are represented exactly in int8 and scored exactly, so there the scan must
-return the exact top-k, ties broken by the lower index; on ordinary float rows only the lower edge of the top-k may differ.
+return the exact top-k, ties broken by the lower index; on ordinary float rows only the lower
+edge of the top-k may differ.
 """
 from __future__ import annotations
 
