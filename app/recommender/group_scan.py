@@ -23,6 +23,13 @@ from numba import njit  # noqa: E402
 # tracks per block: one block of the int8 matrix (features x BLOCK bytes) and its float32
 # accumulator stay in the core's cache while every feature is added in
 BLOCK = 4096
+# tracks compared with the running threshold at once: a chunk whose best is below it (most of
+# them, once the threshold has risen) is skipped after one vectorised maximum
+CHUNK = 64
+# the strided sample that sets the scan's starting floor, and how many times k tracks that
+# floor lets through (on average; a misjudged sample only costs a second scan)
+SAMPLE_SIZE = 4096
+SAMPLE_MARGIN = 8
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -37,50 +44,70 @@ def _block_scores(block, q, acc):
             acc[i] += qj * row[i]
 
 
-@njit("int64[::1](int8[:, :, ::1], float32[::1], int64, int64)", cache=True, nogil=True)
-def _scan_top(x, q, n, k):
-    """Indices of the ``k`` largest approximate scores ``q . x`` over ``n`` tracks, ascending."""
+@njit(cache=True, nogil=True, fastmath=True)
+def _chunk_max(acc, c0, c1):
+    m = acc[c0]
+    for i in range(c0 + 1, c1):
+        m = max(m, acc[i])
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _keep_best(val, idx, cnt, k):
+    """Compact the buffer to its best ``k`` (all above the k-th score, then ties at it in
+    buffer order, which is index order); returns the k-th score."""
+    thr = np.partition(val[:cnt], cnt - k)[cnt - k]
+    ties = k
+    for t in range(cnt):
+        if val[t] > thr:
+            ties -= 1
+    kept = 0
+    for t in range(cnt):
+        v = val[t]
+        if v > thr or (v == thr and ties > 0):
+            if v == thr:
+                ties -= 1
+            val[kept] = v
+            idx[kept] = idx[t]
+            kept += 1
+    return thr
+
+
+@njit("int64[::1](int8[:, :, ::1], float32[::1], int64, int64, float64)", cache=True,
+      nogil=True)
+def _scan_top(x, q, n, k, floor):
+    """Indices of the ``k`` largest approximate scores ``q . x`` over ``n`` tracks, ascending;
+    only scores above ``floor`` are considered (fewer than ``k`` may come back)."""
     k = min(k, n)
-    out = np.empty(0, np.int64)
     if k <= 0:
-        return out
+        return np.empty(0, np.int64)
     cap = 4 * k + BLOCK
     idx = np.empty(cap, np.int64)
     val = np.empty(cap, np.float32)
     acc = np.empty(BLOCK, np.float32)
     cnt = 0
-    thr = -np.inf
+    thr = floor
     for blk in range(x.shape[0]):
         _block_scores(x[blk], q, acc)
         start = blk * BLOCK
         m = min(BLOCK, n - start)
         if cnt + m > cap:
-            # keep the best k seen so far: all above the k-th score, then ties at it in
-            # index order; later tracks must beat it, as an equal score ranks after them
-            thr = np.partition(val[:cnt], cnt - k)[cnt - k]
-            ties = k
-            for t in range(cnt):
-                if val[t] > thr:
-                    ties -= 1
-            kept = 0
-            for t in range(cnt):
-                v = val[t]
-                if v > thr or (v == thr and ties > 0):
-                    if v == thr:
-                        ties -= 1
-                    val[kept] = v
-                    idx[kept] = idx[t]
-                    kept += 1
-            cnt = kept
-        for i in range(m):
-            if acc[i] > thr:
-                val[cnt] = acc[i]
-                idx[cnt] = start + i
-                cnt += 1
-    # the best k by (score descending, index ascending): a stable order, whatever the ties
-    order = np.argsort(-val[:cnt], kind="mergesort")[:k]
-    out = np.sort(idx[:cnt][order])
-    return out
+            # keep the best k seen so far; later tracks must beat the k-th, as an equal
+            # score ranks after the ones kept (a higher index)
+            thr = max(thr, _keep_best(val, idx, cnt, k))
+            cnt = k
+        for c0 in range(0, m, CHUNK):  # most chunks hold no track above the threshold
+            c1 = min(c0 + CHUNK, m)
+            if _chunk_max(acc, c0, c1) > thr:
+                for i in range(c0, c1):
+                    if acc[i] > thr:
+                        val[cnt] = acc[i]
+                        idx[cnt] = start + i
+                        cnt += 1
+    if cnt > k:
+        _keep_best(val, idx, cnt, k)
+        cnt = k
+    return np.sort(idx[:cnt])
 
 
 class GroupScan:
@@ -97,12 +124,31 @@ class GroupScan:
             cols = items_t[:, b * BLOCK:(b + 1) * BLOCK].astype(np.float64) / self.scale[:, None]
             packed[b, :, :cols.shape[1]] = np.rint(cols).astype(np.int8)
         self.packed = packed
+        # the sample's int8 rows as float32 (tracks x features), scored as the scan scores
+        stride = max(1, n // SAMPLE_SIZE)
+        cols = np.arange(0, n, stride)
+        self.sample = np.ascontiguousarray(
+            packed[cols // BLOCK, :, cols % BLOCK].astype(np.float32))
 
     @property
     def nbytes(self) -> int:
         return int(self.packed.nbytes)
 
     def top(self, q: np.ndarray, k: int) -> np.ndarray:
-        """Approximately the ``k`` tracks with the largest ``q . items``, ascending indices."""
+        """Approximately the ``k`` tracks with the largest ``q . items``, ascending indices.
+
+        The scan starts from a floor read off a fixed strided sample of the tracks, set so
+        that about ``SAMPLE_MARGIN * k`` tracks pass it: fewer passes of the buffer, fewer
+        comparisons. Where fewer than ``k`` pass (a sample that misjudged), the scan runs
+        again without one, so the answer is always the same top-k."""
         scaled = np.ascontiguousarray(np.asarray(q, np.float64) * self.scale, np.float32)
-        return _scan_top(self.packed, scaled, self.n, int(k))
+        k = int(k)
+        floor = -np.inf
+        s = len(self.sample)
+        r = -(-SAMPLE_MARGIN * k * s // self.n)  # the sample's r-th best: ~margin * k pass
+        if 0 < k and r < s // 2:
+            floor = float(np.partition(self.sample @ scaled, s - r)[s - r])
+        found = _scan_top(self.packed, scaled, self.n, k, floor)
+        if len(found) < min(k, self.n):
+            found = _scan_top(self.packed, scaled, self.n, k, -np.inf)
+        return found

@@ -62,3 +62,25 @@ def test_edges_of_k():
     assert scan.top(q, 0).size == 0
     assert np.array_equal(scan.top(q, 50), np.arange(10))  # more than the catalogue: all
     assert scan.nbytes == 4 * BLOCK  # one block, int8
+
+
+def test_the_sampled_floor_never_changes_the_answer():
+    """The scan starts from a floor read off a strided sample; where the sample misjudges the
+    catalogue (here: every sampled track scores far above the rest), fewer than k tracks pass
+    it, and the scan must still return the exact top-k."""
+    from app.recommender import group_scan
+
+    n, d, k = 40 * BLOCK, 3, 100
+    step = np.float32(2.0 ** -5)
+    rng = np.random.default_rng(1)
+    items_t = rng.integers(-3, 4, (d, n)).astype(np.float32) * step
+    items_t[:, 0] = 127 * step
+    sampled = np.arange(0, n, max(1, n // group_scan.SAMPLE_SIZE))
+    items_t[0, sampled[1:]] = 100 * step
+    scan = GroupScan(items_t)
+    q = np.array([1, 0, 0], np.float32)
+    assert np.array_equal(scan.top(q, k), _exact_top(items_t, q, k))
+    # and where the sample judges well, the floor is used and the answer is the same
+    for seed in range(3):
+        q = np.random.default_rng(seed).integers(-2, 3, d).astype(np.float32)
+        assert np.array_equal(scan.top(q, k), _exact_top(items_t, q, k))
