@@ -48,7 +48,8 @@ import numpy as np
 
 from app.recommender.artifact import sha256_file
 from app.recommender.members import GroupResult, Member
-from app.recommender.strategies import REGISTRY, NotEnoughSongs, Rules, best, check_strategy
+from app.recommender.strategies import (KNOWN_MODEL_TOP, KNOWN_TOP, REGISTRY, NotEnoughSongs,
+                                         Rules, best, check_strategy)
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
     from app.recommender.scoring import Recommender
@@ -220,6 +221,17 @@ class CandidateRetrieval:
             by_group = best(group @ rec.items_t, k)
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
 
+    def agreed(self, members: list[Member], rows: np.ndarray) -> np.ndarray:
+        """``turns_known``'s agreed favourites: a member's known tracks among their model top
+        ``KNOWN_MODEL_TOP`` (from the index), which the turn candidates need not hold."""
+        known = [j for j, m in enumerate(members) if m.known is not None and len(m.known)]
+        if not known:
+            return np.zeros(0, np.int64)
+        top = self.index.query(rows[known], KNOWN_MODEL_TOP)
+        return np.unique(np.concatenate([
+            np.intersect1d(top[i], np.asarray(members[j].known, np.int64)[:KNOWN_TOP])
+            for i, j in enumerate(known)])).astype(np.int64)
+
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
                   strategy: str, *, known_limit: int | None = None) -> GroupResult:
         """Only the candidates are this path's own: their scores, the favourite thresholds
@@ -232,6 +244,8 @@ class CandidateRetrieval:
         rc = r @ rec.cov_item
         folded = rec.folded(rows, r, rc)
         cand = self.candidates(rec, rows, rules.length, strategy, folded)
+        if strategy == "turns_known":
+            cand = np.union1d(cand, self.agreed(members, rows))
         z = rec.member_z(members, folded @ rec.items_t[:, cand], cand)
         # favourites are judged against the whole catalogue, so their thresholds come from
         # the catalogue sample (a small exact product), not from the candidates

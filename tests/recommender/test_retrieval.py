@@ -258,3 +258,32 @@ def test_turns_from_candidates_keep_the_exact_playlists_group_score(large_rec, s
         exact = rec.recommend(group, rules, strategy, exact=True)
         quality.append(mean_z(approx.indices) / mean_z(exact.indices))
     assert np.mean(quality) >= 0.99, quality
+
+
+def test_turns_known_finds_the_agreed_favourites_among_candidates(large_rec):
+    """A member's agreed favourites (known tracks in their model top) come first on their
+    turns; retrieval must offer them even when nobody else's candidates hold them."""
+    from dataclasses import replace
+
+    from app.recommender.group_scan import GroupScan
+
+    rec = large_rec
+    rt = retrieval.CandidateRetrieval(_ExactIndex(rec), group_scan=GroupScan(rec.items_t))
+    rules = Rules(length=20)
+    rng = np.random.default_rng(6)
+    users = rec.model.space.user_ids
+    for _ in range(3):
+        group = [rec.member(users[u]) for u in rng.choice(len(users), 6, replace=False)]
+        rows = np.vstack([m.row for m in group]).astype(np.float32)
+        top = _ExactIndex(rec).query(rows, 50)
+        raw = rows @ rec.items_t
+        group = [replace(m, known=np.concatenate([
+            top[j][np.argsort(-raw[j, top[j]])][[15, 30, 45]],
+            rng.choice(len(rec.items), 20, replace=False)]).astype(np.int64))
+            for j, m in enumerate(group)]
+        exact = rec.recommend(group, rules, "turns_known", exact=True)
+        approx = rt.recommend(rec, group, rules, "turns_known")
+        known = set(np.concatenate([m.known for m in group]).tolist())
+        picked = set(exact.indices) & known
+        assert picked, "the exact playlist takes agreed favourites"
+        assert picked <= set(approx.indices)
