@@ -116,7 +116,8 @@ class GroupScan:
     def __init__(self, items_t: np.ndarray):
         d, n = items_t.shape
         self.d, self.n = d, n
-        peak = np.maximum(items_t.max(axis=1), -items_t.min(axis=1)).astype(np.float64)
+        peak = np.maximum(items_t.max(axis=1, initial=0.0),
+                          -items_t.min(axis=1, initial=0.0)).astype(np.float64)
         self.scale = np.where(peak > 0, peak / 127.0, 1.0)
         n_blocks = -(-n // BLOCK)
         packed = np.zeros((n_blocks, d, BLOCK), np.int8)
@@ -141,12 +142,14 @@ class GroupScan:
         that about ``SAMPLE_MARGIN * k`` tracks pass it: fewer passes of the buffer, fewer
         comparisons. Where fewer than ``k`` pass (a sample that misjudged), the scan runs
         again without one, so the answer is always the same top-k."""
-        scaled = np.ascontiguousarray(np.asarray(q, np.float64) * self.scale, np.float32)
         k = int(k)
+        if self.n == 0 or k <= 0:
+            return np.zeros(0, np.int64)
+        scaled = np.ascontiguousarray(np.asarray(q, np.float64) * self.scale, np.float32)
         floor = -np.inf
         s = len(self.sample)
         r = -(-SAMPLE_MARGIN * k * s // self.n)  # the sample's r-th best: ~margin * k pass
-        if 0 < k and r < s // 2:
+        if r < s // 2:
             floor = float(np.partition(self.sample @ scaled, s - r)[s - r])
         found = _scan_top(self.packed, scaled, self.n, k, floor)
         if len(found) < min(k, self.n):

@@ -62,6 +62,7 @@ def test_edges_of_k():
     assert scan.top(q, 0).size == 0
     assert np.array_equal(scan.top(q, 50), np.arange(10))  # more than the catalogue: all
     assert scan.nbytes == 4 * BLOCK  # one block, int8
+    assert GroupScan(np.zeros((4, 0), np.float32)).top(q, 5).size == 0  # an empty catalogue
 
 
 def test_the_sampled_floor_never_changes_the_answer():
