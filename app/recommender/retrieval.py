@@ -175,9 +175,9 @@ class CandidateRetrieval:
     where members take turns, each member's query leans this much towards the group (below).
     """
 
-    def __init__(self, index: CandidateIndex, *, per_member_k: int = 200, group_k: int = 1000,
+    def __init__(self, index: CandidateIndex, *, per_member_k: int = 200, group_k: int = 600,
                  exact_group: bool = True, group_scan=None, turn_k: int = 5,
-                 turn_weight: float = 2.0, turn_ef: int = 64):
+                 turn_weight: float = 2.0, turn_ef: int = 32):
         self.index = index
         self.per_member_k = per_member_k
         self.group_k = group_k
