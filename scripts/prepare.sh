@@ -20,5 +20,6 @@ if flask --app wsgi --help 2>/dev/null | grep -q '^  model'; then
   flask --app wsgi model ensure
 fi
 # Compile the recommender's loops into numba's on-disk cache (NUMBA_CACHE_DIR, default
-# instance/numba-cache) now, so that the server's first start loads them instead.
-python -c "import app.recommender.kernels"
+# instance/numba-cache) now, so that the server's first start loads them instead (group_scan:
+# the huge catalogues' scan, imported only when retrieval is attached).
+python -c "import app.recommender.kernels, app.recommender.group_scan"

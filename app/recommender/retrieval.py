@@ -9,13 +9,17 @@ that, and the strategies then run unchanged on a few thousand candidates.
 Which candidates: a member's standardised score ``z_j = (row_j . x - mu_j) / sd_j`` is an
 affine function of an inner product, so
 
-- each member's own top ``per_member_k`` (``least_misery``, ``fair`` and the skip rules need
-  them), from the index, and
 - the top ``group_k`` of the *group direction* ``q = mean_j(row_j / sd_j)``: ``q . x`` orders the
   tracks exactly as the ``average`` of the members' ``z`` does (the constant ``mu_j / sd_j`` drops
-  out), which is what ``average``, ``average_without_misery`` and ``fair`` lean on. Graph search
-  finds this direction's top poorly (its scores are flat), so by default it is one exact
-  matrix-vector scan; ``exact_group=False`` asks the index instead (faster, less exact).
+  out), which every strategy leans on. Graph search finds this direction's top poorly (its
+  scores are flat), so it is a scan of the whole catalogue: by default over an int8 copy of
+  the item rows with a running top-k (``group_scan.py``), else one exact float32 product;
+  ``exact_group=False`` asks the index instead (faster, less exact);
+- for the strategies that rank by group scores, each member's own top ``per_member_k`` from
+  the index (``least_misery``, ``gfar`` and the skip rules need them);
+- for the strategies where members take turns, a few tracks per member from the index along
+  their direction leaning towards the group's (``CandidateRetrieval.candidates`` says why not
+  their own top).
 
 Per-member lists alone are not enough: with ten different tastes and a million tracks the
 group's best tracks are often nobody's top few thousand. The union is scored exactly with the
@@ -45,7 +49,8 @@ import numpy as np
 from app.recommender.artifact import sha256_file
 from app.recommender.members import Member
 from app.recommender.playlist import GroupPlaylist
-from app.recommender.strategies import NotEnoughSongs, Rules
+from app.recommender.strategies import (KNOWN_MODEL_TOP, KNOWN_TOP, REGISTRY, NotEnoughSongs,
+                                         Rules, best, check_strategy)
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
     from app.recommender.scoring import Recommender
@@ -154,59 +159,103 @@ class CandidateIndex:
                 pass
         return built
 
-    def query(self, rows: np.ndarray, k: int) -> np.ndarray:
+    def query(self, rows: np.ndarray, k: int, ef: int | None = None) -> np.ndarray:
+        """Each row's ``k`` best tracks (rows x k catalogue positions); ``ef``: the search
+        breadth, by default the index's own."""
         k = min(k, self.index.get_current_count())
-        self.index.set_ef(max(k, int(self.params.get("ef", 300))))
+        self.index.set_ef(max(k, int(self.params.get("ef", 300)) if ef is None else ef))
         labels, _ = self.index.knn_query(np.ascontiguousarray(rows, dtype=np.float32), k=k)
-        return labels
+        return labels.astype(np.int64)
 
 
 class CandidateRetrieval:
-    """What ``Recommender.recommend`` delegates to when attached."""
+    """What ``Recommender.recommend`` delegates to when attached.
 
-    def __init__(self, index: CandidateIndex, *, per_member_k: int = 200, group_k: int = 1000,
-                 exact_group: bool = True):
+    ``group_scan`` (``group_scan.GroupScan``): the group direction's top from the int8 copy of
+    the catalogue; without it, one exact float32 scan. ``turn_weight``: for the strategies
+    where members take turns, each member's query leans this much towards the group (below).
+    """
+
+    def __init__(self, index: CandidateIndex, *, per_member_k: int = 200, group_k: int = 600,
+                 exact_group: bool = True, group_scan=None, turn_k: int = 5,
+                 turn_weight: float = 2.0, turn_ef: int = 32):
         self.index = index
         self.per_member_k = per_member_k
         self.group_k = group_k
         self.exact_group = exact_group
+        self.group_scan = group_scan
+        self.turn_k = turn_k
+        self.turn_weight = turn_weight
+        self.turn_ef = turn_ef
 
-    def candidates(self, rec: "Recommender", rows: np.ndarray, length: int) -> np.ndarray:
+    def candidates(self, rec: "Recommender", rows: np.ndarray, length: int,
+                   strategy: str | None = None, folded: np.ndarray | None = None
+                   ) -> np.ndarray:
         """Each member's ANN top-K, plus the group direction's top ``group_k``.
 
         The group direction mixes several tastes, so its scores are flat across the catalogue
         and graph search finds its top far less reliably than a single member's (recall@200:
-        bench/RESULTS.md). With ``exact_group`` (the default) that
-        one direction is scanned exactly: a single matrix-vector product and a partial sort,
-        a fraction of scoring every member exactly.
+        bench/RESULTS.md). With ``exact_group`` (the default) that one direction is scanned
+        over the whole catalogue: by ``group_scan`` when attached, else exactly in float32.
+
+        Where members take turns, a member's turn picks among their favourites (their top
+        share of the catalogue) the track the group likes best besides them, and the
+        favourites are counted on the columns the strategy sees. Their own very top would
+        crowd those out among a few thousand candidates, so their query is their direction
+        plus ``turn_weight`` times the group's: the tracks that are theirs *and* the group's.
         """
-        _, sd = rec.moments(rows)
-        group = (rows.astype(np.float64) / sd[:, None]).mean(axis=0).astype(np.float32)
-        per_member = self.index.query(rows, max(self.per_member_k, 4 * length + 40))
-        k = min(max(self.group_k, 20 * length + 200), len(rec.items) - 1)
-        if self.exact_group:
-            scores = group @ rec.items_t
-            by_group = np.argpartition(-scores, k)[:k]
+        if folded is None:
+            folded = rec.folded(rows)
+        group = folded.mean(axis=0, dtype=np.float64).astype(np.float32)
+        if strategy is not None and REGISTRY[strategy].takes_turns and len(rows) > 1:
+            queries = folded + np.float32(self.turn_weight) * group
+            per_member = (self.index.query(queries, self.turn_k, self.turn_ef) if self.turn_k > 0
+                          else np.zeros(0, np.int64))
         else:
+            per_member = self.index.query(rows, max(self.per_member_k, 4 * length + 40))
+        k = min(max(self.group_k, 20 * length + 200), len(rec.items) - 1)
+        if not self.exact_group:
             by_group = self.index.query(group[None, :], k)
+        elif self.group_scan is not None:
+            by_group = self.group_scan.top(group, k)
+        else:
+            by_group = best(group @ rec.items_t, k)
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
+
+    def agreed(self, members: list[Member], rows: np.ndarray) -> np.ndarray:
+        """``turns_known``'s agreed favourites: a member's known tracks among their model top
+        ``KNOWN_MODEL_TOP`` (from the index), which the turn candidates need not hold."""
+        known = [j for j, m in enumerate(members) if m.known is not None and len(m.known)]
+        if not known:
+            return np.zeros(0, np.int64)
+        top = self.index.query(rows[known], KNOWN_MODEL_TOP)
+        return np.unique(np.concatenate([
+            np.intersect1d(top[i], np.asarray(members[j].known, np.int64)[:KNOWN_TOP])
+            for i, j in enumerate(known)])).astype(np.int64)
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
                   strategy: str, *, known_limit: int | None = None) -> GroupPlaylist:
         """Only the candidates are this path's own: their scores, the favourite thresholds
         and the playlist come from the recommender's one scoring tail (``finish``), so members
         are scored exactly as on the whole catalogue. ``strategy``: as
-        ``Recommender.recommend`` resolved it (``select`` checks it)."""
+        ``Recommender.recommend`` resolved it (None: the default)."""
+        strategy = check_strategy(strategy)
         rows = np.vstack([m.row for m in members]).astype(np.float32)
-        cand = self.candidates(rec, rows, rules.length)
         r = rows.astype(np.float64)
         rc = r @ rec.cov_item
         folded = rec.folded(rows, r, rc)
+        cand = self.candidates(rec, rows, rules.length, strategy, folded)
+        if strategy == "turns_known":
+            cand = np.union1d(cand, self.agreed(members, rows))
         z = rec.member_z(members, folded @ rec.items_t[:, cand], cand)
         # favourites are judged against the whole catalogue, so their thresholds come from
         # the catalogue sample (a small exact product), not from the candidates
-        sample = rec.sample_allowed(rec.not_explicit if rules.exclude_explicit else None)
-        z_sample = rec.member_z(members, folded @ rec.items_t[:, sample], sample)
+        # (its columns gathered once, ``Recommender.sample_items``: the same product, bit for bit)
+        sample, sample_items = rec.favourite_sample, rec.sample_items
+        if rules.exclude_explicit:
+            keep = rec.not_explicit[sample]
+            sample, sample_items = sample[keep], sample_items[keep]
+        z_sample = rec.member_z(members, folded @ sample_items.T, sample)
         try:
             result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand,
                                 known_limit=known_limit)
@@ -228,13 +277,16 @@ def attach(rec: "Recommender", *, folder: str | os.PathLike | None = None,
            min_tracks: int = DEFAULT_MIN_TRACKS, **build_args) -> bool:
     """Give ``rec`` candidate retrieval when its catalogue is large enough; True if attached.
 
-    Never raises for a missing hnswlib: serving falls back to exact scoring.
+    Never raises for a missing hnswlib: serving falls back to exact scoring. The group scan's
+    int8 copy is made here, in memory, from the served item rows (nothing more to store).
     """
     if len(rec.items) < min_tracks:
         return False
     try:
-        rec.retrieval = CandidateRetrieval(CandidateIndex.load_or_build(folder, rec.items,
-                                                                        **build_args))
+        index = CandidateIndex.load_or_build(folder, rec.items, **build_args)
     except RetrievalUnavailable:
         return False
+    from app.recommender.group_scan import GroupScan
+
+    rec.retrieval = CandidateRetrieval(index, group_scan=GroupScan(rec.items_t))
     return True

@@ -177,19 +177,113 @@ class _EveryTrack:
     def __init__(self, n: int):
         self.n = n
 
-    def query(self, rows, k):
+    def query(self, rows, k, ef=None):
         return np.tile(np.arange(self.n), (len(rows), 1))
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("scan", [False, True], ids=["float32 group scan", "int8 group scan"])
 def test_retrieval_with_the_exact_top_among_candidates_gives_the_exact_playlist(
-        cold_rec_with_index, strategy):
+        cold_rec_with_index, strategy, scan):
+    from app.recommender.group_scan import GroupScan
+
     data, rec = cold_rec_with_index
     group = _mixed_group(data, rec)
-    every = retrieval.CandidateRetrieval(_EveryTrack(len(rec.items)))
+    every = retrieval.CandidateRetrieval(_EveryTrack(len(rec.items)),
+                                         group_scan=GroupScan(rec.items_t) if scan else None)
     via_candidates = every.recommend(rec, group, Rules(length=20), strategy)
     exact = rec.recommend(group, Rules(length=20), strategy, exact=True)
     assert via_candidates.indices == exact.indices
     assert via_candidates.turns == exact.turns
     assert via_candidates.for_members == exact.for_members
     assert np.allclose(via_candidates.member_scores, exact.member_scores, atol=1e-5)
+
+
+def test_attach_gives_the_int8_group_scan(rec_with_index):
+    rec, _ = rec_with_index
+    scan = rec.retrieval.group_scan
+    assert scan is not None and scan.n == len(rec.items)
+    group = _groups(rec, 6, 1, seed=4)[0]
+    rows = np.vstack([m.row for m in group]).astype(np.float32)
+    direction = rec.folded(rows).mean(axis=0)
+    exact = np.argpartition(-(direction @ rec.items_t), 1000)[:1000]
+    assert len(np.intersect1d(scan.top(direction, 1000), exact)) >= 970
+
+
+class _ExactIndex:
+    """A perfect 'nearest neighbour' index: every query's exact top-k by inner product."""
+
+    def __init__(self, rec):
+        self.rec = rec
+
+    def query(self, rows, k, ef=None):
+        raw = np.asarray(rows, np.float32) @ self.rec.items_t
+        return np.argpartition(-raw, k, axis=1)[:, :k].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def large_rec():
+    """Large enough that a member's favourites (the top ``TURN_SHARE`` of the catalogue) are
+    more tracks than the playlist is long, as on a catalogue that needs retrieval."""
+    from app.recommender.strategies import favourite_count
+
+    rec = _bench_catalogue().synthetic_recommender(100_000, seed=2)
+    assert favourite_count(len(rec.items), 20) > 20
+    return rec
+
+
+@pytest.mark.parametrize("strategy", ["turns", "turns_plus", "turns_known"])
+def test_turns_from_candidates_keep_the_exact_playlists_group_score(large_rec, strategy):
+    """Members take turns picking, among their favourites, what the group likes best besides
+    them. Candidates holding each member's own very top gave turns that ignored the group
+    (the strategy counts favourites on the columns it sees); even with a perfect index,
+    the retrieved playlist must be as good for the group as the exact one."""
+    from app.recommender.group_scan import GroupScan
+
+    rec = large_rec
+    rt = retrieval.CandidateRetrieval(_ExactIndex(rec), group_scan=GroupScan(rec.items_t))
+    rules = Rules(length=20)
+    rng = np.random.default_rng(4)
+    users = rec.model.space.user_ids
+    quality = []
+    for _ in range(8):
+        group = [rec.member(users[u]) for u in rng.choice(len(users), 8, replace=False)]
+        rows = np.vstack([m.row for m in group]).astype(np.float32)
+
+        def mean_z(indices):
+            return float(rec.standardise(rows, rows @ rec.items_t[:, np.asarray(indices)])
+                         .mean())
+
+        approx = rt.recommend(rec, group, rules, strategy)
+        exact = rec.recommend(group, rules, strategy, exact=True)
+        quality.append(mean_z(approx.indices) / mean_z(exact.indices))
+    assert np.mean(quality) >= 0.99, quality
+
+
+def test_turns_known_finds_the_agreed_favourites_among_candidates(large_rec):
+    """A member's agreed favourites (known tracks in their model top) come first on their
+    turns; retrieval must offer them even when nobody else's candidates hold them."""
+    from dataclasses import replace
+
+    from app.recommender.group_scan import GroupScan
+
+    rec = large_rec
+    rt = retrieval.CandidateRetrieval(_ExactIndex(rec), group_scan=GroupScan(rec.items_t))
+    rules = Rules(length=20)
+    rng = np.random.default_rng(6)
+    users = rec.model.space.user_ids
+    for _ in range(3):
+        group = [rec.member(users[u]) for u in rng.choice(len(users), 6, replace=False)]
+        rows = np.vstack([m.row for m in group]).astype(np.float32)
+        top = _ExactIndex(rec).query(rows, 50)
+        raw = rows @ rec.items_t
+        group = [replace(m, known=np.concatenate([
+            top[j][np.argsort(-raw[j, top[j]])][[15, 30, 45]],
+            rng.choice(len(rec.items), 20, replace=False)]).astype(np.int64))
+            for j, m in enumerate(group)]
+        exact = rec.recommend(group, rules, "turns_known", exact=True)
+        approx = rt.recommend(rec, group, rules, "turns_known")
+        known = set(np.concatenate([m.known for m in group]).tolist())
+        picked = set(exact.indices) & known
+        assert picked, "the exact playlist takes agreed favourites"
+        assert picked <= set(approx.indices)
