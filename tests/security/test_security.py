@@ -18,6 +18,7 @@ import pytest
 
 from app import create_app
 from app.security import SECURITY_HEADERS
+from tests.support.browser import CHROMIUM
 from tests.support.paths import ROOT
 
 
@@ -277,9 +278,6 @@ def test_admin_login_attempts_are_rate_limited(admin_app):
 
 
 # ----- a real browser enforces the policy: nothing on our pages is blocked -----
-
-CHROMIUM = "/usr/bin/chromium"
-
 
 @pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "

@@ -262,21 +262,8 @@ def turns_reference(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray,
            pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0,
            known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT
            ) -> tuple[list[int], list[int]]:
-    """Members take turns, a fair share of turns each (and ``extra`` more), then proportional
-    fairness close to max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
-
-    ``owed`` scales a member's share (members the model knows only by genres get more turns:
-    fewer of their model favourites are true ones). The next turn goes to the member with the
-    fewest turns so far (ties: the lowest running fit); they pick, among their own favourites
-    (their top ``TURN_SHARE`` of the catalogue by the model), their most liked track, the
-    group's liking breaking near-ties. A turn stays the member's own even where friends share
-    favourites: on real friend groups their own picks are what keeps each member from being
-    left out (README: strategy evaluation). Returns the tracks and, per track, the position
-    of the member whose turn chose it (``NO_TURN``: chosen after the turns).
-
-    ``known`` (``turns_known``): a member's agreed favourites (in their model top
-    ``KNOWN_MODEL_TOP`` and among their known tracks) join their favourites and come first on
-    their turns, at most ``known_limit`` of their turns."""
+    """``strategies._turns`` as numpy code, before its loops were compiled: the rule is
+    documented there."""
     m, n = z.shape
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
         chosen = fair_reference(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)

@@ -5,7 +5,6 @@ with the reason (.ci/run installs it). Screenshots go to test-artifacts/ (git-ig
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -13,17 +12,11 @@ from sqlalchemy import select
 
 from app.db import Prediction
 from app.extensions import db
-from tests.support.browser import CHROMIUM, PASSWORD
+from tests.support.browser import NEEDS_CHROMIUM, PASSWORD
 from tests.support.paths import ARTIFACTS
 
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Debian chromium is not installed at /usr/bin/chromium "
-                              "(apt-get install -y chromium chromium-driver); .ci/run installs "
-                              "it in CI"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 def _shot(page, name: str) -> None:

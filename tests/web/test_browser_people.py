@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import threading
 
@@ -19,15 +18,11 @@ from app.db import User
 from app.extensions import db
 from app.web.forms import BASE_HELP, STRATEGY_HELP
 from tests.support.apps import make_api_app
-from tests.support.browser import CHROMIUM, PASSWORD
+from tests.support.browser import NEEDS_CHROMIUM, PASSWORD
 from tests.support.pages import csrf_token
 from tests.support.ui_checks import DESKTOP, PHONE, assert_accessible, assert_fits, shot, viewports
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "
-                       "at /usr/bin/chromium (apt-get install -y chromium); .ci/run installs it"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 # Four Agnieszkas, two with the same full name, and an Adam Jankowski whose initials (AJ) are
 # theirs too: first names, full names and initials all collide.

@@ -3,17 +3,14 @@ on 390 px phones (one as a found user, one as a new listener), one skips, and th
 shows the new queue within 3 s; axe-core finds nothing serious or critical on any party page."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from tests.support.browser import CHROMIUM
+from tests.support.browser import NEEDS_CHROMIUM
 from tests.support.ui_checks import DESKTOP, PHONE, assert_accessible, assert_fits, shot
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium is not installed at /usr/bin/chromium")]
+pytestmark = NEEDS_CHROMIUM
 
 UPCOMING = "() => Array.from(document.querySelectorAll('#upcoming li')).map(li => li.dataset.track)"
 

@@ -2,19 +2,12 @@
 resolves every reference, and asks nothing of any host but ours (it works offline)."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from tests.support.browser import CHROMIUM
+from tests.support.browser import NEEDS_CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Debian chromium is not installed at /usr/bin/chromium "
-                              "(apt-get install -y chromium chromium-driver); .ci/run installs "
-                              "it in CI"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 def test_swagger_ui_renders_the_whole_document_offline(live_server, page):
