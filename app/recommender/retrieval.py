@@ -191,36 +191,36 @@ class CandidateRetrieval:
         return np.unique(np.concatenate([per_member.ravel(), by_group.ravel()])).astype(np.int64)
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
-                  strategy: str, *, known_limit: int | None = None) -> GroupResult:
+                  strategy, *, known_limit: int | None = None, so_far=None) -> GroupResult:
         """Only the candidates are this path's own: their scores, the favourite thresholds
         and the playlist come from the recommender's one scoring tail (``finish``), so members
-        are scored exactly as on the whole catalogue. ``strategy``: as
-        ``Recommender.recommend`` resolved it (``select`` checks it)."""
-        rows = np.vstack([m.row for m in members]).astype(np.float32)
+        are scored exactly as on the whole catalogue. ``strategy``, ``so_far``: as
+        ``Recommender.plan`` resolved them."""
+        rows = rec.rows(members, so_far)
         cand = self.candidates(rec, rows, rules.length)
         r = rows.astype(np.float64)
         rc = r @ rec.cov_item
         folded = rec.folded(rows, r, rc)
-        z = rec.member_z(members, folded @ rec.items_t[:, cand], cand)
+        z = rec.member_z(members, folded @ rec.items_t[:, cand], cand, so_far)
         # favourites are judged against the whole catalogue, so their thresholds come from
         # the catalogue sample (a small exact product), not from the candidates
         sample = rec.sample_allowed(rec.not_explicit if rules.exclude_explicit else None)
-        z_sample = rec.member_z(members, folded @ rec.items_t[:, sample], sample)
+        z_sample = rec.member_z(members, folded @ rec.items_t[:, sample], sample, so_far)
         try:
             result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand,
-                                known_limit=known_limit)
+                                known_limit=known_limit, so_far=so_far)
         except NotEnoughSongs:
-            return _exact(rec, members, rules, strategy, known_limit)
+            return _exact(rec, members, rules, strategy, known_limit, so_far)
         if any(note.startswith("artist cap relaxed") for note in result.notes):
             # the whole catalogue may not need it
-            return _exact(rec, members, rules, strategy, known_limit)
+            return _exact(rec, members, rules, strategy, known_limit, so_far)
         return result
 
 
-def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy: str,
-           known_limit: int | None = None):
+def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy,
+           known_limit: int | None = None, so_far=None):
     """The whole-catalogue answer (``exact=True`` skips retrieval, thread-safely)."""
-    return rec.recommend(members, rules, strategy, exact=True, known_limit=known_limit)
+    return rec.plan(members, rules, strategy, so_far, exact=True, known_limit=known_limit)
 
 
 def attach(rec: "Recommender", *, folder: str | os.PathLike | None = None,
