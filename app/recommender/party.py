@@ -22,7 +22,8 @@ who is present, turns owed by presence over the evening, newcomers first, and th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from copy import copy
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -113,7 +114,7 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
                    skipped={j: g.skipped for j, g in enumerate(here) if g.skipped},
                    liked={j: g.liked for j, g in enumerate(here) if g.liked},
                    excluded=list(excluded) + filtered)
-    members = [replace(g.member, received=int(received[j])) for j, g in enumerate(here)]
+    members = [_with_received(g.member, int(received[j])) for j, g in enumerate(here)]
     state: dict[str, np.ndarray] = {"owed": owed, "received": received}
 
     def choose(p: Pick) -> tuple[list[int], list[int]]:
@@ -127,6 +128,15 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
                 [[keys[j] for j in f] for f in result.for_members[done:]],
                 dict(zip(keys, state["received"].tolist())),
                 dict(zip(keys, state["owed"].tolist())))
+
+
+def _with_received(member: Member, received: int) -> Member:
+    """The member as the entry point takes them in this party: with the turns received."""
+    if member.received == received:
+        return member
+    out = copy(member)  # a shallow copy: the row and the arrays stay shared
+    out.received = received
+    return out
 
 
 def _choose(rec, p: Pick, keys: list[int], fixed: list[Played], gone: list[int],

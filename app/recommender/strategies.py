@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, replace
+from copy import copy
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -340,6 +341,7 @@ def select(pick: Pick) -> tuple[list[int], list[str], list[int]]:
     playlist rules, notes, and per chosen track the member position whose turn chose it (-1:
     no member's turn did). ``pick.size`` is set here; see ``Pick`` for the rest."""
     spec = strategy_of(pick.strategy)
+    pick = copy(pick)  # the caller's is left as it was; ``size`` changes per round
     z, song, artist, rules, allowed = pick.z, pick.song, pick.artist, pick.rules, pick.allowed
     notes: list[str] = []
     n = z.shape[1]
@@ -347,7 +349,8 @@ def select(pick: Pick) -> tuple[list[int], list[str], list[int]]:
     chosen: list[int] = []
     turns: list[int] = []
     while True:
-        chosen, turns = spec.choose(replace(pick, size=size))
+        pick.size = size
+        chosen, turns = spec.choose(pick)
         if not spec.fills or len(chosen) >= rules.length or size >= n:
             break
         size = min(n, size * 8)  # the rules ate the candidates (tight artist cap, filters)
