@@ -2,7 +2,8 @@
 change their taste for the rest of it.
 
 ``Recommender.plan`` takes a ``SoFar`` next to the members (each carrying the turns they are
-owed and have already received, ``Member.owed`` / ``Member.received``): the tracks already
+owed and have already received, ``Member.owed`` / ``Member.received``, by default their
+kind's share and the turns ``SoFar.turns`` gives them): the tracks already
 played or queued stay in front, never come again and count for the playlist rules; the new
 tracks continue the turn order and the running fairness from there. ``/predict`` is the case
 with nothing so far (``SoFar`` empty or None).
@@ -32,7 +33,8 @@ class SoFar:
     ``played``: catalogue positions played or queued, in order: kept in front of the result,
     never repeated, and counted for the rules (no song twice, the artist cap).
     ``turns``: per played track, the member position whose turn chose it (-1 or None: nobody's,
-    or a member who is not among the members now); only the result's attribution reads it.
+    or a member who is not among the members now): the turns a member has received unless
+    ``Member.received`` says otherwise, and the result's attribution of those tracks.
     ``skipped`` / ``liked``: per member position, catalogue positions the member skipped /
     liked in this playlist. ``excluded``: tracks that must not come (removed by a host),
     not kept."""
@@ -51,6 +53,14 @@ class SoFar:
         """Per played track, the member position whose turn chose it, -1 for none."""
         t = [-1 if x is None or x < 0 else int(x) for x in list(self.turns)[:len(self.played)]]
         return t + [-1] * (len(self.played) - len(t))
+
+    def received(self, members: list) -> np.ndarray:
+        """Per member, the turns they already had: ``Member.received``, else their turns
+        among the tracks so far."""
+        counted = np.bincount([t for t in self.played_turns() if 0 <= t < len(members)],
+                              minlength=len(members))
+        return np.array([m.received if m.received is not None else counted[j]
+                         for j, m in enumerate(members)], dtype=np.int64)
 
     def reported(self, member: int) -> tuple[list[int], list[int]]:
         """A member's likes and skips in this playlist."""

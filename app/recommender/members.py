@@ -29,8 +29,9 @@ class Member:
     # when the caller passed their history in; only ``turns_known`` reads it
     known: np.ndarray | None = None
     # a playlist that continues (``continuation.SoFar``): the turns this member already had
-    # in it, and how many fair shares of turns they are owed (None: by their ``kind``)
-    received: int = 0
+    # in it (None: those ``SoFar.turns`` gives them), and how many fair shares of turns they
+    # are owed (None: by their ``kind``)
+    received: int | None = None
     owed: float | None = None
 
 

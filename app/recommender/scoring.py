@@ -286,7 +286,9 @@ class Recommender:
         ``Strategy`` object runs as given; ``known_limit``: ``turns_known``'s bound on a
         member's turns from their history."""
         strategy = strategy_of(strategy)
-        if so_far is not None and so_far.is_empty() and not any(m.received for m in members):
+        if any(m.received for m in members):
+            so_far = so_far if so_far is not None else SoFar()
+        elif so_far is not None and so_far.is_empty():
             so_far = None
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy,
@@ -361,7 +363,7 @@ class Recommender:
                 z_played = self.member_z(members, self.folded(rows, r, rc)
                                          @ self.items_t[:, played], played, so_far)
             before = Before(z_played, self.song[played], self.artist[played],
-                            np.array([m.received for m in members], dtype=np.int64))
+                            so_far.received(members))
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
         known = ([_in_columns(m.known, columns) for m in members]
                  if spec.name == "turns_known" else None)

@@ -103,6 +103,21 @@ def test_a_member_who_received_more_turns_gets_fewer_of_the_next(rec, strategy):
 
 
 @pytest.mark.parametrize("strategy", TURN_TAKING)
+def test_turns_received_are_counted_from_the_turns_so_far(rec, strategy):
+    """Continuing a playlist with its own turns gives what the members' received turns say."""
+    group = members(rec, 3, start=6)
+    first = rec.recommend(group, Rules(length=12), strategy)
+    so_far = SoFar(played=first.indices, turns=first.turns)
+    counted = [replace(m, received=first.turns.count(j)) for j, m in enumerate(group)]
+    assert rec.plan(group, Rules(length=9), strategy, so_far).turns == \
+        rec.plan(counted, Rules(length=9), strategy, so_far).turns
+    # received turns with nothing played count too
+    ahead = [replace(m, received=8 if j == 0 else 0) for j, m in enumerate(group)]
+    assert rec.plan(ahead, Rules(length=9), strategy).turns.count(0) < \
+        rec.plan(group, Rules(length=9), strategy).turns.count(0)
+
+
+@pytest.mark.parametrize("strategy", TURN_TAKING)
 def test_a_member_who_joins_later_gets_turns_first(rec, strategy):
     early = members(rec, 2, start=4)
     first = rec.recommend(early, Rules(length=20), strategy)
