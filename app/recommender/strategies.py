@@ -388,8 +388,11 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     m, c = lk.shape
     taken = taken if taken is not None else Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
-        return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None,
-                           before=taken)
+        chosen = greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None,
+                             before=taken)
+        for i in chosen:
+            taken.take(int(song[i]), int(artist[i]))
+        return chosen
     done = start[1] if start is not None else 0
     in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
     fit = np.full(m, delta)  # A at step 0
