@@ -164,3 +164,13 @@ def test_likes_so_far_raise_tracks_like_them(rec):
 
 def expected(z):
     return float(liking(np.array([z], np.float32))[0])
+
+
+@pytest.mark.parametrize("strategy", TURN_TAKING)
+def test_a_member_owed_more_shares_gets_more_turns(rec, strategy):
+    group = members(rec, 3, start=1)
+    rules = Rules(length=18)
+    plain = rec.plan(group, rules, strategy)
+    owed = [replace(m, owed=3.0) if j == 2 else m for j, m in enumerate(group)]
+    more = rec.plan(owed, rules, strategy)
+    assert more.turns.count(2) > plain.turns.count(2)
