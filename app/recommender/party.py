@@ -114,7 +114,10 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
                    skipped={j: g.skipped for j, g in enumerate(here) if g.skipped},
                    liked={j: g.liked for j, g in enumerate(here) if g.liked},
                    excluded=list(excluded) + filtered)
-    members = [_with_received(g.member, int(received[j])) for j, g in enumerate(here)]
+    # the turns received, where presence makes them differ from the turns so far
+    counted = np.bincount([pos[p.turn_of] for p in fixed if p.turn_of in pos], minlength=m)
+    members = [g.member if received[j] == counted[j] else _with_received(g.member, received[j])
+               for j, g in enumerate(here)]
     state: dict[str, np.ndarray] = {"owed": owed, "received": received}
 
     def choose(p: Pick) -> tuple[list[int], list[int]]:
@@ -132,10 +135,8 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
 
 def _with_received(member: Member, received: int) -> Member:
     """The member as the entry point takes them in this party: with the turns received."""
-    if member.received == received:
-        return member
     out = copy(member)  # a shallow copy: the row and the arrays stay shared
-    out.received = received
+    out.received = int(received)
     return out
 
 

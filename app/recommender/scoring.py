@@ -308,9 +308,9 @@ class Recommender:
         (``continuation.fold_in``)."""
         rows = np.array([m.row for m in members], dtype=np.float32)
         if so_far is not None:
-            for j in range(len(members)):
+            for j in sorted(set(so_far.liked) | set(so_far.skipped)):
                 liked, skipped = so_far.reported(j)
-                if liked or skipped:
+                if j < len(members) and (liked or skipped):
                     rows[j] = fold_in(self.items_t, rows[j], liked, skipped, self.mean_item,
                                       self.cov_item)
         return rows
