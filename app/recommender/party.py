@@ -189,8 +189,9 @@ def _choose(rec, p: Pick, keys: list[int], fixed: list[Played], gone: list[int],
     if audio is not None and prev is not None:
         audio, prev_audio = audio[:-1], audio[-1]
     taken = Taken(p.rules.max_per_artist)
-    usable = ~np.isin(song[cand], np.fromiter(blocked_songs, np.int64, len(blocked_songs)))
-    cand_artist = artist[cand]
+    cand_song, cand_artist = song[cand], artist[cand]
+    usable = ~np.isin(cand_song, np.fromiter(blocked_songs, np.int64, len(blocked_songs)))
+    can_turn = np.isfinite(turn_value)  # each guest's own favourites among the candidates
     newcomer = received == 0
 
     out, turns = state["out"], []
@@ -203,7 +204,7 @@ def _choose(rec, p: Pick, keys: list[int], fixed: list[Played], gone: list[int],
         # whose turn: newcomers first (in join order), then the guest owed most
         deficit = owed - received
         j = -1
-        can_pick = (free & np.isfinite(turn_value)).any(axis=1)
+        can_pick = (free & can_turn).any(axis=1)
         fresh = np.flatnonzero(newcomer & can_pick).tolist()
         if fresh:
             j = min(fresh)  # the guests are in join order
@@ -229,7 +230,7 @@ def _choose(rec, p: Pick, keys: list[int], fixed: list[Played], gone: list[int],
         usable[pick] = False
         s, a = int(song[i]), int(artist[i])
         taken.take(s, a)
-        same_song = np.flatnonzero(song[cand] == s)
+        same_song = np.flatnonzero(cand_song == s)
         usable[same_song] = False
         if not taken.allows(-1, a):  # the artist is at its cap in this plan
             usable[cand_artist == a] = False
