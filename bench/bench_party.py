@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import os
 import subprocess
 import sys
@@ -108,7 +109,8 @@ def _call(method: str, url: str, body=None, token: str | None = None, etag: str 
 def poll(database: str, models: str, port: int, seconds: float, interval: float,
          ratelimit_uri: str) -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "MODEL_DIR": models,
-           "POZYTYWKA_CONFIG": "production", "SECRET_KEY": "x" * 48, "PORT": str(port),
+           "POZYTYWKA_CONFIG": "production", "SECRET_KEY": secrets.token_hex(32),
+           "PORT": str(port),
            "RATELIMIT_STORAGE_URI": ratelimit_uri, "GUNICORN_ACCESSLOG": "/dev/null",
            "PARTY_RATE_LIMIT": "100000 per minute", "PARTY_POLL_RATE_LIMIT": "100000 per minute",
            "PARTY_JOIN_RATE_LIMIT": "100000 per minute",

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.recommender import party as planner
-from app.recommender.attribution import favourites, for_members, thresholds
-from app.recommender.members import SKIP_PENALTY, Member, owed_turns
+from app.recommender.continuation import SoFar
+from app.recommender.members import Member
 from app.recommender.ordering import listening_order
-from app.recommender.strategies import DEFAULT_STRATEGY, Rules, select
+from app.recommender.strategies import Rules
 
 TRACKS = 45
 START_GUESTS = 3
@@ -96,7 +96,7 @@ def present_at(p: SimParty, t: int) -> tuple[int, ...]:
 
 def run_start(rec, p: SimParty, truth: Truth, members: list[Member]) -> Outcome:
     first = present_at(p, 0)
-    order = _predict(rec, [members[g] for g in first], TRACKS, np.ones(len(rec.song), bool))
+    order = _predict(rec, [members[g] for g in first], TRACKS, [])
     return _outcome(p, order)
 
 
@@ -104,12 +104,10 @@ def run_fresh(rec, p: SimParty, truth: Truth, members: list[Member]) -> Outcome:
     played: list[int] = []
     queue: list[int] = []
     last = None
-    allowed = np.ones(len(rec.song), bool)
     for t in range(TRACKS):
         here = present_at(p, t)
         if here != last or not queue:
-            allowed[played] = False
-            queue = _predict(rec, [members[g] for g in here], TRACKS - t, allowed)
+            queue = _predict(rec, [members[g] for g in here], TRACKS - t, played)
             last = here
         played.append(queue.pop(0))
     return _outcome(p, played)
@@ -168,24 +166,17 @@ def run_oracle(rec, p: SimParty, truth: Truth) -> Outcome:
     return _outcome(p, played)
 
 
-def _predict(rec, members: list[Member], length: int, allowed: np.ndarray) -> list[int]:
+def _predict(rec, members: list[Member], length: int, excluded: list[int]) -> list[int]:
     """``/predict``'s playlist for ``members`` (the default strategy, in listening order),
-    limited to the ``allowed`` tracks."""
-    rows = np.array([m.row for m in members], np.float32)
-    z = rec.z_scores(rows)
-    for j, m in enumerate(members):
-        if len(m.skip_items):
-            z[j, m.skip_items] -= SKIP_PENALTY
-    rules = Rules(length=length)
-    chosen, _, turns = select(DEFAULT_STRATEGY, z, z, rec.song, rec.artist, rules, allowed,
-                              owed_turns(members))
-    idx = np.asarray(chosen, np.int64)
-    fav = favourites(z[:, idx], thresholds(z[:, rec.favourite_sample]))
-    fors = for_members(turns, fav)
+    without the ``excluded`` tracks."""
+    result = rec.plan(members, Rules(length=length), so_far=SoFar(excluded=list(excluded)),
+                      exact=True)
+    idx = np.asarray(result.indices, np.int64)
     cat = rec.catalogue
-    order = listening_order(fors, rec.artist[idx], cat.audio_feature("tempo", idx),
-                            cat.audio_feature("energy", idx), len(members))
-    return [chosen[k] for k in order]
+    order = listening_order(result.for_members, rec.artist[idx],
+                            cat.audio_feature("tempo", idx), cat.audio_feature("energy", idx),
+                            len(members))
+    return [result.indices[k] for k in order]
 
 
 def _outcome(p: SimParty, played: list[int]) -> Outcome:

@@ -591,10 +591,12 @@ def turn_favourites(z, wide, in_cand, k, known_ptr, known, known_k):
 
 
 @njit(f"Tuple((int64[::1], int64[::1]))(float64[:, ::1], boolean[:, ::1], boolean[:, ::1],"
-      f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean)",
+      f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean,"
+      f" {_I}, {_I}, {_I}, {_I}, float64[::1])",
       cache=True, nogil=True)
 def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, own_weight,
-               agreed_bonus, fill_delta, in_logs_fill):
+               agreed_bonus, fill_delta, in_logs_fill, pre_song, pre_artist, pre_count,
+               received, fit_so_far):
     """The turns of ``strategies._turns`` and their fill, on the kept columns: ``lk`` the
     members' liking (float64), ``fav`` / ``agreed`` their favourites and agreed favourites
     (no rows: none), ``share`` each member's turns. A member's picks are their favourites by
@@ -602,8 +604,10 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
     agreed one), best first, ties to the earlier column; the next turn goes to the member with
     the fewest turns, then the lowest running fit, then the lowest position. After the turns,
     ``fair`` with ``fill_delta`` fills the rest from the running fits (``in_logs_fill``: in
-    logarithms). Returns the kept
-    positions in playlist order and, per track, the member whose turn took it (-1: the fill)."""
+    logarithms). A continued playlist passes its tracks so far (``pre_song``; ``pre_count`` of
+    each ``pre_artist``), the turns each member ``received`` and their liking so far
+    (``fit_so_far``); a new one passes them empty and zero. Returns the kept positions in
+    playlist order and, per track, the member whose turn took it (-1: the fill)."""
     m, c = lk.shape
     with_agreed = agreed.shape[0] > 0
     # the favourite columns, and each member's favourites among them (``np.nonzero``'s order)
@@ -646,16 +650,15 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
         for x in range(hi - lo):
             picks[lo + x] = cols[order[x]]
     nxt = ptr[:m].copy()
-    count = np.zeros(m, np.int64)
+    count = received.copy()
     repeats = np.zeros(m, np.int64)
-    total = np.zeros(m)
+    total = fit_so_far.copy()
     used = np.zeros(nf, np.bool_)
     out = np.empty(min(c, max(length, 0)), np.int64)
     turns = np.full(len(out), -1, np.int64)
     new_song = np.empty(len(out), np.int64)
     new_artist = np.empty(len(out), np.int64)
     taken_col = np.zeros(c, np.bool_)
-    none = np.zeros(0, np.int64)
     n = 0
     while n < length:
         j = -1
@@ -675,7 +678,7 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
             continue  # not used: another member may still take it as a favourite
         used[f] = True
         s, a = song[col], artist[col]
-        got = _artist_count(a, n, new_artist, none, none, new_song, none, s)
+        got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
         if got < 0 or got >= cap:
             continue
         out[n] = col
@@ -695,11 +698,15 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
         for q in range(m):
             for i in range(len(rest)):
                 lk_rest[q, i] = lk[q, rest[i]]
+        done = len(pre_song)
         fit = np.empty(m)
         for q in range(m):  # A = (s + 1)·δ + what members got so far
-            fit[q] = fill_delta * (n + 1) + total[q]
-        picked = fair(lk_rest, fit, fill_delta, song[rest], artist[rest], new_song[:n],
-                      new_artist[:n], np.ones(n, np.int64), cap, length - n, in_logs_fill)
+            fit[q] = fill_delta * (done + n + 1) + total[q]
+        all_song = np.concatenate((pre_song, new_song[:n]))
+        all_artist = np.concatenate((pre_artist, new_artist[:n]))
+        all_count = np.concatenate((pre_count, np.ones(n, np.int64)))
+        picked = fair(lk_rest, fit, fill_delta, song[rest], artist[rest], all_song,
+                      all_artist, all_count, cap, length - n, in_logs_fill)
         for i in range(len(picked)):
             out[n + i] = rest[picked[i]]
         n += len(picked)
@@ -788,7 +795,7 @@ def warm_up() -> None:
     zc, fav, agreed, keep = turn_favourites(z, np.arange(4, dtype=np.int64), np.ones(4, np.bool_),
                                             1, e, e, 1)
     turn_picks(zc.astype(np.float64), fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
-               0.1, False)
+               0.1, False, e, e, e, np.zeros(2, np.int64), np.zeros(2))
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))
     taste_from_cov(np.eye(2))

@@ -28,7 +28,15 @@ class Member:
     # the member's heaviest known tracks, heaviest first (catalogue positions; evidence.py),
     # when the caller passed their history in; only ``turns_known`` reads it
     known: np.ndarray | None = None
+    # a playlist that continues (``continuation.SoFar``): the turns this member already had
+    # in it (None: those ``SoFar.turns`` gives them), and how many fair shares of turns they
+    # are owed (None: by their ``kind``)
+    received: int | None = None
+    owed: float | None = None
 
 
 def owed_turns(members: list[Member]) -> np.ndarray:
-    return np.array([1.0 if m.kind == "trained" else COLD_TURNS for m in members])
+    """Per member, the fair shares of turns they are owed: a member the model knows only by
+    genres (or not at all) ``COLD_TURNS``, unless the caller set ``Member.owed``."""
+    return np.array([m.owed if m.owed is not None else 1.0 if m.kind == "trained"
+                     else COLD_TURNS for m in members])

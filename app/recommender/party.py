@@ -14,21 +14,25 @@ liking over the tracks they have heard (close to max-min, ``TURN_FILL_DELTA``). 
 twice, no artist back to back, at most ``max_per_artist`` of one artist in the planned part,
 and among near-equal picks the one closest in tempo and energy to the previous track.
 
-Skips and likes change a guest's taste for the rest of the party by folding them into the
-guest's row (``fold_in``): a ridge step of the row against the item vectors of the tracks
-reported, which moves every track *like* those tracks, not only the ones reported.
+The planner is a strategy of the recommender's entry point (``Recommender.plan``, which
+continues a playlist): the tracks so far are kept and never repeated, the guests' skips and likes
+are folded into their tastes (``continuation.fold_in``), each guest carries the turns they have
+received, and the result is attributed as every playlist is. What is the party's own stays here:
+who is present, turns owed by presence over the evening, newcomers first, and the transitions.
 """
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.recommender import attribution
-from app.recommender.members import COLD_TURNS, SKIP_PENALTY, Member
+from app.recommender.continuation import SoFar
+from app.recommender.members import COLD_TURNS, Member
 from app.recommender.ordering import SMOOTH_WEIGHT
-from app.recommender.strategies import (MAX_PER_ARTIST, TURN_FILL_DELTA, TURN_FILL_SLOPE,
-                                        Taken, candidates, favourite_count, liking, _own_pools)
+from app.recommender.strategies import (MAX_PER_ARTIST, NO_TURN, TURN_FILL_DELTA,
+                                        TURN_FILL_SLOPE, Pick, Rules, Strategy, Taken,
+                                        candidates, favourite_count, liking, _own_pools)
 
 # Share of the party's tracks that are someone's turn (``fair_share``: half of a playlist).
 TURN_RATE = 0.5
@@ -38,11 +42,6 @@ TURN_RATE = 0.5
 TURN_OWN_WEIGHT = 3.0
 # A guest takes a turn once owed this much more than received (rounding half up).
 TURN_DUE = 0.5
-# Fold-in: where a skipped / liked track should land on the guest's standardised scale, and
-# how strongly the guest's row resists moving (in units of the mean squared item vector norm).
-SKIP_TARGET_Z = -1.0
-LIKE_TARGET_Z = 2.5
-FOLD_IN_RIDGE = 1.0
 # Candidate pool size per re-plan (the group's pools; own favourites come on top).
 POOL = 300
 # Fill picks within this much of the best value (per present guest, on the log scale) count as
@@ -81,40 +80,6 @@ class Plan:
     owed: dict[int, float]            # turns owed per present guest, after the plan
 
 
-def fold_in(items_t: np.ndarray, row: np.ndarray, liked: list[int], skipped: list[int],
-            mean_item: np.ndarray, cov_item: np.ndarray) -> np.ndarray:
-    """The guest's row after their skips and likes: the smallest change (ridge) to the row's
-    vector part that puts each reported track's score at its target on the guest's own
-    standardised scale (``SKIP_TARGET_Z`` / ``LIKE_TARGET_Z``), or beyond it already.
-
-    Closed form ``u' = u + Vᵀ (λI + V Vᵀ)⁻¹ (y − V u)`` over the reported tracks' vectors V:
-    one solve of size (reports x reports). Tracks close to a skipped one in the model's space
-    lose with it; the biases are left alone."""
-    idx = np.asarray(list(liked) + list(skipped), np.int64)
-    if not len(idx):
-        return row
-    r = row.astype(np.float64)
-    k = len(r) - 2
-    mu = float(r @ mean_item)
-    sd = float(np.sqrt(max(r @ cov_item @ r, 1e-12)))
-    cols = items_t[:, idx].astype(np.float64)       # (k + 2) x reports
-    v = cols[:k].T                                  # reports x k
-    score = r @ cols
-    target = np.concatenate([np.full(len(liked), mu + LIKE_TARGET_Z * sd),
-                             np.full(len(skipped), mu + SKIP_TARGET_Z * sd)])
-    # only move where the score is on the wrong side of its target
-    is_like = np.arange(len(idx)) < len(liked)
-    gap = np.where(is_like, np.maximum(target - score, 0.0), np.minimum(target - score, 0.0))
-    if not np.any(gap):
-        return row
-    # the items' mean squared vector norm, from their mean and covariance (no catalogue pass)
-    lam = FOLD_IN_RIDGE * float(np.trace(cov_item[:k, :k]) + mean_item[:k] @ mean_item[:k])
-    step = v.T @ np.linalg.solve(lam * np.eye(len(idx)) + v @ v.T, gap)
-    out = r.copy()
-    out[:k] += step
-    return out.astype(np.float32)
-
-
 def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
          excluded: list[int] = (), max_per_artist: int = MAX_PER_ARTIST,
          allowed: np.ndarray | None = None) -> Plan:
@@ -127,41 +92,76 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
         return Plan([], [], [], {}, {})
     keys = [g.key for g in here]
     pos = {k: j for j, k in enumerate(keys)}
-    m, n = len(here), rec.items_t.shape[1]
-    rows = np.array([fold_in(rec.items_t, g.member.row, g.liked, g.skipped, rec.mean_item,
-                             rec.cov_item) if g.liked or g.skipped else g.member.row
-                     for g in here], np.float32)
-    z = rec.z_scores(rows)
-    for j, g in enumerate(here):
-        if len(g.member.skip_items):
-            z[j, g.member.skip_items] -= SKIP_PENALTY
-    if rec.cold_blend is not None and any(g.member.content is not None for g in here):
-        z = rec.cold_blend.apply(z, [g.member.content for g in here])
+    m = len(here)
 
-    # the party so far: turns owed and received, and each guest's liking of what they heard
+    # the party so far: turns owed (by presence) and received, and what each guest heard
     scale = np.array([1.0 if g.member.kind == "trained" else COLD_TURNS for g in here])
     owed, received = np.zeros(m), np.zeros(m, np.int64)
+    heard_at: list[tuple[int, np.ndarray]] = []  # (fixed position, guests present for it)
+    for t, p in enumerate(fixed):
+        there = [pos[k] for k in p.present if k in pos]
+        if not there:
+            continue
+        there_a = np.array(there)
+        owed[there_a] += TURN_RATE * scale[there_a] / scale[there_a].sum()
+        heard_at.append((t, there_a))
+        if p.turn_of in pos:
+            received[pos[p.turn_of]] += 1
+    gone = [p.index for p in fixed] + list(excluded)  # their songs do not come back either
+    filtered = [] if allowed is None else np.flatnonzero(~np.asarray(allowed, bool)).tolist()
+    so_far = SoFar(played=[p.index for p in fixed],
+                   turns=[pos.get(p.turn_of, NO_TURN) for p in fixed],
+                   skipped={j: g.skipped for j, g in enumerate(here) if g.skipped},
+                   liked={j: g.liked for j, g in enumerate(here) if g.liked},
+                   excluded=list(excluded) + filtered)
+    # the turns received, where presence makes them differ from the turns so far
+    counted = np.bincount([pos[p.turn_of] for p in fixed if p.turn_of in pos], minlength=m)
+    members = [g.member if received[j] == counted[j] else _with_received(g.member, received[j])
+               for j, g in enumerate(here)]
+    state: dict[str, np.ndarray] = {"owed": owed, "received": received}
+
+    def choose(p: Pick) -> tuple[list[int], list[int]]:
+        return _choose(rec, p, keys, fixed, gone, heard_at, scale, state)
+
+    strategy = Strategy("party", "the live party's planner", choose, fills=False)
+    result = rec.plan(members, Rules(count, max_per_artist), strategy, so_far, exact=True)
+    done = len(result.indices) - len(state["out"])
+    turns = result.turns[done:]
+    return Plan(result.indices[done:], [keys[j] if j >= 0 else None for j in turns],
+                [[keys[j] for j in f] for f in result.for_members[done:]],
+                dict(zip(keys, state["received"].tolist())),
+                dict(zip(keys, state["owed"].tolist())))
+
+
+def _with_received(member: Member, received: int) -> Member:
+    """The member as the entry point takes them in this party: with the turns received."""
+    out = copy(member)  # a shallow copy: the row and the arrays stay shared
+    out.received = int(received)
+    return out
+
+
+def _choose(rec, p: Pick, keys: list[int], fixed: list[Played], gone: list[int],
+            heard_at: list[tuple[int, np.ndarray]], scale: np.ndarray, state: dict
+            ) -> tuple[list[int], list[int]]:
+    """The party's slots, one by one, on the room's scores ``p.z`` (the whole catalogue):
+    whose turn, then their pick or the fairest fill, the smoothest among near-equals. Writes
+    the tracks and the turns owed and received after them into ``state``."""
+    z, count = p.z, p.rules.length
+    m, n = z.shape
+    owed = state["owed"].copy()
+    received = (p.before.received.copy() if p.before is not None
+                else np.zeros(m, np.int64))
     fit, heard = np.zeros(m), np.zeros(m)
-    if fixed:
-        fixed_idx = np.array([p.index for p in fixed], np.int64)
-        lk_fixed = liking(z[:, fixed_idx], TURN_FILL_SLOPE).astype(np.float64)
-        for t, p in enumerate(fixed):
-            there = [pos[k] for k in p.present if k in pos]
-            if not there:
-                continue
-            there_a = np.array(there)
-            owed[there_a] += TURN_RATE * scale[there_a] / scale[there_a].sum()
+    if heard_at:
+        lk_fixed = liking(p.before.z, TURN_FILL_SLOPE).astype(np.float64)
+        for t, there_a in heard_at:
             fit[there_a] += lk_fixed[there_a, t]
             heard[there_a] += 1
-            if p.turn_of in pos:
-                received[pos[p.turn_of]] += 1
+    state.update(out=[], owed=owed, received=received)
 
-    ok = np.ones(n, bool) if allowed is None else allowed.copy()
-    blocked = [p.index for p in fixed] + list(excluded)
-    if blocked:
-        ok[np.asarray(blocked, np.int64)] = False
-    song, artist = rec.song, rec.artist
-    blocked_songs = set(song[np.asarray(blocked, np.int64)].tolist()) if blocked else set()
+    ok = np.ones(n, bool) if p.allowed is None else p.allowed
+    song, artist = p.song, p.artist
+    blocked_songs = set(song[np.asarray(gone, np.int64)].tolist()) if gone else set()
 
     # candidates: the room's pools plus every present guest's own favourites
     k_fav = favourite_count(n, max(count, 20))
@@ -171,7 +171,7 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
     mark &= ok
     wide = np.flatnonzero(mark)
     if not len(wide):
-        return Plan([], [], [], dict(zip(keys, received.tolist())), dict(zip(keys, owed.tolist())))
+        return [], []
     zw = z[:, wide]
     own = _own_top(zw, k_fav)
     # keep the room's candidates and every guest's exact favourites, not the rest of the pools
@@ -188,13 +188,13 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
     prev_audio = None
     if audio is not None and prev is not None:
         audio, prev_audio = audio[:-1], audio[-1]
-    taken = Taken(max_per_artist)
-    usable = ~np.isin(song[cand], np.fromiter(blocked_songs, np.int64, len(blocked_songs)))
-    cand_artist = artist[cand]
+    taken = Taken(p.rules.max_per_artist)
+    cand_song, cand_artist = song[cand], artist[cand]
+    usable = ~np.isin(cand_song, np.fromiter(blocked_songs, np.int64, len(blocked_songs)))
+    can_turn = np.isfinite(turn_value)  # each guest's own favourites among the candidates
     newcomer = received == 0
-    join_order = {k: i for i, k in enumerate(keys)}
 
-    out, turns = [], []
+    out, turns = state["out"], []
     for _slot in range(count):
         free = usable & (cand_artist != prev_artist) if prev_artist is not None else usable.copy()
         if not free.any():
@@ -204,10 +204,10 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
         # whose turn: newcomers first (in join order), then the guest owed most
         deficit = owed - received
         j = -1
-        can_pick = (free & np.isfinite(turn_value)).any(axis=1)
+        can_pick = (free & can_turn).any(axis=1)
         fresh = np.flatnonzero(newcomer & can_pick).tolist()
         if fresh:
-            j = min(fresh, key=lambda q: join_order[keys[q]])
+            j = min(fresh)  # the guests are in join order
         else:
             eligible = np.flatnonzero(deficit >= TURN_DUE)
             if len(eligible):
@@ -226,11 +226,11 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
         pick = _smoothest(value, slack, audio, prev_audio)
         i = int(cand[pick])
         out.append(i)
-        turns.append(keys[j] if j >= 0 else None)
+        turns.append(j)
         usable[pick] = False
         s, a = int(song[i]), int(artist[i])
         taken.take(s, a)
-        same_song = np.flatnonzero(song[cand] == s)
+        same_song = np.flatnonzero(cand_song == s)
         usable[same_song] = False
         if not taken.allows(-1, a):  # the artist is at its cap in this plan
             usable[cand_artist == a] = False
@@ -242,14 +242,7 @@ def plan(rec, guests: list[PartyGuest], fixed: list[Played], count: int, *,
         owed += TURN_RATE * scale / scale.sum()
         prev_artist = a
         prev_audio = audio[pick] if audio is not None else None
-
-    idx = np.asarray(out, np.int64)
-    z_sample = z[:, rec.favourite_sample]
-    favourite = attribution.favourites(z[:, idx], attribution.thresholds(z_sample))
-    turn_pos = [pos[t] if t is not None else -1 for t in turns]
-    fors = attribution.for_members(turn_pos, favourite)
-    return Plan(out, turns, [[keys[j] for j in f] for f in fors],
-                dict(zip(keys, received.tolist())), dict(zip(keys, owed.tolist())))
+    return list(out), turns
 
 
 def _own_top(zw: np.ndarray, k: int) -> np.ndarray:

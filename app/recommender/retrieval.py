@@ -49,10 +49,11 @@ import numpy as np
 from app.recommender.artifact import sha256_file
 from app.recommender.members import Member
 from app.recommender.playlist import GroupPlaylist
-from app.recommender.strategies import (KNOWN_MODEL_TOP, KNOWN_TOP, REGISTRY, NotEnoughSongs,
-                                         Rules, best, check_strategy)
+from app.recommender.strategies import (KNOWN_MODEL_TOP, KNOWN_TOP, NotEnoughSongs, Rules,
+                                         Strategy, best, strategy_of)
 
 if TYPE_CHECKING:  # pragma: no cover  (types only: scoring never imports this module)
+    from app.recommender.continuation import SoFar
     from app.recommender.scoring import Recommender
 
 DEFAULT_MIN_TRACKS = 200_000
@@ -189,7 +190,7 @@ class CandidateRetrieval:
         self.turn_ef = turn_ef
 
     def candidates(self, rec: "Recommender", rows: np.ndarray, length: int,
-                   strategy: str | None = None, folded: np.ndarray | None = None
+                   strategy: "str | Strategy | None" = None, folded: np.ndarray | None = None
                    ) -> np.ndarray:
         """Each member's ANN top-K, plus the group direction's top ``group_k``.
 
@@ -207,7 +208,7 @@ class CandidateRetrieval:
         if folded is None:
             folded = rec.folded(rows)
         group = folded.mean(axis=0, dtype=np.float64).astype(np.float32)
-        if strategy is not None and REGISTRY[strategy].takes_turns and len(rows) > 1:
+        if strategy is not None and strategy_of(strategy).takes_turns and len(rows) > 1:
             queries = folded + np.float32(self.turn_weight) * group
             per_member = (self.index.query(queries, self.turn_k, self.turn_ef) if self.turn_k > 0
                           else np.zeros(0, np.int64))
@@ -234,20 +235,21 @@ class CandidateRetrieval:
             for i, j in enumerate(known)])).astype(np.int64)
 
     def recommend(self, rec: "Recommender", members: list[Member], rules: Rules,
-                  strategy: str, *, known_limit: int | None = None) -> GroupPlaylist:
+                  strategy: "str | Strategy | None", *, known_limit: int | None = None,
+                  so_far: "SoFar | None" = None) -> GroupPlaylist:
         """Only the candidates are this path's own: their scores, the favourite thresholds
         and the playlist come from the recommender's one scoring tail (``finish``), so members
-        are scored exactly as on the whole catalogue. ``strategy``: as
-        ``Recommender.recommend`` resolved it (None: the default)."""
-        strategy = check_strategy(strategy)
-        rows = np.vstack([m.row for m in members]).astype(np.float32)
+        are scored exactly as on the whole catalogue. ``strategy``, ``so_far``: as
+        ``Recommender.plan`` resolved them (a None strategy: the default)."""
+        spec = strategy_of(strategy)
+        rows = rec.rows(members, so_far)
         r = rows.astype(np.float64)
         rc = r @ rec.cov_item
         folded = rec.folded(rows, r, rc)
-        cand = self.candidates(rec, rows, rules.length, strategy, folded)
-        if strategy == "turns_known":
+        cand = self.candidates(rec, rows, rules.length, spec, folded)
+        if spec.name == "turns_known":
             cand = np.union1d(cand, self.agreed(members, rows))
-        z = rec.member_z(members, folded @ rec.items_t[:, cand], cand)
+        z = rec.member_z(members, folded @ rec.items_t[:, cand], cand, so_far)
         # favourites are judged against the whole catalogue, so their thresholds come from
         # the catalogue sample (a small exact product), not from the candidates
         # (its columns gathered once, ``Recommender.sample_items``: the same product, bit for bit)
@@ -255,22 +257,22 @@ class CandidateRetrieval:
         if rules.exclude_explicit:
             keep = rec.not_explicit[sample]
             sample, sample_items = sample[keep], sample_items[keep]
-        z_sample = rec.member_z(members, folded @ sample_items.T, sample)
+        z_sample = rec.member_z(members, folded @ sample_items.T, sample, so_far)
         try:
             result = rec.finish(members, z, z_sample, rules, strategy, rows, r, rc, cand,
-                                known_limit=known_limit)
+                                known_limit=known_limit, so_far=so_far)
         except NotEnoughSongs:
-            return _exact(rec, members, rules, strategy, known_limit)
+            return _exact(rec, members, rules, strategy, known_limit, so_far)
         if any(note.startswith("artist cap relaxed") for note in result.notes):
             # the whole catalogue may not need it
-            return _exact(rec, members, rules, strategy, known_limit)
+            return _exact(rec, members, rules, strategy, known_limit, so_far)
         return result
 
 
-def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy: str,
-           known_limit: int | None = None):
+def _exact(rec: "Recommender", members: list[Member], rules: Rules, strategy,
+           known_limit: int | None = None, so_far=None):
     """The whole-catalogue answer (``exact=True`` skips retrieval, thread-safely)."""
-    return rec.recommend(members, rules, strategy, exact=True, known_limit=known_limit)
+    return rec.plan(members, rules, strategy, so_far, exact=True, known_limit=known_limit)
 
 
 def attach(rec: "Recommender", *, folder: str | os.PathLike | None = None,

@@ -20,9 +20,11 @@ from app.recommender import attribution, kernels
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta
 from app.recommender.idmap import IdMap
+from app.recommender.continuation import SoFar, fold_in
 from app.recommender.members import SKIP_PENALTY, Member, owed_turns
 from app.recommender.playlist import GroupPlaylist
-from app.recommender.strategies import Rules, check_strategy, column_mean, select
+from app.recommender.strategies import (Before, Pick, Rules, Strategy, column_mean, select,
+                                        strategy_of)
 from app.recommender.strategies import liking as expected_liking
 from app.recommender.training import TrainedModel
 
@@ -263,66 +265,122 @@ class Recommender:
 
     def recommend(self, members: list[Member], rules: Rules, strategy: str | None = None,
                   *, exact: bool = False, known_limit: int | None = None) -> GroupPlaylist:
-        """``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
-        ``strategy`` None is the default; an unknown one is refused by ``select``;
-        ``known_limit``: ``turns_known``'s bound on a member's turns from their history."""
-        strategy = check_strategy(strategy)
+        """A new playlist of ``rules.length`` tracks (``/predict``): ``plan`` with nothing so
+        far."""
+        return self.plan(members, rules, strategy, exact=exact, known_limit=known_limit)
+
+    def plan(self, members: list[Member], rules: Rules,
+             strategy: str | Strategy | None = None, so_far: SoFar | None = None, *,
+             exact: bool = False, known_limit: int | None = None) -> GroupPlaylist:
+        """The recommender's entry point: ``rules.length`` tracks to add to the playlist
+        ``so_far`` (None or empty: a new playlist) for ``members`` (each with the turns they
+        are owed and already received). The result holds the tracks so far, in front and
+        unchanged, then the new ones; the members' skips and likes so far change their
+        scores (``continuation``).
+
+        ``exact`` skips candidate retrieval (``retrieval.attach``) when one is attached;
+        ``strategy`` None is the default, an unknown name is refused (``check_strategy``), a
+        ``Strategy`` object runs as given; ``known_limit``: ``turns_known``'s bound on a
+        member's turns from their history."""
+        strategy = strategy_of(strategy)
+        if any(m.received for m in members):
+            so_far = so_far if so_far is not None else SoFar()
+        elif so_far is not None and so_far.is_empty():
+            so_far = None
         if not exact and self.retrieval is not None:
             return self.retrieval.recommend(self, members, rules, strategy,
-                                            known_limit=known_limit)
-        rows = np.array([m.row for m in members], dtype=np.float32)
+                                            known_limit=known_limit, so_far=so_far)
+        rows = self.rows(members, so_far)
         r = rows.astype(np.float64)
         rc = r @ self.cov_item
-        z = self.member_z(members, self.z_scores(rows, r, rc))
+        z = self.member_z(members, self.z_scores(rows, r, rc), so_far=so_far)
         allowed = self.not_explicit if rules.exclude_explicit else None
         z_sample = (z[:, ::attribution.sample_stride(z.shape[1])] if allowed is None
                     else z[:, self.sample_allowed(allowed)])
         return self.finish(members, z, z_sample, rules, strategy, rows, r, rc,
-                           known_limit=known_limit)
+                           known_limit=known_limit, so_far=so_far)
+
+    def rows(self, members: list[Member], so_far: SoFar | None = None) -> np.ndarray:
+        """The members' serving rows (float32), with their likes and skips so far folded in
+        (``continuation.fold_in``)."""
+        rows = np.array([m.row for m in members], dtype=np.float32)
+        if so_far is not None:
+            for j in sorted(set(so_far.liked) | set(so_far.skipped)):
+                liked, skipped = so_far.reported(j)
+                if j < len(members) and (liked or skipped):
+                    rows[j] = fold_in(self.items_t, rows[j], liked, skipped, self.mean_item,
+                                      self.cov_item)
+        return rows
 
     def member_z(self, members: list[Member], z: np.ndarray,
-                 columns: np.ndarray | None = None) -> np.ndarray:
+                 columns: np.ndarray | None = None, so_far: SoFar | None = None) -> np.ndarray:
         """The members' standardised scores (over the catalogue, or over ``columns``) as every
-        path scores them: each member's skipped tracks pushed down, tracks the model never saw
-        blended with content similarity. Changes ``z`` in place where it can."""
+        path scores them: each member's skipped tracks (in their history, and in the playlist
+        ``so_far``) pushed down, tracks the model never saw blended with content similarity.
+        Changes ``z`` in place where it can."""
         for j, m in enumerate(members):
-            if len(m.skip_items):
+            skips = m.skip_items
+            if so_far is not None and so_far.skipped.get(j):
+                skips = np.concatenate([np.asarray(skips, np.int64),
+                                        np.asarray(so_far.skipped[j], np.int64)])
+            if len(skips):
                 if columns is None:
-                    z[j, m.skip_items] -= SKIP_PENALTY
+                    z[j, skips] -= SKIP_PENALTY
                 else:
-                    z[j, np.isin(columns, m.skip_items)] -= SKIP_PENALTY
+                    z[j, np.isin(columns, skips)] -= SKIP_PENALTY
         if self.cold_blend is not None:
             z = self.cold_blend.apply(z, [m.content for m in members], columns=columns)
         return z
 
     def finish(self, members: list[Member], z: np.ndarray, z_sample: np.ndarray, rules: Rules,
-               strategy: str, rows: np.ndarray, r: np.ndarray, rc: np.ndarray,
-               columns: np.ndarray | None = None, known_limit: int | None = None
-               ) -> GroupPlaylist:
+               strategy: str | Strategy, rows: np.ndarray, r: np.ndarray, rc: np.ndarray,
+               columns: np.ndarray | None = None, known_limit: int | None = None,
+               so_far: SoFar | None = None) -> GroupPlaylist:
         """The one scoring tail of the exact path and of candidate retrieval: selection, the
         members' liking, favourites and attribution from ``z`` (``member_z``) over the
         catalogue or over ``columns``; ``z_sample`` sets the favourite thresholds over the
-        whole catalogue. ``r``, ``rc`` as in ``folded``; ``columns`` ascending."""
+        whole catalogue. ``r``, ``rc`` as in ``folded`` (of the rows scored, likes and skips
+        folded in); ``columns`` ascending; ``so_far``: the playlist continued (``plan``)."""
+        spec = strategy_of(strategy)
         if columns is None:
             song, artist = self.song, self.artist
             allowed = self.not_explicit if rules.exclude_explicit else None
         else:
             song, artist = self.song[columns], self.artist[columns]
             allowed = self.not_explicit[columns] if rules.exclude_explicit else None
+        before = None
+        if so_far is not None:
+            played = np.asarray(so_far.played, dtype=np.int64)
+            allowed = np.ones(z.shape[1], bool) if allowed is None else allowed.copy()
+            gone = np.concatenate([played, np.asarray(so_far.excluded, dtype=np.int64)])
+            allowed[gone if columns is None else _in_columns(gone, columns)] = False
+            if columns is None:
+                z_played = z[:, played]
+            else:  # the tracks so far need not be among the candidates: scored on their own
+                z_played = self.member_z(members, self.folded(rows, r, rc)
+                                         @ self.items_t[:, played], played, so_far)
+            before = Before(z_played, self.song[played], self.artist[played],
+                            so_far.received(members))
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
         known = ([_in_columns(m.known, columns) for m in members]
-                 if strategy == "turns_known" else None)
-        chosen, notes, turns = select(strategy, z, z, song, artist, rules, allowed,
-                                      owed_turns(members), known=known,
-                                      **({} if known_limit is None
-                                         else {"known_limit": int(known_limit)}))
+                 if spec.name == "turns_known" else None)
+        chosen, notes, turns = select(Pick(spec, z, z, song, artist, rules, allowed,
+                                           owed_turns(members), known=known,
+                                           **({} if known_limit is None
+                                              else {"known_limit": int(known_limit)}),
+                                           before=before))
         idx = np.asarray(chosen, dtype=np.int64)
+        indices = chosen if columns is None else columns[idx].tolist()
         z_chosen = z[:, idx]
+        if before is not None and before.done:  # the tracks so far, in front
+            indices = played.tolist() + indices
+            z_chosen = np.concatenate([before.z, z_chosen], axis=1)
+            turns = so_far.played_turns() + turns
         liking = expected_liking(z_chosen).T  # playlist x members
         favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
-        return GroupPlaylist(indices=chosen if columns is None else columns[idx].tolist(),
+        return GroupPlaylist(indices=indices,
                              member_scores=liking, member_fit=column_mean(liking),
-                             taste_match=self.taste_match(rows, r, rc), strategy=strategy,
+                             taste_match=self.taste_match(rows, r, rc), strategy=spec.name,
                              notes=notes,
                              turns=turns, for_members=attribution.for_members(turns, favourite))
 

@@ -23,6 +23,7 @@ the turns by each member's own history (``evidence.py``).
 from __future__ import annotations
 
 import math
+from copy import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,6 +104,15 @@ class Taken:
         self.songs.add(s)
         self.per_artist[a] = self.per_artist.get(a, 0) + 1
 
+    @classmethod
+    def before(cls, cap: int, before: "Before | None") -> "Taken":
+        """The rules' state once the tracks already in the playlist (``before``) are in."""
+        taken = cls(cap)
+        if before is not None:
+            for s, a in zip(before.song.tolist(), before.artist.tolist()):
+                taken.take(int(s), int(a))
+        return taken
+
 
 def fair_share(length: int, members: int) -> int:
     """Tracks each member is owed in a playlist of ``length``: half the playlist split evenly,
@@ -175,10 +185,11 @@ def best(score: np.ndarray, k: int) -> np.ndarray:
 
 def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: Rules,
                 allowed: np.ndarray | None, chosen: list[int] | None = None,
-                max_per_artist: int | None = None) -> list[int]:
+                max_per_artist: int | None = None, before: Taken | None = None) -> list[int]:
     """Walk candidates best first; take a track unless its song is already in, its artist is at
     the cap, or it is filtered out (``kernels.greedy_fill``). Loops over candidates, in
-    compiled code, never over the catalogue in Python."""
+    compiled code, never over the catalogue in Python. ``before``: the rules' state of the
+    tracks in the playlist before ``chosen`` (a continuation)."""
     chosen = list(chosen or [])
     cap = rules.max_per_artist if max_per_artist is None else max_per_artist
     if allowed is not None:
@@ -186,9 +197,18 @@ def greedy_fill(order: np.ndarray, song: np.ndarray, artist: np.ndarray, rules: 
     if len(chosen) >= rules.length or not len(order):
         return chosen
     pre = np.asarray(chosen, dtype=np.int64)
+    pre_song, pre_artist = as_int64(song[pre]), as_int64(artist[pre])
+    pre_count = np.ones(len(pre), np.int64)
+    if before is not None and (before.songs or before.per_artist):
+        pre_song = np.concatenate([pre_song, np.fromiter(before.songs, np.int64,
+                                                         len(before.songs))])
+        pre_artist = np.concatenate([pre_artist, np.fromiter(before.per_artist, np.int64,
+                                                             len(before.per_artist))])
+        pre_count = np.concatenate([pre_count, np.fromiter(before.per_artist.values(),
+                                                           np.int64, len(before.per_artist))])
     picked = kernels.greedy_fill(as_int64(song[order]), as_int64(artist[order]),
-                                 as_int64(song[pre]), as_int64(artist[pre]),
-                                 np.ones(len(pre), np.int64), cap, rules.length - len(chosen))
+                                 pre_song, pre_artist, pre_count, cap,
+                                 rules.length - len(chosen))
     return chosen + order[picked].tolist()
 
 
@@ -243,21 +263,52 @@ def _ranked(lk: np.ndarray, score) -> np.ndarray:
     return np.argsort(-score(lk), kind="stable")
 
 
+@dataclass(frozen=True)
+class Before:
+    """The part of the playlist already there when it continues (``continuation.SoFar``), as
+    the strategies see it: the members' ``z`` of those tracks (members x tracks, scored as
+    ``Pick.z``), their song and artist ids, and per member the turns they already had."""
+
+    z: np.ndarray
+    song: np.ndarray
+    artist: np.ndarray
+    received: np.ndarray
+
+    @property
+    def done(self) -> int:
+        return self.z.shape[1]
+
+    def fit(self, slope: float = LIKING_SLOPE) -> np.ndarray:
+        """Per member, their summed liking of the tracks so far (float64)."""
+        return liking(self.z, slope).astype(np.float64).sum(axis=1)
+
+
 @dataclass
 class Pick:
-    """What one selection round hands a strategy: the scores, the rules and the candidates'
-    size for this round (``select`` widens it when the rules eat the candidates)."""
+    """What ``select`` takes and hands each strategy: the strategy (a name or a ``Strategy``),
+    the scores (``z``, members x columns; ``raw`` orders as ``z``), the columns' song and artist
+    ids, the rules, the allowed columns (None: all), per member the fair shares of turns they
+    are owed (``turns``), ``known`` / ``known_limit`` (``turns_known``), ``before``: the playlist
+    so far when it continues (its tracks are not among the allowed columns), and ``size``: the
+    candidates' size for this round (``select`` sets it, widening it when the rules eat the
+    candidates)."""
 
+    strategy: "str | Strategy"
     z: np.ndarray
     raw: np.ndarray
     song: np.ndarray
     artist: np.ndarray
     rules: Rules
-    allowed: np.ndarray | None
-    owed: np.ndarray | None
-    size: int
-    known: list[np.ndarray | None] | None
-    known_limit: int
+    allowed: np.ndarray | None = None
+    owed: np.ndarray | None = None
+    known: list[np.ndarray | None] | None = None
+    known_limit: int = KNOWN_TURN_LIMIT
+    before: Before | None = None
+    size: int = 0
+
+    def taken(self) -> Taken:
+        """The rules' state with the playlist so far in (empty for a new playlist)."""
+        return Taken.before(self.rules.max_per_artist, self.before)
 
 
 @dataclass(frozen=True)
@@ -270,40 +321,46 @@ class Strategy:
     help: str
     choose: object
     extra_turns: int | None = None
+    # False: the strategy keeps rules of its own and may come back short (the live party);
+    # ``select`` then neither widens its candidates nor relaxes the artist cap for it
+    fills: bool = True
 
     @property
     def takes_turns(self) -> bool:
         return self.extra_turns is not None
 
 
-def select(strategy: str, z: np.ndarray, raw: np.ndarray, song: np.ndarray, artist: np.ndarray,
-           rules: Rules, allowed: np.ndarray | None, owed: np.ndarray | None = None,
-           known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT
-           ) -> tuple[list[int], list[str], list[int]]:
-    """The playlist's track indices under ``strategy`` and the playlist rules, notes, and per
-    chosen track the member position whose turn chose it (-1: no member's turn did).
-    ``owed`` (``turns``): per member, how many fair shares of turns they are owed.
-    ``known`` (``turns_known`` only): per member, their heaviest known tracks (positions in
-    ``z``'s columns), or None; ``known_limit``: how many of a member's turns may take one."""
-    spec = REGISTRY[check_strategy(strategy)]
+def strategy_of(strategy: "str | Strategy | None") -> Strategy:
+    """The registered strategy of that name (None: the default), or the ``Strategy`` itself."""
+    return strategy if isinstance(strategy, Strategy) else REGISTRY[check_strategy(strategy)]
+
+
+def select(pick: Pick) -> tuple[list[int], list[str], list[int]]:
+    """The new tracks (positions in ``pick.z``'s columns) under ``pick.strategy`` and the
+    playlist rules, notes, and per chosen track the member position whose turn chose it (-1:
+    no member's turn did). ``pick.size`` is set here; see ``Pick`` for the rest."""
+    spec = strategy_of(pick.strategy)
+    pick = copy(pick)  # the caller's is left as it was; ``size`` changes per round
+    z, song, artist, rules, allowed = pick.z, pick.song, pick.artist, pick.rules, pick.allowed
     notes: list[str] = []
     n = z.shape[1]
     size = max(10 * rules.length, 200)
     chosen: list[int] = []
     turns: list[int] = []
     while True:
-        chosen, turns = spec.choose(Pick(z, raw, song, artist, rules, allowed, owed, size,
-                                         known, known_limit))
-        if len(chosen) >= rules.length or size >= n:
+        pick.size = size
+        chosen, turns = spec.choose(pick)
+        if not spec.fills or len(chosen) >= rules.length or size >= n:
             break
         size = min(n, size * 8)  # the rules ate the candidates (tight artist cap, filters)
-    if len(chosen) < rules.length:
+    if spec.fills and len(chosen) < rules.length:
         # very small or filtered catalogues: the artist cap gives way before the length does
         base = z.mean(axis=0)
         order = _top(np.where(allowed, base, _EXCLUDED) if allowed is not None else base, n)
-        chosen = greedy_fill(order, song, artist, rules, allowed, chosen, max_per_artist=n)
+        chosen = greedy_fill(order, song, artist, rules, allowed, chosen, max_per_artist=n,
+                             before=pick.taken() if pick.before is not None else None)
         notes.append("artist cap relaxed: not enough distinct artists")
-    if len(chosen) < rules.length:
+    if spec.fills and len(chosen) < rules.length:
         raise NotEnoughSongs(f"the catalogue holds only {len(chosen)} distinct songs that pass "
                              f"the filters; asked for {rules.length}")
     return chosen, notes, (turns + [NO_TURN] * len(chosen))[:len(chosen)]
@@ -330,7 +387,11 @@ def _fair(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: np.ndarray
     m, c = lk.shape
     taken = taken if taken is not None else Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first
-        return greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None)
+        chosen = greedy_fill(cand[np.argsort(-lk[0], kind="stable")], song, artist, rules, None,
+                             before=taken)
+        for i in chosen:
+            taken.take(int(song[i]), int(artist[i]))
+        return chosen
     done = start[1] if start is not None else 0
     in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
     fit = np.full(m, delta)  # A at step 0
@@ -422,8 +483,8 @@ def _turn_pools(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
 def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
            pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0,
-           known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT
-           ) -> tuple[list[int], list[int]]:
+           known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT,
+           before: Before | None = None) -> tuple[list[int], list[int]]:
     """Members take turns, a fair share of turns each (and ``extra`` more), then proportional
     fairness close to max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
 
@@ -440,11 +501,17 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     ``KNOWN_MODEL_TOP`` and among their known tracks) join their favourites and come first on
     their turns, at most ``known_limit`` of their turns.
 
+    ``before`` (a continuation): the shares are of the whole playlist, the turns each member
+    already had count towards theirs and order the next ones, the running fit starts from
+    the tracks so far, and those tracks count for the rules.
+
     The favourites and the turns with their fill run in ``kernels.turn_favourites`` and
     ``kernels.turn_picks``; only the liking, a ufunc, is taken here."""
     m, n = z.shape
+    done = before.done if before is not None else 0
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
-        chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules)
+        chosen = _fair(liking(np.take(z, cand, axis=1)), cand, song, artist, rules,
+                       taken=Taken.before(rules.max_per_artist, before))
         return chosen, [0] * len(chosen)
     k = favourite_count(n, rules.length)
     if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
@@ -469,12 +536,23 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     cand = wide[keep]
     lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
     owed = np.ones(m) if owed is None else np.asarray(owed, np.float64)
-    share = np.ascontiguousarray(fair_share(rules.length, m) * owed + extra, dtype=np.float64)
-    in_logs = m * math.log10((1.0 + TURN_FILL_DELTA) * (rules.length + 1)) > 300
+    share = np.ascontiguousarray(fair_share(rules.length + done, m) * owed + extra,
+                                 dtype=np.float64)
+    in_logs = m * math.log10((1.0 + TURN_FILL_DELTA) * (rules.length + done + 1)) > 300
+    if before is None:
+        pre_song = pre_artist = pre_count = _NO_KNOWN
+        received, fit = np.zeros(m, np.int64), np.zeros(m)
+    else:
+        pre_song = as_int64(before.song)
+        pre_artist, pre_count = np.unique(as_int64(before.artist), return_counts=True)
+        pre_count = as_int64(pre_count)
+        received = as_int64(before.received)
+        fit = np.ascontiguousarray(before.fit(TURN_FILL_SLOPE), dtype=np.float64)
     out, turns = kernels.turn_picks(lk, fav, agreed, share, int(known_limit),
                                     as_int64(song[cand]), as_int64(artist[cand]),
                                     rules.max_per_artist, rules.length, TURN_OWN_WEIGHT,
-                                    _AGREED_BONUS, TURN_FILL_DELTA, in_logs)
+                                    _AGREED_BONUS, TURN_FILL_DELTA, in_logs, pre_song,
+                                    pre_artist, pre_count, received, fit)
     return cand[out].tolist(), turns.tolist()
 
 
@@ -482,15 +560,16 @@ _NO_KNOWN = np.zeros(0, np.int64)
 
 
 def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
-          artist: np.ndarray, rules: Rules, relevant: int = GFAR_RELEVANT
-          ) -> tuple[list[int], list[int]]:
+          artist: np.ndarray, rules: Rules, relevant: int = GFAR_RELEVANT,
+          before: Before | None = None) -> tuple[list[int], list[int]]:
     """GFAR (Kaya, Bridge, Tintarev, RecSys 2020), the published reference: greedily maximise
     the probability that every member finds at least one relevant track. A member's relevant
     tracks are their top ``relevant`` allowed tracks by the model, with Borda relevance
     normalised to sum to one (``p(rel | u, i)``); each next track maximises
     ``Σ_u p(rel | u, i) · Π_{j chosen} (1 − p(rel | u, j))``. The track is attributed to the
     member whose gain was largest. Once no relevant track passes the rules, the group's mean
-    liking over ``cand`` fills the rest (as ``average``)."""
+    liking over ``cand`` fills the rest (as ``average``). ``before``: the tracks so far count
+    for the rules (they are not among the allowed tracks)."""
     m, n = z.shape
     k = min(relevant, n)
     tops = []
@@ -506,7 +585,7 @@ def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.
         borda = np.arange(len(top), 0, -1, dtype=np.float64)
         p[q, np.searchsorted(union, top)] = borda / borda.sum()
     missed = np.ones(m)  # per member: probability that nothing chosen so far is relevant
-    taken = Taken(rules.max_per_artist)
+    taken = Taken.before(rules.max_per_artist, before)
     chosen: list[int] = []
     turns: list[int] = []
     live = np.ones(len(union), dtype=bool)
@@ -528,7 +607,8 @@ def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.
     if len(chosen) < rules.length:
         rest = cand[~np.isin(cand, chosen)]
         lk = liking(np.take(z, rest, axis=1))
-        chosen = greedy_fill(rest[_ranked(lk, _by_average)], song, artist, rules, None, chosen)
+        chosen = greedy_fill(rest[_ranked(lk, _by_average)], song, artist, rules, None, chosen,
+                             before=Taken.before(rules.max_per_artist, before))
     return chosen, turns + [NO_TURN] * (len(chosen) - len(turns))
 
 
@@ -537,7 +617,7 @@ def _choose_mean_rank(p: Pick) -> tuple[list[int], list[int]]:
     if p.allowed is not None:
         score = np.where(p.allowed, score, _EXCLUDED)
     top = _top(score, min(p.size, p.z.shape[1]))
-    return greedy_fill(top, p.song, p.artist, p.rules, p.allowed), []
+    return greedy_fill(top, p.song, p.artist, p.rules, p.allowed, before=p.taken()), []
 
 
 def _group_candidates(p: Pick) -> np.ndarray:
@@ -549,17 +629,21 @@ def _ranking(score):
     def choose(p: Pick) -> tuple[list[int], list[int]]:
         cand = _group_candidates(p)
         lk = liking(np.take(p.z, cand, axis=1))
-        return greedy_fill(cand[_ranked(lk, score)], p.song, p.artist, p.rules, None), []
+        return greedy_fill(cand[_ranked(lk, score)], p.song, p.artist, p.rules, None,
+                           before=p.taken()), []
     return choose
 
 
 def _choose_fair(p: Pick) -> tuple[list[int], list[int]]:
     cand = _group_candidates(p)
-    return _fair(liking(np.take(p.z, cand, axis=1)), cand, p.song, p.artist, p.rules), []
+    start = (p.before.fit(), p.before.done) if p.before is not None else None
+    return _fair(liking(np.take(p.z, cand, axis=1)), cand, p.song, p.artist, p.rules,
+                 start=start, taken=p.taken()), []
 
 
 def _choose_gfar(p: Pick) -> tuple[list[int], list[int]]:
-    return _gfar(p.z, p.allowed, _group_candidates(p), p.song, p.artist, p.rules)
+    return _gfar(p.z, p.allowed, _group_candidates(p), p.song, p.artist, p.rules,
+                 before=p.before)
 
 
 def _taking_turns(extra: int, use_history: bool = False):
@@ -573,7 +657,7 @@ def _taking_turns(extra: int, use_history: bool = False):
                                                              with_max=False)
         return _turns(p.z, p.allowed, cand, p.song, p.artist, p.rules, p.owed, pools=pools,
                       extra=extra, known=p.known if use_history else None,
-                      known_limit=p.known_limit)
+                      known_limit=p.known_limit, before=p.before)
     return choose
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.recommender.strategies import Rules, fair_share, select
+from app.recommender.strategies import Pick, Rules, fair_share, select
 
 
 def plain_gfar(z: np.ndarray, length: int, relevant: int = 20) -> list[int]:
@@ -44,7 +44,7 @@ def test_gfar_matches_the_plain_rule(m, seed):
     n = 600
     z = rng.normal(size=(m, n)).astype(np.float32)
     song, artist = np.arange(n), np.arange(n)  # no rule ever refuses a track
-    chosen, _, turns = select("gfar", z, z, song, artist, Rules(length=20), None)
+    chosen, _, turns = select(Pick("gfar", z, z, song, artist, Rules(length=20), None))
     want = plain_gfar(z, 20)
     assert chosen[:len(want)] == want
     assert len(chosen) == 20 and len(set(chosen)) == 20
@@ -63,12 +63,12 @@ def test_gfar_serves_every_stranger_and_keeps_the_rules():
     song = np.arange(n) // 2
     artist = np.arange(n) // 10
     rules = Rules(length=20, max_per_artist=2)
-    chosen, _, turns = select("gfar", z, z, song, artist, rules, None)
+    chosen, _, turns = select(Pick("gfar", z, z, song, artist, rules, None))
     assert len(chosen) == 20 and len(set(song[chosen].tolist())) == 20
     assert np.bincount(artist[chosen]).max() <= 2
     own = [sum(j * block <= i < (j + 1) * block for i in chosen) for j in range(m)]
     assert min(own) >= fair_share(20, m), own
     allowed = np.ones(n, bool)
     allowed[:block] = False  # the loud member's own block is filtered out
-    chosen, _, _ = select("gfar", z, z, song, artist, rules, allowed)
+    chosen, _, _ = select(Pick("gfar", z, z, song, artist, rules, allowed))
     assert allowed[chosen].all()

@@ -6,7 +6,8 @@ import pytest
 
 from app.recommender import party
 from app.recommender.catalogue import Catalogue
-from app.recommender.party import PartyGuest, Played, fold_in, plan
+from app.recommender.continuation import fold_in
+from app.recommender.party import PartyGuest, Played, plan
 from app.recommender.scoring import Recommender
 
 

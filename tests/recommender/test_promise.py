@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.recommender import promise, strategies
-from app.recommender.strategies import Rules, fair_share, select
+from app.recommender.strategies import Pick, Rules, fair_share, select
 
 
 def test_fair_share_is_half_the_playlist_split_evenly():
@@ -65,12 +65,12 @@ def _world(m: int, n: int, shared: bool, seed: int = 0):
 def test_turns_gives_every_stranger_their_fair_share(m):
     z, song, artist, block = _world(m, 4000, shared=False, seed=m)
     rules = Rules(length=20)
-    chosen, _, _ = select("turns", z, z, song, artist, rules, None)
+    chosen, _, _ = select(Pick("turns", z, z, song, artist, rules, None))
     own = [sum(j * block <= i < (j + 1) * block for i in chosen) for j in range(m)]
     assert len(set(chosen)) == 20
     assert min(own) >= fair_share(20, m), own
     # the plain average serves whoever's block happens to score highest
-    avg, _, _ = select("average", z, z, song, artist, rules, None)
+    avg, _, _ = select(Pick("average", z, z, song, artist, rules, None))
     avg_own = [sum(j * block <= i < (j + 1) * block for i in avg) for j in range(m)]
     assert min(avg_own) < fair_share(20, m)
 
@@ -79,21 +79,21 @@ def test_turns_gives_every_stranger_their_fair_share(m):
 def test_turns_plus_gives_every_stranger_one_turn_more(m):
     z, song, artist, block = _world(m, 4000, shared=False, seed=m)
     rules = Rules(length=20)
-    chosen, _, turns = select("turns_plus", z, z, song, artist, rules, None)
+    chosen, _, turns = select(Pick("turns_plus", z, z, song, artist, rules, None))
     share = fair_share(20, m) + strategies.TURNS_PLUS_EXTRA
     assert len(set(chosen)) == 20
     assert [turns.count(j) for j in range(m)] == [share] * m
     own = [sum(j * block <= i < (j + 1) * block for i in chosen) for j in range(m)]
     assert min(own) >= share, own
     # plain turns owes each member their fair share of turns only
-    _, _, plain = select("turns", z, z, song, artist, rules, None)
+    _, _, plain = select(Pick("turns", z, z, song, artist, rules, None))
     assert [plain.count(j) for j in range(m)] == [fair_share(20, m)] * m
 
 
 def test_turns_keeps_the_compromise_when_friends_share_a_taste():
     z, song, artist, block = _world(4, 4000, shared=True)
     rules = Rules(length=20)
-    chosen, _, _ = select("turns", z, z, song, artist, rules, None)
+    chosen, _, _ = select(Pick("turns", z, z, song, artist, rules, None))
     assert all(i < block for i in chosen)  # every track is one that everybody loves
     mean_top = set(np.argsort(-z.mean(axis=0))[:60].tolist())
     assert len(set(chosen) & mean_top) >= 15
@@ -103,7 +103,7 @@ def test_turns_respects_the_playlist_rules():
     z, song, artist, block = _world(3, 3000, shared=False, seed=4)
     song = np.arange(3000) // 2        # every song under two track ids
     artist = np.arange(3000) // 10     # ten tracks per artist
-    chosen, _, _ = select("turns", z, z, song, artist, Rules(length=20, max_per_artist=2), None)
+    chosen, _, _ = select(Pick("turns", z, z, song, artist, Rules(length=20, max_per_artist=2)))
     assert len(chosen) == 20
     assert len(set(song[chosen].tolist())) == 20
     assert np.bincount(artist[chosen]).max() <= 2
@@ -138,7 +138,7 @@ def test_the_default_gives_every_stranger_a_turn_beyond_their_fair_share(m):
     """No strategy named: the default takes turns with one more turn each (``turns`` would
     give each member their fair share of turns only)."""
     z, song, artist, block = _world(m, 4000, shared=False, seed=m)
-    _, _, turns = select(None, z, z, song, artist, Rules(length=20), None)
+    _, _, turns = select(Pick(None, z, z, song, artist, Rules(length=20), None))
     assert [turns.count(j) for j in range(m)] == [fair_share(20, m) + 1] * m
 
 
@@ -150,12 +150,12 @@ def test_turns_known_takes_agreed_favourites_first_up_to_the_limit(limit):
     agreed = order0[30:34]          # in member 0's model top 50, not in their top 20
     unknown_only = order0[500:503]  # known, but far down the model's list: not agreed
     known = [np.concatenate([unknown_only, agreed]), None, None]
-    chosen, _, turns = select("turns_known", z, z, song, artist, rules, None, known=known,
-                              known_limit=limit)
+    chosen, _, turns = select(Pick("turns_known", z, z, song, artist, rules, None, known=known,
+                              known_limit=limit))
     mine = [i for i, t in zip(chosen, turns) if t == 0]
     assert set(mine[:limit]) <= set(agreed.tolist())  # member 0's first turns
     assert sum(i in set(agreed.tolist()) for i in mine) == limit
     assert not set(unknown_only.tolist()) & set(chosen)
     # with nobody's history it is turns_plus, track for track
-    plain = select("turns_known", z, z, song, artist, rules, None, known=[None] * 3)
-    assert plain == select("turns_plus", z, z, song, artist, rules, None)
+    plain = select(Pick("turns_known", z, z, song, artist, rules, None, known=[None] * 3))
+    assert plain == select(Pick("turns_plus", z, z, song, artist, rules, None))

@@ -17,6 +17,7 @@ from tests.support.paths import ROOT
 hnswlib = pytest.importorskip("hnswlib", reason="hnswlib is not installed")
 
 from app.recommender import retrieval  # noqa: E402
+from app.recommender.continuation import SoFar  # noqa: E402
 from app.recommender.strategies import STRATEGIES, Rules  # noqa: E402
 
 
@@ -287,3 +288,25 @@ def test_turns_known_finds_the_agreed_favourites_among_candidates(large_rec):
         picked = set(exact.indices) & known
         assert picked, "the exact playlist takes agreed favourites"
         assert picked <= set(approx.indices)
+
+
+@pytest.mark.parametrize("strategy", ["turns_plus", "fair", "mean_rank"])
+def test_retrieval_continues_a_playlist_as_the_exact_path_does(rec_with_index, strategy):
+    """The tracks so far need not be among the candidates: they are kept, never repeated, and
+    scored as on the whole catalogue; skips so far are honoured on both paths alike."""
+    rec, _ = rec_with_index
+    rules = Rules(length=10, max_per_artist=2)
+    for group in _groups(rec, 4, 3, seed=11):
+        first = rec.recommend(group, rules, strategy, exact=True)
+        # a few tracks far down everyone's list, which retrieval does not bring as candidates
+        far = np.argsort(rec.z_scores(rec.rows(group)).mean(axis=0))[:3].tolist()
+        played = first.indices[:5] + far
+        so_far = SoFar(played=played, turns=first.turns[:5], skipped={0: [played[1]]})
+        approx = rec.plan(group, rules, strategy, so_far)
+        exact = rec.plan(group, rules, strategy, so_far, exact=True)
+        for result in (approx, exact):
+            assert result.indices[:8] == played and len(result.indices) == 18
+            assert not set(result.indices[8:]) & set(played)
+            assert len(set(rec.song[np.asarray(result.indices)].tolist())) == 18
+        np.testing.assert_allclose(approx.member_scores[:8], exact.member_scores[:8],
+                                   rtol=0, atol=1e-5)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.recommender import strategies
-from app.recommender.strategies import REGISTRY, STRATEGIES, Rules, Strategy, select
+from app.recommender.strategies import REGISTRY, STRATEGIES, Pick, Rules, Strategy, select
 
 SEED = {"user_id": 123, "other_users": [124, 125], "playlist_length": 5}
 
@@ -24,8 +24,8 @@ def test_the_names_are_the_table_and_every_entry_chooses_for_itself():
     outcomes = {}
     for name, spec in REGISTRY.items():
         assert isinstance(spec, Strategy) and spec.name == name and len(spec.help) > 10
-        chosen, _, turns = select(name, z, z, song, artist, Rules(length=12), None,
-                                  np.ones(3))
+        chosen, _, turns = select(Pick(name, z, z, song, artist, Rules(length=12), None,
+                                  np.ones(3)))
         assert len(set(chosen)) == 12
         assert spec.takes_turns or all(t == strategies.NO_TURN for t in turns) or name == "gfar"
         outcomes[name] = tuple(chosen)
@@ -43,11 +43,11 @@ def test_a_new_entry_runs_its_own_rule_and_an_unknown_name_is_refused(monkeypatc
 
     monkeypatch.setitem(REGISTRY, "backwards", Strategy("backwards", "last tracks first",
                                                         reversed_catalogue))
-    chosen, _, _ = select("backwards", z, z, song, artist, Rules(length=4), None)
+    chosen, _, _ = select(Pick("backwards", z, z, song, artist, Rules(length=4), None))
     assert chosen == [399, 398, 397, 396] and calls
     monkeypatch.delitem(REGISTRY, "backwards")
     with pytest.raises(ValueError, match="unknown strategy 'backwards'"):
-        select("backwards", z, z, song, artist, Rules(length=4), None)
+        select(Pick("backwards", z, z, song, artist, Rules(length=4), None))
     with pytest.raises(ValueError, match="unknown strategy"):
         strategies.check_strategy(None, configured="no_such_default")
 

@@ -140,9 +140,14 @@ def fair_reference(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: n
     the caller no longer needs, so it is worked on in place instead of copied."""
     m, c = lk.shape
     taken = taken if taken is not None else strategies.Taken(rules.max_per_artist)
-    if m == 1:  # one member: the log changes nothing, best liking first
-        return greedy_fill_reference(cand[np.argsort(-lk[0], kind="stable")], song, artist,
-                                     rules, None)
+    if m == 1:  # one member: the log changes nothing, best liking first, after ``taken``
+        out: list[int] = []
+        for i in cand[np.argsort(-lk[0], kind="stable")].tolist():
+            s, a = int(song[i]), int(artist[i])
+            if len(out) < rules.length and taken.allows(s, a):
+                taken.take(s, a)
+                out.append(i)
+        return out
     done = start[1] if start is not None else 0
     in_logs = m * math.log10((1.0 + delta) * (rules.length + done + 1)) > 300
     lk = lk if scratch and lk.dtype == np.float64 else lk.astype(np.float64)

@@ -9,7 +9,7 @@ from app.recommender.dataset import InteractionData
 from app.recommender.offline.evaluation import user_genre_lists
 from app.recommender.offline.protocol import Protocol
 from app.recommender.scoring import Recommender
-from app.recommender.strategies import DEFAULT_STRATEGY, Rules, greedy_fill, select
+from app.recommender.strategies import DEFAULT_STRATEGY, Pick, Rules, greedy_fill, select
 
 # The default strategy is compared, on the same friend groups, with the strategy that was the
 # default before the whole-group work: it must leave somebody out less often in groups of
@@ -55,7 +55,7 @@ def group_eval(rec: Recommender, data: InteractionData, groups: list[np.ndarray]
                 chosen = greedy_fill(pop_order[allowed[pop_order]][:10 * rules.length],
                                      rec.song, rec.artist, rules, None)
             else:
-                chosen, _, _ = select(name, z, raw, rec.song, rec.artist, rules, allowed)
+                chosen, _, _ = select(Pick(name, z, raw, rec.song, rec.artist, rules, allowed))
             size_acc[name].append(group_figures(member_test, chosen, rules.length))
     out: dict = {"skipped_groups": skipped, "by_size": {},
                  "paired": {"strategy": DEFAULT_STRATEGY, "reference": REFERENCE_STRATEGY,
