@@ -2,7 +2,7 @@
 the recommender, the names and artists from the catalogue. Nothing is recorded here."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from flask import current_app
@@ -102,9 +102,9 @@ def _kinds(model: LightFMModel | HistoryModel, members: list[int]) -> list[str] 
 
 def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
               kinds: list[str] | None = None) -> Playlist:
-    items = _items(catalogue, result, members)
-    if result.for_members is not None and items:
-        items = _with_reasons(catalogue, items, result, members, kinds)
+    said = (_reasons(catalogue, result, members, kinds)
+            if result.for_members is not None and len(result.indices) else None)
+    items = _items(catalogue, result, members, said)
     return Playlist(
         items=items, members=members, model=result.model,
         model_version=result.version, strategy=result.strategy,
@@ -112,9 +112,11 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
         notes=result.notes, answer=catalogue.answer_json(result.indices))
 
 
-def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> list[PlaylistItem]:
-    """The playlist's items; the catalogue columns are gathered once per playlist (``tolist``
-    gives plain Python values), not looked up track by track."""
+def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
+           said: list[tuple[int | None, str]] | None = None) -> list[PlaylistItem]:
+    """The playlist's items, with their reasons when ``said``; the catalogue columns are
+    gathered once per playlist (``tolist`` gives plain Python values), not looked up track by
+    track."""
     meta = catalogue.meta
     idx = np.asarray(result.indices, dtype=np.int64)
     artist = meta.artist[idx]
@@ -129,6 +131,9 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
         member_scores=scores[pos] if scores is not None else None,
         for_members=sorted(members[j] for j in fors[pos]) if fors is not None else None,
         turn_of=members[turns[pos]] if turns and turns[pos] >= 0 else None,
+        reason=said[pos][1] if said is not None else None,
+        reason_member=(members[said[pos][0]] if said is not None and said[pos][0] is not None
+                       else None),
     ) for pos, (i, track_id, name, artist_name, artist_id, duration, explicit) in enumerate(zip(
         idx.tolist(), catalogue.item_ids[idx].astype(str).tolist(), names,
         meta.artist_names[artist].astype(str).tolist(),
@@ -136,14 +141,13 @@ def _items(catalogue: Catalogue, result: GroupPlaylist, members: list[int]) -> l
         meta.explicit[idx].astype(bool).tolist()))]
 
 
-def _with_reasons(catalogue: Catalogue, items: list[PlaylistItem], result: GroupPlaylist,
-                  members: list[int], kinds: list[str] | None) -> list[PlaylistItem]:
-    """The items with their reasons, from the members' own counts on the playlist's artists."""
+def _reasons(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
+             kinds: list[str] | None) -> list[tuple[int | None, str]]:
+    """Per track, (member position, reason), from the members' own counts on the playlist's
+    tracks and artists."""
     counts = get_holder().evidence.get(catalogue, members)
     likes, plays, artist_plays = playlist_evidence(counts, catalogue, result.indices)
-    said = track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)
-    return [replace(item, reason=text, reason_member=None if j is None else members[j])
-            for item, (j, text) in zip(items, said)]
+    return track_reasons(result.for_members, result.turns, likes, plays, artist_plays, kinds)
 
 
 def _rounded(values: np.ndarray | None):
