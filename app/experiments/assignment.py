@@ -104,9 +104,10 @@ def serving_experiment() -> ExperimentSnapshot | None:
     ``EXPERIMENT_CACHE_SECONDS``.
 
     Why: loading the experiment and its arms was a large share of a request's CPU
-    (bench/RESULTS.md). Staleness is harmless: stored assignments are always read from the
-    database, so a weight change reaches other processes' *new* users at most that much later;
-    this process's own changes (CLI, admin page) clear the cache at once.
+    (bench/RESULTS.md). Staleness is harmless: a stored assignment is read from the database
+    (a user found without one is believed so for the same time, ``_unassigned``), so a weight
+    change reaches other processes' *new* users at most that much later; this process's own
+    changes (CLI, admin page) clear the cache at once.
     """
     from flask import current_app
 
