@@ -7,8 +7,11 @@ On the demo world of ``bench_http.py`` (its --work-dir, prepared there). Each ro
 this checkout with numba's on-disk cache emptied (the first start after an install: the
 kernels are compiled in gunicorn's master), then with the cache kept (every later start), and
 ``--reference-root`` (another checkout, e.g. the code before the kernels) the same way, so the
-figures come from one run on the same machine. Also prints what importing numba and loading
-the compiled kernels costs in a fresh interpreter.
+figures come from one run on the same machine. Each start also reports the CPU seconds
+gunicorn's processes had used when it was ready (steadier than the wall clock on a shared
+machine) and how long a worker killed right then took to be replaced and loaded. Also prints
+what importing numba and loading the compiled kernels costs in a fresh interpreter
+(``--kept-only`` skips the compiling starts and that).
 """
 from __future__ import annotations
 
@@ -33,6 +36,26 @@ import bench_http  # noqa: E402
 cpu_seconds: list[float] = []
 
 
+# Seconds from SIGKILL of a ready worker to its replacement's "loaded=True" line: what a worker's
+# own start costs once the master is up (gunicorn forks the replacement at once).
+replaced: list[float] = []
+
+
+def _replace_a_worker(master: int, log: Path, workers: int) -> float:
+    import signal
+
+    import psutil
+
+    victim = psutil.Process(master).children()[0].pid
+    t0 = time.perf_counter()
+    os.kill(victim, signal.SIGKILL)
+    while log.read_text(errors="replace").count("loaded=True") < workers + 1:
+        if time.perf_counter() - t0 > 120:
+            return float("nan")
+        time.sleep(0.01)
+    return time.perf_counter() - t0
+
+
 def start_once(root: Path, work: Path, env: dict[str, str], workers: int) -> float:
     import requests
 
@@ -52,6 +75,7 @@ def start_once(root: Path, work: Path, env: dict[str, str], workers: int) -> flo
                 if requests.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
                     wall = time.perf_counter() - t0
                     cpu_seconds.append(bench_http._tree_cpu(proc.pid))
+                    replaced.append(_replace_a_worker(proc.pid, log, workers))
                     return wall
             if proc.poll() is not None:
                 break
@@ -100,6 +124,7 @@ def main() -> None:
             results.setdefault(f"{name}, numba cache kept", []).append(
                 start_once(root, work, env, args.workers))
             results.setdefault(f"{name}, numba cache kept: CPU s", []).append(cpu_seconds[-1])
+            results.setdefault(f"{name}, a replaced worker", []).append(replaced[-1])
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"start-up to {args.workers} workers ready (catalogue, model, kernels), seconds; "
