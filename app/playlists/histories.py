@@ -99,6 +99,20 @@ class EvidenceCache(HistoryCache):
         return member_counts(catalogue, members)
 
 
+class CountedHistoryCache(HistoryCache):
+    """``HistoryCache`` whose misses read the members' ``Counts`` through ``evidence``: a
+    history is the set of tracks a member played or liked, exactly the tracks their counts
+    hold, so a member new to this process costs one query (which the playlist's reasons then
+    find cached) instead of a history query and a counts query."""
+
+    def __init__(self, interval: float, evidence: EvidenceCache):
+        super().__init__(interval)
+        self.evidence = evidence
+
+    def load(self, catalogue: Catalogue, members: list[int]) -> list:
+        return [c.tracks.astype(np.int32) for c in self.evidence.get(catalogue, members)]
+
+
 @dataclass(frozen=True)
 class Counts:
     """One member's plays and likes per track (catalogue positions, ascending) and plays per
