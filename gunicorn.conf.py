@@ -27,30 +27,81 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
+# The app is imported once, in the master, which also loads the catalogue and the model before
+# forking (``on_starting``): the workers start with them in memory (shared copy-on-write pages)
+# instead of each importing and loading them at once on the same cores. GUNICORN_PRELOAD=0
+# goes back to importing and loading in every worker.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
+
+
 def on_starting(server):
     """Compile the recommender's loops (or load them from numba's on-disk cache) once, in the
     master: the workers fork with them in memory, so neither a worker's start nor a request
-    pays for compilation, and two workers never compile the same kernels at once."""
+    pays for compilation, and two workers never compile the same kernels at once. With the
+    app preloaded, the serving state (catalogue, model) is loaded here too."""
     try:
         from app.recommender import kernels
     except ImportError:  # this config serving another app (bench/bench_stack_floor.py)
         return
     kernels.warm_up()
+    if server.cfg.preload_app:
+        preload_serving_state(server.app.wsgi())
+
+
+def preload_serving_state(app) -> None:
+    """Load the catalogue and the active model in the master, then close every database
+    connection it opened, so that no worker inherits (and shares) one. A failure is logged,
+    not fatal: each worker loads for itself then (``post_worker_init``)."""
+    try:
+        from app.extensions import db
+        from app.playlists.holder import get_holder
+    except ImportError:  # another app
+        return
+    try:
+        with app.app_context():
+            get_holder().current()
+            db.engine.dispose()
+    except Exception:  # noqa: BLE001 - the workers try again and report
+        logging.getLogger("gunicorn.error").exception("model preload failed")
+    freeze_startup_objects()
+
+
+def post_fork(server, worker):
+    """A forked worker must not use a pooled connection of the master's (SQLite file locks and
+    driver state are per process): drop the inherited pool without closing its connections,
+    which belong to the master (SQLAlchemy's advice for forked processes)."""
+    app = getattr(server.app, "callable", None) if server.cfg.preload_app else None
+    if app is None:
+        return
+    try:
+        from app.extensions import db
+
+        with app.app_context():
+            db.engine.dispose(close=False)
+    except Exception:  # noqa: BLE001 - not our app, or no engine: nothing was inherited
+        pass
 
 
 def post_worker_init(worker):
     """Load the catalogue and the active model before the worker takes its first request.
 
-    Without this the first request of every worker pays for the load. A failure is logged and
-    not fatal: the worker serves the base model and /health reports what is wrong.
+    Without this the first request of every worker pays for the load. With the app preloaded
+    the state came from the master: one check (the track count and the active version, two
+    small queries) brings it up to date, since a worker may fork long after the master loaded
+    (a replaced worker). A failure is logged and not fatal: the worker serves the base model
+    and /health reports what is wrong.
     """
     app = worker.wsgi
     try:
         from app.playlists.holder import get_holder, model_status
 
         with app.app_context():
+            holder = get_holder()
+            if holder.state.catalogue is not None:
+                with holder.lock:
+                    holder.refresh()
             status = model_status()
-            get_holder().start_background()  # reloads off the request path from now on
+            holder.start_background()  # reloads off the request path from now on
         worker.log.info("worker %s: model %s loaded=%s error=%s", worker.pid,
                         status.get("version"), status.get("loaded"), status.get("error"))
     except Exception:  # noqa: BLE001 - a broken model must not stop the worker from serving
@@ -62,6 +113,7 @@ def freeze_startup_objects() -> None:
     """Move everything the worker holds after start-up (modules, app, catalogue, model) out of
     the garbage collector's sight. Those objects live as long as the worker, yet every full
     collection walked all of them: a pause of tens of ms that landed on some request (the
-    p99 in bench/RESULTS.md). Collected first, so that no start-up garbage is frozen."""
+    p99 in bench/RESULTS.md). Collected first, so that no start-up garbage is frozen. In the
+    master before forking it also keeps the workers' copies of those pages shared."""
     gc.collect()
     gc.freeze()

@@ -21,11 +21,25 @@ _SALT = "pozytywka feedback token v1"
 
 
 def _signer(now: float | None = None) -> TimestampSigner:
-    signer = TimestampSigner(current_app.config["SECRET_KEY"], salt=_SALT,
-                             digest_method=hashlib.sha256)
     if now is not None:  # tokens issued in the past, for tests of expiry
+        signer = _new_signer(current_app.config["SECRET_KEY"])
         signer.get_timestamp = lambda: int(now)
-    return signer
+        return signer
+    # One signer per app and SECRET_KEY, its key derived once: a /predict signs a token per
+    # member, and building a signer and deriving its key each time cost more than the HMACs.
+    secret = current_app.config["SECRET_KEY"]
+    held = current_app.extensions.get("feedback_token_signer")
+    if held is None or held[0] != secret:
+        held = current_app.extensions["feedback_token_signer"] = (secret, _new_signer(secret))
+    return held[1]
+
+
+def _new_signer(secret) -> TimestampSigner:
+    """itsdangerous's signer for ``secret`` under this module's salt, holding the derived key
+    (``key_derivation="none"`` over it signs exactly as the signer deriving it every time)."""
+    derived = TimestampSigner(secret, salt=_SALT, digest_method=hashlib.sha256).derive_key()
+    return TimestampSigner(derived, salt=_SALT, digest_method=hashlib.sha256,
+                           key_derivation="none")
 
 
 def _value(prediction_id: str, user_id: int) -> str:

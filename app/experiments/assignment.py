@@ -14,6 +14,7 @@ import hashlib
 import math
 import re
 import secrets
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -103,9 +104,10 @@ def serving_experiment() -> ExperimentSnapshot | None:
     ``EXPERIMENT_CACHE_SECONDS``.
 
     Why: loading the experiment and its arms was a large share of a request's CPU
-    (bench/RESULTS.md). Staleness is harmless: stored assignments are always read from the
-    database, so a weight change reaches other processes' *new* users at most that much later;
-    this process's own changes (CLI, admin page) clear the cache at once.
+    (bench/RESULTS.md). Staleness is harmless: a stored assignment is read from the database
+    (a user found without one is believed so for the same time, ``_unassigned``), so a weight
+    change reaches other processes' *new* users at most that much later; this process's own
+    changes (CLI, admin page) clear the cache at once.
     """
     from flask import current_app
 
@@ -143,13 +145,20 @@ def list_experiments() -> list[Experiment]:
 def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmChoice:
     """The stored arm if there is one, else the arm the hash gives under the current weights."""
     value = bucket(experiment.salt, user_id)
-    known = _known_arms().get((experiment.id, experiment.name, user_id))
+    key = (experiment.id, experiment.name, user_id)
+    known = _known_arms().get(key)
     if known is not None:
         return ArmChoice(experiment.id, experiment.name, user_id, known, value, True)
-    stored = db.session.scalar(
-        select(Assignment.arm).where(Assignment.experiment_id == experiment.id,
-                                     Assignment.user_id == user_id)
-    )
+    unassigned, ttl = _unassigned()
+    seen = unassigned.get(key)
+    stored = None
+    if seen is None or time.monotonic() - seen >= ttl:
+        stored = db.session.scalar(
+            select(Assignment.arm).where(Assignment.experiment_id == experiment.id,
+                                         Assignment.user_id == user_id)
+        )
+        if stored is None:
+            unassigned.put(key, time.monotonic())
     if stored is not None:
         choice = ArmChoice(experiment.id, experiment.name, user_id, stored, value, True)
         remember(choice)
@@ -173,6 +182,21 @@ def _known_arms() -> LRU[tuple[int, str, int], str]:
     return known
 
 
+def _unassigned() -> tuple[LRU[tuple[int, str, int], float], float]:
+    """Users this process found without a stored arm, and when; believed for
+    ``EXPERIMENT_CACHE_SECONDS`` (the staleness the experiment itself already has), so that a
+    user who is never stored (anonymous calls store nothing) costs no query on every request.
+    Nothing is lost by it: a request that stores (``store_assignment``) still inserts with the
+    unique key and reads back the winner, so another worker's assignment in that time is kept,
+    and the hash gives it the same arm unless the weights changed in between."""
+    from flask import current_app
+
+    cache = current_app.extensions.get("ab_unassigned")
+    if cache is None:
+        cache = current_app.extensions.setdefault("ab_unassigned", LRU(KNOWN_ARMS))
+    return cache, float(current_app.config.get("EXPERIMENT_CACHE_SECONDS", 2.0))
+
+
 def remember(choice: ArmChoice) -> None:
     """Call only once ``choice`` is committed (read from the database, or stored and the
     transaction committed): an assignment rolled back with its prediction must be stored by
@@ -194,10 +218,14 @@ def store_assignment(choice: ArmChoice) -> str:
         "experiment_id": choice.experiment_id, "user_id": choice.user_id,
         "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
     }, ["experiment_id", "user_id"])
-    return db.session.scalar(
+    stored = db.session.scalar(
         select(Assignment.arm).where(Assignment.experiment_id == choice.experiment_id,
                                      Assignment.user_id == choice.user_id)
     )
+    if stored != choice.arm:  # another process stored first: the next arm_for must read it
+        _unassigned()[0].put((choice.experiment_id, choice.experiment, choice.user_id),
+                             float("-inf"))
+    return stored
 
 
 def assign(experiment: Experiment, user_id: int) -> str:

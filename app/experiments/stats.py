@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats as _sp
+
+
+def _scipy_stats():
+    """``scipy.stats``, imported on first use: it is among the slowest imports of the app, and
+    only the A/B report needs it, never a worker's start (bench/bench_startup.py)."""
+    from scipy import stats
+
+    return stats
+
 
 SRM_THRESHOLD = 0.001
 MIN_UNITS = 30            # users with a decided playlist per arm before a verdict is shown
@@ -80,9 +88,9 @@ def two_proportion_ztest(x_a: int, n_a: int, x_b: int, n_b: int,
         z, p_value = 0.0, 1.0
     else:
         z = diff / se_pooled
-        p_value = float(2 * _sp.norm.sf(abs(z)))
+        p_value = float(2 * _scipy_stats().norm.sf(abs(z)))
     se = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
-    crit = float(_sp.norm.ppf(0.5 + confidence / 2))
+    crit = float(_scipy_stats().norm.ppf(0.5 + confidence / 2))
     return ProportionDiff(p_a, p_b, diff, z, p_value, diff - crit * se, diff + crit * se, confidence)
 
 
@@ -96,7 +104,7 @@ def srm_check(observed: Mapping[str, int], weights: Mapping[str, float],
         return None
     obs = [int(observed.get(a, 0)) for a in arms]
     exp = [total * float(weights[a]) / weight_sum for a in arms]
-    chi2, p_value = _sp.chisquare(obs, exp)
+    chi2, p_value = _scipy_stats().chisquare(obs, exp)
     return SrmResult(dict(zip(arms, obs)), dict(zip(arms, exp)), float(chi2), float(p_value),
                      bool(p_value < threshold))
 
@@ -139,7 +147,7 @@ class RatioDiff:
 
 
 def _z(confidence: float) -> float:
-    return float(_sp.norm.ppf(0.5 + confidence / 2))
+    return float(_scipy_stats().norm.ppf(0.5 + confidence / 2))
 
 
 def ratio_estimate(numerators: Sequence[float], denominators: Sequence[float]) -> RatioEstimate:
@@ -186,7 +194,7 @@ def ratio_diff_test(control: RatioEstimate, treatment: RatioEstimate, confidence
     z = diff / se
     if not sequential:
         half = _z(confidence) * se
-        p_value = float(2 * _sp.norm.sf(abs(z)))
+        p_value = float(2 * _scipy_stats().norm.sf(abs(z)))
         return RatioDiff(control, treatment, diff, se, z, p_value, diff - half, diff + half,
                          confidence, "fixed")
     n = control.units + treatment.units

@@ -99,6 +99,20 @@ class EvidenceCache(HistoryCache):
         return member_counts(catalogue, members)
 
 
+class CountedHistoryCache(HistoryCache):
+    """``HistoryCache`` whose misses read the members' ``Counts`` through ``evidence``: a
+    history is the set of tracks a member played or liked, exactly the tracks their counts
+    hold, so a member new to this process costs one query (which the playlist's reasons then
+    find cached) instead of a history query and a counts query."""
+
+    def __init__(self, interval: float, evidence: EvidenceCache):
+        super().__init__(interval)
+        self.evidence = evidence
+
+    def load(self, catalogue: Catalogue, members: list[int]) -> list:
+        return [c.tracks.astype(np.int32) for c in self.evidence.get(catalogue, members)]
+
+
 @dataclass(frozen=True)
 class Counts:
     """One member's plays and likes per track (catalogue positions, ascending) and plays per
@@ -111,10 +125,23 @@ class Counts:
     artist_plays: np.ndarray
 
     def at(self, keys: np.ndarray, values: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        return self.lookup(keys, asked, values)[0]
+
+    @staticmethod
+    def lookup(keys: np.ndarray, asked: np.ndarray, *columns: np.ndarray) -> list[np.ndarray]:
+        """``columns`` (aligned with the ascending ``keys``) at ``asked``, 0 where a key is
+        absent: one search for every column of the same keys."""
+        if not len(keys):
+            return [np.zeros(len(asked), np.int64) for _ in columns]
         pos = np.searchsorted(keys, asked)
-        pos = np.minimum(pos, max(len(keys) - 1, 0))
-        hit = (keys[pos] == asked) if len(keys) else np.zeros(len(asked), bool)
-        return np.where(hit, values[pos] if len(keys) else 0, 0)
+        np.minimum(pos, len(keys) - 1, out=pos)
+        miss = keys[pos] != asked
+        out = []
+        for values in columns:
+            got = values[pos]
+            got[miss] = 0
+            out.append(got)
+        return out
 
 
 def member_counts(catalogue: Catalogue, members: list[int]) -> list[Counts]:
@@ -158,11 +185,12 @@ def playlist_evidence(counts: list[Counts], catalogue: Catalogue, idx: np.ndarra
     the counts a track's reason quotes (``reasons.py``), from each member's ``Counts``."""
     idx = np.asarray(idx, dtype=np.int64)
     artists = catalogue.meta.artist[idx].astype(np.int64)
-    likes = np.array([c.at(c.tracks, c.likes, idx) for c in counts], np.int64)
-    plays = np.array([c.at(c.tracks, c.plays, idx) for c in counts], np.int64)
-    by_artist = np.array([c.at(c.artists, c.artist_plays, artists) for c in counts], np.int64)
     shape = (len(counts), len(idx))
-    return likes.reshape(shape), plays.reshape(shape), by_artist.reshape(shape)
+    likes, plays, by_artist = (np.zeros(shape, np.int64) for _ in range(3))
+    for j, c in enumerate(counts):
+        likes[j], plays[j] = Counts.lookup(c.tracks, idx, c.likes, c.plays)
+        by_artist[j] = Counts.lookup(c.artists, artists, c.artist_plays)[0]
+    return likes, plays, by_artist
 
 
 def known_histories(catalogue: Catalogue, members: list[int], weights) -> list[np.ndarray]:

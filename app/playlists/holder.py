@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from app.db import ModelVersion, Track
 from app.modelstore.loaders import load_catalogue
 from app.extensions import db
-from app.playlists.histories import EvidenceCache, HistoryCache
+from app.playlists.histories import CountedHistoryCache, EvidenceCache
 from app.recommender import retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import HistoryModel, LightFMModel
@@ -103,8 +103,8 @@ class ModelHolder:
         self.lock = threading.Lock()
         self.checked_at = float("-inf")
         self.interval = float(app.config.get("MODEL_RELOAD_SECONDS", 5))
-        self.histories = HistoryCache(self.interval)
         self.evidence = EvidenceCache(self.interval)  # the reasons' play and like counts
+        self.histories = CountedHistoryCache(self.interval, self.evidence)
         self.background: threading.Thread | None = None
         self.stopping = threading.Event()
 

@@ -193,3 +193,60 @@ def test_ab_cli(app):
         assert assignment.active_experiment().name == "default"
         assert db.session.scalar(select(func.count()).select_from(Experiment)
                                  .where(Experiment.active.is_(True))) == 1
+
+
+def _count_selects(engine):
+    from sqlalchemy import event
+
+    seen = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    return seen, lambda: event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_user_without_an_arm_is_read_again_only_after_the_experiment_cache_time(app):
+    """A user who is never stored (anonymous calls store nothing) costs one query per
+    EXPERIMENT_CACHE_SECONDS, not one per request; an arm another process stores in that time
+    is read once it has passed."""
+    import time
+
+    app.config["EXPERIMENT_CACHE_SECONDS"] = 0.5
+    with app.app_context():
+        experiment = assignment.serving_experiment()  # as /predict holds it: no session
+        first = assignment.arm_for(experiment, 4242)
+        assert not first.stored
+        other = "advanced" if first.arm == "base" else "base"
+        db.session.add(Assignment(experiment_id=experiment.id, user_id=4242, arm=other,
+                                  bucket=first.bucket, assigned_at=utcnow()))
+        db.session.commit()  # as another worker would
+        selects, stop = _count_selects(db.engine)
+        try:
+            again = assignment.arm_for(experiment, 4242)
+        finally:
+            stop()
+        assert selects == [] and not again.stored and again.arm == first.arm
+        time.sleep(0.6)
+        later = assignment.arm_for(experiment, 4242)
+        assert later.stored and later.arm == other
+
+
+def test_losing_a_race_makes_the_next_lookup_read_the_winner(app):
+    """A request that finds another process's arm stored first is served that arm on its retry
+    (playlists.service), so the user sees one arm, even while this process believes the user
+    had none."""
+    app.config["EXPERIMENT_CACHE_SECONDS"] = 3600
+    with app.app_context():
+        experiment = assignment.active_experiment()
+        choice = assignment.arm_for(experiment, 4343)
+        other = "advanced" if choice.arm == "base" else "base"
+        db.session.add(Assignment(experiment_id=experiment.id, user_id=4343, arm=other,
+                                  bucket=choice.bucket, assigned_at=utcnow()))
+        db.session.commit()
+        assert assignment.store_assignment(choice) == other
+        db.session.rollback()
+        retry = assignment.arm_for(experiment, 4343)
+        assert retry.stored and retry.arm == other

@@ -499,3 +499,27 @@ def test_served_figures_are_stored_and_listed(world_app, small_world):
     default = body["groups"][body["default_strategy"]]
     row = listed_row().split()
     assert row[-2:] == [f"{default['least_happy']:.4f}", f"{default['fair_share_met']:.4f}"]
+
+
+def test_cached_histories_are_the_history_query_of_each_member(api_app):
+    """The holder's histories come from the members' play and like counts (one query per new
+    member, shared with the reasons): each must be what the history query itself reads, sorted,
+    for members with long, short and no listening, asked in groups, with repeats, and also
+    when the counts were cached first."""
+    from app.playlists.histories import histories
+
+    with api_app.app_context():
+        holder = get_holder()
+        catalogue = holder.current().catalogue
+        users = sorted(db.session.scalars(select(User.user_id)))
+        assert len(users) > 20
+        holder.evidence.get(catalogue, users[:5])  # some members' counts cached before
+        groups = [users[i:i + 7] for i in range(0, len(users), 7)] + [users[:3] + users[:2]]
+        some_listened = False
+        for group in groups:
+            got = holder.histories.get(catalogue, group)
+            want = [np.sort(h).astype(np.int32) for h in histories(catalogue, group)]
+            for g, w in zip(got, want):
+                assert g.dtype == np.int32 and np.array_equal(g, w)
+                some_listened = some_listened or len(w) > 0
+        assert some_listened

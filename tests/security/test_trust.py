@@ -54,6 +54,36 @@ def _feedback_rows(app) -> list[tuple]:
 
 # ----- forged and replayed feedback -----
 
+def test_feedback_tokens_are_itsdangerous_tokens_under_the_current_secret_key(api_app):
+    """The signer is kept per app with its key derived once: its tokens must be exactly what
+    itsdangerous's own signer (deriving the key every time) makes and accepts, and a new
+    SECRET_KEY must end every token signed under the old one, as it did before the signer
+    was kept."""
+    import hashlib
+
+    from itsdangerous import BadSignature, TimestampSigner
+
+    from app import feedback_tokens
+
+    def plain(secret):
+        return TimestampSigner(secret, salt=feedback_tokens._SALT, digest_method=hashlib.sha256)
+
+    old_secret = api_app.config["SECRET_KEY"]
+    try:
+        with api_app.app_context():
+            token = feedback_tokens.issue("ab" * 16, 124)
+            plain(old_secret).unsign(f"{'ab' * 16}:124.{token}", max_age=60)
+            assert feedback_tokens.problem(token, "ab" * 16, 124) is None
+            api_app.config["SECRET_KEY"] = secrets.token_hex(32)
+            assert feedback_tokens.problem(token, "ab" * 16, 124) is not None
+            renewed = feedback_tokens.issue("ab" * 16, 124)
+            plain(api_app.config["SECRET_KEY"]).unsign(f"{'ab' * 16}:124.{renewed}", max_age=60)
+            with pytest.raises(BadSignature):
+                plain(old_secret).unsign(f"{'ab' * 16}:124.{renewed}")
+    finally:
+        api_app.config["SECRET_KEY"] = old_secret
+
+
 def test_feedback_needs_the_members_own_token(api_app, api_client):
     """The attack: ids read from the public permalink, likes posted for someone else."""
     served = api_client.post("/predict", json=SEED)

@@ -263,3 +263,38 @@ def test_locked_database_waits_busy_timeout_then_503(busy_server: GunicornServer
     lines = busy_server.log_lines()
     assert len(lines) == lines_before + 1, "a request that failed must not be logged as served"
     assert len(prediction_rows(busy_server.db_path)) == len(lines)
+
+
+def test_a_replaced_worker_reads_the_database_before_serving_the_masters_state(api_world,
+                                                                               tmp_path):
+    """The master loads the model once and forks workers with it (gunicorn.conf.py preloads the
+    app). A worker forked later, to replace a dead one, must check the database before its
+    first request instead of serving what the master loaded at its own start: here the active
+    version's recorded checksum changes after the master loaded it, and with no background
+    reload for an hour only the new worker's own check can notice."""
+    db_path, model_dir, version = _copy_world(api_world, tmp_path)
+    server = start_gunicorn(tmp_path / "srv", database_url=sqlite_url(db_path),
+                            model_dir=model_dir, workers=1,
+                            env={"MODEL_RELOAD_SECONDS": "3600"})
+    try:
+        assert requests.get(server.url + "/health", timeout=10).json()["status"] == "ok"
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("UPDATE model_versions SET checksum = ? WHERE version = ?",
+                         ("0" * 64, version))
+        first, = server.worker_pids()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while server.worker_pids() in ([], [first]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = requests.get(server.url + "/health", timeout=10).json()
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        # the recorded checksum no longer matches the files: the new worker has read that
+        # (the master's state it was forked with said "ok")
+        assert health is not None and health["reason"] == "model_error", health
+    finally:
+        server.stop()

@@ -48,11 +48,16 @@ def rows(server) -> list[tuple]:
 
 
 def test_gunicorn_config_defaults_to_port_8081_and_reads_workers_from_env(monkeypatch):
-    for name in ("HOST", "PORT", "WEB_CONCURRENCY"):
+    for name in ("HOST", "PORT", "WEB_CONCURRENCY", "GUNICORN_PRELOAD"):
         monkeypatch.delenv(name, raising=False)
     config: dict = {}
     exec((ROOT / "gunicorn.conf.py").read_text(), config)
     assert config["bind"] == "127.0.0.1:8081" and config["workers"] == 2
+    assert config["preload_app"] is True  # the master loads once, the workers fork with it
+    monkeypatch.setenv("GUNICORN_PRELOAD", "0")
+    exec((ROOT / "gunicorn.conf.py").read_text(), config)
+    assert config["preload_app"] is False
+    monkeypatch.delenv("GUNICORN_PRELOAD")
     monkeypatch.setenv("WEB_CONCURRENCY", "5")
     monkeypatch.setenv("HOST", "0.0.0.0")
     exec((ROOT / "gunicorn.conf.py").read_text(), config)
