@@ -24,7 +24,7 @@ class Config:
     TESTING = False
     # Without SECRET_KEY, the key is read from SECRET_KEY_FILE; development defaults that to
     # instance/secret_key and creates it once (random, mode 600). Every config but testing
-    # refuses a key shorter than 32 bytes or a built-in one (app/secret_key.py).
+    # refuses a key shorter than 32 bytes or a built-in one (app/security/secret_key.py).
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
     SECRET_KEY_FILE = os.environ.get("SECRET_KEY_FILE", "")
     SQLALCHEMY_DATABASE_URI = os.environ.get(
@@ -74,7 +74,7 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
 
     # Rate limits (per client address) in a store every worker shares: a SQLite file on one
-    # host (app/ratelimit.py), redis://HOST:6379 across hosts. memory:// is per process.
+    # host (app/security/ratelimit.py), redis://HOST:6379 across hosts. memory:// is per process.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI",
                                            f"sqlite:///{INSTANCE_DIR / 'ratelimit.sqlite'}")
     RATELIMIT_HEADERS_ENABLED = True  # Retry-After on 429 (never on a success: app/__init__.py)

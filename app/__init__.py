@@ -9,12 +9,12 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app.audit import configure_audit_log
+from app.security.audit import configure_audit_log
 from app.errors import register_error_handlers
-from app.files import secure_instance_files
-from app.secret_key import configure_secret_key
-from app.security import init_security
-from app.templating import register_filters
+from app.security.files import secure_instance_files
+from app.security.secret_key import configure_secret_key
+from app.security.headers import init_security
+from app.web.templating import register_filters
 from config import CONFIGS, INSTANCE_DIR
 
 
@@ -36,7 +36,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     if name == "production":
         app.config["DEBUG"] = False
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    secure_instance_files(app)  # database, predictions log: owner-only (app/files.py)
+    secure_instance_files(app)  # database, predictions log: owner-only (app/security/files.py)
     configure_secret_key(app, name)
     _trust_proxies(app)
     configure_audit_log(app)

@@ -9,7 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
-from app import ratelimit  # noqa: F401  (registers the sqlite:// rate-limit store)
+from app.security import ratelimit  # noqa: F401  (registers the sqlite:// rate-limit store)
 
 
 class Base(DeclarativeBase):
@@ -22,7 +22,7 @@ migrate = Migrate()
 csrf = CSRFProtect()
 # No default limits: the routes that ask are limited (the predict endpoints, /feedback, the
 # admin login). Storage from RATELIMIT_STORAGE_URI: a SQLite file every worker shares by
-# default (app/ratelimit.py), redis:// across hosts, memory:// in tests.
+# default (app/security/ratelimit.py), redis:// across hosts, memory:// in tests.
 limiter = Limiter(key_func=get_remote_address)
 
 # The WSGI environ key by which an in-process caller (the A/B simulation, which compresses days

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 def replan(repeats: int) -> None:
     from bench_catalogue import synthetic_recommender
 
-    from app.recommender import party as planner
+    from app.recommender import party_planner as planner
     from app.recommender.strategies import Rules
 
     rec = synthetic_recommender(20_000)

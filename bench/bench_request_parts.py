@@ -62,7 +62,7 @@ def main() -> None:
     from itsdangerous import TimestampSigner
     from sqlalchemy import select
 
-    from app import feedback_tokens
+    from app.api import feedback_tokens
     from app.db import Assignment
     from app.experiments import assignment
     from app.extensions import db

@@ -39,7 +39,7 @@ import bench_http  # noqa: E402
 STAGES = [
     ("predictions log line", ("app/playlists/log.py",)),
     ("prediction row, flush and commit", ("app/playlists/record.py", "app/db/inserts.py")),
-    ("A/B assignment", ("app/experiments/assignment.py", "app/cache.py")),
+    ("A/B assignment", ("app/experiments/assignment.py", "app/common/cache.py")),
     ("members: genres, histories", ("app/playlists/histories.py",)),
     ("scoring and strategy", ("app/recommender/scoring.py", "app/recommender/strategies.py",
                               "app/recommender/retrieval.py", "app/recommender/attribution.py",
@@ -51,10 +51,10 @@ STAGES = [
                                       "app/playlists/service.py", "app/playlists/request.py",
                                       "app/recommender/catalogue.py")),
     ("request parsing (pydantic)", ("app/api/schemas.py",)),
-    ("feedback tokens", ("app/feedback_tokens.py",)),
-    ("rate limit", ("app/ratelimit.py", "flask_limiter/", "limits/")),
+    ("feedback tokens", ("app/api/feedback_tokens.py",)),
+    ("rate limit", ("app/security/ratelimit.py", "flask_limiter/", "limits/")),
     ("response: JSON body and headers", ("app/api/views.py",)),
-    ("security headers, session", ("app/security.py", "flask_wtf/")),
+    ("security headers, session", ("app/security/headers.py", "flask_wtf/")),
     ("Flask and Werkzeug", ("flask/", "werkzeug/", "flask_sqlalchemy/")),
     ("gunicorn and sockets", ("gunicorn/",)),
 ]

@@ -27,7 +27,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.db import AdminSessionVersion, AdminUser
 from app.db.inserts import insert_ignoring_conflict
 from app.extensions import db

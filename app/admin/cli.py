@@ -8,9 +8,9 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.admin.auth import end_sessions
-from app.audit import audit
+from app.security.audit import audit
 from app.db import AdminUser
 from app.extensions import db
 

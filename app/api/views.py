@@ -8,8 +8,8 @@ from typing import Any
 from flask import Response, current_app
 from sqlalchemy import select
 
-from app.clock import utcnow
-from app import feedback_tokens
+from app.common.clock import utcnow
+from app.api import feedback_tokens
 from app.api import bp, clients
 from app.api.openapi import Answer, document
 from app.api.schemas import (AB_HEADERS, CALLERS, FEEDBACK_EXAMPLE, SEED_EXAMPLE, SERVED_HEADERS,

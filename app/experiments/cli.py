@@ -71,7 +71,7 @@ def set_weights_command(name: str, weights: tuple[str, ...]) -> None:
 def builder_command(name: str, state: str) -> None:
     """Count the public builder's "A/B test arm" playlists as evidence of NAME (include) or
     keep them outside it (exclude, the default: the builder has no client key)."""
-    from app.audit import audit
+    from app.security.audit import audit
 
     experiment = _run(assignment.set_include_builder, name, state == "include")
     audit("audit: builder playlists %sd in experiment %s (CLI)", state, name)

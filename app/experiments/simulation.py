@@ -38,7 +38,7 @@ import numpy as np
 from sqlalchemy import func, insert, select, update
 
 from app.api import clients
-from app.progress import Echo
+from app.common.progress import Echo
 from app.experiments import assignment
 from app.db import Experiment, Feedback, ListeningEvent, Prediction, Track, User
 from app.db.experiments import Assignment

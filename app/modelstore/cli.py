@@ -19,7 +19,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.db import ListeningEvent
 from app.extensions import db
 from app.modelstore import registry

@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.db import ModelVersion
 from app.extensions import db
 from app.recommender import artifact

@@ -7,7 +7,7 @@ for what happened and commits once. The queue's ETag is the version: a poll befo
 next change by itself (``due_at``: a track ends, a silent guest times out) reads one row.
 
 Re-plans never touch what was played or is playing, nor tracks the host moved (pinned); the
-planner is ``app.recommender.party``. Each re-plan is one predictions-log line.
+planner is ``app.recommender.party_planner``. Each re-plan is one predictions-log line.
 """
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ import numpy as np
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.db import Genre, Party, PartyEvent, PartyGuest, PartyTrack, User
 from app.extensions import db
 from app.playlists.errors import LogUnavailable, ModelUnavailable, UnknownUsers
 from app.playlists.holder import get_holder
 from app.playlists.log import PredictionLogError, append_record
 from app.playlists.histories import user_genres
-from app.recommender import party as planner
+from app.recommender import party_planner as planner
 from app.recommender.members import Member
 from app.recommender.strategies import check_strategy
 

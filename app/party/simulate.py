@@ -8,7 +8,7 @@ top 2 %. The same parties are played by four queues:
 (a) ``start``: one playlist built at the start for the first guests (``/predict``'s path);
 (b) ``fresh``: a fresh ``/predict`` playlist for those present whenever someone arrives or
     leaves (it learns nothing from skips and likes);
-(c) ``live``: the party planner (``app.recommender.party``) re-planning on every join, leave,
+(c) ``live``: the party planner (``app.recommender.party_planner``) re-planning on every join, leave,
     skip and like, with the skips and likes folded into the guests' tastes; also without the
     feedback, with skips only and with likes only, to show what each adds;
 (d) ``oracle``: knows the true taste: the least served present guest takes, from their true
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.recommender import party as planner
+from app.recommender import party_planner as planner
 from app.recommender.continuation import SoFar
 from app.recommender.members import Member
 from app.recommender.ordering import listening_order

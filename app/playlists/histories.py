@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import func, select
 
-from app.lru import LRU
+from app.common.lru import LRU
 from app.db import Genre, ListeningEvent, User, user_genres as user_genres_table
 from app.extensions import db
 from app.recommender.catalogue import Catalogue

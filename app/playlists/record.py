@@ -23,7 +23,7 @@ import numpy as np
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.db.experiments import Prediction
 from app.experiments.assignment import ArmChoice
 from app.extensions import db

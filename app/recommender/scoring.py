@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from app.lru import LRU
+from app.common.lru import LRU
 from app.recommender import attribution, kernels
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import ItemMeta

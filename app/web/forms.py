@@ -13,7 +13,7 @@ from wtforms import BooleanField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
 from app.recommender.strategies import REGISTRY, STRATEGIES, check_strategy
-from app.text import ascii_int
+from app.common.text import ascii_int
 
 MODEL_CHOICES = [
     ("advanced", "Advanced (LightFM)"),

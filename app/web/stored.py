@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.db import Prediction
-from app.templating import heat
+from app.web.templating import heat
 from app.recommender.reasons import GROUP as GROUP_REASON
-from app.text import clean_text
+from app.common.text import clean_text
 from app.db.lookups import existing_users, tracks_by_id
 
 MEMBER_COLOURS = 8

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.experiments import assignment
 from app.db import Assignment, ModelVersion, Prediction
 from app.extensions import db

@@ -10,7 +10,7 @@ from scipy.stats import chisquare
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.clock import utcnow
+from app.common.clock import utcnow
 from app.experiments import assignment
 from app.db import Assignment, Experiment
 from app.extensions import db

@@ -213,7 +213,7 @@ def test_the_clock_advances_the_queue_and_silent_guests_time_out(api_app, api_cl
                                                                  monkeypatch):
     from datetime import timedelta
 
-    from app.clock import utcnow
+    from app.common.clock import utcnow
     from app.party import service
 
     pid, host = party["party_id"], bearer(party["host_token"])

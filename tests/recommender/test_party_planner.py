@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.recommender import party
+from app.recommender import party_planner as party
 from app.recommender.catalogue import Catalogue
 from app.recommender.continuation import fold_in
-from app.recommender.party import PartyGuest, Played, plan
+from app.recommender.party_planner import PartyGuest, Played, plan
 from app.recommender.scoring import Recommender
 
 

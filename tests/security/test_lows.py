@@ -17,7 +17,7 @@ from app import create_app
 from app.db import Artist, Prediction, Track, User
 from app.extensions import db
 from app.data.importer.write import import_export
-from app.text import clean_text
+from app.common.text import clean_text
 from tests.security.test_trust_faults import export_with
 
 RLO_NAME = "Nice\u202egnp.exe"
@@ -25,7 +25,7 @@ FORMAT_CHARS = "\u202e\u202d\u2066\u2067\u2068\u2069\u200b\u200e\u200f\u2060\ufe
 
 
 def test_every_format_character_is_stripped():
-    from app.text import strip_format
+    from app.common.text import strip_format
 
     assert all(unicodedata.category(c) == "Cf" for c in FORMAT_CHARS)
     assert strip_format(RLO_NAME) == "Nicegnp.exe"

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 import pytest
 
 from app import create_app
-from app.security import SECURITY_HEADERS
+from app.security.headers import SECURITY_HEADERS
 from tests.support.browser import CHROMIUM
 from tests.support.paths import ROOT
 

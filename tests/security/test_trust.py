@@ -63,7 +63,7 @@ def test_feedback_tokens_are_itsdangerous_tokens_under_the_current_secret_key(ap
 
     from itsdangerous import BadSignature, TimestampSigner
 
-    from app import feedback_tokens
+    from app.api import feedback_tokens
 
     def plain(secret):
         return TimestampSigner(secret, salt=feedback_tokens._SALT, digest_method=hashlib.sha256)
@@ -95,7 +95,7 @@ def test_feedback_needs_the_members_own_token(api_app, api_client):
     missing = api_client.post("/feedback", json=body)
     assert missing.status_code == 422
     assert "feedback_token" in [p["field"] for p in missing.get_json()["details"]]
-    from app import feedback_tokens
+    from app.api import feedback_tokens
     with api_app.app_context():
         expired = feedback_tokens.issue(pid, 124, now=time.time() - 8 * 24 * 3600)
         issued, mac = feedback_tokens.issue(pid, 124).split(".")
@@ -210,7 +210,7 @@ def test_sqlite_store_counts_across_processes(tmp_path):
     """Two processes hitting one key at once: every hit counted once, exactly `limit` pass."""
     script = (
         "import sys\n"
-        "from app import ratelimit\n"
+        "from app.security import ratelimit\n"
         "from limits import parse\n"
         "from limits.storage import storage_from_string\n"
         "from limits.strategies import FixedWindowRateLimiter\n"
@@ -233,7 +233,7 @@ def test_sqlite_store_answers_only_the_request_that_hit(api_world, tmp_path):
     import sqlite3
 
     from app.extensions import limiter
-    from app.ratelimit import SQLiteStorage
+    from app.security.ratelimit import SQLiteStorage
 
     path = tmp_path / "limits.sqlite"
     app = make_api_app(api_world, tmp_path, PREDICT_RATE_LIMIT="10 per minute",

@@ -320,7 +320,7 @@ def test_stored_huge_weights_still_split_by_their_ratio():
 # ----- Low: control characters and line separators ---------------------------------------------
 
 def test_clean_text():
-    from app.text import clean_text
+    from app.common.text import clean_text
 
     assert clean_text("plain Łódź ♪") == "plain Łódź ♪"
     assert clean_text("a\u2028b\u0085c\vd\x00e\x1bf\tg\r\nh") == "a b c def g  h"

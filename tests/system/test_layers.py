@@ -8,6 +8,7 @@ from tests.support.paths import ROOT
 
 # longest prefix wins; a party's JSON API and pages are pages, its service is a service
 LAYERS = {
+    "app.common": 0, "app.security": 0,
     "app.db": 0, "app.data": 0,
     "app.recommender": 1, "app.modelstore": 1,
     "app.playlists": 2, "app.experiments": 2, "app.party": 2,
@@ -39,3 +40,9 @@ def test_no_import_runs_back_up_a_layer():
                         not any(module == a and node.module.startswith(b) for a, b in ALLOWED):
                     upward.append(f"{module}:{node.lineno} imports {node.module}")
     assert not upward, upward
+
+
+def test_the_apps_root_holds_only_the_factory_and_flasks_own_modules():
+    """Helpers live in packages that say what they hold (``app/common``, ``app/security``)."""
+    root = sorted(p.name for p in (ROOT / "app").glob("*.py"))
+    assert root == ["__init__.py", "errors.py", "extensions.py", "health.py"], root

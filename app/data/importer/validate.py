@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table
 
 from app.db.catalog import EVENT_TYPES, STORAGE_CLASSES, Artist, Genre, Track, User
-from app.text import clean_text
+from app.common.text import clean_text
 
 # Events outside this window are typos or clock faults (2999-01-01, 9999-12-31): one of them
 # would become "now" for the time decay and weigh every real event down to nothing.
@@ -98,7 +98,7 @@ def _float(obj: dict, name: str, lo: float, hi: float) -> float:
 
 
 def _str(obj: dict, name: str, max_len: int, *, clean: bool = True) -> str:
-    """A text field; ``clean`` drops control characters and line separators (app.text)."""
+    """A text field; ``clean`` drops control characters and line separators (app.common.text)."""
     value = obj.get(name, _MISSING)
     if type(value) is not str or len(value) > max_len:
         raise _problem(name, value, f"a string of at most {max_len} characters")

@@ -28,7 +28,7 @@ newer export at any time; the rules that make that safe:
 * **Time window.** Events later than now + 1 day or before 2000 are reported and skipped: one
   event dated 2999 would otherwise become the reference of the training's time decay.
 * **Text.** Control characters and line separators are dropped from names and genres
-  (``app.text.clean_text``); a line longer than ``MAX_LINE_BYTES`` is reported and skipped while
+  (``app.common.text.clean_text``); a line longer than ``MAX_LINE_BYTES`` is reported and skipped while
   it is read, never held whole. Artist ids may be any printable text up to 64 characters (the
   contract states no format); track ids keep the Spotify-style check the contract states.
 * **Counts** are exact: for every file, read = imported + updated + already present + skipped.
@@ -57,8 +57,8 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from app.progress import Echo
-from app.clock import utcnow
+from app.common.progress import Echo
+from app.common.clock import utcnow
 from app.data.importer.report import (
     ExportError, FileReport, ImportReport, Issue, StrictImportError, reason_kind,
 )

@@ -1,6 +1,6 @@
 """Values that are read on many requests and may be a little stale: one way to keep them
 (``cached``: a single value, recomputed after its time to live). Many values by key, bounded:
-``app/lru.py``.
+``app/common/lru.py``.
 
 Each app keeps its own ``cached`` values (``app.extensions``), so two apps in one process (tests, the
 benchmarks) never see each other's. A value is recomputed by the request that finds it older

@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Flask
 from markupsafe import Markup
 
-from app.text import strip_format
+from app.common.text import strip_format
 
 HEAT_STEPS = 10
 
