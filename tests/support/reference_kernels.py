@@ -125,19 +125,9 @@ def fair_reference(lk: np.ndarray, cand: np.ndarray, song: np.ndarray, artist: n
                    rules: strategies.Rules, start: tuple[np.ndarray, int] | None = None,
                    taken: strategies.Taken | None = None, delta: float = strategies.FAIR_DELTA, *,
                    scratch: bool = False) -> list[int]:
-    """Proportional fairness, built greedily: each next track maximises the sum over members
-    of ``log(FAIR_DELTA + running fit)``. The log makes a gain for the member served worst so
-    far count most (that member steers the next pick, as Spotify Blend aims at "everyone is
-    represented"), while everyone's liking still counts. Measured against a greedy
-    "mean + λ·min" rule and local-search variants, it gave the best least-happy-member
-    affinity at the same mean (README: strategy evaluation).
-
-    At step s, with ``A = (s + 1)·FAIR_DELTA + total`` per member, that sum is
-    ``Σ log(A + ℓ) − m·log(s + 1)``; the last term is the same for every candidate, so the
-    pick maximises ``Π (A + ℓ)``: one addition and one product per step instead of a
-    logarithm per member and candidate. Groups too large for the product to
-    stay finite in float64 take the sum of logarithms. ``scratch``: ``lk`` is a float64 array
-    the caller no longer needs, so it is worked on in place instead of copied."""
+    """``strategies._fair`` as numpy code, before its steps were compiled (the rule is
+    documented there). ``scratch``: ``lk`` is a float64 array the caller no longer needs, so
+    it is worked on in place instead of copied."""
     m, c = lk.shape
     taken = taken if taken is not None else strategies.Taken(rules.max_per_artist)
     if m == 1:  # one member: the log changes nothing, best liking first, after ``taken``
@@ -209,12 +199,8 @@ def scaled_reference(columns: list[np.ndarray | None], n: int) -> np.ndarray | N
 
 
 def own_pools_reference(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np.ndarray:
-    """A mask of the tracks above some member's threshold for their top ``k``, for all members
-    at once. Each threshold comes from a strided sample of the member's row, as in ``best``,
-    set so that about ``6k`` tracks pass: a superset of the top ``k`` except for a sample that
-    misjudged the row badly, where the exact selection that follows takes the best tracks it
-    has. ``z >= t`` decides exactly as ``z - t >= 0`` did (IEEE subtraction is zero only for
-    equal numbers) without writing the difference."""
+    """``strategies._own_pools`` as numpy code, before it was compiled (the rule
+    is documented there)."""
     m, n = z.shape
     stride = max(1, n // 512)
     sample = z[:, ::stride]
@@ -228,13 +214,8 @@ def own_pools_reference(z: np.ndarray, allowed: np.ndarray | None, k: int) -> np
 
 def turn_pools_reference(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``candidates(z, allowed, size, with_max=False)`` and every member's own pool
-    (``_own_pools``) from one pass over the catalogue's marks: the sampled thresholds of the
-    mean and minimum pools and of the members' own tracks are applied to the whole catalogue,
-    their union is listed once, and the exact selections of ``best`` run on that short list
-    (the same tracks in the same order as ``best`` sees them). Returns the candidates, the
-    sorted union of candidates and own pools, and which of those are candidates; None when a
-    pool would take ``best``'s fallback (the caller then takes the plain path)."""
+    """``strategies._turn_pools`` as numpy code, before it was compiled (the
+    rule is documented there; None: a pool would take ``best``'s fallback)."""
     n = z.shape[1]
     half = max(size // 2, 1)
     pools = []
