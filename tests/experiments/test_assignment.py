@@ -119,10 +119,7 @@ def test_store_assignment_reports_the_winner_of_a_race(app):
     with app.app_context():
         experiment = assignment.active_experiment()
         choice = assignment.arm_for(experiment, 42)
-        other = "advanced" if choice.arm == "base" else "base"
-        db.session.add(Assignment(experiment_id=experiment.id, user_id=42, arm=other,
-                                  bucket=choice.bucket, assigned_at=utcnow()))
-        db.session.commit()
+        other = _another_process_stores_the_other_arm(experiment, choice)
         assert not choice.stored
         assert assignment.store_assignment(choice) == other
         db.session.commit()
@@ -242,11 +239,17 @@ def test_losing_a_race_makes_the_next_lookup_read_the_winner(app):
     with app.app_context():
         experiment = assignment.active_experiment()
         choice = assignment.arm_for(experiment, 4343)
-        other = "advanced" if choice.arm == "base" else "base"
-        db.session.add(Assignment(experiment_id=experiment.id, user_id=4343, arm=other,
-                                  bucket=choice.bucket, assigned_at=utcnow()))
-        db.session.commit()
+        other = _another_process_stores_the_other_arm(experiment, choice)
         assert assignment.store_assignment(choice) == other
         db.session.rollback()
         retry = assignment.arm_for(experiment, 4343)
         assert retry.stored and retry.arm == other
+
+
+def _another_process_stores_the_other_arm(experiment, choice) -> str:
+    """The race's winner: the arm ``choice`` did not get, committed for the same user first."""
+    other = "advanced" if choice.arm == "base" else "base"
+    db.session.add(Assignment(experiment_id=experiment.id, user_id=choice.user_id, arm=other,
+                              bucket=choice.bucket, assigned_at=utcnow()))
+    db.session.commit()
+    return other
