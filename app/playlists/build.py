@@ -14,7 +14,7 @@ from app.recommender.catalogue import Catalogue
 from app.recommender.group import GroupInput, HistoryModel, LightFMModel
 from app.recommender.playlist import GroupPlaylist
 from app.recommender.reasons import track_reasons
-from app.recommender.strategies import KNOWN_TURN_LIMIT, NotEnoughSongs, Rules
+from app.recommender.strategies import KNOWN_TURN_LIMIT, REGISTRY, NotEnoughSongs, Rules
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ def group_input(model: LightFMModel | HistoryModel, members: list[int], *,
     if unknown:
         raise UnknownUsers(unknown)
     known = limit = None
-    if strategy == "turns_known" and isinstance(model, LightFMModel):
+    spec = REGISTRY.get(strategy) if strategy is not None else None
+    if spec is not None and spec.uses_known and isinstance(model, LightFMModel):
         known = known_histories(model.catalogue, members,
                                 model.recommender.model.params.weights)
         limit = int(current_app.config.get("KNOWN_TURN_LIMIT", KNOWN_TURN_LIMIT))

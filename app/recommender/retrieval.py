@@ -247,7 +247,7 @@ class CandidateRetrieval:
         rc = r @ rec.cov_item
         folded = rec.folded(rows, r, rc)
         cand = self.candidates(rec, rows, rules.length, spec, folded)
-        if spec.name == "turns_known":
+        if spec.uses_known:
             cand = np.union1d(cand, self.agreed(members, rows))
         z = rec.member_z(members, folded @ rec.items_t[:, cand], cand, so_far)
         # favourites are judged against the whole catalogue, so their thresholds come from

@@ -363,7 +363,7 @@ class Recommender:
                             so_far.received(members))
         # mean_rank ranks each member's scores; z orders them exactly as the raw scores do
         known = ([_in_columns(m.known, columns) for m in members]
-                 if spec.name == "turns_known" else None)
+                 if spec.uses_known else None)
         chosen, notes, turns = select(Pick(spec, z, z, song, artist, rules, allowed,
                                            owed_turns(members), known=known,
                                            **({} if known_limit is None

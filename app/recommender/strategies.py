@@ -324,6 +324,9 @@ class Strategy:
     # False: the strategy keeps rules of its own and may come back short (the live party);
     # ``select`` then neither widens its candidates nor relaxes the artist cap for it
     fills: bool = True
+    # True: its turns read each member's known favourites (``Member.known``, from their own
+    # listening), which the service and the evaluation then load for it
+    uses_known: bool = False
 
     @property
     def takes_turns(self) -> bool:
@@ -686,6 +689,6 @@ REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("turns_known", "like turns plus, but a member's turns look first at tracks both "
              "the model and their own listening say they love (a few of their turns at most)",
              _taking_turns(TURNS_PLUS_EXTRA, use_history=True),
-             extra_turns=TURNS_PLUS_EXTRA),
+             extra_turns=TURNS_PLUS_EXTRA, uses_known=True),
 )}
 STRATEGIES = tuple(REGISTRY)

@@ -25,8 +25,8 @@ from app.recommender.dataset import LIKE, PLAY, SKIP, InteractionData
 from app.recommender.members import SKIP_PENALTY
 from app.recommender.metrics_summary import format_targets
 from app.recommender.scoring import Recommender
-from app.recommender.strategies import (DEFAULT_STRATEGY, MAX_PER_ARTIST, STRATEGIES, Rules,
-                                         greedy_fill)
+from app.recommender.strategies import (DEFAULT_STRATEGY, MAX_PER_ARTIST, REGISTRY, STRATEGIES,
+                                         Rules, greedy_fill)
 from app.recommender.training import TrainParams, train
 
 
@@ -274,6 +274,11 @@ def known_tops(events, data: InteractionData, rec: Recommender) -> dict[int, np.
     return out
 
 
+def _reads_known(names: list[str]) -> bool:
+    """Whether any strategy evaluated reads the members' known favourites (``Member.known``)."""
+    return any(REGISTRY[n].uses_known for n in names if n in REGISTRY)
+
+
 def with_known(members, group, known: dict[int, np.ndarray] | None):
     if known is None:
         return members
@@ -298,7 +303,8 @@ def group_metrics(rec: Recommender, split: Split, data: InteractionData, cfg: Ev
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
     spent: dict[str, float] = {n: 0.0 for n in names}
     # the members' own history: the training events only (before the split)
-    known = known_tops(split.train.events, split.train, rec) if "turns_known" in names else None
+    known = (known_tops(split.train.events, split.train, rec)
+             if _reads_known(names) else None)
     for gi, group in enumerate(tqdm(groups, desc="groups", disable=not progress)):
         members = with_known([rec.member(int(data.user_ids[u]), genres[u]) for u in group],
                              group, known)
@@ -342,7 +348,8 @@ def served_metrics(rec: Recommender, data: InteractionData, affinity: Callable,
     item_ids = rec.catalogue.item_ids
     names = list(cfg.strategies) + list(promise.ORACLES)
     acc: dict[str, dict[str, list[float]]] = {n: {} for n in names}
-    known = known_tops(data.events, data, rec) if "turns_known" in names else None
+    known = (known_tops(data.events, data, rec)
+             if _reads_known(names) else None)
     for group in tqdm(groups, desc="groups", disable=not progress):
         members = with_known([rec.member(int(data.user_ids[u]), genres[u]) for u in group],
                              group, known)
