@@ -39,7 +39,7 @@ _I = "int64[::1]"
 
 # Helpers called only from other kernels carry no signature: they are compiled as part of their
 # callers, and a caller loaded from the cache needs no more of them (each eagerly compiled
-# function costs about 0.1 s to load at start-up).
+# function adds to a worker's start-up: bench/RESULTS.md).
 @njit(cache=True, nogil=True)
 def _artist_count(a, n_new, new_artist, pre_artist, pre_count, new_song, pre_song, s):
     """Tracks by artist ``a`` already taken; -1 when song ``s`` is already taken."""

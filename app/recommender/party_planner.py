@@ -9,8 +9,9 @@ their first track comes within the next few. A guest who has left is not scored 
 
 On their turn a guest picks among their own favourites (their top ``TURN_SHARE`` by the model)
 the track that maximises the room's mean liking plus ``TURN_OWN_WEIGHT`` times their own, as
-``turns`` does (with a weight of its own); the other slots go to proportional fairness on each present guest's mean
-liking over the tracks they have heard (close to max-min, ``TURN_FILL_DELTA``). No track
+``turns`` does (with a weight of its own); the other slots go to proportional fairness on each
+present guest's mean liking over the tracks they have heard (close to max-min,
+``TURN_FILL_DELTA``). No track
 twice, no artist back to back, at most ``max_per_artist`` of one artist in the planned part,
 and among near-equal picks the one closest in tempo and energy to the previous track.
 
@@ -37,8 +38,8 @@ from app.recommender.strategies import (MAX_PER_ARTIST, NO_TURN, TURN_FILL_DELTA
 # Share of the party's tracks that are someone's turn (``fair_share``: half of a playlist).
 TURN_RATE = 0.5
 # On a turn the pick maximises the room's mean liking plus this times the guest's own. Lower
-# than ``turns``' weight for one playlist: over a party of strangers, 3 instead of 10 cut the
-# tracks most of the room dislikes by about 40 % at the same least happy guest (EVALUATION.md).
+# than ``turns``' weight for one playlist: over a party of strangers, a lower weight cut the
+# tracks most of the room dislikes at the same least happy guest (EVALUATION.md).
 TURN_OWN_WEIGHT = 3.0
 # A guest takes a turn once owed this much more than received (rounding half up).
 TURN_DUE = 0.5
