@@ -9,11 +9,11 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from app.security.audit import configure_audit_log
 from app.errors import register_error_handlers
+from app.security.audit import configure_audit_log
 from app.security.files import secure_instance_files
-from app.security.secret_key import configure_secret_key
 from app.security.headers import init_security
+from app.security.secret_key import configure_secret_key
 from app.web.templating import register_filters
 from config import CONFIGS, INSTANCE_DIR
 

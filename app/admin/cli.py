@@ -8,11 +8,11 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from app.common.clock import utcnow
 from app.admin.auth import end_sessions
-from app.security.audit import audit
+from app.common.clock import utcnow
 from app.db import AdminUser
 from app.extensions import db
+from app.security.audit import audit
 
 admin_cli = AppGroup("admin", help="Create and list admin users; hash a password for config.")
 MIN_PASSWORD = 10

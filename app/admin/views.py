@@ -21,7 +21,7 @@ from sqlalchemy import select
 from app.admin import auth, bp, queries
 from app.admin.charts import time_chart
 from app.admin.forms import ActionForm, LoginForm, WeightsForm
-from app.security.audit import audit
+from app.common.text import ascii_int
 from app.db import Experiment, Feedback, Prediction
 from app.db.experiments import ARM_MODELS
 from app.experiments import assignment, stats
@@ -29,7 +29,7 @@ from app.experiments.metrics import DECIDE_AFTER, SUCCESS_SHARE, prediction_outc
 from app.experiments.report import build_report, default_experiment
 from app.extensions import db, limiter
 from app.playlists.holder import model_status
-from app.common.text import ascii_int
+from app.security.audit import audit
 from app.web.stored import members_of, playlist_view
 
 PAGE_SIZE = 50

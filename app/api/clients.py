@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 from sqlalchemy import select
 
-from app.security.audit import audit
 from app.common.clock import utcnow
+from app.common.lru import LRU
 from app.db.api_clients import ApiClient
 from app.extensions import db
-from app.common.lru import LRU
+from app.security.audit import audit
 
 KEY_PREFIX = "pzk_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")

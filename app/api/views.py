@@ -8,13 +8,13 @@ from typing import Any
 from flask import Response, current_app
 from sqlalchemy import select
 
-from app.common.clock import utcnow
 from app.api import feedback_tokens
 from app.api import bp, clients
 from app.api.openapi import Answer, document
 from app.api.schemas import (AB_HEADERS, CALLERS, FEEDBACK_EXAMPLE, SEED_EXAMPLE, SERVED_HEADERS,
                              FeedbackRequest, FeedbackResponse, Health, Track,
                              current_predict_request_model, errors, parse_body)
+from app.common.clock import utcnow
 from app.db import catalog
 from app.db.experiments import Feedback, Prediction
 from app.db.inserts import insert_ignoring_conflict

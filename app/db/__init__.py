@@ -1,4 +1,6 @@
 """SQLAlchemy models, one module per area. Importing this package registers all tables."""
+from app.db.admin_users import AdminSessionVersion, AdminUser  # noqa: F401
+from app.db.api_clients import ApiClient  # noqa: F401
 from app.db.catalog import (  # noqa: F401
     Artist,
     EVENT_TYPES,
@@ -19,6 +21,4 @@ from app.db.experiments import (  # noqa: F401
     Prediction,
 )
 from app.db.model_versions import ModelVersion  # noqa: F401
-from app.db.admin_users import AdminSessionVersion, AdminUser  # noqa: F401
-from app.db.api_clients import ApiClient  # noqa: F401
 from app.db.parties import Party, PartyEvent, PartyGuest, PartyTrack  # noqa: F401

@@ -22,10 +22,10 @@ from sqlalchemy import func, select, update
 
 from app.common.cache import cached, forget
 from app.common.clock import utcnow
+from app.common.lru import LRU
 from app.db.experiments import ARM_MODELS, Assignment, Experiment, ExperimentArm
 from app.db.inserts import insert_ignoring_conflict
 from app.extensions import db
-from app.common.lru import LRU
 
 
 # Names travel in the X-Experiment response header, so they stay plain ASCII.

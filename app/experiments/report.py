@@ -20,9 +20,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
+from app.db import Experiment, Prediction
 from app.experiments import assignment, stats
 from app.experiments.metrics import data_clock, experiment_outcomes, is_decided
-from app.db import Experiment, Prediction
 from app.extensions import db
 
 

@@ -39,11 +39,11 @@ from sqlalchemy import func, insert, select, update
 
 from app.api import clients
 from app.common.progress import Echo
-from app.experiments import assignment
+from app.data.importer.validate import event_dedup_key
 from app.db import Experiment, Feedback, ListeningEvent, Prediction, Track, User
 from app.db.experiments import Assignment
+from app.experiments import assignment
 from app.extensions import IN_PROCESS_SIMULATION, db
-from app.data.importer.validate import event_dedup_key
 
 # Requests of the simulation: rate limits are per minute of wall-clock time and the simulation
 # plays days in seconds, so its in-process requests carry the bypass no HTTP client can set.

@@ -26,9 +26,9 @@ from app.common.clock import utcnow
 from app.db import Genre, Party, PartyEvent, PartyGuest, PartyTrack, User
 from app.extensions import db
 from app.playlists.errors import LogUnavailable, ModelUnavailable, UnknownUsers
+from app.playlists.histories import user_genres
 from app.playlists.holder import get_holder
 from app.playlists.log import PredictionLogError, append_record
-from app.playlists.histories import user_genres
 from app.recommender import party_planner as planner
 from app.recommender.members import Member
 from app.recommender.strategies import check_strategy

@@ -8,8 +8,8 @@ import numpy as np
 from flask import current_app
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
-from app.playlists.holder import ServingState, get_holder
 from app.playlists.histories import known_histories, playlist_evidence, user_genres
+from app.playlists.holder import ServingState, get_holder
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import GroupInput, HistoryModel, LightFMModel
 from app.recommender.playlist import GroupPlaylist

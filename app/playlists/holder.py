@@ -25,13 +25,13 @@ from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from app.db import ModelVersion, Track
-from app.modelstore.loaders import load_catalogue
 from app.extensions import db
+from app.modelstore.loaders import load_catalogue
+from app.modelstore.registry import active_pointer, artifact_folder, load_version
 from app.playlists.histories import CountedHistoryCache, EvidenceCache
 from app.recommender import retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import HistoryModel, LightFMModel
-from app.modelstore.registry import active_pointer, artifact_folder, load_version
 from app.recommender.scoring import Recommender
 
 log = logging.getLogger(__name__)

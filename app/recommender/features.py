@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from app.recommender.idmap import IdMap
 from app.recommender.dataset import COUNT, LIKE, PLAY, SKIP, InteractionData, ItemMeta
+from app.recommender.idmap import IdMap
 
 DAY = 86400.0
 

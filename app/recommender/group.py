@@ -16,8 +16,8 @@ import numpy as np
 from app.recommender.attribution import for_members
 from app.recommender.base import base_playlist
 from app.recommender.catalogue import Catalogue
-from app.recommender.ordering import listening_order
 from app.recommender.members import Member
+from app.recommender.ordering import listening_order
 from app.recommender.playlist import GroupPlaylist
 from app.recommender.scoring import Recommender
 from app.recommender.strategies import NO_TURN, Rules

@@ -18,9 +18,9 @@ import scipy.sparse as sp
 from app.common.lru import LRU
 from app.recommender import attribution, kernels
 from app.recommender.catalogue import Catalogue
+from app.recommender.continuation import SoFar, fold_in
 from app.recommender.dataset import ItemMeta
 from app.recommender.idmap import IdMap
-from app.recommender.continuation import SoFar, fold_in
 from app.recommender.members import SKIP_PENALTY, Member, owed_turns
 from app.recommender.playlist import GroupPlaylist
 from app.recommender.strategies import (Before, Pick, Rules, Strategy, column_mean, select,

@@ -12,8 +12,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
-from app.recommender.strategies import REGISTRY, STRATEGIES, check_strategy
 from app.common.text import ascii_int
+from app.recommender.strategies import REGISTRY, STRATEGIES, check_strategy
 
 MODEL_CHOICES = [
     ("advanced", "Advanced (LightFM)"),

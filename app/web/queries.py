@@ -12,10 +12,10 @@ from datetime import datetime
 from sqlalchemy import String, case, cast, distinct, func, or_, select
 
 from app.common.cache import cached
-from app.db.lookups import existing_users
-from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
-from app.extensions import db
 from app.common.text import ascii_int
+from app.db import Artist, Genre, ListeningEvent, Track, User, artist_genres
+from app.db.lookups import existing_users
+from app.extensions import db
 
 SEARCH_PAGE_SIZE = 10
 # Events that say a person enjoyed a track; skips and adverts do not describe taste.

@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.db import Prediction
-from app.web.templating import heat
-from app.recommender.reasons import GROUP as GROUP_REASON
 from app.common.text import clean_text
+from app.db import Prediction
 from app.db.lookups import existing_users, tracks_by_id
+from app.recommender.reasons import GROUP as GROUP_REASON
+from app.web.templating import heat
 
 MEMBER_COLOURS = 8
 

@@ -39,14 +39,14 @@ from app.web.forms import (
     parse_member_ids,
     strategies,
 )
-from app.web.stored import as_csv, as_json, as_m3u, playlist_view
-from app.web.taste import taste_pairs
 from app.web.queries import (
     catalogue_counts_cached,
     history_summary,
     search_users,
     top_genres,
 )
+from app.web.stored import as_csv, as_json, as_m3u, playlist_view
+from app.web.taste import taste_pairs
 
 log = logging.getLogger(__name__)
 ENDPOINT = "/playlists"  # recorded with the prediction, like the API's endpoint paths

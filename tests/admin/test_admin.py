@@ -9,8 +9,8 @@ from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.experiments import assignment
 from app.db import AdminUser, Assignment, Experiment, ModelVersion, Prediction
+from app.experiments import assignment
 from app.extensions import db
 from tests.support.apps import make_app
 from tests.support.factories import populate_tiny_experiment

@@ -8,8 +8,8 @@ import re
 
 from sqlalchemy import select
 
-from app.experiments import assignment
 from app.db import Experiment
+from app.experiments import assignment
 from app.extensions import db
 from tests.support.pages import csrf_token
 from tests.support.traffic import client_headers

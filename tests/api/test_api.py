@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.common.clock import utcnow
-from app.experiments import assignment
 from app.db import Assignment, ModelVersion, Prediction
+from app.experiments import assignment
 from app.extensions import db
 from tests.support.apps import make_api_app
 from tests.support.traffic import feedback_token, trust

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.common.clock import utcnow
-from app.experiments import assignment
 from app.db import Assignment, Experiment
+from app.experiments import assignment
 from app.extensions import db
 
 # ----- the pure function -----

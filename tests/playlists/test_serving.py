@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from app.db import Artist, Genre, ListeningEvent, ModelVersion, Track, User
 from app.extensions import db
 from app.modelstore import registry
-from app.recommender import artifact
-from app.recommender.base import base_playlist
-from app.recommender.catalogue import Catalogue
 from app.playlists import service as playlists
 from app.playlists.errors import ModelUnavailable as ModelUnavailableError
 from app.playlists.errors import UnknownUsers as UnknownUsersError
 from app.playlists.holder import get_holder, model_status
 from app.playlists.request import PlaylistRequest
+from app.recommender import artifact
+from app.recommender.base import base_playlist
+from app.recommender.catalogue import Catalogue
 from app.recommender.strategies import STRATEGIES, Rules
 
 

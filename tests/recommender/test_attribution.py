@@ -14,13 +14,13 @@ from app.db import Prediction, Track, User
 from app.extensions import db
 from app.recommender import attribution
 from app.recommender.catalogue import Catalogue
+from app.recommender.members import SKIP_PENALTY
 from app.recommender.ordering import (
     artist_repeats,
     listening_order,
     longest_wait,
     neighbour_steps,
 )
-from app.recommender.members import SKIP_PENALTY
 from app.recommender.scoring import Recommender
 from app.recommender.strategies import Rules
 from app.web.stored import group_title

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from app.recommender import artifact
 from app.recommender.catalogue import Catalogue
 from app.recommender.dataset import LIKE, PLAY, SKIP, EventLog
-from app.recommender.offline.evaluation import EvalConfig, evaluate, ranking_metrics
 from app.recommender.features import DAY, FeatureSpace, WeightParams, interaction_matrix
+from app.recommender.offline.evaluation import EvalConfig, evaluate, ranking_metrics
 from app.recommender.scoring import Recommender
 from app.recommender.training import TrainParams
 

@@ -14,10 +14,10 @@ import unicodedata
 import pytest
 
 from app import create_app
+from app.common.text import clean_text
+from app.data.importer.write import import_export
 from app.db import Artist, Prediction, Track, User
 from app.extensions import db
-from app.data.importer.write import import_export
-from app.common.text import clean_text
 from tests.security.test_trust_faults import export_with
 
 RLO_NAME = "Nice\u202egnp.exe"

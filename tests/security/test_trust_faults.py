@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select, update
 from werkzeug.security import generate_password_hash
 
-from app.experiments import assignment
-from app.db import Artist, ListeningEvent, ModelVersion, Prediction, Track, User
-from app.extensions import db
 from app.data.importer.write import import_export
+from app.db import Artist, ListeningEvent, ModelVersion, Prediction, Track, User
+from app.experiments import assignment
+from app.extensions import db
 from tests.support.apps import make_api_app, sqlite_url
 from tests.support.paths import FAULTY_EXPORT
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from app.db.catalog import EVENT_TYPES, STORAGE_CLASSES, Artist, Genre, Track, User
 from app.common.text import clean_text
+from app.db.catalog import EVENT_TYPES, STORAGE_CLASSES, Artist, Genre, Track, User
 
 # Events outside this window are typos or clock faults (2999-01-01, 9999-12-31): one of them
 # would become "now" for the time decay and weigh every real event down to nothing.

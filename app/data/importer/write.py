@@ -57,8 +57,8 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from app.common.progress import Echo
 from app.common.clock import utcnow
+from app.common.progress import Echo
 from app.data.importer.report import (
     ExportError, FileReport, ImportReport, Issue, StrictImportError, reason_kind,
 )

@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from app.recommender import promise
 from app.recommender.base import base_playlist
 from app.recommender.catalogue import Catalogue
-from app.recommender import promise
 from app.recommender.dataset import LIKE, PLAY, SKIP, InteractionData
 from app.recommender.members import SKIP_PENALTY
 from app.recommender.metrics_summary import format_targets
