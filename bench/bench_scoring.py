@@ -150,7 +150,8 @@ def attribution_cost(rec, members, rules, strategy, repeats: int) -> tuple[float
     off = SimpleNamespace(
         sample_stride=attribution.sample_stride, favourites=attribution.favourites,
         thresholds=lambda z: np.full(len(z), np.inf, np.float32),
-        for_members=lambda turns, fav: [[] for _ in turns])
+        for_members=lambda turns, fav: [[] for _ in turns],
+        attribute=lambda z, sample, turns: [[] for _ in turns])
     samples: dict[str, list[float]] = {"with": [], "without": []}
     rec.recommend(members, rules, strategy)
     try:

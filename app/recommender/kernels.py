@@ -786,6 +786,20 @@ def for_members(turn, fav):
     return ptr, who[:c].copy()
 
 
+@njit(f"Tuple(({_I}, {_I}))(float32[:, :], float32[:, :], int64, {_I})", cache=True,
+      nogil=True)
+def attribute(z_chosen, z_sample, k, turn):
+    """``attribution.attribute``: ``for_members(turn, fav)`` where ``fav`` marks the chosen
+    tracks at or above each member's ``k``-th best sampled score (``kth_largest_rows``)."""
+    limits = kth_largest_rows(z_sample, k)
+    m, n = z_chosen.shape
+    fav = np.empty((m, n), np.bool_)
+    for q in range(m):
+        for t in range(n):
+            fav[q, t] = z_chosen[q, t] >= limits[q]
+    return for_members(turn, fav)
+
+
 @njit("float32[:, ::1](float64[:, ::1])", cache=True, nogil=True)
 def taste_from_cov(cov):
     """``Recommender.taste_match`` from the members' score covariance: the correlation
@@ -849,5 +863,6 @@ def warm_up() -> None:
                0.1, False, e, e, e, np.zeros(2, np.int64), np.zeros(2))
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))
+    attribute(z, z, 1, i)
     taste_from_cov(np.eye(2))
     fold(np.eye(2), np.eye(2), np.ones(2))

@@ -377,12 +377,12 @@ class Recommender:
             z_chosen = np.concatenate([before.z, z_chosen], axis=1)
             turns = so_far.played_turns() + turns
         liking = expected_liking(z_chosen).T  # playlist x members
-        favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
         return GroupPlaylist(indices=indices,
                              member_scores=liking, member_fit=column_mean(liking),
                              taste_match=self.taste_match(rows, r, rc), strategy=spec.name,
                              notes=notes,
-                             turns=turns, for_members=attribution.for_members(turns, favourite))
+                             turns=turns, for_members=attribution.attribute(z_chosen, z_sample,
+                                                                            turns))
 
     def sample_allowed(self, allowed: np.ndarray | None) -> np.ndarray:
         """The favourite thresholds' catalogue sample, limited to the allowed tracks."""

@@ -153,7 +153,8 @@ def test_kernels_are_compiled_once_for_fixed_types():
     for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
                    kernels.separate_artists, kernels.turn_pools, kernels.own_pools,
                    kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
-                   kernels.for_members, kernels.taste_from_cov, kernels.fold):
+                   kernels.for_members, kernels.taste_from_cov, kernels.fold,
+                   kernels.attribute):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
@@ -241,6 +242,26 @@ def test_for_members_kernel_equals_the_reference():
         turns = rng.integers(-1, m, n).tolist()
         fav = rng.random((m, n)) < float(rng.choice([0.0, 0.2, 0.7])) if trial % 4 else None
         assert attribution.for_members(turns, fav) == for_members_reference(turns, fav)
+
+
+def test_attribution_kernel_equals_the_references():
+    """Thresholds, favourites and the members each track is for, in one kernel, against the
+    references of the thresholds and of ``for_members`` (ties at the threshold, NaN)."""
+    rng = np.random.default_rng(650)
+    for trial in range(300):
+        m, s, n = int(rng.integers(1, 12)), int(rng.integers(1, 600)), int(rng.integers(0, 40))
+        z = rng.standard_normal((m, 3 * s)).astype(np.float32)
+        if trial % 3 == 0:  # a coarse grid: chosen tracks exactly at a threshold
+            z = np.round(z * 2) / 2
+        if trial % 10 == 0:
+            z[0, rng.integers(0, 3 * s, 3)] = np.nan
+        sample = z[:, ::3]  # a strided view, as ``plan`` passes it
+        chosen = np.ascontiguousarray(z[:, rng.integers(0, 3 * s, n)])
+        turns = rng.integers(-1, m, n).tolist()
+        share = float(rng.choice([0.02, 0.3, 1.0]))
+        want = for_members_reference(
+            turns, attribution.favourites(chosen, thresholds_reference(sample, share)))
+        assert attribution.attribute(chosen, sample, turns, share) == want, trial
 
 
 def test_taste_match_kernel_equals_numpys_steps():
