@@ -641,6 +641,28 @@ def turn_favourites(z, wide, in_cand, k, known_ptr, known, known_k):
     return zc, fav_k, agreed_k, keep
 
 
+@njit(f"Tuple(({_I}, {_F32}, boolean[:, ::1], boolean[:, ::1], int64))"
+      f"({_F32}, {_B}, int64, int64, int64, int64, int64, int64, {_I}, {_I}, int64)",
+      cache=True, nogil=True)
+def turn_candidates(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k, k,
+                    known_ptr, known, known_k):
+    """``turn_pools`` and then ``turn_favourites`` on its wide columns, in one call: the kept
+    columns (catalogue positions), their scores, favourites and agreed favourites, and
+    ``turn_pools``' status; when that is not 0, the arrays are empty and the caller takes
+    ``turn_pools``' own way (the plain path, or numpy's choice among tied scores)."""
+    cand, wide, in_cand, status = turn_pools(z, allowed, size_sum, size_min, stride_sum,
+                                             stride_min, own_k)
+    if status != 0:
+        m = z.shape[0]
+        return (np.zeros(0, np.int64), np.zeros((m, 0), np.float32),
+                np.zeros((m, 0), np.bool_), np.zeros((0, 0), np.bool_), status)
+    zc, fav, agreed, keep = turn_favourites(z, wide, in_cand, k, known_ptr, known, known_k)
+    kept = np.empty(len(keep), np.int64)
+    for i in range(len(keep)):
+        kept[i] = wide[keep[i]]
+    return kept, zc, fav, agreed, status
+
+
 @njit(f"Tuple((int64[::1], int64[::1]))(float64[:, ::1], boolean[:, ::1], boolean[:, ::1],"
       f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean,"
       f" {_I}, {_I}, {_I}, {_I}, float64[::1])",
@@ -861,6 +883,7 @@ def warm_up() -> None:
                                             1, e, e, 1)
     turn_picks(zc.astype(np.float64), fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
                0.1, False, e, e, e, np.zeros(2, np.int64), np.zeros(2))
+    turn_candidates(z, no, 1, 1, 1, 1, 1, 1, e, e, 1)
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))
     attribute(z, z, 1, i)

@@ -14,6 +14,7 @@ from tests.support.reference_kernels import (fair_reference, folded_reference,
                                              thresholds_reference,
                                              listening_order_reference, own_pools_reference,
                                              scaled_reference, separate_artists_reference,
+                                             turn_candidates_reference,
                                              turn_pools_reference, turns_reference)
 
 
@@ -153,6 +154,7 @@ def test_kernels_are_compiled_once_for_fixed_types():
     for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
                    kernels.separate_artists, kernels.turn_pools, kernels.own_pools,
                    kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
+                   kernels.turn_candidates,
                    kernels.for_members, kernels.taste_from_cov, kernels.fold,
                    kernels.attribute):
         assert len(kernel.signatures) == 1
@@ -188,6 +190,35 @@ def test_turn_pools_kernel_equals_the_reference(seed):
                 assert g.dtype == w.dtype and np.array_equal(g, w), (seed, trial)
         np.testing.assert_array_equal(strategies._own_pools(z, allowed, k),
                                       own_pools_reference(z, allowed, k))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turn_candidates_kernel_equals_the_reference(seed):
+    """The pools and the members' favourites in one kernel: the kept columns, their scores,
+    favourites and agreed favourites as the numpy steps give them; it declines (None) only
+    where the pools' kernel does (a fallback, or a tie across a cut left to numpy)."""
+    rng = np.random.default_rng(350 + seed)
+    answered = 0
+    for trial in range(40):
+        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+        z = _group_scores(rng, m, n, trial)
+        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        size, k = int(rng.choice([200, 300])), int(rng.choice([20, 40]))
+        known = None
+        if trial % 3 == 1:  # ``turns_known``: some members' heaviest known tracks
+            known = [None if q % 3 == 2 else rng.choice(n, int(rng.integers(0, 150)))
+                     for q in range(m)]
+        got = strategies._turn_candidates(z, allowed, size, k, known)
+        want = turn_candidates_reference(z, allowed, size, k, known)
+        if got is None:
+            pools = strategies._turn_pools(z, allowed, size, k)
+            assert want is None or pools is not None, (seed, trial)  # None or a tie only
+            continue
+        answered += 1
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape and np.array_equal(g, w), (
+                seed, trial)
+    assert answered >= 5
 
 
 @pytest.mark.parametrize("seed", range(3))
