@@ -414,114 +414,63 @@ def own_pools(z, allowed, own_k):
 
 
 @njit(cache=True, nogil=True)
-def _sampled_pool_score(z, allowed, stride, use_min):
-    """The group's sum (``use_min`` False) or minimum of every ``stride``-th track, as
-    ``_pool_lists`` scores every track (a filtered track at ``_EXCLUDED32``)."""
-    m, n = z.shape
-    out = np.empty(len(range(0, n, stride)), np.float32)
-    for i in range(len(out)):
-        t = i * stride
-        v = z[0, t]
-        for q in range(1, m):
-            v = min(v, z[q, t]) if use_min else v + z[q, t]
-        if len(allowed) > 0 and not allowed[t]:
-            v = _EXCLUDED32
-        out[i] = v
-    return out
-
-
-_POOL_BLOCK = 256  # tracks per block of ``_pool_lists``' one pass (its buffers stay in L1)
-
-
-@njit(cache=True, nogil=True)
 def _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
-    """The lists of ``strategies._turn_pools`` in one pass over the catalogue: the group's
+    """The lists of ``strategies._turn_pools`` in a few passes over the catalogue: the group's
     sum and minimum per track (rows added in order, as numpy's reduction over the first axis
     does), each pool's sampled threshold (the 32nd best of every ``stride``-th score), every
     member's own threshold (``_own_pools``: the ``own_k``-th best of every
     ``max(1, n // 512)``-th score), and the tracks that pass any of them, listed once.
-    The thresholds come from the sampled tracks alone, so the catalogue is read once, block
-    by block, and the scores of the few listed tracks are taken again afterwards (the same
-    additions in the same order). ``allowed`` empty: no filter. Returns the listed tracks,
-    which of them are in some member's own pool, which are candidates (the filter not yet
-    applied), the two pools' scores and passes over the listed tracks, and a status: -1 when
-    a pool has fewer tracks than it takes or a score is NaN (the caller takes the plain path),
-    else a bit per pool whose exact selection met a tie across its cut (bit 1: the sum, bit 2:
-    the minimum), left for the caller to make with numpy."""
+    ``allowed`` empty: no filter. Returns the listed tracks, which of them are in some member's
+    own pool, which are candidates (the filter not yet applied), the two pools' scores and
+    passes over the listed tracks, and a status: -1 when a pool has fewer tracks than it takes
+    or a score is NaN (the caller takes the plain path), else a bit per pool whose exact
+    selection met a tie across its cut (bit 1: the sum, bit 2: the minimum), left for the
+    caller to make with numpy."""
     m, n = z.shape
     filt = len(allowed) > 0
-    thr_sum = _kth_largest(_sampled_pool_score(z, allowed, stride_sum, False), 32)
-    thr_min = _kth_largest(_sampled_pool_score(z, allowed, stride_min, True), 32)
-    stride = max(1, n // 512)
-    thr_own = np.empty(m, np.float32)
-    for q in range(m):
-        thr_own[q] = _kth_largest(z[q, ::stride].copy(), own_k)
-    bs = np.empty(_POOL_BLOCK, np.float32)
-    bm = np.empty(_POOL_BLOCK, np.float32)
-    bo = np.empty(_POOL_BLOCK, np.uint8)
-    listed = np.empty(max(1024, n // 8) + _POOL_BLOCK, np.int64)
-    count = 0
+    ssum = z[0].copy()
+    smin = z[0].copy()
+    for q in range(1, m):
+        for t in range(n):
+            v = z[q, t]
+            ssum[t] += v
+            smin[t] = min(smin[t], v)
     nan = False
-    for a in range(0, n, _POOL_BLOCK):
-        w = min(_POOL_BLOCK, n - a)
-        zq = z[0, a:a + w]  # slices, not ``z[q, a + i]``: their loops vectorise
-        tq = thr_own[0]
-        for i in range(w):
-            v = zq[i]
-            bs[i] = v
-            bm[i] = v
-            bo[i] = np.uint8(v >= tq)
-        for q in range(1, m):  # branch-free
-            zq = z[q, a:a + w]
-            tq = thr_own[q]
-            for i in range(w):
-                v = zq[i]
-                bs[i] += v
-                bm[i] = min(bm[i], v)
-                bo[i] |= np.uint8(v >= tq)
-        for i in range(w):  # a NaN score anywhere makes its track's sum NaN
-            nan |= bs[i] != bs[i]
-        if filt:
-            ok = allowed[a:a + w]
-            for i in range(w):
-                if not ok[i]:
-                    bs[i] = _EXCLUDED32
-                    bm[i] = _EXCLUDED32
-                    bo[i] = 0
-        for i in range(w):
-            bo[i] |= np.uint8(bs[i] >= thr_sum) | np.uint8(bm[i] >= thr_min)
-        if count + w > len(listed):
-            grown = np.empty(2 * len(listed), np.int64)
-            grown[:count] = listed[:count]
-            listed = grown
-        for i in range(w):  # few pass: a branch beats a branch-free store
-            if bo[i]:
-                listed[count] = a + i
-                count += 1
+    for t in range(n):  # a NaN score anywhere makes its track's sum NaN
+        nan |= ssum[t] != ssum[t]
     if nan:  # numpy's minimum keeps NaN, and numpy's selections sort it last: plain path
         return (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_),
                 np.zeros((2, 0), np.float32), np.zeros((2, 0), np.bool_), -1)
-    listed = listed[:count].copy()
+    if filt:
+        for t in range(n):
+            if not allowed[t]:
+                ssum[t] = _EXCLUDED32
+                smin[t] = _EXCLUDED32
+    thr_sum = _kth_largest(ssum[::stride_sum].copy(), 32)
+    thr_min = _kth_largest(smin[::stride_min].copy(), 32)
+    own = own_pools(z, allowed, own_k)
+    mark = np.empty(n, np.uint8)  # branch-free: these loops vectorise
+    for t in range(n):
+        mark[t] = np.uint8(own[t]) | np.uint8(ssum[t] >= thr_sum) | np.uint8(smin[t] >= thr_min)
+    count = 0
+    for t in range(n):
+        count += mark[t]
+    listed = np.empty(count + 1, np.int64)
+    c = 0
+    for t in range(n):
+        listed[c] = t
+        c += mark[t]
+    listed = listed[:count]
     own_l = np.empty(count, np.bool_)
     score = np.empty((2, count), np.float32)
     passed = np.empty((2, count), np.bool_)
     for c in range(count):
         t = listed[c]
-        s = z[0, t]
-        mn = s
-        own = s >= thr_own[0]
-        for q in range(1, m):
-            v = z[q, t]
-            s += v
-            mn = min(mn, v)
-            own = own or v >= thr_own[q]
-        if filt and not allowed[t]:
-            s, mn, own = _EXCLUDED32, _EXCLUDED32, False
-        own_l[c] = own
-        score[0, c] = s
-        score[1, c] = mn
-        passed[0, c] = s >= thr_sum
-        passed[1, c] = mn >= thr_min
+        own_l[c] = own[t]
+        score[0, c] = ssum[t]
+        score[1, c] = smin[t]
+        passed[0, c] = ssum[t] >= thr_sum
+        passed[1, c] = smin[t] >= thr_min
     is_cand = np.zeros(count, np.bool_)
     status = 0
     for p, kk in ((0, size_sum), (1, size_min)):
