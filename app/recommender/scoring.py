@@ -64,8 +64,9 @@ class Recommender:
         self.mean_item = self.items_t.mean(axis=1, dtype=np.float64)
         centred = self.items_t.astype(np.float64) - self.mean_item[:, None]
         self.cov_item = (centred @ centred.T) / max(n, 1)
-        self.song = catalogue.meta.song
-        self.artist = catalogue.meta.artist
+        # as the kernels take them (int64), so that a playlist gathers them without a copy
+        self.song = np.ascontiguousarray(catalogue.meta.song, dtype=np.int64)
+        self.artist = np.ascontiguousarray(catalogue.meta.artist, dtype=np.int64)
         self.not_explicit = ~catalogue.meta.explicit.astype(bool)
         pop = np.zeros(n, np.float32)
         pop[known] = model.popularity[model_pos[known]]

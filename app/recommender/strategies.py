@@ -310,6 +310,13 @@ class Pick:
         """The rules' state with the playlist so far in (empty for a new playlist)."""
         return Taken.before(self.rules.max_per_artist, self.before)
 
+    def __copy__(self) -> "Pick":
+        """A shallow copy (``select``'s, once per playlist) without ``copy``'s generic
+        reduction protocol."""
+        new = object.__new__(Pick)
+        new.__dict__.update(self.__dict__)
+        return new
+
 
 @dataclass(frozen=True)
 class Strategy:
