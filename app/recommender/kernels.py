@@ -612,15 +612,17 @@ def turn_candidates(z, allowed, size_sum, size_min, stride_sum, stride_min, own_
     return kept, zc, fav, agreed, status
 
 
-@njit(f"Tuple((int64[::1], int64[::1]))(float64[:, ::1], boolean[:, ::1], boolean[:, ::1],"
+@njit(f"Tuple((int64[::1], int64[::1]))({_F32}, boolean[:, ::1], boolean[:, ::1],"
       f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean,"
       f" {_I}, {_I}, {_I}, {_I}, float64[::1])",
       cache=True, nogil=True)
-def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, own_weight,
+def turn_picks(tanh, fav, agreed, share, known_limit, song, artist, cap, length, own_weight,
                agreed_bonus, fill_delta, in_logs_fill, pre_song, pre_artist, pre_count,
                received, fit_so_far):
-    """The turns of ``strategies._turns`` and their fill, on the kept columns: ``lk`` the
-    members' liking (float64), ``fav`` / ``agreed`` their favourites and agreed favourites
+    """The turns of ``strategies._turns`` and their fill, on the kept columns: ``tanh`` the
+    members' liking up to its last two steps (``strategies.liking_tanh``), which are taken
+    here in float32 as ``liking`` takes them, then widened to float64 (``lk``); ``fav`` /
+    ``agreed`` their favourites and agreed favourites
     (no rows: none), ``share`` each member's turns. A member's picks are their favourites by
     the group's mean liking plus ``own_weight`` times their own (plus ``agreed_bonus`` for an
     agreed one), best first, ties to the earlier column; the next turn goes to the member with
@@ -630,7 +632,12 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
     each ``pre_artist``), the turns each member ``received`` and their liking so far
     (``fit_so_far``); a new one passes them empty and zero. Returns the kept positions in
     playlist order and, per track, the member whose turn took it (-1: the fill)."""
-    m, c = lk.shape
+    m, c = tanh.shape
+    lk = np.empty((m, c))
+    half = np.float32(0.5)
+    for q in range(m):
+        for i in range(c):
+            lk[q, i] = np.float64(tanh[q, i] * half + half)
     with_agreed = agreed.shape[0] > 0
     # the favourite columns, and each member's favourites among them (``np.nonzero``'s order)
     is_f = np.zeros(c, np.bool_)
@@ -830,7 +837,7 @@ def warm_up() -> None:
     own_pools(z, no, 1)
     zc, fav, agreed, keep = turn_favourites(z, np.arange(4, dtype=np.int64), np.ones(4, np.bool_),
                                             1, e, e, 1)
-    turn_picks(zc.astype(np.float64), fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
+    turn_picks(zc, fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
                0.1, False, e, e, e, np.zeros(2, np.int64), np.zeros(2))
     turn_candidates(z, no, 1, 1, 1, 1, 1, 1, e, e, 1)
     kth_largest_rows(z, 1)

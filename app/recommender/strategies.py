@@ -133,11 +133,18 @@ def liking(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
     """Expected liking 0-1 from standardised scores: ``σ(a·(z − c))``, evaluated as
     ``½ + ½·tanh(a·(z − c)/2)``, which numpy computes in float32 without overflow and faster
     than ``scipy.special.expit``."""
+    t = liking_tanh(z, slope)
+    t *= np.float32(0.5)
+    t += np.float32(0.5)
+    return t
+
+
+def liking_tanh(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
+    """``liking`` up to its last two steps, ``tanh(a·(z − c)/2)`` in float32 (a new array):
+    the kernels that read the liking take those steps themselves."""
     t = np.subtract(z, LIKING_CENTER, dtype=np.float32)
     t *= np.float32(slope / 2)
     np.tanh(t, out=t)
-    t *= np.float32(0.5)
-    t += np.float32(0.5)
     return t
 
 
@@ -545,7 +552,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
             as_f32(z), as_int64(wide), np.ascontiguousarray(in_cand, dtype=bool), k,
             *_known_lists(known, m), KNOWN_MODEL_TOP)
         cand = wide[keep]
-    lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
+    tanh = liking_tanh(zc, TURN_FILL_SLOPE)  # the kernel completes the liking
     owed = np.ones(m) if owed is None else np.asarray(owed, np.float64)
     share = np.ascontiguousarray(fair_share(rules.length + done, m) * owed + extra,
                                  dtype=np.float64)
@@ -559,7 +566,7 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
         pre_count = as_int64(pre_count)
         received = as_int64(before.received)
         fit = np.ascontiguousarray(before.fit(TURN_FILL_SLOPE), dtype=np.float64)
-    out, turns = kernels.turn_picks(lk, fav, agreed, share, int(known_limit),
+    out, turns = kernels.turn_picks(tanh, fav, agreed, share, int(known_limit),
                                     as_int64(song[cand]), as_int64(artist[cand]),
                                     rules.max_per_artist, rules.length, TURN_OWN_WEIGHT,
                                     _AGREED_BONUS, TURN_FILL_DELTA, in_logs, pre_song,
