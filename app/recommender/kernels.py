@@ -321,26 +321,52 @@ _EXCLUDED32 = np.float32(-1e9)  # ``strategies._EXCLUDED`` as a float32 score
 @njit(cache=True, nogil=True)
 def _kth_largest(x, k):
     """The ``k``-th largest of ``x`` (``1 <= k <= len(x)``) as a value: what
-    ``np.partition(x, len(x) - k)[len(x) - k]`` reads. The best ``k`` seen are kept in a small
-    ascending buffer whose first entry is the answer; a row holding NaN (which numpy sorts
+    ``np.partition(x, len(x) - k)[len(x) - k]`` reads. One pass finds a floor (on a long row,
+    the smallest of the maxima of k groups: at least k entries reach it, so the answer is at or
+    above it); a second keeps the best ``k`` of the entries at or above the floor in a small
+    ascending buffer whose first entry is the answer. A row holding NaN (which numpy sorts
     last, as the largest) takes numba's own partition, which orders NaN the same way."""
     n = len(x)
     if k > 48:  # the buffer's insertions cost k each: a selection does better
         return np.partition(x.copy(), n - k)[n - k]
-    for i in range(n):
-        if x[i] != x[i]:
-            return np.partition(x.copy(), n - k)[n - k]
+    floor = x[0]
+    nan = False
+    if n >= 8 * k:
+        g = n // k
+        for j in range(k):
+            mx = x[j * g]
+            nan |= mx != mx
+            for i in range(j * g + 1, (j + 1) * g):
+                v = x[i]
+                nan |= v != v
+                if v > mx:
+                    mx = v
+            if j == 0 or mx < floor:
+                floor = mx
+        for i in range(k * g, n):
+            nan |= x[i] != x[i]
+    else:
+        for i in range(n):
+            v = x[i]
+            nan |= v != v
+            if v < floor:
+                floor = v
+    if nan:
+        return np.partition(x.copy(), n - k)[n - k]
     buf = np.empty(k, x.dtype)
-    for i in range(k):  # insertion sort of the first k
+    filled = 0
+    for i in range(n):
         v = x[i]
-        j = i
-        while j > 0 and buf[j - 1] > v:
-            buf[j] = buf[j - 1]
-            j -= 1
-        buf[j] = v
-    for i in range(k, n):
-        v = x[i]
-        if v > buf[0]:
+        if v < floor:
+            continue
+        if filled < k:  # insertion sort of the first k
+            j = filled
+            while j > 0 and buf[j - 1] > v:
+                buf[j] = buf[j - 1]
+                j -= 1
+            buf[j] = v
+            filled += 1
+        elif v > buf[0]:
             j = 0
             while j + 1 < k and buf[j + 1] < v:
                 buf[j] = buf[j + 1]
@@ -354,11 +380,8 @@ def kth_largest_rows(x, k):
     """Per row of ``x`` its ``k``-th largest value (``attribution.thresholds``)."""
     m, s = x.shape
     out = np.empty(m, np.float32)
-    row = np.empty(s, np.float32)
-    for q in range(m):
-        for i in range(s):
-            row[i] = x[q, i]
-        out[q] = _kth_largest(row, k)
+    for q in range(m):  # the row read where it is (a strided view of the scores)
+        out[q] = _kth_largest(x[q], k)
     return out
 
 

@@ -266,6 +266,24 @@ def test_thresholds_kernel_equals_numpys_partition():
                                       thresholds_reference(sample, share))
 
 
+def test_kth_largest_with_its_floor_equals_numpys_partition():
+    """Rows around the length where the k-th largest first takes its floor (eight entries per
+    group), on coarse grids (ties at the floor and at the answer) and with NaN."""
+    rng = np.random.default_rng(550)
+    for trial in range(400):
+        k = int(rng.integers(1, 49))
+        s = max(k, 8 * k + int(rng.integers(-3, 40)))
+        x = rng.standard_normal((int(rng.integers(1, 4)), s)).astype(np.float32)
+        if trial % 2 == 0:
+            x = np.round(x * float(rng.choice([1, 4]))) / 4
+        if trial % 3 == 0:  # ascending rows: each group's maximum is its last entry
+            x = np.sort(x, axis=1)
+        if trial % 11 == 0:
+            x[-1, rng.integers(0, s)] = np.nan
+        want = np.partition(x, s - k, axis=1)[:, s - k]
+        np.testing.assert_array_equal(kernels.kth_largest_rows(x, k), want)
+
+
 def test_for_members_kernel_equals_the_reference():
     rng = np.random.default_rng(600)
     for trial in range(300):
