@@ -73,7 +73,17 @@ def attribute(z_chosen: np.ndarray, z_sample: np.ndarray, turns: list[int],
     if (s == 0 or z_sample.dtype != np.float32 or z_chosen.dtype != np.float32
             or z_chosen.shape != (m, len(turns))):
         return for_members(turns, favourites(z_chosen, thresholds(z_sample, share)))
-    k = min(s, max(1, math.ceil(share * s)))
-    ptr, who = kernels.attribute(z_chosen, z_sample, k, np.array(turns, dtype=np.int64))
+    ptr, who = kernels.attribute(z_chosen, z_sample, favourite_rank(s, share),
+                                 np.array(turns, dtype=np.int64))
+    return as_lists(ptr, who)
+
+
+def favourite_rank(s: int, share: float = FAVOURITE_SHARE) -> int:
+    """Which best of ``s`` sampled scores is a member's favourite threshold (``thresholds``)."""
+    return min(s, max(1, math.ceil(share * s)))
+
+
+def as_lists(ptr: np.ndarray, who: np.ndarray) -> list[list[int]]:
+    """The kernels' ``who[ptr[t]:ptr[t + 1]]`` per track as ``for_members`` returns them."""
     who, ptr = who.tolist(), ptr.tolist()
-    return [who[ptr[t]:ptr[t + 1]] for t in range(len(turns))]
+    return [who[ptr[t]:ptr[t + 1]] for t in range(len(ptr) - 1)]

@@ -212,6 +212,39 @@ def _pairwise_sum(a, lo, n):
     return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
 
 
+@njit("float32(float32[::1], int64, int64)", cache=True, nogil=True)
+def _pairwise_sum32(a, lo, n):
+    """``_pairwise_sum`` of a float32 row, in float32, as numpy's float32 reductions sum a
+    contiguous row (the same blocks and order)."""
+    if n < 8:
+        res = np.float32(-0.0)
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        while i < n - (n % 8):
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum32(a, lo, n2) + _pairwise_sum32(a, lo + n2, n - n2)
+
+
 @njit(cache=True, nogil=True)
 def scaled(x):
     """The listening order's features x tracks (a copy): non-finite values as
@@ -801,6 +834,33 @@ def attribute(z_chosen, z_sample, k, turn):
     return for_members(turn, fav)
 
 
+@njit(f"Tuple(({_F32}, float32[::1], {_I}, {_I}))(float32[:, :], float32[:, :], float32[:, :],"
+      f" int64, {_I}, boolean)", cache=True, nogil=True)
+def playlist_measures(tanh, z_chosen, z_sample, k, turn, pairwise):
+    """The members' liking of a playlist and ``attribute``'s lists in one call: ``tanh``
+    (``strategies.liking_tanh`` of the chosen scores, members x playlist, at least one track)
+    completed as ``strategies.liking`` completes it, each member's mean liking as
+    ``strategies.column_mean`` sums and divides it, and ``attribute(z_chosen, z_sample, k,
+    turn)``. numpy sums a member's liking pairwise where it lies contiguous (``pairwise``), else
+    track after track; both in float32, the division in float64, rounded."""
+    m, n = tanh.shape
+    lk = np.empty((m, n), np.float32)
+    fit = np.empty(m, np.float32)
+    half = np.float32(0.5)
+    for q in range(m):
+        for t in range(n):
+            lk[q, t] = tanh[q, t] * half + half
+        if pairwise:
+            total = _pairwise_sum32(lk[q], 0, n)
+        else:
+            total = lk[q, 0]
+            for t in range(1, n):
+                total += lk[q, t]
+        fit[q] = np.float32(np.float64(total) / np.float64(n))
+    ptr, who = attribute(z_chosen, z_sample, k, turn)
+    return lk, fit, ptr, who
+
+
 @njit("float32[:, ::1](float64[:, ::1])", cache=True, nogil=True)
 def taste_from_cov(cov):
     """``Recommender.taste_match`` from the members' score covariance: the correlation
@@ -866,5 +926,6 @@ def warm_up() -> None:
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))
     attribute(z, z, 1, i)
+    playlist_measures(z, z, z, 1, np.arange(4, dtype=np.int64), True)
     taste_from_cov(np.eye(2))
     fold(np.eye(2), np.eye(2), np.ones(2))

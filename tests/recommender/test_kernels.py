@@ -156,7 +156,7 @@ def test_kernels_are_compiled_once_for_fixed_types():
                    kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
                    kernels.turn_candidates,
                    kernels.for_members, kernels.taste_from_cov, kernels.fold,
-                   kernels.attribute):
+                   kernels.attribute, kernels.playlist_measures):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
@@ -305,12 +305,46 @@ def test_attribution_kernel_equals_the_references():
         if trial % 10 == 0:
             z[0, rng.integers(0, 3 * s, 3)] = np.nan
         sample = z[:, ::3]  # a strided view, as ``plan`` passes it
-        chosen = np.ascontiguousarray(z[:, rng.integers(0, 3 * s, n)])
+        chosen = z[:, rng.integers(0, 3 * s, n)]  # a gather: column-major, as ``finish``'s
+        if trial % 2:  # row-major, as a continued playlist's (the tracks so far in front)
+            chosen = np.ascontiguousarray(chosen)
         turns = rng.integers(-1, m, n).tolist()
         share = float(rng.choice([0.02, 0.3, 1.0]))
         want = for_members_reference(
             turns, attribution.favourites(chosen, thresholds_reference(sample, share)))
         assert attribution.attribute(chosen, sample, turns, share) == want, trial
+
+
+def test_playlist_measures_kernel_equals_numpys_steps():
+    """Member scores, member fit and the members each track is for in one kernel, bit for bit
+    against ``liking``, ``column_mean`` and the attribution's references: scores gathered
+    column-major (numpy sums a member's liking track after track) and row-major (pairwise),
+    playlists past the 128 tracks where the pairwise sum splits, ties at the thresholds, NaN
+    samples."""
+    from app.recommender.scoring import playlist_measures
+    from app.recommender.strategies import column_mean
+
+    rng = np.random.default_rng(660)
+    for trial in range(300):
+        m, s = int(rng.integers(1, 12)), int(rng.integers(1, 600))
+        n = int(rng.choice([int(rng.integers(1, 40)), int(rng.integers(120, 300))]))
+        z = (rng.standard_normal((m, 3 * s)) * float(rng.choice([1, 3]))).astype(np.float32)
+        if trial % 3 == 0:
+            z = np.round(z * 2) / 2
+        chosen = z[:, rng.integers(0, 3 * s, n)]  # a gather: column-major, as ``finish``'s
+        if trial % 2:  # row-major, as a continued playlist's (the tracks so far in front)
+            chosen = np.ascontiguousarray(chosen)
+        if trial % 10 == 0:
+            z[0, rng.integers(0, 3 * s, 3)] = np.nan
+        sample = z[:, ::3]
+        turns = rng.integers(-1, m, n).tolist()
+        liking_, fit, who = playlist_measures(chosen, sample, turns)
+        want = liking(chosen).T
+        assert liking_.shape == want.shape and liking_.dtype == want.dtype, trial
+        np.testing.assert_array_equal(liking_.view(np.uint32), want.view(np.uint32))
+        np.testing.assert_array_equal(fit.view(np.uint32), column_mean(want).view(np.uint32))
+        assert who == for_members_reference(
+            turns, attribution.favourites(chosen, thresholds_reference(sample))), trial
 
 
 def test_taste_match_kernel_equals_numpys_steps():
