@@ -669,15 +669,18 @@ def turn_candidates(z, allowed, size_sum, size_min, stride_sum, stride_min, own_
 
 
 @njit(f"Tuple((int64[::1], int64[::1]))({_F32}, boolean[:, ::1], boolean[:, ::1],"
-      f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean,"
-      f" {_I}, {_I}, {_I}, {_I}, float64[::1])",
+      f" float64[::1], float64, float64, int64, {_I}, {_I}, {_I}, int64, int64, float64,"
+      f" float64, float64, boolean, {_I}, {_I}, {_I}, {_I}, float64[::1])",
       cache=True, nogil=True)
-def turn_picks(tanh, fav, agreed, share, known_limit, song, artist, cap, length, own_weight,
-               agreed_bonus, fill_delta, in_logs_fill, pre_song, pre_artist, pre_count,
-               received, fit_so_far):
-    """The turns of ``strategies._turns`` and their fill, on the kept columns: ``tanh`` the
-    members' liking up to its last two steps (``strategies.liking_tanh``), which are taken
-    here in float32 as ``liking`` takes them, then widened to float64 (``lk``); ``fav`` /
+def turn_picks(tanh, fav, agreed, owed, fair_share, extra, known_limit, song_of, artist_of,
+               cand, cap, length, own_weight, agreed_bonus, fill_delta, in_logs_fill,
+               pre_song, pre_artist, pre_count, received, fit_so_far):
+    """The turns of ``strategies._turns`` and their fill, on the kept columns ``cand``
+    (catalogue positions, whose song and artist ids are read from ``song_of`` and
+    ``artist_of``): ``tanh`` the members' liking up to its last two steps
+    (``strategies.liking_tanh``), which are taken here in float32 as ``liking`` takes them,
+    then widened to float64 (``lk``); each member's share of turns is ``fair_share`` times
+    what they are ``owed`` (empty: one each) plus ``extra``, as numpy computes it; ``fav`` /
     ``agreed`` their favourites and agreed favourites
     (no rows: none), ``share`` each member's turns. A member's picks are their favourites by
     the group's mean liking plus ``own_weight`` times their own (plus ``agreed_bonus`` for an
@@ -686,9 +689,18 @@ def turn_picks(tanh, fav, agreed, share, known_limit, song, artist, cap, length,
     ``fair`` with ``fill_delta`` fills the rest from the running fits (``in_logs_fill``: in
     logarithms). A continued playlist passes its tracks so far (``pre_song``; ``pre_count`` of
     each ``pre_artist``), the turns each member ``received`` and their liking so far
-    (``fit_so_far``); a new one passes them empty and zero. Returns the kept positions in
+    (``fit_so_far``); a new one passes them empty. Returns the tracks (catalogue positions) in
     playlist order and, per track, the member whose turn took it (-1: the fill)."""
     m, c = tanh.shape
+    song = song_of[cand]
+    artist = artist_of[cand]
+    share = np.empty(m)
+    for q in range(m):
+        share[q] = fair_share * (owed[q] if len(owed) > 0 else 1.0) + extra
+    if len(received) == 0:
+        received = np.zeros(m, np.int64)
+    if len(fit_so_far) == 0:
+        fit_so_far = np.zeros(m)
     lk = np.empty((m, c))
     half = np.float32(0.5)
     for q in range(m):
@@ -795,7 +807,7 @@ def turn_picks(tanh, fav, agreed, share, known_limit, song, artist, cap, length,
         for i in range(len(picked)):
             out[n + i] = rest[picked[i]]
         n += len(picked)
-    return out[:n], turns[:n]
+    return cand[out[:n]], turns[:n]
 
 
 @njit(f"Tuple(({_I}, {_I}))({_I}, boolean[:, ::1])", cache=True, nogil=True)
@@ -920,8 +932,8 @@ def warm_up() -> None:
     own_pools(z, no, 1)
     zc, fav, agreed, keep = turn_favourites(z, np.arange(4, dtype=np.int64), np.ones(4, np.bool_),
                                             1, e, e, 1)
-    turn_picks(zc, fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
-               0.1, False, e, e, e, np.zeros(2, np.int64), np.zeros(2))
+    turn_picks(zc, fav, agreed, np.ones(2), 1.0, 0.0, 1, keep, keep, keep, 1, 2, 10.0, 100.0,
+               0.1, False, e, e, e, e, np.zeros(0))
     turn_candidates(z, no, 1, 1, 1, 1, 1, 1, e, e, 1)
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))

@@ -553,28 +553,28 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
             *_known_lists(known, m), KNOWN_MODEL_TOP)
         cand = wide[keep]
     tanh = liking_tanh(zc, TURN_FILL_SLOPE)  # the kernel completes the liking
-    owed = np.ones(m) if owed is None else np.asarray(owed, np.float64)
-    share = np.ascontiguousarray(fair_share(rules.length + done, m) * owed + extra,
-                                 dtype=np.float64)
+    owed = _NO_FIT if owed is None else np.ascontiguousarray(owed, dtype=np.float64)
     in_logs = m * math.log10((1.0 + TURN_FILL_DELTA) * (rules.length + done + 1)) > 300
-    if before is None:
-        pre_song = pre_artist = pre_count = _NO_KNOWN
-        received, fit = np.zeros(m, np.int64), np.zeros(m)
+    if before is None:  # empty: nothing so far, nobody has had a turn
+        pre_song = pre_artist = pre_count = received = _NO_KNOWN
+        fit = _NO_FIT
     else:
         pre_song = as_int64(before.song)
         pre_artist, pre_count = np.unique(as_int64(before.artist), return_counts=True)
         pre_count = as_int64(pre_count)
         received = as_int64(before.received)
         fit = np.ascontiguousarray(before.fit(TURN_FILL_SLOPE), dtype=np.float64)
-    out, turns = kernels.turn_picks(tanh, fav, agreed, share, int(known_limit),
-                                    as_int64(song[cand]), as_int64(artist[cand]),
-                                    rules.max_per_artist, rules.length, TURN_OWN_WEIGHT,
-                                    _AGREED_BONUS, TURN_FILL_DELTA, in_logs, pre_song,
-                                    pre_artist, pre_count, received, fit)
-    return cand[out].tolist(), turns.tolist()
+    out, turns = kernels.turn_picks(tanh, fav, agreed, owed,
+                                    float(fair_share(rules.length + done, m)), float(extra),
+                                    int(known_limit), as_int64(song), as_int64(artist),
+                                    as_int64(cand), rules.max_per_artist, rules.length,
+                                    TURN_OWN_WEIGHT, _AGREED_BONUS, TURN_FILL_DELTA, in_logs,
+                                    pre_song, pre_artist, pre_count, received, fit)
+    return out.tolist(), turns.tolist()
 
 
 _NO_KNOWN = np.zeros(0, np.int64)
+_NO_FIT = np.zeros(0, np.float64)
 
 
 def _known_lists(known: list[np.ndarray | None] | None, m: int
