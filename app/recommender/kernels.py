@@ -6,8 +6,11 @@ run the same steps on arrays, in the same order of floating-point operations (no
 so they return the same playlists bit for bit as the plain code they replace (kept in
 ``tests/support/reference_kernels.py``, which the tests compare against on random inputs).
 Beyond the loops, the passes of the default strategy over the catalogue (its candidate and
-own pools), its turns, the favourite thresholds of the attribution and the taste match run
-here too: there a dozen numpy calls of a few microseconds each cost more than the work. A
+own pools, with the members' favourites in one call), its turns, the favourite thresholds of
+the attribution with the members each track is for, the last steps of the members' liking
+after numpy's ``tanh`` (and their mean over the playlist, in numpy's order of additions) and
+the taste match run here too: there a dozen numpy calls of a few microseconds each cost more
+than the work. A
 selection of "the k best" is made by value (the k-th best score, then every score at or above
 it), which is the set numpy's partition gives unless that score is shared across the cut;
 that case is reported back and left to numpy (``strategies._turn_pools``). Arithmetic that
