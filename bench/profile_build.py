@@ -9,7 +9,8 @@ imported, so the same breakdown can be taken of an older commit. Stages nest: th
 the fair fill (and, in older code, the own pools); where the turns and the pools run compiled
 (``kernels.turn_picks``, ``kernels.turn_pools``), their fill and own pools are inside those
 kernels and show 0 here; where the favourites and the members each track is for run in one
-kernel with the thresholds (``attribution.attribute``), they count as thresholds and
+kernel with the thresholds (``attribution.attribute``, or ``scoring.playlist_measures`` with
+the members' liking of the playlist and its mean), they count as thresholds and
 ``for_members`` shows 0; where the pools and the members' favourites run in one kernel
 (``strategies._turn_candidates``), the favourites count in the pools. ``other`` is the build
 minus the top-level stages (row stacking, skip penalties, the liking of the chosen tracks, the
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, args.root)  # after bench_scoring, which puts its own checkout first
 
-    from app.recommender import attribution, ordering, strategies
+    from app.recommender import attribution, ordering, scoring, strategies
     from app.recommender.scoring import Recommender
     from app.recommender.strategies import Rules
 
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
     timed(attribution, "thresholds", "thresholds")
     timed(attribution, "for_members", "for_members")
     timed(attribution, "attribute", "thresholds")  # newer code: with favourites and for_members
+    timed(scoring, "playlist_measures", "thresholds")  # newest: with the liking and its mean
     timed(Recommender, "taste_match", "taste_match")
     timed(ordering, "listening_order", "listening_order")
 
