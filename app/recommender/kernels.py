@@ -487,33 +487,48 @@ def _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
     caller to make with numpy."""
     m, n = z.shape
     filt = len(allowed) > 0
-    ssum = z[0].copy()
-    smin = z[0].copy()
-    for q in range(1, m):
-        for t in range(n):
-            v = z[q, t]
-            ssum[t] += v
-            smin[t] = min(smin[t], v)
+    # every member's own threshold first (from their sampled scores), so that one read of
+    # each member's row adds it to the sum and minimum and marks their own pool
+    stride = max(1, n // 512)
+    ssum = np.empty(n, np.float32)
+    smin = np.empty(n, np.float32)
+    own8 = np.empty(n, np.uint8)
+    for q in range(m):
+        zq = z[q]  # whole rows, not ``z[q, t]``: these loops vectorise
+        t_q = _kth_largest(zq[::stride], own_k)
+        if q == 0:
+            for t in range(n):
+                v = zq[t]
+                ssum[t] = v
+                smin[t] = v
+                own8[t] = np.uint8(v >= t_q)
+        else:
+            for t in range(n):
+                v = zq[t]
+                ssum[t] += v
+                smin[t] = min(smin[t], v)
+                own8[t] |= np.uint8(v >= t_q)
     nan = False
-    for t in range(n):  # a NaN score anywhere makes its track's sum NaN
-        nan |= ssum[t] != ssum[t]
-    if nan:  # numpy's minimum keeps NaN, and numpy's selections sort it last: plain path
-        return (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_),
-                np.zeros((2, 0), np.float32), np.zeros((2, 0), np.bool_), -1)
     if filt:
         for t in range(n):
+            nan |= ssum[t] != ssum[t]  # a NaN score anywhere makes its track's sum NaN
             if not allowed[t]:
                 ssum[t] = _EXCLUDED32
                 smin[t] = _EXCLUDED32
-    thr_sum = _kth_largest(ssum[::stride_sum].copy(), 32)
-    thr_min = _kth_largest(smin[::stride_min].copy(), 32)
-    own = own_pools(z, allowed, own_k)
+                own8[t] = 0
+    # the thresholds read NaN as numpy does; a NaN anywhere sends the caller to numpy below
+    thr_sum = _kth_largest(ssum[::stride_sum], 32)
+    thr_min = _kth_largest(smin[::stride_min], 32)
+    own = own8
     mark = np.empty(n, np.uint8)  # branch-free: these loops vectorise
-    for t in range(n):
-        mark[t] = np.uint8(own[t]) | np.uint8(ssum[t] >= thr_sum) | np.uint8(smin[t] >= thr_min)
     count = 0
     for t in range(n):
+        nan |= ssum[t] != ssum[t]
+        mark[t] = own[t] | np.uint8(ssum[t] >= thr_sum) | np.uint8(smin[t] >= thr_min)
         count += mark[t]
+    if nan:  # numpy's minimum keeps NaN, and numpy's selections sort it last: plain path
+        return (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_),
+                np.zeros((2, 0), np.float32), np.zeros((2, 0), np.bool_), -1)
     listed = np.empty(count + 1, np.int64)
     c = 0
     for t in range(n):

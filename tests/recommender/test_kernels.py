@@ -192,6 +192,20 @@ def test_turn_pools_kernel_equals_the_reference(seed):
                                       own_pools_reference(z, allowed, k))
 
 
+def test_pools_kernels_leave_a_nan_score_to_the_plain_path():
+    """A NaN anywhere in the group's scores (allowed or not) makes the pools' kernels decline,
+    so that numpy's own selections, which sort NaN last, decide."""
+    rng = np.random.default_rng(360)
+    for trial in range(20):
+        m, n = int(rng.integers(2, 8)), 20_000
+        z = rng.standard_normal((m, n)).astype(np.float32)
+        assert strategies._turn_candidates(z, None, 200, 20) is not None  # the kernel answers
+        z[int(rng.integers(0, m)), int(rng.integers(0, n))] = np.nan
+        allowed = rng.random(n) < 0.5 if trial % 2 else None
+        assert strategies._turn_pools(z, allowed, 200, 20) is None, trial
+        assert strategies._turn_candidates(z, allowed, 200, 20) is None, trial
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_turn_candidates_kernel_equals_the_reference(seed):
     """The pools and the members' favourites in one kernel: the kept columns, their scores,
