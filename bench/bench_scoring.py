@@ -150,18 +150,29 @@ def attribution_cost(rec, members, rules, strategy, repeats: int) -> tuple[float
     off = SimpleNamespace(
         sample_stride=attribution.sample_stride, favourites=attribution.favourites,
         thresholds=lambda z: np.full(len(z), np.inf, np.float32),
-        for_members=lambda turns, fav: [[] for _ in turns])
+        for_members=lambda turns, fav: [[] for _ in turns],
+        attribute=lambda z, sample, turns: [[] for _ in turns])
+    measures = getattr(scoring, "playlist_measures", None)  # older code: none
+
+    def measures_off(z_chosen, z_sample, turns):
+        liking = scoring.expected_liking(z_chosen).T
+        return liking, scoring.column_mean(liking), [[] for _ in turns]
+
     samples: dict[str, list[float]] = {"with": [], "without": []}
     rec.recommend(members, rules, strategy)
     try:
         for i in range(2 * repeats):
             key = ("with", "without")[(i + i // 2) % 2]  # with, without, without, with, ...
             scoring.attribution = attribution if key == "with" else off
+            if measures is not None:
+                scoring.playlist_measures = measures if key == "with" else measures_off
             t0 = time.perf_counter()
             rec.recommend(members, rules, strategy)
             samples[key].append(time.perf_counter() - t0)
     finally:
         scoring.attribution = attribution
+        if measures is not None:
+            scoring.playlist_measures = measures
     return (statistics.median(samples["with"]) * 1e3,
             statistics.median(samples["without"]) * 1e3)
 

@@ -8,8 +8,13 @@ prints per stage the median time per build. ``--root`` is the checkout whose ``a
 imported, so the same breakdown can be taken of an older commit. Stages nest: the turns include
 the fair fill (and, in older code, the own pools); where the turns and the pools run compiled
 (``kernels.turn_picks``, ``kernels.turn_pools``), their fill and own pools are inside those
-kernels and show 0 here. ``other`` is the build minus the top-level stages (row stacking, skip
-penalties, the liking of the chosen tracks, the favourites' comparison, the result).
+kernels and show 0 here; where the favourites and the members each track is for run in one
+kernel with the thresholds (``attribution.attribute``, or ``scoring.playlist_measures`` with
+the members' liking of the playlist and its mean), they count as thresholds and
+``for_members`` shows 0; where the pools and the members' favourites run in one kernel
+(``strategies._turn_candidates``), the favourites count in the pools. ``other`` is the build
+minus the top-level stages (row stacking, skip penalties, the liking of the chosen tracks, the
+favourites' comparison, the result).
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, args.root)  # after bench_scoring, which puts its own checkout first
 
-    from app.recommender import attribution, ordering, strategies
+    from app.recommender import attribution, ordering, scoring, strategies
     from app.recommender.scoring import Recommender
     from app.recommender.strategies import Rules
 
@@ -64,11 +69,15 @@ def main(argv=None) -> int:
     timed(Recommender, "z_scores", "z_scores")
     timed(strategies, "candidates", "candidate pools")
     timed(strategies, "_turn_pools", "candidate pools")  # older code: with the own pools
+    # newer code: the pools with the members' favourites (which older code counts in the turns)
+    timed(strategies, "_turn_candidates", "candidate pools")
     timed(strategies, "_own_pools", "  own pools")
     timed(strategies, "_turns", "turns")
     timed(strategies, "_fair", "  fair fill")
     timed(attribution, "thresholds", "thresholds")
     timed(attribution, "for_members", "for_members")
+    timed(attribution, "attribute", "thresholds")  # newer code: with favourites and for_members
+    timed(scoring, "playlist_measures", "thresholds")  # newest: with the liking and its mean
     timed(Recommender, "taste_match", "taste_match")
     timed(ordering, "listening_order", "listening_order")
 

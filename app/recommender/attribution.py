@@ -62,3 +62,28 @@ def for_members(turns: list[int], favourite: np.ndarray | None) -> list[list[int
     ptr, who = kernels.for_members(turn, fav)
     who, ptr = who.tolist(), ptr.tolist()
     return [who[ptr[t]:ptr[t + 1]] for t in range(n)]
+
+
+def attribute(z_chosen: np.ndarray, z_sample: np.ndarray, turns: list[int],
+              share: float = FAVOURITE_SHARE) -> list[list[int]]:
+    """``for_members(turns, favourites(z_chosen, thresholds(z_sample, share)))`` for a
+    playlist's scores (members x playlist) and ``turns`` (ints, -1 for none): in one kernel
+    where the scores are float32, as every build's are."""
+    m, s = z_sample.shape
+    if (s == 0 or z_sample.dtype != np.float32 or z_chosen.dtype != np.float32
+            or z_chosen.shape != (m, len(turns))):
+        return for_members(turns, favourites(z_chosen, thresholds(z_sample, share)))
+    ptr, who = kernels.attribute(z_chosen, z_sample, favourite_rank(s, share),
+                                 np.array(turns, dtype=np.int64))
+    return as_lists(ptr, who)
+
+
+def favourite_rank(s: int, share: float = FAVOURITE_SHARE) -> int:
+    """Which best of ``s`` sampled scores is a member's favourite threshold (``thresholds``)."""
+    return min(s, max(1, math.ceil(share * s)))
+
+
+def as_lists(ptr: np.ndarray, who: np.ndarray) -> list[list[int]]:
+    """The kernels' ``who[ptr[t]:ptr[t + 1]]`` per track as ``for_members`` returns them."""
+    who, ptr = who.tolist(), ptr.tolist()
+    return [who[ptr[t]:ptr[t + 1]] for t in range(len(ptr) - 1)]

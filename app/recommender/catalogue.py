@@ -91,10 +91,16 @@ class Catalogue:
 
     def audio_feature(self, name: str, indices) -> np.ndarray | None:
         """One audio column (e.g. tempo, energy) for some tracks; None when not imported."""
-        names = list(self.meta.audio_names)
-        if name not in names or self.meta.audio.shape[1] != len(names):
+        cols = self.__dict__.get("_audio_columns")
+        if cols is None:  # made once: every advanced playlist asks for two columns
+            names = [str(n) for n in self.meta.audio_names]
+            cols = ({n: j for j, n in reversed(list(enumerate(names)))}  # the first of a name
+                    if self.meta.audio.shape[1] == len(names) else {})
+            self._audio_columns = cols
+        col = cols.get(name)
+        if col is None:
             return None
-        return self.meta.audio[np.asarray(indices, dtype=np.int64), names.index(name)]
+        return self.meta.audio[np.asarray(indices, dtype=np.int64), col]
 
     def artist_id(self, index: int) -> str:
         return str(self.meta.artist_ids[self.meta.artist[index]])

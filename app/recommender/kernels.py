@@ -6,8 +6,11 @@ run the same steps on arrays, in the same order of floating-point operations (no
 so they return the same playlists bit for bit as the plain code they replace (kept in
 ``tests/support/reference_kernels.py``, which the tests compare against on random inputs).
 Beyond the loops, the passes of the default strategy over the catalogue (its candidate and
-own pools), its turns, the favourite thresholds of the attribution and the taste match run
-here too: there a dozen numpy calls of a few microseconds each cost more than the work. A
+own pools, with the members' favourites in one call), its turns, the favourite thresholds of
+the attribution with the members each track is for, the last steps of the members' liking
+after numpy's ``tanh`` (and their mean over the playlist, in numpy's order of additions) and
+the taste match run here too: there a dozen numpy calls of a few microseconds each cost more
+than the work. A
 selection of "the k best" is made by value (the k-th best score, then every score at or above
 it), which is the set numpy's partition gives unless that score is shared across the cut;
 that case is reported back and left to numpy (``strategies._turn_pools``). Arithmetic that
@@ -212,6 +215,39 @@ def _pairwise_sum(a, lo, n):
     return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
 
 
+@njit("float32(float32[::1], int64, int64)", cache=True, nogil=True)
+def _pairwise_sum32(a, lo, n):
+    """``_pairwise_sum`` of a float32 row, in float32, as numpy's float32 reductions sum a
+    contiguous row (the same blocks and order)."""
+    if n < 8:
+        res = np.float32(-0.0)
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        while i < n - (n % 8):
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum32(a, lo, n2) + _pairwise_sum32(a, lo + n2, n - n2)
+
+
 @njit(cache=True, nogil=True)
 def scaled(x):
     """The listening order's features x tracks (a copy): non-finite values as
@@ -321,26 +357,52 @@ _EXCLUDED32 = np.float32(-1e9)  # ``strategies._EXCLUDED`` as a float32 score
 @njit(cache=True, nogil=True)
 def _kth_largest(x, k):
     """The ``k``-th largest of ``x`` (``1 <= k <= len(x)``) as a value: what
-    ``np.partition(x, len(x) - k)[len(x) - k]`` reads. The best ``k`` seen are kept in a small
-    ascending buffer whose first entry is the answer; a row holding NaN (which numpy sorts
+    ``np.partition(x, len(x) - k)[len(x) - k]`` reads. One pass finds a floor (on a long row,
+    the smallest of the maxima of k groups: at least k entries reach it, so the answer is at or
+    above it); a second keeps the best ``k`` of the entries at or above the floor in a small
+    ascending buffer whose first entry is the answer. A row holding NaN (which numpy sorts
     last, as the largest) takes numba's own partition, which orders NaN the same way."""
     n = len(x)
     if k > 48:  # the buffer's insertions cost k each: a selection does better
         return np.partition(x.copy(), n - k)[n - k]
-    for i in range(n):
-        if x[i] != x[i]:
-            return np.partition(x.copy(), n - k)[n - k]
+    floor = x[0]
+    nan = False
+    if n >= 8 * k:
+        g = n // k
+        for j in range(k):
+            mx = x[j * g]
+            nan |= mx != mx
+            for i in range(j * g + 1, (j + 1) * g):
+                v = x[i]
+                nan |= v != v
+                if v > mx:
+                    mx = v
+            if j == 0 or mx < floor:
+                floor = mx
+        for i in range(k * g, n):
+            nan |= x[i] != x[i]
+    else:
+        for i in range(n):
+            v = x[i]
+            nan |= v != v
+            if v < floor:
+                floor = v
+    if nan:
+        return np.partition(x.copy(), n - k)[n - k]
     buf = np.empty(k, x.dtype)
-    for i in range(k):  # insertion sort of the first k
+    filled = 0
+    for i in range(n):
         v = x[i]
-        j = i
-        while j > 0 and buf[j - 1] > v:
-            buf[j] = buf[j - 1]
-            j -= 1
-        buf[j] = v
-    for i in range(k, n):
-        v = x[i]
-        if v > buf[0]:
+        if v < floor:
+            continue
+        if filled < k:  # insertion sort of the first k
+            j = filled
+            while j > 0 and buf[j - 1] > v:
+                buf[j] = buf[j - 1]
+                j -= 1
+            buf[j] = v
+            filled += 1
+        elif v > buf[0]:
             j = 0
             while j + 1 < k and buf[j + 1] < v:
                 buf[j] = buf[j + 1]
@@ -354,11 +416,8 @@ def kth_largest_rows(x, k):
     """Per row of ``x`` its ``k``-th largest value (``attribution.thresholds``)."""
     m, s = x.shape
     out = np.empty(m, np.float32)
-    row = np.empty(s, np.float32)
-    for q in range(m):
-        for i in range(s):
-            row[i] = x[q, i]
-        out[q] = _kth_largest(row, k)
+    for q in range(m):  # the row read where it is (a strided view of the scores)
+        out[q] = _kth_largest(x[q], k)
     return out
 
 
@@ -428,33 +487,48 @@ def _pool_lists(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k):
     caller to make with numpy."""
     m, n = z.shape
     filt = len(allowed) > 0
-    ssum = z[0].copy()
-    smin = z[0].copy()
-    for q in range(1, m):
-        for t in range(n):
-            v = z[q, t]
-            ssum[t] += v
-            smin[t] = min(smin[t], v)
+    # every member's own threshold first (from their sampled scores), so that one read of
+    # each member's row adds it to the sum and minimum and marks their own pool
+    stride = max(1, n // 512)
+    ssum = np.empty(n, np.float32)
+    smin = np.empty(n, np.float32)
+    own8 = np.empty(n, np.uint8)
+    for q in range(m):
+        zq = z[q]  # whole rows, not ``z[q, t]``: these loops vectorise
+        t_q = _kth_largest(zq[::stride], own_k)
+        if q == 0:
+            for t in range(n):
+                v = zq[t]
+                ssum[t] = v
+                smin[t] = v
+                own8[t] = np.uint8(v >= t_q)
+        else:
+            for t in range(n):
+                v = zq[t]
+                ssum[t] += v
+                smin[t] = min(smin[t], v)
+                own8[t] |= np.uint8(v >= t_q)
     nan = False
-    for t in range(n):  # a NaN score anywhere makes its track's sum NaN
-        nan |= ssum[t] != ssum[t]
-    if nan:  # numpy's minimum keeps NaN, and numpy's selections sort it last: plain path
-        return (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_),
-                np.zeros((2, 0), np.float32), np.zeros((2, 0), np.bool_), -1)
     if filt:
         for t in range(n):
+            nan |= ssum[t] != ssum[t]  # a NaN score anywhere makes its track's sum NaN
             if not allowed[t]:
                 ssum[t] = _EXCLUDED32
                 smin[t] = _EXCLUDED32
-    thr_sum = _kth_largest(ssum[::stride_sum].copy(), 32)
-    thr_min = _kth_largest(smin[::stride_min].copy(), 32)
-    own = own_pools(z, allowed, own_k)
+                own8[t] = 0
+    # the thresholds read NaN as numpy does; a NaN anywhere sends the caller to numpy below
+    thr_sum = _kth_largest(ssum[::stride_sum], 32)
+    thr_min = _kth_largest(smin[::stride_min], 32)
+    own = own8
     mark = np.empty(n, np.uint8)  # branch-free: these loops vectorise
-    for t in range(n):
-        mark[t] = np.uint8(own[t]) | np.uint8(ssum[t] >= thr_sum) | np.uint8(smin[t] >= thr_min)
     count = 0
     for t in range(n):
+        nan |= ssum[t] != ssum[t]
+        mark[t] = own[t] | np.uint8(ssum[t] >= thr_sum) | np.uint8(smin[t] >= thr_min)
         count += mark[t]
+    if nan:  # numpy's minimum keeps NaN, and numpy's selections sort it last: plain path
+        return (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0, np.bool_),
+                np.zeros((2, 0), np.float32), np.zeros((2, 0), np.bool_), -1)
     listed = np.empty(count + 1, np.int64)
     c = 0
     for t in range(n):
@@ -590,15 +664,42 @@ def turn_favourites(z, wide, in_cand, k, known_ptr, known, known_k):
     return zc, fav_k, agreed_k, keep
 
 
-@njit(f"Tuple((int64[::1], int64[::1]))(float64[:, ::1], boolean[:, ::1], boolean[:, ::1],"
-      f" float64[::1], int64, {_I}, {_I}, int64, int64, float64, float64, float64, boolean,"
-      f" {_I}, {_I}, {_I}, {_I}, float64[::1])",
+@njit(f"Tuple(({_I}, {_F32}, boolean[:, ::1], boolean[:, ::1], int64))"
+      f"({_F32}, {_B}, int64, int64, int64, int64, int64, int64, {_I}, {_I}, int64)",
       cache=True, nogil=True)
-def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, own_weight,
-               agreed_bonus, fill_delta, in_logs_fill, pre_song, pre_artist, pre_count,
-               received, fit_so_far):
-    """The turns of ``strategies._turns`` and their fill, on the kept columns: ``lk`` the
-    members' liking (float64), ``fav`` / ``agreed`` their favourites and agreed favourites
+def turn_candidates(z, allowed, size_sum, size_min, stride_sum, stride_min, own_k, k,
+                    known_ptr, known, known_k):
+    """``turn_pools`` and then ``turn_favourites`` on its wide columns, in one call: the kept
+    columns (catalogue positions), their scores, favourites and agreed favourites, and
+    ``turn_pools``' status; when that is not 0, the arrays are empty and the caller takes
+    ``turn_pools``' own way (the plain path, or numpy's choice among tied scores)."""
+    cand, wide, in_cand, status = turn_pools(z, allowed, size_sum, size_min, stride_sum,
+                                             stride_min, own_k)
+    if status != 0:
+        m = z.shape[0]
+        return (np.zeros(0, np.int64), np.zeros((m, 0), np.float32),
+                np.zeros((m, 0), np.bool_), np.zeros((0, 0), np.bool_), status)
+    zc, fav, agreed, keep = turn_favourites(z, wide, in_cand, k, known_ptr, known, known_k)
+    kept = np.empty(len(keep), np.int64)
+    for i in range(len(keep)):
+        kept[i] = wide[keep[i]]
+    return kept, zc, fav, agreed, status
+
+
+@njit(f"Tuple((int64[::1], int64[::1]))({_F32}, boolean[:, ::1], boolean[:, ::1],"
+      f" float64[::1], float64, float64, int64, {_I}, {_I}, {_I}, int64, int64, float64,"
+      f" float64, float64, boolean, {_I}, {_I}, {_I}, {_I}, float64[::1])",
+      cache=True, nogil=True)
+def turn_picks(tanh, fav, agreed, owed, fair_share, extra, known_limit, song_of, artist_of,
+               cand, cap, length, own_weight, agreed_bonus, fill_delta, in_logs_fill,
+               pre_song, pre_artist, pre_count, received, fit_so_far):
+    """The turns of ``strategies._turns`` and their fill, on the kept columns ``cand``
+    (catalogue positions, whose song and artist ids are read from ``song_of`` and
+    ``artist_of``): ``tanh`` the members' liking up to its last two steps
+    (``strategies.liking_tanh``), which are taken here in float32 as ``liking`` takes them,
+    then widened to float64 (``lk``); each member's share of turns is ``fair_share`` times
+    what they are ``owed`` (empty: one each) plus ``extra``, as numpy computes it; ``fav`` /
+    ``agreed`` their favourites and agreed favourites
     (no rows: none), ``share`` each member's turns. A member's picks are their favourites by
     the group's mean liking plus ``own_weight`` times their own (plus ``agreed_bonus`` for an
     agreed one), best first, ties to the earlier column; the next turn goes to the member with
@@ -606,9 +707,23 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
     ``fair`` with ``fill_delta`` fills the rest from the running fits (``in_logs_fill``: in
     logarithms). A continued playlist passes its tracks so far (``pre_song``; ``pre_count`` of
     each ``pre_artist``), the turns each member ``received`` and their liking so far
-    (``fit_so_far``); a new one passes them empty and zero. Returns the kept positions in
+    (``fit_so_far``); a new one passes them empty. Returns the tracks (catalogue positions) in
     playlist order and, per track, the member whose turn took it (-1: the fill)."""
-    m, c = lk.shape
+    m, c = tanh.shape
+    song = song_of[cand]
+    artist = artist_of[cand]
+    share = np.empty(m)
+    for q in range(m):
+        share[q] = fair_share * (owed[q] if len(owed) > 0 else 1.0) + extra
+    if len(received) == 0:
+        received = np.zeros(m, np.int64)
+    if len(fit_so_far) == 0:
+        fit_so_far = np.zeros(m)
+    lk = np.empty((m, c))
+    half = np.float32(0.5)
+    for q in range(m):
+        for i in range(c):
+            lk[q, i] = np.float64(tanh[q, i] * half + half)
     with_agreed = agreed.shape[0] > 0
     # the favourite columns, and each member's favourites among them (``np.nonzero``'s order)
     is_f = np.zeros(c, np.bool_)
@@ -710,7 +825,7 @@ def turn_picks(lk, fav, agreed, share, known_limit, song, artist, cap, length, o
         for i in range(len(picked)):
             out[n + i] = rest[picked[i]]
         n += len(picked)
-    return out[:n], turns[:n]
+    return cand[out[:n]], turns[:n]
 
 
 @njit(f"Tuple(({_I}, {_I}))({_I}, boolean[:, ::1])", cache=True, nogil=True)
@@ -733,6 +848,47 @@ def for_members(turn, fav):
                 c += 1
         ptr[t + 1] = c
     return ptr, who[:c].copy()
+
+
+@njit(f"Tuple(({_I}, {_I}))(float32[:, :], float32[:, :], int64, {_I})", cache=True,
+      nogil=True)
+def attribute(z_chosen, z_sample, k, turn):
+    """``attribution.attribute``: ``for_members(turn, fav)`` where ``fav`` marks the chosen
+    tracks at or above each member's ``k``-th best sampled score (``kth_largest_rows``)."""
+    limits = kth_largest_rows(z_sample, k)
+    m, n = z_chosen.shape
+    fav = np.empty((m, n), np.bool_)
+    for q in range(m):
+        for t in range(n):
+            fav[q, t] = z_chosen[q, t] >= limits[q]
+    return for_members(turn, fav)
+
+
+@njit(f"Tuple(({_F32}, float32[::1], {_I}, {_I}))(float32[:, :], float32[:, :], float32[:, :],"
+      f" int64, {_I}, boolean)", cache=True, nogil=True)
+def playlist_measures(tanh, z_chosen, z_sample, k, turn, pairwise):
+    """The members' liking of a playlist and ``attribute``'s lists in one call: ``tanh``
+    (``strategies.liking_tanh`` of the chosen scores, members x playlist, at least one track)
+    completed as ``strategies.liking`` completes it, each member's mean liking as
+    ``strategies.column_mean`` sums and divides it, and ``attribute(z_chosen, z_sample, k,
+    turn)``. numpy sums a member's liking pairwise where it lies contiguous (``pairwise``), else
+    track after track; both in float32, the division in float64, rounded."""
+    m, n = tanh.shape
+    lk = np.empty((m, n), np.float32)
+    fit = np.empty(m, np.float32)
+    half = np.float32(0.5)
+    for q in range(m):
+        for t in range(n):
+            lk[q, t] = tanh[q, t] * half + half
+        if pairwise:
+            total = _pairwise_sum32(lk[q], 0, n)
+        else:
+            total = lk[q, 0]
+            for t in range(1, n):
+                total += lk[q, t]
+        fit[q] = np.float32(np.float64(total) / np.float64(n))
+    ptr, who = attribute(z_chosen, z_sample, k, turn)
+    return lk, fit, ptr, who
 
 
 @njit("float32[:, ::1](float64[:, ::1])", cache=True, nogil=True)
@@ -794,9 +950,12 @@ def warm_up() -> None:
     own_pools(z, no, 1)
     zc, fav, agreed, keep = turn_favourites(z, np.arange(4, dtype=np.int64), np.ones(4, np.bool_),
                                             1, e, e, 1)
-    turn_picks(zc.astype(np.float64), fav, agreed, np.ones(2), 1, keep, keep, 1, 2, 10.0, 100.0,
-               0.1, False, e, e, e, np.zeros(2, np.int64), np.zeros(2))
+    turn_picks(zc, fav, agreed, np.ones(2), 1.0, 0.0, 1, keep, keep, keep, 1, 2, 10.0, 100.0,
+               0.1, False, e, e, e, e, np.zeros(0))
+    turn_candidates(z, no, 1, 1, 1, 1, 1, 1, e, e, 1)
     kth_largest_rows(z, 1)
     for_members(i, np.zeros((2, 2), np.bool_))
+    attribute(z, z, 1, i)
+    playlist_measures(z, z, z, 1, np.arange(4, dtype=np.int64), True)
     taste_from_cov(np.eye(2))
     fold(np.eye(2), np.eye(2), np.ones(2))

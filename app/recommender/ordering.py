@@ -18,7 +18,7 @@ Ties go to the earlier track of the strategy's order, so the result is determini
 """
 from __future__ import annotations
 
-from itertools import chain
+from itertools import accumulate, chain
 
 import numpy as np
 
@@ -41,16 +41,18 @@ def listening_order(for_members: list[list[int]], artist: np.ndarray, tempo: np.
     n = len(for_members)
     if n <= 1:
         return list(range(n))
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, for_members), np.int64, n), out=ptr[1:])
-    members = np.fromiter(chain.from_iterable(for_members), np.int64, int(ptr[-1]))
+    # built from Python lists: a playlist is a few dozen tracks, where each numpy call costs
+    # more than the conversion it makes
+    flat = list(chain.from_iterable(for_members))
+    ptr = np.array([0, *accumulate(map(len, for_members))], dtype=np.int64)
+    members = np.array(flat, dtype=np.int64)
     width = max(n_members, 1)
-    if len(members) and not (0 <= min(members.tolist()) and max(members.tolist()) < width):
+    if flat and not (0 <= min(flat) and max(flat) < width):
         raise ValueError(f"member positions must be in 0..{width - 1}")
     cols = [c for c in (tempo, energy) if c is not None and len(c) == n]
     audio = np.array(cols, dtype=np.float64) if cols else _NO_AUDIO
-    return kernels.listening_order(ptr, members, _codes(artist), audio.reshape(len(cols), n),
-                                   float(smooth_weight), width).tolist()
+    return kernels.listening_order(ptr, members, _codes(artist), audio, float(smooth_weight),
+                                   width).tolist()
 
 
 def _codes(values) -> np.ndarray:

@@ -26,6 +26,7 @@ from app.recommender.playlist import GroupPlaylist
 from app.recommender.strategies import (Before, Pick, Rules, Strategy, column_mean, select,
                                         strategy_of)
 from app.recommender.strategies import liking as expected_liking
+from app.recommender.strategies import liking_tanh
 from app.recommender.training import TrainedModel
 
 
@@ -64,8 +65,9 @@ class Recommender:
         self.mean_item = self.items_t.mean(axis=1, dtype=np.float64)
         centred = self.items_t.astype(np.float64) - self.mean_item[:, None]
         self.cov_item = (centred @ centred.T) / max(n, 1)
-        self.song = catalogue.meta.song
-        self.artist = catalogue.meta.artist
+        # as the kernels take them (int64), so that a playlist gathers them without a copy
+        self.song = np.ascontiguousarray(catalogue.meta.song, dtype=np.int64)
+        self.artist = np.ascontiguousarray(catalogue.meta.artist, dtype=np.int64)
         self.not_explicit = ~catalogue.meta.explicit.astype(bool)
         pop = np.zeros(n, np.float32)
         pop[known] = model.popularity[model_pos[known]]
@@ -376,13 +378,10 @@ class Recommender:
             indices = played.tolist() + indices
             z_chosen = np.concatenate([before.z, z_chosen], axis=1)
             turns = so_far.played_turns() + turns
-        liking = expected_liking(z_chosen).T  # playlist x members
-        favourite = attribution.favourites(z_chosen, attribution.thresholds(z_sample))
-        return GroupPlaylist(indices=indices,
-                             member_scores=liking, member_fit=column_mean(liking),
+        liking, fit, for_members = playlist_measures(z_chosen, z_sample, turns)
+        return GroupPlaylist(indices=indices, member_scores=liking, member_fit=fit,
                              taste_match=self.taste_match(rows, r, rc), strategy=spec.name,
-                             notes=notes,
-                             turns=turns, for_members=attribution.for_members(turns, favourite))
+                             notes=notes, turns=turns, for_members=for_members)
 
     def sample_allowed(self, allowed: np.ndarray | None) -> np.ndarray:
         """The favourite thresholds' catalogue sample, limited to the allowed tracks."""
@@ -416,6 +415,28 @@ class Recommender:
                   self.model.user_vectors]
         return int(sum(a.nbytes for a in arrays) + self.skips.data.nbytes
                    + self.skips.indices.nbytes)
+
+
+def playlist_measures(z_chosen: np.ndarray, z_sample: np.ndarray, turns: list[int]
+                      ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+    """A playlist's member scores (playlist x members: ``liking(z_chosen).T``), member fit (their
+    ``column_mean``) and the members each track is for (``attribution.attribute``), from the
+    chosen tracks' scores (members x playlist) and the favourite thresholds' sample: in one
+    kernel where the scores are float32 and the playlist not empty, as every build's are."""
+    m, n = z_chosen.shape
+    s = z_sample.shape[1]
+    # numpy's mean over the tracks depends on the layout (a gather of columns is
+    # column-major: track after track; a row-major one: pairwise): the kernel follows it
+    pairwise = z_chosen.flags.c_contiguous
+    if (n == 0 or s == 0 or z_chosen.dtype != np.float32 or z_sample.dtype != np.float32
+            or len(turns) != n or z_sample.shape[0] != m
+            or not (pairwise or z_chosen.flags.f_contiguous)):
+        liking = expected_liking(z_chosen).T
+        return liking, column_mean(liking), attribution.attribute(z_chosen, z_sample, turns)
+    lk, fit, ptr, who = kernels.playlist_measures(
+        liking_tanh(z_chosen), z_chosen, z_sample, attribution.favourite_rank(s),
+        np.array(turns, dtype=np.int64), pairwise)
+    return lk.T, fit, attribution.as_lists(ptr, who)
 
 
 def _in_columns(tracks: np.ndarray | None, columns: np.ndarray | None) -> np.ndarray | None:

@@ -133,11 +133,18 @@ def liking(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
     """Expected liking 0-1 from standardised scores: ``σ(a·(z − c))``, evaluated as
     ``½ + ½·tanh(a·(z − c)/2)``, which numpy computes in float32 without overflow and faster
     than ``scipy.special.expit``."""
+    t = liking_tanh(z, slope)
+    t *= np.float32(0.5)
+    t += np.float32(0.5)
+    return t
+
+
+def liking_tanh(z: np.ndarray, slope: float = LIKING_SLOPE) -> np.ndarray:
+    """``liking`` up to its last two steps, ``tanh(a·(z − c)/2)`` in float32 (a new array):
+    the kernels that read the liking take those steps themselves."""
     t = np.subtract(z, LIKING_CENTER, dtype=np.float32)
     t *= np.float32(slope / 2)
     np.tanh(t, out=t)
-    t *= np.float32(0.5)
-    t += np.float32(0.5)
     return t
 
 
@@ -309,6 +316,13 @@ class Pick:
     def taken(self) -> Taken:
         """The rules' state with the playlist so far in (empty for a new playlist)."""
         return Taken.before(self.rules.max_per_artist, self.before)
+
+    def __copy__(self) -> "Pick":
+        """A shallow copy (``select``'s, once per playlist) without ``copy``'s generic
+        reduction protocol."""
+        new = object.__new__(Pick)
+        new.__dict__.update(self.__dict__)
+        return new
 
 
 @dataclass(frozen=True)
@@ -487,7 +501,9 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
            pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0,
            known: list[np.ndarray | None] | None = None, known_limit: int = KNOWN_TURN_LIMIT,
-           before: Before | None = None) -> tuple[list[int], list[int]]:
+           before: Before | None = None,
+           favourites: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+           ) -> tuple[list[int], list[int]]:
     """Members take turns, a fair share of turns each (and ``extra`` more), then proportional
     fairness close to max-min (``_fair`` with ``TURN_FILL_DELTA``) fills the rest.
 
@@ -509,7 +525,8 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     the tracks so far, and those tracks count for the rules.
 
     The favourites and the turns with their fill run in ``kernels.turn_favourites`` and
-    ``kernels.turn_picks``; only the liking, a ufunc, is taken here."""
+    ``kernels.turn_picks``; only the liking, a ufunc, is taken here. ``favourites``: what
+    ``_turn_candidates`` returns, in place of ``pools`` and ``kernels.turn_favourites``."""
     m, n = z.shape
     done = before.done if before is not None else 0
     if m == 1:  # one member: every turn is theirs, best liking first, as in ``_fair``
@@ -519,47 +536,76 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
     k = favourite_count(n, rules.length)
     if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
         wide, in_cand = pools[1], pools[2]
+    elif favourites is not None:
+        pass
     else:
         mark = _own_pools(z, allowed, k)
         mark[cand] = True
         wide = np.flatnonzero(mark)
         in_cand = np.zeros(len(wide), dtype=bool)
         in_cand[np.searchsorted(wide, cand)] = True
-    known_ptr, known_at = _NO_KNOWN, _NO_KNOWN
-    if known is not None and any(kn is not None and len(kn) for kn in known):
-        tops = [np.zeros(0, np.int64) if kn is None else as_int64(kn)[:KNOWN_TOP]
-                for kn in known]
-        known_ptr = np.zeros(m + 1, np.int64)
-        np.cumsum([len(t) for t in tops], out=known_ptr[1:])
-        known_at = as_int64(np.concatenate(tops))
-    # every column of ``wide`` is allowed: the pools and ``cand`` are
-    zc, fav, agreed, keep = kernels.turn_favourites(
-        as_f32(z), as_int64(wide), np.ascontiguousarray(in_cand, dtype=bool), k, known_ptr,
-        known_at, KNOWN_MODEL_TOP)
-    cand = wide[keep]
-    lk = liking(zc, TURN_FILL_SLOPE).astype(np.float64)
-    owed = np.ones(m) if owed is None else np.asarray(owed, np.float64)
-    share = np.ascontiguousarray(fair_share(rules.length + done, m) * owed + extra,
-                                 dtype=np.float64)
+    if favourites is not None:  # ``_turn_candidates``: the kept columns already scored
+        cand, zc, fav, agreed = favourites
+    else:
+        # every column of ``wide`` is allowed: the pools and ``cand`` are
+        zc, fav, agreed, keep = kernels.turn_favourites(
+            as_f32(z), as_int64(wide), np.ascontiguousarray(in_cand, dtype=bool), k,
+            *_known_lists(known, m), KNOWN_MODEL_TOP)
+        cand = wide[keep]
+    tanh = liking_tanh(zc, TURN_FILL_SLOPE)  # the kernel completes the liking
+    owed = _NO_FIT if owed is None else np.ascontiguousarray(owed, dtype=np.float64)
     in_logs = m * math.log10((1.0 + TURN_FILL_DELTA) * (rules.length + done + 1)) > 300
-    if before is None:
-        pre_song = pre_artist = pre_count = _NO_KNOWN
-        received, fit = np.zeros(m, np.int64), np.zeros(m)
+    if before is None:  # empty: nothing so far, nobody has had a turn
+        pre_song = pre_artist = pre_count = received = _NO_KNOWN
+        fit = _NO_FIT
     else:
         pre_song = as_int64(before.song)
         pre_artist, pre_count = np.unique(as_int64(before.artist), return_counts=True)
         pre_count = as_int64(pre_count)
         received = as_int64(before.received)
         fit = np.ascontiguousarray(before.fit(TURN_FILL_SLOPE), dtype=np.float64)
-    out, turns = kernels.turn_picks(lk, fav, agreed, share, int(known_limit),
-                                    as_int64(song[cand]), as_int64(artist[cand]),
-                                    rules.max_per_artist, rules.length, TURN_OWN_WEIGHT,
-                                    _AGREED_BONUS, TURN_FILL_DELTA, in_logs, pre_song,
-                                    pre_artist, pre_count, received, fit)
-    return cand[out].tolist(), turns.tolist()
+    out, turns = kernels.turn_picks(tanh, fav, agreed, owed,
+                                    float(fair_share(rules.length + done, m)), float(extra),
+                                    int(known_limit), as_int64(song), as_int64(artist),
+                                    as_int64(cand), rules.max_per_artist, rules.length,
+                                    TURN_OWN_WEIGHT, _AGREED_BONUS, TURN_FILL_DELTA, in_logs,
+                                    pre_song, pre_artist, pre_count, received, fit)
+    return out.tolist(), turns.tolist()
 
 
 _NO_KNOWN = np.zeros(0, np.int64)
+_NO_FIT = np.zeros(0, np.float64)
+
+
+def _known_lists(known: list[np.ndarray | None] | None, m: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The members' heaviest known tracks as the kernels take them: per member ``q``,
+    ``at[ptr[q]:ptr[q + 1]]`` (both empty: nobody has any)."""
+    if known is None or not any(kn is not None and len(kn) for kn in known):
+        return _NO_KNOWN, _NO_KNOWN
+    tops = [np.zeros(0, np.int64) if kn is None else as_int64(kn)[:KNOWN_TOP] for kn in known]
+    ptr = np.zeros(m + 1, np.int64)
+    np.cumsum([len(t) for t in tops], out=ptr[1:])
+    return ptr, as_int64(np.concatenate(tops))
+
+
+def _turn_candidates(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int,
+                     known: list[np.ndarray | None] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """``_turn_pools`` and the favourites of ``_turns`` on its columns in one kernel
+    (``kernels.turn_candidates``): the kept columns, their scores, the members' favourites and
+    agreed favourites there, as ``_turns`` takes them in ``favourites``. None where
+    ``_turn_pools`` would not answer from its kernel alone (a fallback, a tie across a cut):
+    the caller then takes ``_turn_pools`` and ``_turns`` as they are."""
+    m, n = z.shape
+    half = max(size // 2, 1)
+    for kk in (2 * size, half):
+        if kk >= n or not (kk // 8 >= 2 and 8 * kk < n):
+            return None
+    kept, zc, fav, agreed, status = kernels.turn_candidates(
+        as_f32(z), _allowed(allowed), 2 * size, half, (2 * size) // 8, half // 8, _own_k(n, k),
+        k, *_known_lists(known, m), KNOWN_MODEL_TOP)
+    return None if status else (kept, zc, fav, agreed)
 
 
 def _gfar(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
@@ -653,9 +699,17 @@ def _taking_turns(extra: int, use_history: bool = False):
     """A strategy where members take turns, ``extra`` turns each beyond the fair share;
     ``use_history``: the turns look first at the member's agreed favourites."""
     def choose(p: Pick) -> tuple[list[int], list[int]]:
-        n = p.z.shape[1]
+        m, n = p.z.shape
+        known = p.known if use_history else None
+        if m > 1:
+            got = _turn_candidates(p.z, p.allowed, p.size, favourite_count(n, p.rules.length),
+                                   known)
+            if got is not None:
+                return _turns(p.z, p.allowed, got[0], p.song, p.artist, p.rules, p.owed,
+                              extra=extra, known=known, known_limit=p.known_limit,
+                              before=p.before, favourites=got)
         pools = (_turn_pools(p.z, p.allowed, p.size, favourite_count(n, p.rules.length))
-                 if p.z.shape[0] > 1 else None)
+                 if m > 1 else None)
         cand = pools[0] if pools is not None else candidates(p.z, p.allowed, p.size,
                                                              with_max=False)
         return _turns(p.z, p.allowed, cand, p.song, p.artist, p.rules, p.owed, pools=pools,

@@ -14,6 +14,7 @@ from tests.support.reference_kernels import (fair_reference, folded_reference,
                                              thresholds_reference,
                                              listening_order_reference, own_pools_reference,
                                              scaled_reference, separate_artists_reference,
+                                             turn_candidates_reference,
                                              turn_pools_reference, turns_reference)
 
 
@@ -153,7 +154,9 @@ def test_kernels_are_compiled_once_for_fixed_types():
     for kernel in (kernels.fair, kernels.greedy_fill, kernels.listening_order,
                    kernels.separate_artists, kernels.turn_pools, kernels.own_pools,
                    kernels.turn_favourites, kernels.turn_picks, kernels.kth_largest_rows,
-                   kernels.for_members, kernels.taste_from_cov, kernels.fold):
+                   kernels.turn_candidates,
+                   kernels.for_members, kernels.taste_from_cov, kernels.fold,
+                   kernels.attribute, kernels.playlist_measures):
         assert len(kernel.signatures) == 1
     with pytest.raises(TypeError):
         kernels.greedy_fill(np.arange(3, dtype=np.int32), *[np.arange(3)] * 4, 1, 2)
@@ -187,6 +190,49 @@ def test_turn_pools_kernel_equals_the_reference(seed):
                 assert g.dtype == w.dtype and np.array_equal(g, w), (seed, trial)
         np.testing.assert_array_equal(strategies._own_pools(z, allowed, k),
                                       own_pools_reference(z, allowed, k))
+
+
+def test_pools_kernels_leave_a_nan_score_to_the_plain_path():
+    """A NaN anywhere in the group's scores (allowed or not) makes the pools' kernels decline,
+    so that numpy's own selections, which sort NaN last, decide."""
+    rng = np.random.default_rng(360)
+    for trial in range(20):
+        m, n = int(rng.integers(2, 8)), 20_000
+        z = rng.standard_normal((m, n)).astype(np.float32)
+        assert strategies._turn_candidates(z, None, 200, 20) is not None  # the kernel answers
+        z[int(rng.integers(0, m)), int(rng.integers(0, n))] = np.nan
+        allowed = rng.random(n) < 0.5 if trial % 2 else None
+        assert strategies._turn_pools(z, allowed, 200, 20) is None, trial
+        assert strategies._turn_candidates(z, allowed, 200, 20) is None, trial
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_turn_candidates_kernel_equals_the_reference(seed):
+    """The pools and the members' favourites in one kernel: the kept columns, their scores,
+    favourites and agreed favourites as the numpy steps give them; it declines (None) only
+    where the pools' kernel does (a fallback, or a tie across a cut left to numpy)."""
+    rng = np.random.default_rng(350 + seed)
+    answered = 0
+    for trial in range(40):
+        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+        z = _group_scores(rng, m, n, trial)
+        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        size, k = int(rng.choice([200, 300])), int(rng.choice([20, 40]))
+        known = None
+        if trial % 3 == 1:  # ``turns_known``: some members' heaviest known tracks
+            known = [None if q % 3 == 2 else rng.choice(n, int(rng.integers(0, 150)))
+                     for q in range(m)]
+        got = strategies._turn_candidates(z, allowed, size, k, known)
+        want = turn_candidates_reference(z, allowed, size, k, known)
+        if got is None:
+            pools = strategies._turn_pools(z, allowed, size, k)
+            assert want is None or pools is not None, (seed, trial)  # None or a tie only
+            continue
+        answered += 1
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape and np.array_equal(g, w), (
+                seed, trial)
+    assert answered >= 5
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -234,6 +280,24 @@ def test_thresholds_kernel_equals_numpys_partition():
                                       thresholds_reference(sample, share))
 
 
+def test_kth_largest_with_its_floor_equals_numpys_partition():
+    """Rows around the length where the k-th largest first takes its floor (eight entries per
+    group), on coarse grids (ties at the floor and at the answer) and with NaN."""
+    rng = np.random.default_rng(550)
+    for trial in range(400):
+        k = int(rng.integers(1, 49))
+        s = max(k, 8 * k + int(rng.integers(-3, 40)))
+        x = rng.standard_normal((int(rng.integers(1, 4)), s)).astype(np.float32)
+        if trial % 2 == 0:
+            x = np.round(x * float(rng.choice([1, 4]))) / 4
+        if trial % 3 == 0:  # ascending rows: each group's maximum is its last entry
+            x = np.sort(x, axis=1)
+        if trial % 11 == 0:
+            x[-1, rng.integers(0, s)] = np.nan
+        want = np.partition(x, s - k, axis=1)[:, s - k]
+        np.testing.assert_array_equal(kernels.kth_largest_rows(x, k), want)
+
+
 def test_for_members_kernel_equals_the_reference():
     rng = np.random.default_rng(600)
     for trial in range(300):
@@ -241,6 +305,60 @@ def test_for_members_kernel_equals_the_reference():
         turns = rng.integers(-1, m, n).tolist()
         fav = rng.random((m, n)) < float(rng.choice([0.0, 0.2, 0.7])) if trial % 4 else None
         assert attribution.for_members(turns, fav) == for_members_reference(turns, fav)
+
+
+def test_attribution_kernel_equals_the_references():
+    """Thresholds, favourites and the members each track is for, in one kernel, against the
+    references of the thresholds and of ``for_members`` (ties at the threshold, NaN)."""
+    rng = np.random.default_rng(650)
+    for trial in range(300):
+        m, s, n = int(rng.integers(1, 12)), int(rng.integers(1, 600)), int(rng.integers(0, 40))
+        z = rng.standard_normal((m, 3 * s)).astype(np.float32)
+        if trial % 3 == 0:  # a coarse grid: chosen tracks exactly at a threshold
+            z = np.round(z * 2) / 2
+        if trial % 10 == 0:
+            z[0, rng.integers(0, 3 * s, 3)] = np.nan
+        sample = z[:, ::3]  # a strided view, as ``plan`` passes it
+        chosen = z[:, rng.integers(0, 3 * s, n)]  # a gather: column-major, as ``finish``'s
+        if trial % 2:  # row-major, as a continued playlist's (the tracks so far in front)
+            chosen = np.ascontiguousarray(chosen)
+        turns = rng.integers(-1, m, n).tolist()
+        share = float(rng.choice([0.02, 0.3, 1.0]))
+        want = for_members_reference(
+            turns, attribution.favourites(chosen, thresholds_reference(sample, share)))
+        assert attribution.attribute(chosen, sample, turns, share) == want, trial
+
+
+def test_playlist_measures_kernel_equals_numpys_steps():
+    """Member scores, member fit and the members each track is for in one kernel, bit for bit
+    against ``liking``, ``column_mean`` and the attribution's references: scores gathered
+    column-major (numpy sums a member's liking track after track) and row-major (pairwise),
+    playlists past the 128 tracks where the pairwise sum splits, ties at the thresholds, NaN
+    samples."""
+    from app.recommender.scoring import playlist_measures
+    from app.recommender.strategies import column_mean
+
+    rng = np.random.default_rng(660)
+    for trial in range(300):
+        m, s = int(rng.integers(1, 12)), int(rng.integers(1, 600))
+        n = int(rng.choice([int(rng.integers(1, 40)), int(rng.integers(120, 300))]))
+        z = (rng.standard_normal((m, 3 * s)) * float(rng.choice([1, 3]))).astype(np.float32)
+        if trial % 3 == 0:
+            z = np.round(z * 2) / 2
+        chosen = z[:, rng.integers(0, 3 * s, n)]  # a gather: column-major, as ``finish``'s
+        if trial % 2:  # row-major, as a continued playlist's (the tracks so far in front)
+            chosen = np.ascontiguousarray(chosen)
+        if trial % 10 == 0:
+            z[0, rng.integers(0, 3 * s, 3)] = np.nan
+        sample = z[:, ::3]
+        turns = rng.integers(-1, m, n).tolist()
+        liking_, fit, who = playlist_measures(chosen, sample, turns)
+        want = liking(chosen).T
+        assert liking_.shape == want.shape and liking_.dtype == want.dtype, trial
+        np.testing.assert_array_equal(liking_.view(np.uint32), want.view(np.uint32))
+        np.testing.assert_array_equal(fit.view(np.uint32), column_mean(want).view(np.uint32))
+        assert who == for_members_reference(
+            turns, attribution.favourites(chosen, thresholds_reference(sample))), trial
 
 
 def test_taste_match_kernel_equals_numpys_steps():

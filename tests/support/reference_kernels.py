@@ -243,6 +243,32 @@ def turn_pools_reference(z: np.ndarray, allowed: np.ndarray | None, size: int, k
     return listed[is_cand], listed[is_wide], is_cand[is_wide]
 
 
+def turn_candidates_reference(z: np.ndarray, allowed: np.ndarray | None, size: int, k: int,
+                              known: list[np.ndarray | None] | None = None):
+    """``strategies._turn_candidates`` as numpy code: ``turn_pools_reference``, then the
+    favourites of ``turns_reference`` on its wide columns (None: a pool would take
+    ``best``'s fallback)."""
+    pools = turn_pools_reference(z, allowed, size, k)
+    if pools is None:
+        return None
+    wide, in_cand = pools[1], pools[2]
+    ranked = np.take(z, wide, axis=1)
+    c = ranked.shape[1]
+    kf = min(k, c)
+    fav = ranked >= np.partition(ranked, c - kf, axis=1)[:, c - kf:c - kf + 1]
+    agreed = np.zeros((0, c), dtype=bool)
+    if known is not None and any(kn is not None and len(kn) for kn in known):
+        kk = min(c, KNOWN_MODEL_TOP)
+        top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
+        agreed = np.zeros_like(fav)
+        for q, kn in enumerate(known):
+            if kn is not None and len(kn):
+                agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
+        fav = fav | agreed
+    keep = np.flatnonzero(in_cand | fav.any(axis=0))
+    return wide[keep], ranked[:, keep], fav[:, keep], agreed[:, keep]
+
+
 def turns_reference(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
            artist: np.ndarray, rules: Rules, owed: np.ndarray | None = None,
            pools: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, extra: int = 0,
