@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from app.common.cache import cached, forget
 from app.common.clock import utcnow
@@ -153,10 +153,7 @@ def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmCho
     seen = unassigned.get(key)
     stored = None
     if seen is None or time.monotonic() - seen >= ttl:
-        stored = db.session.scalar(
-            select(Assignment.arm).where(Assignment.experiment_id == experiment.id,
-                                         Assignment.user_id == user_id)
-        )
+        stored = stored_arm(experiment.id, user_id)
         if stored is None:
             unassigned.put(key, time.monotonic())
     if stored is not None:
@@ -165,6 +162,19 @@ def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmCho
         return choice
     arm = choose_arm(value, arm_weights(experiment))
     return ArmChoice(experiment.id, experiment.name, user_id, arm, value, False)
+
+
+# Built once: a request whose user has no arm in this process's memory reads it, and building
+# the SELECT and running it through the ORM session cost several times the lookup itself.
+_STORED_ARM = select(Assignment.arm).where(Assignment.experiment_id == bindparam("experiment"),
+                                           Assignment.user_id == bindparam("user"))
+
+
+def stored_arm(experiment_id: int, user_id: int) -> str | None:
+    """The user's recorded arm, read in the session's transaction (a Core statement on the
+    session's connection: the ORM adds nothing to a one-column read)."""
+    return db.session.connection().execute(
+        _STORED_ARM, {"experiment": experiment_id, "user": user_id}).scalar()
 
 
 # Committed assignments this process has seen, so a returning user costs no query. Assignments
@@ -218,10 +228,7 @@ def store_assignment(choice: ArmChoice) -> str:
         "experiment_id": choice.experiment_id, "user_id": choice.user_id,
         "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
     }, ["experiment_id", "user_id"])
-    stored = db.session.scalar(
-        select(Assignment.arm).where(Assignment.experiment_id == choice.experiment_id,
-                                     Assignment.user_id == choice.user_id)
-    )
+    stored = stored_arm(choice.experiment_id, choice.user_id)
     if stored != choice.arm:  # another process stored first: the next arm_for must read it
         _unassigned()[0].put((choice.experiment_id, choice.experiment, choice.user_id),
                              float("-inf"))
