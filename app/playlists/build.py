@@ -10,7 +10,7 @@ import numpy as np
 from flask import current_app
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
-from app.playlists.histories import known_histories, playlist_evidence, user_genres
+from app.playlists.histories import known_histories, playlist_evidence
 from app.playlists.holder import ServingState, get_holder
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import GroupInput, HistoryModel, LightFMModel
@@ -68,7 +68,7 @@ def group_input(model: LightFMModel | HistoryModel, members: list[int], *,
     if with_histories and model.needs_history:
         histories = get_holder().histories.get(model.catalogue, members)
     asked = model.needs_genres(members, histories)
-    genres = user_genres(asked)
+    genres = get_holder().genres.get(asked)
     unknown = [u for u in asked if u not in genres]
     if unknown:
         raise UnknownUsers(unknown)

@@ -36,6 +36,37 @@ def user_genres(user_ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
+class GenresCache:
+    """Per-process, LRU-bounded cache of ``user_genres`` (a query with two joins that most
+    playlists made again for the same members). A user's entry is read again once it is
+    ``interval`` seconds old, so a re-imported user's genres reach the playlists that much
+    later, as a new import's histories do (``HistoryCache``); a user not found is never kept,
+    so a user just created is found at once."""
+
+    MAX_USERS = 20_000
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.users: LRU[int, tuple[float, list[str]]] = LRU(self.MAX_USERS)
+
+    def get(self, user_ids: list[int]) -> dict[int, list[str]]:
+        """As ``user_genres``: existing users among ``user_ids`` with their genres."""
+        now = time.monotonic()
+        found: dict[int, list[str]] = {}
+        missing = []
+        for u in user_ids:
+            hit = self.users.get(u)
+            if hit is not None and now - hit[0] < self.interval:
+                found[u] = list(hit[1])
+            else:
+                missing.append(u)
+        if missing:
+            for u, genres in user_genres(missing).items():
+                self.users.put(u, (now, genres))
+                found[u] = list(genres)
+        return found
+
+
 def histories(catalogue: Catalogue, members: list[int]) -> list[np.ndarray]:
     """Per member, catalogue indices of the tracks they played or liked."""
     ev = ListeningEvent.__table__.c
