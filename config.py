@@ -92,7 +92,8 @@ class Config:
     CLIENT_FEEDBACK_RATE_LIMIT = os.environ.get("CLIENT_FEEDBACK_RATE_LIMIT",
                                                 "12000 per minute")
     API_CLIENT_CACHE_SECONDS = _env_int("API_CLIENT_CACHE_SECONDS", 5)
-    # How long a worker keeps the active experiment, and a user it found without a stored arm.
+    # How long a worker keeps the active experiment and its count of assignments (a user found
+    # without a stored arm is read again once that count changes).
     EXPERIMENT_CACHE_SECONDS = _env_int("EXPERIMENT_CACHE_SECONDS", 2)
     # A/B statistics: at most this many decided playlists per user and day count, so no one
     # user outweighs the others.

@@ -16,6 +16,7 @@ import hashlib
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous.encoding import base64_encode, int_to_bytes
 
 _SALT = "pozytywka feedback token v1"
 
@@ -51,9 +52,19 @@ def issue(prediction_id: str, user_id: int, now: float | None = None) -> str:
     return _signer(now).sign(value).decode("ascii")[len(value) + 1:]
 
 
-def issue_all(prediction_id: str, members: list[int]) -> dict[int, str]:
-    """One token per distinct member, the requesting user first."""
-    return {user_id: issue(prediction_id, user_id) for user_id in dict.fromkeys(members)}
+def issue_all(prediction_id: str, members: list[int], now: float | None = None
+              ) -> dict[int, str]:
+    """One token per distinct member, the requesting user first: what ``issue`` gives each,
+    with the time stamp encoded once for the group (``TimestampSigner.sign`` signs
+    ``VALUE.TIME`` and appends ``.MAC``; the token is ``TIME.MAC``)."""
+    signer = _signer(now)
+    stamp = base64_encode(int_to_bytes(signer.get_timestamp()))
+    sep = signer.sep if isinstance(signer.sep, bytes) else signer.sep.encode("ascii")
+    out = {}
+    for user_id in dict.fromkeys(members):
+        mac = signer.get_signature(_value(prediction_id, user_id).encode("utf-8") + sep + stamp)
+        out[user_id] = (stamp + sep + mac).decode("ascii")
+    return out
 
 
 def header_value(tokens: dict[int, str]) -> str:

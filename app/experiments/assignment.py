@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from app.common.cache import cached, forget
 from app.common.clock import utcnow
@@ -152,19 +152,50 @@ def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmCho
     unassigned, ttl = _unassigned()
     seen = unassigned.get(key)
     stored = None
-    if seen is None or time.monotonic() - seen >= ttl:
-        stored = db.session.scalar(
-            select(Assignment.arm).where(Assignment.experiment_id == experiment.id,
-                                         Assignment.user_id == user_id)
-        )
+    if seen is None or seen != _assignment_count(experiment.id, ttl):
+        count = _assignment_count(experiment.id, ttl)  # read before the user's row
+        stored = stored_arm(experiment.id, user_id)
         if stored is None:
-            unassigned.put(key, time.monotonic())
+            unassigned.put(key, count)
     if stored is not None:
         choice = ArmChoice(experiment.id, experiment.name, user_id, stored, value, True)
         remember(choice)
         return choice
     arm = choose_arm(value, arm_weights(experiment))
     return ArmChoice(experiment.id, experiment.name, user_id, arm, value, False)
+
+
+# Built once: a request whose user has no arm in this process's memory reads it, and building
+# the SELECT and running it through the ORM session cost several times the lookup itself.
+_STORED_ARM = select(Assignment.arm).where(Assignment.experiment_id == bindparam("experiment"),
+                                           Assignment.user_id == bindparam("user"))
+
+
+def stored_arm(experiment_id: int, user_id: int) -> str | None:
+    """The user's recorded arm, read in the session's transaction (a Core statement on the
+    session's connection: the ORM adds nothing to a one-column read)."""
+    return db.session.connection().execute(
+        _STORED_ARM, {"experiment": experiment_id, "user": user_id}).scalar()
+
+
+_ASSIGNMENT_COUNT = (select(func.count()).select_from(Assignment)
+                     .where(Assignment.experiment_id == bindparam("experiment")))
+
+
+def _assignment_count(experiment_id: int, ttl: float) -> int:
+    """How many assignments the experiment has, read at most once per ``ttl`` per process.
+
+    A user found without an arm is believed so while this count stays what it was before
+    that user's row was read: any arm committed since (by any process) changes it, and the
+    change is seen within ``ttl``. So a user who is never stored (anonymous calls store
+    nothing) costs no query of their own at all while nobody new is assigned, and one per
+    count change otherwise."""
+    return cached(f"{_COUNT_CACHE}:{experiment_id}", ttl, lambda: int(
+        db.session.connection().execute(_ASSIGNMENT_COUNT,
+                                        {"experiment": experiment_id}).scalar() or 0))
+
+
+_COUNT_CACHE = "assignment_count"
 
 
 # Committed assignments this process has seen, so a returning user costs no query. Assignments
@@ -182,10 +213,11 @@ def _known_arms() -> LRU[tuple[int, str, int], str]:
     return known
 
 
-def _unassigned() -> tuple[LRU[tuple[int, str, int], float], float]:
-    """Users this process found without a stored arm, and when; believed for
-    ``EXPERIMENT_CACHE_SECONDS`` (the staleness the experiment itself already has), so that a
-    user who is never stored (anonymous calls store nothing) costs no query on every request.
+def _unassigned() -> tuple[LRU[tuple[int, str, int], int | None], float]:
+    """Users this process found without a stored arm, with the experiment's assignment count
+    read before their row (``_assignment_count``); believed unassigned while that count holds,
+    as seen within ``EXPERIMENT_CACHE_SECONDS`` (the staleness the experiment itself already
+    has), so that a user who is never stored costs no query on every request.
     Nothing is lost by it: a request that stores (``store_assignment``) still inserts with the
     unique key and reads back the winner, so another worker's assignment in that time is kept,
     and the hash gives it the same arm unless the weights changed in between."""
@@ -218,13 +250,10 @@ def store_assignment(choice: ArmChoice) -> str:
         "experiment_id": choice.experiment_id, "user_id": choice.user_id,
         "arm": choice.arm, "bucket": choice.bucket, "assigned_at": utcnow(),
     }, ["experiment_id", "user_id"])
-    stored = db.session.scalar(
-        select(Assignment.arm).where(Assignment.experiment_id == choice.experiment_id,
-                                     Assignment.user_id == choice.user_id)
-    )
+    stored = stored_arm(choice.experiment_id, choice.user_id)
     if stored != choice.arm:  # another process stored first: the next arm_for must read it
         _unassigned()[0].put((choice.experiment_id, choice.experiment, choice.user_id),
-                             float("-inf"))
+                             None)
     return stored
 
 

@@ -2,13 +2,15 @@
 from the recommender, the names and artists from the catalogue. Nothing is recorded here."""
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 from flask import current_app
 
 from app.playlists.errors import CannotBuild, ModelUnavailable, UnknownUsers
-from app.playlists.histories import known_histories, playlist_evidence, user_genres
+from app.playlists.histories import known_histories, playlist_evidence
 from app.playlists.holder import ServingState, get_holder
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import GroupInput, HistoryModel, LightFMModel
@@ -24,7 +26,7 @@ class TrackDetails:
     name: str
     artist: str
     artist_id: str
-    genres: list[str]
+    genres: tuple[str, ...]
     duration_ms: int
     explicit: bool
 
@@ -66,7 +68,7 @@ def group_input(model: LightFMModel | HistoryModel, members: list[int], *,
     if with_histories and model.needs_history:
         histories = get_holder().histories.get(model.catalogue, members)
     asked = model.needs_genres(members, histories)
-    genres = user_genres(asked)
+    genres = get_holder().genres.get(asked)
     unknown = [u for u in asked if u not in genres]
     if unknown:
         raise UnknownUsers(unknown)
@@ -105,8 +107,38 @@ def _playlist(catalogue: Catalogue, result: GroupPlaylist, members: list[int],
 
 
 def _tracks(catalogue: Catalogue, indices: list[int]) -> list[TrackDetails]:
-    """The tracks' details; the catalogue columns are gathered once per playlist (``tolist``
-    gives plain Python values), not looked up track by track."""
+    """The tracks' details, each made once per catalogue and kept (they never change while
+    the catalogue lives): a playlist then costs one dictionary look-up per track."""
+    known = _details_of(catalogue)
+    out = [known.get(i) for i in indices]
+    if None in out:
+        missing = [i for i, d in zip(indices, out) if d is None]
+        made = dict(zip(missing, _make_details(catalogue, missing)))
+        with _DETAILS_LOCK:
+            if len(known) + len(made) > _DETAILS_MAX:
+                known.clear()  # a bound for huge catalogues; refilled by the tracks served
+            known.update(made)
+        out = [d if d is not None else made[i] for i, d in zip(indices, out)]
+    return out  # type: ignore[return-value]
+
+
+# The details of one catalogue at a time (the serving one), keyed by catalogue position; held
+# by a weak reference, so that a replaced catalogue is freed as it was before.
+_DETAILS_MAX = 200_000
+_DETAILS_LOCK = threading.Lock()
+_details: tuple[weakref.ref, dict[int, TrackDetails]] | None = None
+
+
+def _details_of(catalogue: Catalogue) -> dict[int, TrackDetails]:
+    global _details
+    held = _details
+    if held is None or held[0]() is not catalogue:
+        held = _details = (weakref.ref(catalogue), {})
+    return held[1]
+
+
+def _make_details(catalogue: Catalogue, indices: list[int]) -> list[TrackDetails]:
+    """The catalogue columns gathered for ``indices`` (``tolist`` gives plain Python values)."""
     meta = catalogue.meta
     idx = np.asarray(indices, dtype=np.int64)
     artist = meta.artist[idx]
@@ -114,7 +146,7 @@ def _tracks(catalogue: Catalogue, indices: list[int]) -> list[TrackDetails]:
     durations = (catalogue.durations[idx].tolist() if catalogue.durations is not None
                  else [0] * len(idx))
     return [TrackDetails(track_id=track_id, name=str(name), artist=artist_name,
-                         artist_id=artist_id, genres=catalogue.genres_of(i),
+                         artist_id=artist_id, genres=tuple(catalogue.genres_of(i)),
                          duration_ms=int(duration), explicit=explicit)
             for i, track_id, name, artist_name, artist_id, duration, explicit in zip(
                 idx.tolist(), catalogue.item_ids[idx].astype(str).tolist(), names,

@@ -36,6 +36,37 @@ def user_genres(user_ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
+class GenresCache:
+    """Per-process, LRU-bounded cache of ``user_genres`` (a query with two joins that most
+    playlists made again for the same members). A user's entry is read again once it is
+    ``interval`` seconds old, so a re-imported user's genres reach the playlists that much
+    later, as a new import's histories do (``HistoryCache``); a user not found is never kept,
+    so a user just created is found at once."""
+
+    MAX_USERS = 20_000
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.users: LRU[int, tuple[float, list[str]]] = LRU(self.MAX_USERS)
+
+    def get(self, user_ids: list[int]) -> dict[int, list[str]]:
+        """As ``user_genres``: existing users among ``user_ids`` with their genres."""
+        now = time.monotonic()
+        found: dict[int, list[str]] = {}
+        missing = []
+        for u in user_ids:
+            hit = self.users.get(u)
+            if hit is not None and now - hit[0] < self.interval:
+                found[u] = list(hit[1])
+            else:
+                missing.append(u)
+        if missing:
+            for u, genres in user_genres(missing).items():
+                self.users.put(u, (now, genres))
+                found[u] = list(genres)
+        return found
+
+
 def histories(catalogue: Catalogue, members: list[int]) -> list[np.ndarray]:
     """Per member, catalogue indices of the tracks they played or liked."""
     ev = ListeningEvent.__table__.c
@@ -182,15 +213,41 @@ def playlist_evidence(counts: list[Counts], catalogue: Catalogue, idx: np.ndarra
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per member and playlist track (catalogue positions ``idx``): the member's likes of the
     track, plays of the track and plays of any track by its artist (members x playlist each),
-    the counts a track's reason quotes (``reasons.py``), from each member's ``Counts``."""
+    the counts a track's reason quotes (``reasons.py``), from each member's ``Counts``.
+
+    All members are searched at once: each member's keys are shifted into a range of their
+    own (member position times the number of keys there can be), so one sorted array holds
+    every member's keys and one search answers every (member, track), where a search per
+    member and column cost a dozen numpy calls each."""
     idx = np.asarray(idx, dtype=np.int64)
     artists = catalogue.meta.artist[idx].astype(np.int64)
-    shape = (len(counts), len(idx))
-    likes, plays, by_artist = (np.zeros(shape, np.int64) for _ in range(3))
-    for j, c in enumerate(counts):
-        likes[j], plays[j] = Counts.lookup(c.tracks, idx, c.likes, c.plays)
-        by_artist[j] = Counts.lookup(c.artists, artists, c.artist_plays)[0]
+    likes, plays = _stacked_lookup([c.tracks for c in counts], idx, len(catalogue),
+                                   [c.likes for c in counts], [c.plays for c in counts])
+    by_artist, = _stacked_lookup([c.artists for c in counts], artists,
+                                 len(catalogue.meta.artist_ids), [c.artist_plays for c in counts])
     return likes, plays, by_artist
+
+
+def _stacked_lookup(keys: list[np.ndarray], asked: np.ndarray, span: int,
+                    *columns: list[np.ndarray]) -> list[np.ndarray]:
+    """``Counts.lookup`` for every member at once: per column, members x ``asked``, 0 where a
+    member's (ascending, below ``span``) keys lack the asked one."""
+    m, n = len(keys), len(asked)
+    sizes = np.fromiter((len(k) for k in keys), np.int64, m)
+    if not sizes.sum():
+        return [np.zeros((m, n), np.int64) for _ in columns]
+    shift = np.arange(m, dtype=np.int64) * span
+    stacked = np.concatenate(keys).astype(np.int64, copy=False) + np.repeat(shift, sizes)
+    wanted = (asked[None, :] + shift[:, None]).ravel()
+    pos = np.searchsorted(stacked, wanted)
+    np.minimum(pos, len(stacked) - 1, out=pos)
+    miss = stacked[pos] != wanted
+    out = []
+    for values in columns:
+        got = np.concatenate(values).astype(np.int64, copy=False)[pos]
+        got[miss] = 0
+        out.append(got.reshape(m, n))
+    return out
 
 
 def known_histories(catalogue: Catalogue, members: list[int], weights) -> list[np.ndarray]:

@@ -28,7 +28,7 @@ from app.db import ModelVersion, Track
 from app.extensions import db
 from app.modelstore.loaders import load_catalogue
 from app.modelstore.registry import active_pointer, artifact_folder, load_version
-from app.playlists.histories import CountedHistoryCache, EvidenceCache
+from app.playlists.histories import CountedHistoryCache, EvidenceCache, GenresCache
 from app.recommender import retrieval
 from app.recommender.catalogue import Catalogue
 from app.recommender.group import HistoryModel, LightFMModel
@@ -105,6 +105,7 @@ class ModelHolder:
         self.interval = float(app.config.get("MODEL_RELOAD_SECONDS", 5))
         self.evidence = EvidenceCache(self.interval)  # the reasons' play and like counts
         self.histories = CountedHistoryCache(self.interval, self.evidence)
+        self.genres = GenresCache(self.interval)  # members' favourite genres, and who exists
         self.background: threading.Thread | None = None
         self.stopping = threading.Event()
 

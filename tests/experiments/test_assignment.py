@@ -253,3 +253,31 @@ def _another_process_stores_the_other_arm(experiment, choice) -> str:
                               bucket=choice.bucket, assigned_at=utcnow()))
     db.session.commit()
     return other
+
+
+def test_a_user_without_an_arm_costs_no_query_of_their_own_while_nobody_is_assigned(app):
+    """Past EXPERIMENT_CACHE_SECONDS, a user found without an arm is not read again while the
+    experiment's assignments stay as they were (one count per process and interval instead of
+    a query per user); an arm another process stores for them is read once the count moves."""
+    import time
+
+    app.config["EXPERIMENT_CACHE_SECONDS"] = 0.3
+    with app.app_context():
+        experiment = assignment.serving_experiment()
+        users = [5151, 5152, 5153]
+        first = {u: assignment.arm_for(experiment, u) for u in users}
+        assert not any(c.stored for c in first.values())
+        time.sleep(0.4)
+        experiment = assignment.serving_experiment()
+        selects, stop = _count_selects(db.engine)
+        try:
+            again = {u: assignment.arm_for(experiment, u) for u in users}
+        finally:
+            stop()
+        assert all(not c.stored and c.arm == first[c.user_id].arm for c in again.values())
+        assert len(selects) == 1 and "count" in selects[0].lower(), selects
+        other = _another_process_stores_the_other_arm(experiment, first[5152])
+        time.sleep(0.4)
+        experiment = assignment.serving_experiment()
+        later = assignment.arm_for(experiment, 5152)
+        assert later.stored and later.arm == other

@@ -56,3 +56,23 @@ def test_the_served_answer_is_the_items_as_json(api_client):
         items = got.get_json()
         assert len(items) == 20 and all(set(i) == {"id", "name", "artist"} for i in items)
         assert got.data == json.dumps(items, ensure_ascii=False).encode()
+
+
+def test_track_details_are_the_catalogues_own_after_a_reload():
+    """The details kept per catalogue are those of the catalogue asked about: a reloaded
+    catalogue with other names at the same positions shows its own, and a track asked for
+    again is the one its catalogue holds."""
+    import gc
+
+    from app.playlists.build import _tracks
+
+    old = _catalogue(["old 0", "old 1", "old 2"], ["A", "B"], ["t0", "t1", "t2"])
+    assert [t.name for t in _tracks(old, [2, 0])] == ["old 2", "old 0"]
+    new = _catalogue(["new 0", "new 1", "new 2"], ["C"], ["u0", "u1", "u2"])
+    got = _tracks(new, [0, 2, 1, 0])
+    assert [(t.track_id, t.name, t.artist) for t in got] == [
+        ("u0", "new 0", "C"), ("u2", "new 2", "C"), ("u1", "new 1", "C"), ("u0", "new 0", "C")]
+    del old, new
+    gc.collect()
+    again = _catalogue(["again 0", "again 1", "again 2"], ["D"], ["v0", "v1", "v2"])
+    assert [t.name for t in _tracks(again, [1])] == ["again 1"]
