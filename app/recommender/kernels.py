@@ -181,13 +181,13 @@ def _seen(members, start, k):
     return False
 
 
-@njit("float64(float64[::1], int64, int64)", cache=True, nogil=True)
-def _pairwise_sum(a, lo, n):
+@njit(cache=True, nogil=True)
+def _pairwise(a, lo, n, zero):
     """``a[lo:lo + n]`` summed as numpy's reductions sum a contiguous row (pairwise: eight
-    running sums over blocks of up to 128, halves above), so that the result is the same
-    float64 as ``np.add.reduce``'s."""
+    running sums over blocks of up to 128, halves above), in ``a``'s type from ``zero``, so
+    that the result is the same number as ``np.add.reduce``'s."""
     if n < 8:
-        res = 0.0
+        res = zero
         for i in range(lo, lo + n):
             res += a[i]
         return res
@@ -212,40 +212,19 @@ def _pairwise_sum(a, lo, n):
         return res
     n2 = n // 2
     n2 -= n2 % 8
-    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+    return _pairwise(a, lo, n2, zero) + _pairwise(a, lo + n2, n - n2, zero)
+
+
+@njit("float64(float64[::1], int64, int64)", cache=True, nogil=True)
+def _pairwise_sum(a, lo, n):
+    """``_pairwise`` of a float64 row."""
+    return _pairwise(a, lo, n, 0.0)
 
 
 @njit("float32(float32[::1], int64, int64)", cache=True, nogil=True)
 def _pairwise_sum32(a, lo, n):
-    """``_pairwise_sum`` of a float32 row, in float32, as numpy's float32 reductions sum a
-    contiguous row (the same blocks and order)."""
-    if n < 8:
-        res = np.float32(-0.0)
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        while i < n - (n % 8):
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_sum32(a, lo, n2) + _pairwise_sum32(a, lo + n2, n - n2)
+    """``_pairwise`` of a float32 row, in float32 (numpy's float32 reductions start from -0.0)."""
+    return _pairwise(a, lo, n, np.float32(-0.0))
 
 
 @njit(cache=True, nogil=True)

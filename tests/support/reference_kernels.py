@@ -258,15 +258,22 @@ def turn_candidates_reference(z: np.ndarray, allowed: np.ndarray | None, size: i
     fav = ranked >= np.partition(ranked, c - kf, axis=1)[:, c - kf:c - kf + 1]
     agreed = np.zeros((0, c), dtype=bool)
     if known is not None and any(kn is not None and len(kn) for kn in known):
-        kk = min(c, KNOWN_MODEL_TOP)
-        top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
-        agreed = np.zeros_like(fav)
-        for q, kn in enumerate(known):
-            if kn is not None and len(kn):
-                agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
+        agreed = _agreed(ranked, wide, known, min(c, KNOWN_MODEL_TOP))
         fav = fav | agreed
     keep = np.flatnonzero(in_cand | fav.any(axis=0))
     return wide[keep], ranked[:, keep], fav[:, keep], agreed[:, keep]
+
+
+def _agreed(ranked: np.ndarray, wide: np.ndarray, known: list[np.ndarray | None], kk: int
+            ) -> np.ndarray:
+    """Per member, the columns in their model top ``kk`` that are among their known tracks."""
+    c = ranked.shape[1]
+    top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
+    agreed = np.zeros(ranked.shape, dtype=bool)
+    for q, kn in enumerate(known):
+        if kn is not None and len(kn):
+            agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
+    return agreed
 
 
 def turns_reference(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np.ndarray,
@@ -294,12 +301,7 @@ def turns_reference(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray,
     fav = ranked >= np.partition(ranked, c - k, axis=1)[:, c - k:c - k + 1]
     agreed = None
     if known is not None and any(kn is not None and len(kn) for kn in known):
-        kk = min(c, max(k, KNOWN_MODEL_TOP))
-        top = ranked >= np.partition(ranked, c - kk, axis=1)[:, c - kk:c - kk + 1]
-        agreed = np.zeros_like(fav)
-        for q, kn in enumerate(known):
-            if kn is not None and len(kn):
-                agreed[q] = top[q] & np.isin(wide, np.asarray(kn)[:KNOWN_TOP])
+        agreed = _agreed(ranked, wide, known, min(c, max(k, KNOWN_MODEL_TOP)))
         fav = fav | agreed
     # keep the group's candidates and every member's favourites, not the rest of the pools
     any_fav = fav.any(axis=0)
