@@ -14,6 +14,7 @@ from app.common.clock import utcnow
 from app.db import Assignment, Experiment
 from app.experiments import assignment
 from app.extensions import db
+from tests.support.sql import count_selects
 
 # ----- the pure function -----
 
@@ -192,18 +193,6 @@ def test_ab_cli(app):
                                  .where(Experiment.active.is_(True))) == 1
 
 
-def _count_selects(engine):
-    from sqlalchemy import event
-
-    seen = []
-
-    def count(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    return seen, lambda: event.remove(engine, "before_cursor_execute", count)
-
 
 def test_a_user_without_an_arm_is_read_again_only_after_the_experiment_cache_time(app):
     """A user who is never stored (anonymous calls store nothing) costs one query per
@@ -220,7 +209,7 @@ def test_a_user_without_an_arm_is_read_again_only_after_the_experiment_cache_tim
         db.session.add(Assignment(experiment_id=experiment.id, user_id=4242, arm=other,
                                   bucket=first.bucket, assigned_at=utcnow()))
         db.session.commit()  # as another worker would
-        selects, stop = _count_selects(db.engine)
+        selects, stop = count_selects(db.engine)
         try:
             again = assignment.arm_for(experiment, 4242)
         finally:
@@ -269,7 +258,7 @@ def test_a_user_without_an_arm_costs_no_query_of_their_own_while_nobody_is_assig
         assert not any(c.stored for c in first.values())
         time.sleep(0.4)
         experiment = assignment.serving_experiment()
-        selects, stop = _count_selects(db.engine)
+        selects, stop = count_selects(db.engine)
         try:
             again = {u: assignment.arm_for(experiment, u) for u in users}
         finally:

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import event, insert, delete
+from sqlalchemy import delete, insert
 
 from app.db import Genre, User, user_genres as user_genres_table
 from app.extensions import db
 from app.playlists.histories import GenresCache
-
-
-def _selects(engine):
-    seen = []
-
-    def count(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    return seen, lambda: event.remove(engine, "before_cursor_execute", count)
+from tests.support.sql import count_selects
 
 
 def _set_genres(user_id: int, names: list[str]) -> None:
@@ -44,7 +34,7 @@ def test_genres_are_read_again_only_after_the_interval(app):
         _set_genres(1, ["jazz", "pop"])  # as a re-import would
         db.session.add(User(user_id=3))
         db.session.commit()
-        seen, stop = _selects(db.engine)
+        seen, stop = count_selects(db.engine)
         try:
             got = cache.get([1, 2])
         finally:
