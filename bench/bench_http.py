@@ -92,8 +92,6 @@ def _free_port() -> int:
 
 def start_gunicorn(work: Path, env: dict[str, str], workers: int, access_log: bool
                    ) -> tuple[subprocess.Popen, str]:
-    import requests
-
     port = _free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers),
            "GUNICORN_ACCESSLOG": str(work / "access.log") if access_log else "/dev/null"}
@@ -102,22 +100,32 @@ def start_gunicorn(work: Path, env: dict[str, str], workers: int, access_log: bo
                              "wsgi:app"], cwd=ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    # one request per worker so that neither pays its first-request costs under wrk
+    if wait_healthy(proc, url, 4 * workers, 120):
+        return proc, url
+    stop(proc)
+    sys.exit("gunicorn did not become healthy; see " + str(work / "gunicorn.out"))
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, warm_requests: int, seconds: float) -> bool:
+    """Wait for ``/health`` to answer 200, then send ``warm_requests`` small predictions;
+    False when the server exits or ``seconds`` pass first."""
+    import requests
+
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             if requests.get(url + "/health", timeout=5).status_code == 200:
-                # one request per worker so that neither pays its first-request costs under wrk
-                for _ in range(4 * workers):
+                for _ in range(warm_requests):
                     requests.post(url + "/predict", json={"user_id": 101, "playlist_length": 5},
                                   timeout=30)
-                return proc, url
+                return True
         except requests.RequestException:
             pass
         if proc.poll() is not None:
-            break
+            return False
         time.sleep(0.3)
-    stop(proc)
-    sys.exit("gunicorn did not become healthy; see " + str(work / "gunicorn.out"))
+    return False
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,8 +35,6 @@ import bench_http  # noqa: E402
 
 def _start(root: Path, app: str, env: dict[str, str], work: Path, name: str,
            warm_predict: bool) -> tuple[subprocess.Popen, str]:
-    import requests
-
     port = bench_http._free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
            "GUNICORN_ACCESSLOG": "/dev/null"}
@@ -47,20 +44,8 @@ def _start(root: Path, app: str, env: dict[str, str], work: Path, name: str,
                             cwd=root / ("bench" if app.startswith("bench_") else ""), env=env,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=5).status_code == 200:
-                if warm_predict:
-                    for _ in range(8):
-                        requests.post(url + "/predict", json={"user_id": 101,
-                                                              "playlist_length": 5}, timeout=30)
-                return proc, url
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
+    if bench_http.wait_healthy(proc, url, 8 if warm_predict else 0, 180):
+        return proc, url
     bench_http.stop(proc)
     sys.exit(f"{name} did not start; see {work / f'interleaved-{name}.out'}")
 
