@@ -10,7 +10,8 @@ A/B assignment written before it) and the COMMIT is the DBAPI connection's: for 
 the ORM session's unit of work and SQLAlchemy's execution machinery cost more than the
 statement. Values go through the columns' own bind processors, so the stored row is the one
 SQLAlchemy would write, and driver errors are raised as SQLAlchemy's (a locked database is
-still a 503).
+still a 503); the member scores, fit and attribution arrive as JSON text already
+(``row_json``: the same text, made without building and encoding Python objects).
 """
 from __future__ import annotations
 

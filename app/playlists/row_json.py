@@ -50,9 +50,10 @@ def attribution_json(members: list[int], for_members, turns, reasons) -> JSONTex
     if not all(type(m) is int for m in members):
         return JSONText(json.dumps(_attribution_dicts(members, for_members, turns, reasons)))
     ids = [str(m) for m in members]
+    key = members.__getitem__  # the members' positions in the order of their user ids
     parts = []
     for fors, turn, said in zip(for_members, turns, reasons):
-        head = ('{"for": [' + ", ".join([str(m) for m in sorted(members[j] for j in fors)])
+        head = ('{"for": [' + ", ".join([ids[j] for j in sorted(fors, key=key)])
                 + '], "turn": ' + (ids[turn] if turn >= 0 else "null"))
         if said is None:
             parts.append(head + "}")
