@@ -12,7 +12,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# GUNICORN_ACCESSLOG: a file, "-" (stderr, the default) or off ("", "off", "none" or
+# /dev/null): gunicorn formats every access line for any path it is given, /dev/null included.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+if accesslog.strip().lower() in ("", "off", "none", "/dev/null"):
+    accesslog = None
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Heartbeat files on tmpfs: a container's overlay filesystem can stall them under I/O load.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -84,19 +84,21 @@ def _serve(endpoint: str, choice: Choice) -> Response:
         raise _api_error(exc) from None
 
     group = served.playlist.group
-    response = Response(served.playlist.answer, status=200, mimetype="application/json")
-    response.headers["X-Prediction-Id"] = served.prediction_id
-    response.headers["X-Model"] = group.model
+    # A new response holds only Content-Type and Content-Length, so these are added, not set
+    # (setting searches the list for the name first).
+    headers = [("X-Prediction-Id", served.prediction_id), ("X-Model", group.model)]
     if group.model == "advanced" and group.version:
         # only for playlists the trained model built: the base arm uses no trained model
-        response.headers["X-Model-Version"] = group.version
+        headers.append(("X-Model-Version", group.version))
     tokens = feedback_tokens.issue_all(served.prediction_id, members)
-    response.headers["X-Feedback-Token"] = tokens[req.user_id]
-    response.headers["X-Feedback-Tokens"] = feedback_tokens.header_value(tokens)
-    response.headers["Cache-Control"] = "no-store"  # the tokens are for this caller only
+    headers += [("X-Feedback-Token", tokens[req.user_id]),
+                ("X-Feedback-Tokens", feedback_tokens.header_value(tokens)),
+                ("Cache-Control", "no-store")]  # the tokens are for this caller only
     if choice == "ab":
-        response.headers["X-AB-Arm"] = served.arm or "none"
-        response.headers["X-Experiment"] = served.experiment or "none"
+        headers += [("X-AB-Arm", served.arm or "none"),
+                    ("X-Experiment", served.experiment or "none")]
+    response = Response(served.playlist.answer, status=200, mimetype="application/json")
+    response.headers.extend(headers)
     return response
 
 

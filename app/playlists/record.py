@@ -10,7 +10,8 @@ A/B assignment written before it) and the COMMIT is the DBAPI connection's: for 
 the ORM session's unit of work and SQLAlchemy's execution machinery cost more than the
 statement. Values go through the columns' own bind processors, so the stored row is the one
 SQLAlchemy would write, and driver errors are raised as SQLAlchemy's (a locked database is
-still a 503).
+still a 503); the member scores, fit and attribution arrive as JSON text already
+(``row_json``: the same text, made without building and encoding Python objects).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from app.playlists.build import Playlist
 from app.playlists.errors import CannotBuild, LogUnavailable
 from app.playlists.log import PredictionLogError, append_record
 from app.playlists.request import PlaylistRequest
+from app.playlists.row_json import JSONText, attribution_json, scores_json
 
 log = logging.getLogger(__name__)
 _TABLE = Prediction.__table__
@@ -56,7 +58,9 @@ class _Statement:
 
     def params(self, values: dict) -> tuple | dict:
         for key, proc in self.processors:
-            values[key] = proc(values[key])
+            value = values[key]
+            if type(value) is not JSONText:  # JSON text made by row_json is bound as it is
+                values[key] = proc(value)
         return values if self.order is None else tuple(values[k] for k in self.order)
 
 
@@ -123,8 +127,8 @@ def record(req: PlaylistRequest, playlist: Playlist, arm: ArmChoice | None, fall
         "strategy": group.strategy or (req.strategy if req.strategy_named else None),
         "exclude_explicit": req.rules.exclude_explicit, "track_ids": track_ids,
         "members": list(playlist.members),
-        "member_scores": rounded(group.member_scores),
-        "member_fit": rounded(group.member_fit), "attribution": _attribution(playlist),
+        "member_scores": scores_json(group.member_scores),
+        "member_fit": scores_json(group.member_fit), "attribution": _attribution(playlist),
         "elapsed_ms": round(elapsed * 1000, 3),
     })
     line = {
@@ -158,19 +162,15 @@ def time_ordered_id(now_ns: int | None = None) -> str:
     return f"{value:032x}"
 
 
-def _attribution(playlist: Playlist) -> list[dict] | None:
+def _attribution(playlist: Playlist) -> JSONText | None:
     """The stored form of whom each track is for (user ids), the member whose turn chose it
     and why it is there; None when no model attributed the tracks."""
-    group, members = playlist.group, playlist.members
+    group = playlist.group
     if group.for_members is None:
         return None
-    turns = group.turns or [-1] * len(group.indices)
-    reasons = playlist.reasons or [None] * len(group.indices)
-    return [{"for": sorted(members[j] for j in fors),
-             "turn": members[turn] if turn >= 0 else None}
-            | ({"reason": said[1], "reason_member": None if said[0] is None else members[said[0]]}
-               if said is not None else {})
-            for fors, turn, said in zip(group.for_members, turns, reasons)]
+    return attribution_json(playlist.members, group.for_members,
+                            group.turns or [-1] * len(group.indices),
+                            playlist.reasons or [None] * len(group.indices))
 
 
 def rounded(values: np.ndarray | None):

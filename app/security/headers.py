@@ -53,8 +53,14 @@ def init_security(app: Flask, *, production: bool = False) -> None:
     if production and app.config.get("SESSION_COOKIE_SECURE"):
         headers["Strict-Transport-Security"] = "max-age=31536000"
 
+    missing = [(name.lower(), name, value) for name, value in headers.items()]
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
+        # A header the response set itself is kept (any case). One pass over its headers,
+        # instead of a case-insensitive search of them per security header.
+        present = {name.lower() for name, _ in response.headers}
+        for lower, name, value in missing:
+            if lower not in present:
+                response.headers.add(name, value)
         return response

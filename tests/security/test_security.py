@@ -100,6 +100,24 @@ def test_security_headers_on_every_page(app, client):
     assert_security_headers(client.post("/predict", json={"user_id": 1}), "422")
 
 
+def test_a_security_header_a_response_sets_itself_is_kept_once(tmp_path):
+    """The hook adds only the headers a response lacks, whatever the case of its own."""
+    from flask import Response
+
+    app = create_app("testing")
+
+    @app.get("/own-frame-policy")
+    def _own():
+        return Response("x", headers=[("x-frame-options", "SAMEORIGIN"),
+                                      ("Referrer-Policy", "no-referrer")])
+
+    response = app.test_client().get("/own-frame-policy")
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
+    for name in set(SECURITY_HEADERS) - {"X-Frame-Options", "Referrer-Policy"}:
+        assert response.headers.getlist(name) == [SECURITY_HEADERS[name]], name
+
+
 def test_pages_have_no_inline_scripts(app, client):
     """The CSP would block them in a browser; catch them here instead of in production."""
     for path in _get_routes(app):

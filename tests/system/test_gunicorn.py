@@ -64,6 +64,19 @@ def test_gunicorn_config_defaults_to_port_8081_and_reads_workers_from_env(monkey
     assert config["workers"] == 5 and config["bind"] == "0.0.0.0:8081"
 
 
+def test_an_access_log_to_dev_null_is_off(monkeypatch):
+    """gunicorn formats each access line for any path, /dev/null too: that value means off."""
+    config: dict = {}
+    for value, expected in (("/dev/null", None), ("off", None), ("", None), ("-", "-"),
+                            ("/var/log/p.log", "/var/log/p.log")):
+        monkeypatch.setenv("GUNICORN_ACCESSLOG", value)
+        exec((ROOT / "gunicorn.conf.py").read_text(), config)
+        assert config["accesslog"] == expected, value
+    monkeypatch.delenv("GUNICORN_ACCESSLOG")
+    exec((ROOT / "gunicorn.conf.py").read_text(), config)
+    assert config["accesslog"] == "-"
+
+
 def test_a_started_worker_keeps_its_start_up_objects_out_of_full_collections():
     """A full collection walked every object the worker loaded (a pause of tens of ms on some
     request); after ``post_worker_init`` they are frozen, even when the model warm-up failed."""
