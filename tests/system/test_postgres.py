@@ -226,10 +226,19 @@ def test_two_app_servers_share_one_postgres(pg_world, tmp_path):
             arms = dict(db.session.execute(select(Assignment.user_id, Assignment.arm)).all())
             per_user = db.session.execute(select(Assignment.user_id, func.count())
                                           .group_by(Assignment.user_id)).all()
+            # the row's JSON columns, written as ready JSON text, read back as JSON values
+            stored = db.session.execute(select(Prediction.track_ids, Prediction.member_scores,
+                                               Prediction.attribution)
+                                        .where(Prediction.model == "advanced")).all()
             db.session.remove()
             db.engine.dispose()
         assert {r.id for r in rows} == ids[0] | ids[1]
         assert all(n == 1 for _, n in per_user)
+        assert stored
+        for playlist, scores, attribution in stored:
+            assert isinstance(scores, list) and len(scores) == len(playlist)
+            assert all(isinstance(v, float) and 0 <= v <= 1 for row in scores for v in row)
+            assert isinstance(attribution, list) and all("for" in a for a in attribution)
         for row in rows:
             if row.is_ab:  # an A/B row carries the user's one stored arm, and served it
                 assert row.arm == arms[row.user_id]
