@@ -44,14 +44,15 @@ _I = "int64[::1]"
 # callers, and a caller loaded from the cache needs no more of them (each eagerly compiled
 # function adds to a worker's start-up: bench/RESULTS.md).
 @njit(cache=True, nogil=True)
-def _artist_count(a, n_new, new_artist, pre_artist, pre_count, new_song, pre_song, s):
-    """Tracks by artist ``a`` already taken; -1 when song ``s`` is already taken."""
+def _allows(s, a, n_new, new_song, new_artist, pre_song, pre_artist, pre_count, cap):
+    """The playlist rules: song ``s`` not yet taken (before, or among the ``n_new`` taken
+    here) and fewer than ``cap`` tracks by artist ``a`` so far."""
     for k in range(len(pre_song)):
         if pre_song[k] == s:
-            return -1
+            return False
     for k in range(n_new):
         if new_song[k] == s:
-            return -1
+            return False
     count = 0
     for k in range(len(pre_artist)):
         if pre_artist[k] == a:
@@ -59,7 +60,7 @@ def _artist_count(a, n_new, new_artist, pre_artist, pre_count, new_song, pre_son
     for k in range(n_new):
         if new_artist[k] == a:
             count += 1
-    return count
+    return count < cap
 
 
 @njit(f"int64[::1]({_I}, {_I}, {_I}, {_I}, {_I}, int64, int64)", cache=True, nogil=True)
@@ -75,8 +76,7 @@ def greedy_fill(song, artist, pre_song, pre_artist, pre_count, cap, length):
         if n >= length:
             break
         s, a = song[p], artist[p]
-        got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
-        if got < 0 or got >= cap:
+        if not _allows(s, a, n, new_song, new_artist, pre_song, pre_artist, pre_count, cap):
             continue
         out[n] = p
         new_song[n] = s
@@ -127,8 +127,7 @@ def fair(lk, fit, delta, c_song, c_artist, pre_song, pre_artist, pre_count, cap,
             value[best] = -np.inf
             live -= 1
             s, a = c_song[best], c_artist[best]
-            got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
-            if got >= 0 and got < cap:
+            if _allows(s, a, n, new_song, new_artist, pre_song, pre_artist, pre_count, cap):
                 break
         out[n] = best
         new_song[n] = s
@@ -772,8 +771,7 @@ def turn_picks(tanh, fav, agreed, owed, fair_share, extra, known_limit, song_of,
             continue  # not used: another member may still take it as a favourite
         used[f] = True
         s, a = song[col], artist[col]
-        got = _artist_count(a, n, new_artist, pre_artist, pre_count, new_song, pre_song, s)
-        if got < 0 or got >= cap:
+        if not _allows(s, a, n, new_song, new_artist, pre_song, pre_artist, pre_count, cap):
             continue
         out[n] = col
         turns[n] = j

@@ -534,19 +534,17 @@ def _turns(z: np.ndarray, allowed: np.ndarray | None, cand: np.ndarray, song: np
                        taken=Taken.before(rules.max_per_artist, before))
         return chosen, [0] * len(chosen)
     k = favourite_count(n, rules.length)
-    if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
-        wide, in_cand = pools[1], pools[2]
-    elif favourites is not None:
-        pass
-    else:
-        mark = _own_pools(z, allowed, k)
-        mark[cand] = True
-        wide = np.flatnonzero(mark)
-        in_cand = np.zeros(len(wide), dtype=bool)
-        in_cand[np.searchsorted(wide, cand)] = True
     if favourites is not None:  # ``_turn_candidates``: the kept columns already scored
         cand, zc, fav, agreed = favourites
     else:
+        if pools is not None:  # ``_turn_pools``: the candidates and own pools already listed
+            wide, in_cand = pools[1], pools[2]
+        else:
+            mark = _own_pools(z, allowed, k)
+            mark[cand] = True
+            wide = np.flatnonzero(mark)
+            in_cand = np.zeros(len(wide), dtype=bool)
+            in_cand[np.searchsorted(wide, cand)] = True
         # every column of ``wide`` is allowed: the pools and ``cand`` are
         zc, fav, agreed, keep = kernels.turn_favourites(
             as_f32(z), as_int64(wide), np.ascontiguousarray(in_cand, dtype=bool), k,

@@ -174,13 +174,20 @@ def _group_scores(rng, m, n, trial):
     return np.ascontiguousarray(z)
 
 
+def _group_trial(rng, trial: int):
+    """A random group's size, catalogue size, scores (``_group_scores``) and, on odd trials,
+    a filter."""
+    m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
+    z = _group_scores(rng, m, n, trial)
+    allowed = rng.random(n) < 0.9 if trial % 2 else None
+    return m, n, z, allowed
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_turn_pools_kernel_equals_the_reference(seed):
     rng = np.random.default_rng(300 + seed)
     for trial in range(40):
-        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
-        z = _group_scores(rng, m, n, trial)
-        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        m, n, z, allowed = _group_trial(rng, trial)
         size, k = int(rng.choice([200, 300])), int(rng.choice([20, 40]))
         got = strategies._turn_pools(z, allowed, size, k)
         want = turn_pools_reference(z, allowed, size, k)
@@ -214,9 +221,7 @@ def test_turn_candidates_kernel_equals_the_reference(seed):
     rng = np.random.default_rng(350 + seed)
     answered = 0
     for trial in range(40):
-        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
-        z = _group_scores(rng, m, n, trial)
-        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        m, n, z, allowed = _group_trial(rng, trial)
         size, k = int(rng.choice([200, 300])), int(rng.choice([20, 40]))
         known = None
         if trial % 3 == 1:  # ``turns_known``: some members' heaviest known tracks
@@ -239,9 +244,7 @@ def test_turn_candidates_kernel_equals_the_reference(seed):
 def test_turns_kernel_equals_the_reference(seed):
     rng = np.random.default_rng(400 + seed)
     for trial in range(40):
-        m, n = int(rng.integers(2, 12)), int(rng.choice([3_000, 20_000]))
-        z = _group_scores(rng, m, n, trial)
-        allowed = rng.random(n) < 0.9 if trial % 2 else None
+        m, n, z, allowed = _group_trial(rng, trial)
         song = rng.integers(0, int(rng.choice([n // 2, n])), n)
         artist = rng.integers(0, int(rng.choice([30, n // 8])), n)
         rules = Rules(length=int(rng.choice([5, 20, 40])),
