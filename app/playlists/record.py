@@ -20,7 +20,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
@@ -171,21 +170,3 @@ def _attribution(playlist: Playlist) -> JSONText | None:
     return attribution_json(playlist.members, group.for_members,
                             group.turns or [-1] * len(group.indices),
                             playlist.reasons or [None] * len(group.indices))
-
-
-def rounded(values: np.ndarray | None):
-    """Four decimals (once, here): plenty for 0-1 likings, and what the prediction stores.
-    ``tolist`` gives the same Python floats as ``float(x)`` per element, at C speed.
-
-    The model's numbers are float32, and a float32 times 10⁴ is exact in float64 (24 + 10
-    significant bits), so ``rint`` (half to even) of it and a division by 10⁴ (correctly
-    rounded) give exactly Python's ``round(x, 4)``, in one pass instead of a call per number
-    (tests/playlists/test_serving.py compares them)."""
-    if values is None:
-        return None
-    values = np.asarray(values)
-    if values.dtype == np.float32:
-        return (np.rint(values.astype(np.float64) * 1e4) / 1e4).tolist()
-    if values.ndim == 1:
-        return [round(x, 4) for x in values.tolist()]
-    return [[round(x, 4) for x in row] for row in values.tolist()]

@@ -26,8 +26,8 @@ from app.playlists import service as playlists
 from app.playlists.build import Playlist, TrackDetails
 from app.playlists.errors import (AssignmentBusy, CannotBuild, InvalidRequest, LogUnavailable,
                                   ModelUnavailable, PlaylistError, UnknownUsers)
-from app.playlists.record import rounded
 from app.playlists.request import PlaylistRequest
+from app.playlists.row_json import rounded
 from app.web import bp
 from app.web.forms import (
     DEFAULT_LENGTH,

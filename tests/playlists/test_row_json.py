@@ -7,8 +7,8 @@ import numpy as np
 from sqlalchemy import text
 
 from app.extensions import db
-from app.playlists.record import rounded
-from app.playlists.row_json import JSONText, _attribution_dicts, attribution_json, scores_json
+from app.playlists.row_json import (JSONText, _attribution_dicts, attribution_json, rounded,
+                                    scores_json)
 
 
 def _edges() -> np.ndarray:

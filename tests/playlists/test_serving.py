@@ -462,7 +462,7 @@ def test_reload_interval_is_respected(api_world, tmp_path):
 def test_scores_are_rounded_exactly_as_round_does():
     """The stored and shown four-decimal numbers: the one-pass rounding of float32 arrays
     equals Python's ``round(x, 4)`` number by number, halves included."""
-    from app.playlists.record import rounded
+    from app.playlists.row_json import rounded
 
     rng = np.random.default_rng(4)
     halves = ((np.arange(10_000) + 0.5) / 1e4).astype(np.float32)
