@@ -37,7 +37,7 @@ def thresholds(z_sample: np.ndarray, share: float = FAVOURITE_SHARE) -> np.ndarr
     m, s = z_sample.shape
     if s == 0:
         return np.full(m, np.inf, np.float32)
-    k = min(s, max(1, math.ceil(share * s)))
+    k = favourite_rank(s, share)
     if z_sample.dtype != np.float32:
         return np.partition(z_sample, s - k, axis=1)[:, s - k]
     return kernels.kth_largest_rows(z_sample, k)  # the same value, without sorting the rest
@@ -59,9 +59,7 @@ def for_members(turns: list[int], favourite: np.ndarray | None) -> list[list[int
         raise ValueError("favourite has more tracks than turns")
     if fav.shape[1] < n:  # tracks past its columns are nobody's favourite
         fav = np.hstack([fav, np.zeros((len(fav), n - fav.shape[1]), bool)])
-    ptr, who = kernels.for_members(turn, fav)
-    who, ptr = who.tolist(), ptr.tolist()
-    return [who[ptr[t]:ptr[t + 1]] for t in range(n)]
+    return as_lists(*kernels.for_members(turn, fav))
 
 
 def attribute(z_chosen: np.ndarray, z_sample: np.ndarray, turns: list[int],

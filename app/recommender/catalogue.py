@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -89,15 +90,18 @@ class Catalogue:
     def artist_name(self, index: int) -> str:
         return str(self.meta.artist_names[self.meta.artist[index]])
 
+    @cached_property
+    def _audio_columns(self) -> dict[str, int]:
+        """Audio column by name (the first of a name), made once: every advanced playlist
+        asks for two columns."""
+        names = [str(n) for n in self.meta.audio_names]
+        if self.meta.audio.shape[1] != len(names):
+            return {}
+        return {n: j for j, n in reversed(list(enumerate(names)))}
+
     def audio_feature(self, name: str, indices) -> np.ndarray | None:
         """One audio column (e.g. tempo, energy) for some tracks; None when not imported."""
-        cols = self.__dict__.get("_audio_columns")
-        if cols is None:  # made once: every advanced playlist asks for two columns
-            names = [str(n) for n in self.meta.audio_names]
-            cols = ({n: j for j, n in reversed(list(enumerate(names)))}  # the first of a name
-                    if self.meta.audio.shape[1] == len(names) else {})
-            self._audio_columns = cols
-        col = cols.get(name)
+        col = self._audio_columns.get(name)
         if col is None:
             return None
         return self.meta.audio[np.asarray(indices, dtype=np.int64), col]
