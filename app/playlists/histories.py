@@ -239,15 +239,10 @@ def _stacked_lookup(keys: list[np.ndarray], asked: np.ndarray, span: int,
     shift = np.arange(m, dtype=np.int64) * span
     stacked = np.concatenate(keys).astype(np.int64, copy=False) + np.repeat(shift, sizes)
     wanted = (asked[None, :] + shift[:, None]).ravel()
-    pos = np.searchsorted(stacked, wanted)
-    np.minimum(pos, len(stacked) - 1, out=pos)
-    miss = stacked[pos] != wanted
-    out = []
-    for values in columns:
-        got = np.concatenate(values).astype(np.int64, copy=False)[pos]
-        got[miss] = 0
-        out.append(got.reshape(m, n))
-    return out
+    found = Counts.lookup(stacked, wanted,
+                          *(np.concatenate(values).astype(np.int64, copy=False)
+                            for values in columns))
+    return [got.reshape(m, n) for got in found]
 
 
 def known_histories(catalogue: Catalogue, members: list[int], weights) -> list[np.ndarray]:
