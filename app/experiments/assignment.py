@@ -152,8 +152,8 @@ def arm_for(experiment: Experiment | ExperimentSnapshot, user_id: int) -> ArmCho
     unassigned, ttl = _unassigned()
     seen = unassigned.get(key)
     stored = None
-    if seen is None or seen != _assignment_count(experiment.id, ttl):
-        count = _assignment_count(experiment.id, ttl)  # read before the user's row
+    count = _assignment_count(experiment.id, ttl)  # read before the user's row
+    if seen is None or seen != count:
         stored = stored_arm(experiment.id, user_id)
         if stored is None:
             unassigned.put(key, count)
